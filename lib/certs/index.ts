@@ -1,0 +1,7 @@
+export {
+  createCertificateAuthority,
+  createSelfSignedCertificate,
+  type CertificateAuthority,
+  type CertificateOptions,
+  type GeneratedCertificate,
+} from './certificate.js';

@@ -1,0 +1,380 @@
+import type { Duplex } from 'node:stream';
+import { adjustCapacity, adjustInterval } from './adaptive.js';
+import {
+  InvalidIdError,
+  PoolClosedError,
+  PoolError,
+  PoolErrorCode,
+  PoolNotStartedError,
+  PoolTimeoutError,
+} from './errors.js';
+import { assertValidId, randomId } from './ids.js';
+import { IdleStreams, type DropReason } from './idle-streams.js';
+import { countInto, type ClientPoolStats } from './stats.js';
+import type { ClientTransport, DialResult } from './transport.js';
+import { OptionReader, orderedPair } from './validate.js';
+import { KeyedWaiters, type WaitOptions } from './waiters.js';
+import { withDeadline, withTimeout } from './async.js';
+
+export interface ClientPoolOptions {
+  /** A name for stats, logs and errors. */
+  name?: string;
+  /** Lower bound of the adaptive capacity (default 1; 0 allowed in single mode). */
+  minCap?: number;
+  /** Upper bound of the adaptive capacity (default: minCap). */
+  maxCap?: number;
+  /** Lower bound of the creation interval in ms (default: min(1000, maxIvl)). */
+  minIvl?: number;
+  /** Upper bound of the creation interval in ms (default: minIvl). */
+  maxIvl?: number;
+  /** No ID exchange: streams get local IDs and `outgoingGet('')` takes any. */
+  isSingle?: boolean;
+  /** Default timeout of `outgoingGet` in ms (default 5000; `Infinity` waits forever). */
+  getTimeout?: number;
+  /** Dials in flight at once (default 32). */
+  maxConcurrentDials?: number;
+  /** Upper bound of `close()` in ms (default 5000). */
+  closeTimeout?: number;
+}
+
+export type ResolvedClientPoolOptions = Required<Omit<ClientPoolOptions, 'name'>> & { name: string };
+
+/** The keys `ClientPool` reads; a factory uses this to split options between the core and a transport. */
+export const CLIENT_POOL_OPTION_KEYS = [
+  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'closeTimeout',
+] as const;
+
+export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''): ResolvedClientPoolOptions {
+  const read = new OptionReader(options as Record<string, unknown>, prefix);
+  const isSingle = read.bool('isSingle', false);
+  const minCap = read.int('minCap', 1, isSingle ? 0 : 1);
+  const maxCap = read.int('maxCap', Math.max(minCap, 1), Math.max(minCap, 1) > 0 && !isSingle ? 1 : 0);
+  orderedPair(read, 'minCap', 'maxCap', minCap, maxCap);
+  const maxIvlGiven = options.maxIvl;
+  const minIvl = read.ms('minIvl', typeof maxIvlGiven === 'number' && maxIvlGiven > 0 ? Math.min(1000, maxIvlGiven) : 1000, 1);
+  const maxIvl = read.ms('maxIvl', minIvl, 1);
+  orderedPair(read, 'minIvl', 'maxIvl', minIvl, maxIvl);
+  const resolved: ResolvedClientPoolOptions = {
+    name: read.string('name') ?? 'default',
+    isSingle,
+    minCap,
+    maxCap,
+    minIvl,
+    maxIvl,
+    getTimeout: read.ms('getTimeout', 5000, 0, true),
+    maxConcurrentDials: read.int('maxConcurrentDials', 32, 1, 4096),
+    closeTimeout: read.ms('closeTimeout', 5000, 0),
+  };
+  read.rejectUnknown();
+  return resolved;
+}
+
+type State = 'new' | 'running' | 'closing' | 'closed';
+
+interface ActiveWaiter {
+  count: number;
+  resolve: () => void;
+  reject: (error: PoolError) => void;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * The dialing side. A manager loop keeps up to `capacity` idle pooled
+ * streams, each keyed by the ID the server assigned; `outgoingGet(id)` takes
+ * exactly that stream, the moment it is there.
+ */
+export class ClientPool {
+  readonly options: ResolvedClientPoolOptions;
+  private state: State = 'new';
+  private capacityNow: number;
+  private intervalNow: number;
+  private errors = 0;
+  private readonly idle: IdleStreams;
+  private readonly byId = new KeyedWaiters<Duplex>();
+  private readonly activeWaiters = new Set<ActiveWaiter>();
+  private readonly lifecycle = new AbortController();
+  private dialing = 0;
+  private manager?: Promise<void>;
+  private wake?: () => void;
+  private closing?: Promise<void>;
+  private readonly totals = { dials: 0, created: 0, taken: 0, rounds: 0 };
+  private readonly failures: Record<string, number> = {};
+  private readonly drops: Record<string, number> = {};
+
+  constructor(
+    readonly transport: ClientTransport,
+    options: ClientPoolOptions = {},
+  ) {
+    this.options = resolveClientPoolOptions(options);
+    this.capacityNow = this.options.minCap;
+    this.intervalNow = this.options.minIvl;
+    this.idle = new IdleStreams((id, reason) => this.dropped(reason));
+  }
+
+  /** Started and not closed (the Go pools' `Ready()`). */
+  get ready(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Idle pooled streams ready to be taken (the Go pools' `Active()`). */
+  get active(): number {
+    return this.idle.size;
+  }
+
+  get capacity(): number {
+    return this.capacityNow;
+  }
+
+  get interval(): number {
+    return this.intervalNow;
+  }
+
+  get errorCount(): number {
+    return this.errors;
+  }
+
+  addError(): void {
+    this.errors++;
+  }
+
+  resetError(): void {
+    this.errors = 0;
+  }
+
+  /** Starts the manager loop. Idempotent; a closed pool cannot restart. */
+  start(): void {
+    if (this.state === 'running') return;
+    if (this.state !== 'new') throw new PoolClosedError(`client pool ${this.options.name} is closed and cannot be restarted`);
+    this.state = 'running';
+    this.manager = this.run().catch(() => undefined);
+  }
+
+  /**
+   * Takes the stream the server named `id`. Resolves as soon as that stream
+   * is in the pool, also when it arrives after the call; rejects with
+   * `PoolTimeoutError` after `timeout` ms. In single mode `id` may be `''`:
+   * any ready stream, or a freshly dialed one.
+   */
+  async outgoingGet(id: string, options: number | WaitOptions = {}): Promise<Duplex> {
+    const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
+    const timeout = wait.timeout ?? this.options.getTimeout;
+    this.assertRunning();
+    if (this.options.isSingle && id === '') return this.takeAny(timeout, wait.signal);
+    if (!this.options.isSingle) assertValidId(id);
+    const ready = this.idle.take(id);
+    if (ready) return this.handOut(ready);
+    if (this.options.isSingle) throw new InvalidIdError(`no ready stream with local ID ${id} in single mode`);
+    const stream = await this.byId.wait(id, { timeout, signal: wait.signal }, () =>
+      `no pooled stream with ID ${id} arrived within ${timeout} ms (client pool ${this.options.name}, ${this.idle.size} idle)`,
+    );
+    return stream;
+  }
+
+  /** Resolves once at least `count` streams are idle. */
+  waitForActive(count = 1, timeout = this.options.getTimeout): Promise<void> {
+    this.assertRunning();
+    if (this.idle.size >= count) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const waiter: ActiveWaiter = {
+        count,
+        resolve: () => settle(resolve),
+        reject: (error) => settle(() => reject(error)),
+      };
+      const settle = (action: () => void): void => {
+        this.activeWaiters.delete(waiter);
+        if (waiter.timer) clearTimeout(waiter.timer);
+        action();
+      };
+      if (Number.isFinite(timeout)) {
+        waiter.timer = setTimeout(
+          () => waiter.reject(new PoolTimeoutError(`client pool ${this.options.name} did not reach ${count} idle streams within ${timeout} ms (${this.idle.size} idle)`)),
+          timeout,
+        );
+      }
+      this.activeWaiters.add(waiter);
+    });
+  }
+
+  /** Closes every idle stream; the manager refills on its next round. */
+  flush(): number {
+    return this.idle.destroyAll('flush');
+  }
+
+  /**
+   * Graceful close: stops dialing, rejects pending gets with
+   * `PoolClosedError`, closes idle streams and the transport's shared
+   * resources, bounded by `timeout`. Streams already taken are the
+   * application's and stay open. Idempotent; never rejects.
+   */
+  close(timeout = this.options.closeTimeout): Promise<void> {
+    if (this.closing) return this.closing;
+    const wasRunning = this.state === 'running';
+    this.state = 'closing';
+    this.lifecycle.abort();
+    this.wake?.();
+    const closed = new PoolClosedError(`client pool ${this.options.name} is closed`);
+    this.byId.failAll(closed);
+    for (const waiter of [...this.activeWaiters]) waiter.reject(closed);
+    this.idle.destroyAll('shutdown');
+    const drained = Promise.allSettled([this.manager, this.transport.close()]).then(() => undefined);
+    this.closing = withTimeout(wasRunning ? drained : this.transport.close().catch(() => undefined), timeout).then(() => {
+      this.state = 'closed';
+    });
+    return this.closing;
+  }
+
+  get stats(): ClientPoolStats {
+    return {
+      role: 'client',
+      name: this.options.name,
+      transport: this.transport.kind,
+      state: this.state,
+      ready: this.ready,
+      active: this.idle.size,
+      capacity: this.capacityNow,
+      interval: this.intervalNow,
+      minCap: this.options.minCap,
+      maxCap: this.options.maxCap,
+      minIvl: this.options.minIvl,
+      maxIvl: this.options.maxIvl,
+      isSingle: this.options.isSingle,
+      errorCount: this.errors,
+      dialing: this.dialing,
+      waiting: this.byId.size + this.activeWaiters.size,
+      oldestIdleMs: this.idle.oldestAge(),
+      totals: { ...this.totals },
+      failures: { ...this.failures },
+      drops: { ...this.drops },
+      transportStats: this.transport.stats?.() ?? {},
+    };
+  }
+
+  // ---- manager --------------------------------------------------------
+
+  private async run(): Promise<void> {
+    const bounds = { min: this.options.minCap, max: this.options.maxCap };
+    const intervals = { min: this.options.minIvl, max: this.options.maxIvl };
+    while (this.state === 'running') {
+      this.intervalNow = adjustInterval(this.intervalNow, this.idle.size, this.capacityNow, intervals);
+      const created = await this.fill(this.capacityNow - this.idle.size);
+      if (this.state !== 'running') return;
+      this.capacityNow = adjustCapacity(this.capacityNow, created, bounds);
+      this.totals.rounds++;
+      await this.sleep(this.intervalNow);
+    }
+  }
+
+  /** One creation round: `need` dials, at most `maxConcurrentDials` at once. */
+  private async fill(need: number): Promise<number> {
+    if (need <= 0) return 0;
+    let started = 0;
+    let created = 0;
+    const worker = async (): Promise<void> => {
+      while (started < need && this.state === 'running') {
+        started++;
+        if (await this.createOne()) created++;
+      }
+    };
+    const workers = Math.min(need, this.options.maxConcurrentDials);
+    await Promise.all(Array.from({ length: workers }, worker));
+    return created;
+  }
+
+  private async createOne(): Promise<boolean> {
+    let result: DialResult;
+    try {
+      result = await this.dial();
+    } catch (error) {
+      if (this.state === 'running') this.failed(error);
+      return false;
+    }
+    return this.admit(result);
+  }
+
+  private async dial(): Promise<DialResult> {
+    this.dialing++;
+    this.totals.dials++;
+    try {
+      return await this.transport.dial({ signal: this.lifecycle.signal, readId: !this.options.isSingle });
+    } finally {
+      this.dialing--;
+    }
+  }
+
+  /** A fresh stream joins the pool, or goes straight to whoever waits for its ID. */
+  private admit({ id, stream }: DialResult): boolean {
+    if (this.state !== 'running') {
+      stream.destroy();
+      this.dropped('late');
+      return false;
+    }
+    const key = id ?? this.localId();
+    if (this.idle.has(key)) {
+      stream.destroy();
+      this.dropped('duplicate');
+      return false;
+    }
+    this.totals.created++;
+    if (this.byId.offer(key, stream)) {
+      this.totals.taken++;
+      return true;
+    }
+    this.idle.add(key, stream);
+    for (const waiter of [...this.activeWaiters]) if (this.idle.size >= waiter.count) waiter.resolve();
+    return true;
+  }
+
+  private async takeAny(timeout: number, signal?: AbortSignal): Promise<Duplex> {
+    const ready = this.idle.takeOldest();
+    if (ready) return this.handOut(ready[1]);
+    const dial = this.dial().then(({ stream }) => stream);
+    try {
+      return this.handOut(await withDeadline(dial, timeout, signal, `single-mode dial did not complete within ${timeout} ms`));
+    } catch (error) {
+      dial.then((stream) => stream.destroy(), () => undefined);
+      if (error instanceof PoolError) {
+        if (error.code !== PoolErrorCode.TIMEOUT) this.failed(error);
+        throw error;
+      }
+      throw error;
+    }
+  }
+
+  private handOut(stream: Duplex): Duplex {
+    this.totals.taken++;
+    return stream;
+  }
+
+  private localId(): string {
+    let id = randomId();
+    while (this.idle.has(id)) id = randomId();
+    return id;
+  }
+
+  private failed(error: unknown): void {
+    this.errors++;
+    const code = error instanceof PoolError ? error.code : 'UNKNOWN';
+    countInto(this.failures, code);
+  }
+
+  private dropped(reason: DropReason): void {
+    countInto(this.drops, reason);
+    if (reason === 'error' || reason === 'end' || reason === 'close' || reason === 'stale') this.errors++;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private assertRunning(): void {
+    if (this.state === 'new') throw new PoolNotStartedError(`client pool ${this.options.name} has not been started: call start() first (the Nest module does it unless autoStart is false)`);
+    if (this.state !== 'running') throw new PoolClosedError(`client pool ${this.options.name} is closed`);
+  }
+}

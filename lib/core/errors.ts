@@ -1,0 +1,118 @@
+/**
+ * Every failure a caller of this library can meet is a `PoolError` with a
+ * stable `code`. Match on `code` (or `instanceof`), never on the message.
+ */
+export const PoolErrorCode = {
+  TIMEOUT: 'POOL_ERR_TIMEOUT',
+  CLOSED: 'POOL_ERR_CLOSED',
+  NOT_STARTED: 'POOL_ERR_NOT_STARTED',
+  REFUSED: 'POOL_ERR_REFUSED',
+  IP_NOT_ALLOWED: 'POOL_ERR_IP_NOT_ALLOWED',
+  POOL_FULL: 'POOL_ERR_FULL',
+  DIAL: 'POOL_ERR_DIAL',
+  HANDSHAKE: 'POOL_ERR_HANDSHAKE',
+  INVALID_ID: 'POOL_ERR_INVALID_ID',
+  INVALID_OPTIONS: 'POOL_ERR_INVALID_OPTIONS',
+  DUPLICATE_POOL: 'POOL_ERR_DUPLICATE_POOL',
+  ABORTED: 'POOL_ERR_ABORTED',
+} as const;
+
+export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
+
+export class PoolError extends Error {
+  readonly code: PoolErrorCode;
+
+  constructor(code: PoolErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A get (`outgoingGet`, `incomingGet`, `waitForActive`) ran out of time. */
+export class PoolTimeoutError extends PoolError {
+  constructor(message: string) {
+    super(PoolErrorCode.TIMEOUT, message);
+  }
+}
+
+/** The pool is closing or closed; pending gets are rejected with this. */
+export class PoolClosedError extends PoolError {
+  constructor(message = 'the pool is closed') {
+    super(PoolErrorCode.CLOSED, message);
+  }
+}
+
+/** A get or a dial was attempted on a pool that was never started. */
+export class PoolNotStartedError extends PoolError {
+  constructor(message = 'the pool has not been started: call start() first (the Nest module does it unless autoStart is false)') {
+    super(PoolErrorCode.NOT_STARTED, message);
+  }
+}
+
+/** The peer refused a pooled connection (closed it, or answered with a refusal status). */
+export class PoolRefusedError extends PoolError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(PoolErrorCode.REFUSED, message, options);
+  }
+}
+
+/** A server pool refused a peer whose address is not in `allowedIps`. */
+export class IpNotAllowedError extends PoolError {
+  readonly address: string;
+  constructor(address: string) {
+    super(PoolErrorCode.IP_NOT_ALLOWED, `peer address ${address} is not in allowedIps`);
+    this.address = address;
+  }
+}
+
+/** A server pool refused a connection because it already holds `maxCap` streams. */
+export class PoolFullError extends PoolError {
+  constructor(maxCap: number) {
+    super(PoolErrorCode.POOL_FULL, `the pool already holds its maximum of ${maxCap} streams (maxCap)`);
+  }
+}
+
+/** Dialing the server failed (refused, unreachable, DNS, dial timeout). */
+export class DialError extends PoolError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(PoolErrorCode.DIAL, message, options);
+  }
+}
+
+/** TLS or the ID exchange failed (bad certificate, wrong hostname, short or malformed ID, timeout). */
+export class HandshakeError extends PoolError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(PoolErrorCode.HANDSHAKE, message, options);
+  }
+}
+
+/** An ID that is not valid for the chosen wire form (or for `outgoingGet`). */
+export class InvalidIdError extends PoolError {
+  constructor(message: string) {
+    super(PoolErrorCode.INVALID_ID, message);
+  }
+}
+
+/** Options that fail validation; the message names the option, the value and what was expected. */
+export class InvalidOptionsError extends PoolError {
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super(PoolErrorCode.INVALID_OPTIONS, `invalid option ${option}: ${message}`);
+    this.option = option;
+  }
+}
+
+/** Two pool registrations with the same name (Nest layer). */
+export class DuplicatePoolError extends PoolError {
+  constructor(message: string) {
+    super(PoolErrorCode.DUPLICATE_POOL, message);
+  }
+}
+
+/** A get was cancelled through its AbortSignal. */
+export class PoolAbortedError extends PoolError {
+  constructor(message = 'the operation was aborted') {
+    super(PoolErrorCode.ABORTED, message);
+  }
+}

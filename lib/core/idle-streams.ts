@@ -1,0 +1,122 @@
+import type { Duplex } from 'node:stream';
+
+/** Why an idle pooled stream left the pool without being taken. */
+export type DropReason = 'error' | 'end' | 'close' | 'stale' | 'duplicate' | 'flush' | 'shutdown' | 'late';
+
+interface Entry {
+  readonly stream: Duplex;
+  readonly since: number;
+  readonly detach: () => void;
+}
+
+/**
+ * Idle pooled streams by ID, in arrival order. While a stream is idle the
+ * pool owns its `error`, `end` and `close` events: a stream that dies leaves
+ * at once and its error never reaches the process. Bytes that arrive stay in
+ * the stream's own buffer (it is never switched to flowing mode), so the
+ * application reads them first when it takes the stream.
+ */
+export class IdleStreams {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly onDrop: (id: string, reason: DropReason, error?: unknown) => void) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  has(id: string): boolean {
+    return this.entries.has(id);
+  }
+
+  ids(): IterableIterator<string> {
+    return this.entries.keys();
+  }
+
+  /** Milliseconds the oldest idle stream has waited. */
+  oldestAge(now = Date.now()): number {
+    const first = this.entries.values().next();
+    return first.done ? 0 : now - first.value.since;
+  }
+
+  add(id: string, stream: Duplex): void {
+    const drop = (reason: DropReason, error?: unknown): void => {
+      if (this.entries.get(id)?.stream !== stream) return;
+      this.remove(id);
+      stream.destroy();
+      this.onDrop(id, reason, error);
+    };
+    const onError = (error: unknown): void => drop('error', error);
+    const onEnd = (): void => drop('end');
+    const onClose = (): void => drop('close');
+    // A paused stream emits 'end' only once something reads: on 'readable'
+    // with nothing buffered, read(0) lets a bare FIN surface as 'end'. With
+    // bytes buffered, nothing is read: they and the FIN wait for the taker.
+    const onReadable = (): void => {
+      if (stream.readableLength === 0) stream.read(0);
+    };
+    stream.on('error', onError);
+    stream.on('end', onEnd);
+    stream.on('close', onClose);
+    stream.on('readable', onReadable);
+    const detach = (): void => {
+      stream.off('error', onError);
+      stream.off('end', onEnd);
+      stream.off('close', onClose);
+      stream.off('readable', onReadable);
+    };
+    this.entries.set(id, { stream, since: Date.now(), detach });
+    if (isDead(stream)) drop('stale');
+  }
+
+  /** Takes the stream with this ID, if it is here and still alive. */
+  take(id: string): Duplex | undefined {
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    this.remove(id);
+    if (isDead(entry.stream)) {
+      entry.stream.destroy();
+      this.onDrop(id, 'stale');
+      return undefined;
+    }
+    return entry.stream;
+  }
+
+  /** Takes the oldest live stream, dropping dead ones on the way. */
+  takeOldest(): [string, Duplex] | undefined {
+    for (const id of this.entries.keys()) {
+      const stream = this.take(id);
+      if (stream) return [id, stream];
+    }
+    return undefined;
+  }
+
+  /** Destroys every idle stream; returns how many there were. */
+  destroyAll(reason: DropReason): number {
+    const ids = [...this.entries.keys()];
+    for (const id of ids) {
+      const entry = this.entries.get(id)!;
+      this.remove(id);
+      entry.stream.destroy();
+      this.onDrop(id, reason);
+    }
+    return ids.length;
+  }
+
+  private remove(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    entry.detach();
+  }
+}
+
+/** A stream that can no longer carry data both ways. */
+function isDead(stream: Duplex): boolean {
+  return (
+    stream.destroyed ||
+    stream.writableEnded ||
+    (stream.readableEnded && stream.readableLength === 0) ||
+    stream.errored != null
+  );
+}

@@ -1,0 +1,309 @@
+import type { Duplex } from 'node:stream';
+import { withTimeout } from './async.js';
+import { InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
+import { FIRST_ID, IdAllocator } from './ids.js';
+import { IdleStreams, type DropReason } from './idle-streams.js';
+import { createAddressFilter, type AddressFilter } from './ip-filter.js';
+import { countInto, type ServerPoolStats } from './stats.js';
+import type { Admission, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
+import { OptionReader } from './validate.js';
+import { WaiterQueue, type WaitOptions } from './waiters.js';
+
+export interface ServerPoolOptions {
+  name?: string;
+  /** Most streams held at once, idle plus handshaking (default 4096); more are refused. */
+  maxCap?: number;
+  /** Peer addresses served: one IP, a CIDR subnet, or a list (default: any). */
+  allowedIps?: string | string[];
+  /** Default timeout of `incomingGet` in ms (default `Infinity`: wait until a stream comes or the pool closes). */
+  getTimeout?: number;
+  /**
+   * Keep the first stream of the pool's life (ID `00000000`, on transports
+   * that issue it) out of `incomingGet`/`incoming`; take it with
+   * `firstStream()`, e.g. as a control channel, as NodePass does.
+   */
+  reserveFirstId?: boolean;
+  /** Upper bound of `close()` in ms (default 5000). */
+  closeTimeout?: number;
+}
+
+export type ResolvedServerPoolOptions = {
+  name: string;
+  maxCap: number;
+  allowedIps: string[] | undefined;
+  getTimeout: number;
+  reserveFirstId: boolean;
+  closeTimeout: number;
+};
+
+export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout'] as const;
+
+export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''): ResolvedServerPoolOptions & { filter: AddressFilter } {
+  const read = new OptionReader(options as Record<string, unknown>, prefix);
+  const allowed = read.raw('allowedIps') as string | string[] | undefined;
+  const filter = createAddressFilter(allowed, read.name('allowedIps'));
+  const resolved = {
+    name: read.string('name') ?? 'default',
+    maxCap: read.int('maxCap', 4096, 1, 1_000_000),
+    allowedIps: allowed === undefined ? undefined : typeof allowed === 'string' ? [allowed] : [...allowed],
+    getTimeout: read.ms('getTimeout', Infinity, 0, true),
+    reserveFirstId: read.bool('reserveFirstId', false),
+    closeTimeout: read.ms('closeTimeout', 5000, 0),
+    filter,
+  };
+  read.rejectUnknown();
+  return resolved;
+}
+
+type State = 'new' | 'running' | 'closing' | 'closed';
+export type IncomingStream = [id: string, stream: Duplex];
+
+/**
+ * The listening side. Every accepted pooled stream gets an ID the pool
+ * draws; the application takes ready `[id, stream]` pairs in arrival order
+ * and tells the other side the `id`.
+ */
+export class ServerPool {
+  readonly options: ResolvedServerPoolOptions;
+  private readonly filter: AddressFilter;
+  private state: State = 'new';
+  private errors = 0;
+  private readonly idle: IdleStreams;
+  private readonly handshaking = new Set<string>();
+  private readonly ids: IdAllocator;
+  private readonly incoming = new WaiterQueue<IncomingStream>();
+  private readonly reserved = new WaiterQueue<Duplex>();
+  private reservedStream?: Duplex;
+  private closing?: Promise<void>;
+  private readonly totals = { accepted: 0, taken: 0 };
+  private readonly refusals: Record<string, number> = {};
+  private readonly drops: Record<string, number> = {};
+
+  constructor(
+    readonly transport: ServerTransport,
+    options: ServerPoolOptions = {},
+  ) {
+    const { filter, ...resolved } = resolveServerPoolOptions(options);
+    this.options = resolved;
+    this.filter = filter;
+    this.idle = new IdleStreams((_id, reason) => this.dropped(reason));
+    this.ids = new IdAllocator((id) => this.idle.has(id) || this.handshaking.has(id), transport.firstIdZero);
+  }
+
+  get ready(): boolean {
+    return this.state === 'running';
+  }
+
+  get active(): number {
+    return this.idle.size;
+  }
+
+  get capacity(): number {
+    return this.options.maxCap;
+  }
+
+  get interval(): number {
+    return 0;
+  }
+
+  get errorCount(): number {
+    return this.errors;
+  }
+
+  addError(): void {
+    this.errors++;
+  }
+
+  resetError(): void {
+    this.errors = 0;
+  }
+
+  /** The bound address, once listening. */
+  address(): ReturnType<ServerTransport['address']> {
+    return this.transport.address();
+  }
+
+  /** Starts listening. Idempotent; rejects if the transport cannot listen. */
+  async start(): Promise<void> {
+    if (this.state === 'running') return;
+    if (this.state !== 'new') throw new PoolClosedError(`server pool ${this.options.name} is closed and cannot be restarted`);
+    this.state = 'running';
+    try {
+      await this.transport.listen(this.acceptor);
+    } catch (error) {
+      this.state = 'closed';
+      throw error;
+    }
+  }
+
+  /**
+   * The oldest ready `[id, stream]`, or the next one to arrive; rejects with
+   * `PoolTimeoutError` after `timeout` ms, `PoolClosedError` on close.
+   */
+  incomingGet(options: number | WaitOptions = {}): Promise<IncomingStream> {
+    const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
+    try {
+      this.assertRunning();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const ready = this.takeOldest();
+    if (ready) return Promise.resolve(ready);
+    const timeout = wait.timeout ?? this.options.getTimeout;
+    return this.incoming.wait({ timeout, signal: wait.signal }, () =>
+      `no pooled stream arrived within ${timeout} ms (server pool ${this.options.name})`,
+    );
+  }
+
+  /**
+   * Calls `listener` with each stream as it becomes ready, taking turns with
+   * other subscribers and pending gets; each stream goes to exactly one.
+   * Streams wait in the pool while nobody listens. `onClose` runs when the
+   * pool closes. Returns the unsubscribe function.
+   */
+  onIncoming(listener: (incoming: IncomingStream) => void, onClose: (error: PoolError) => void = () => undefined): () => void {
+    this.assertRunning();
+    const unsubscribe = this.incoming.subscribe(listener, onClose);
+    // Drain what was waiting, one at a time through the queue so other waiters keep their turn.
+    for (let ready = this.takeOldest(); ready; ready = this.takeOldest()) {
+      if (!this.incoming.offer(ready)) {
+        this.idle.add(ready[0], ready[1]);
+        this.totals.taken--;
+        break;
+      }
+    }
+    return unsubscribe;
+  }
+
+  /** With `reserveFirstId`: the `00000000` stream, once it is there. */
+  firstStream(options: number | WaitOptions = {}): Promise<Duplex> {
+    const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
+    if (!this.options.reserveFirstId || !this.transport.firstIdZero) {
+      return Promise.reject(new InvalidOptionsError('reserveFirstId', `server pool ${this.options.name} reserves no first stream: set reserveFirstId on a transport that issues ${FIRST_ID} first (http2, ws, tcp with idFormat "raw4")`));
+    }
+    if (this.reservedStream) {
+      const stream = this.reservedStream;
+      this.reservedStream = undefined;
+      return Promise.resolve(stream);
+    }
+    const timeout = wait.timeout ?? this.options.getTimeout;
+    return this.reserved.wait({ timeout, signal: wait.signal }, () => `the first stream (${FIRST_ID}) did not arrive within ${timeout} ms`);
+  }
+
+  /** Closes every idle stream. */
+  flush(): number {
+    return this.idle.destroyAll('flush');
+  }
+
+  /**
+   * Graceful close: stops accepting, rejects pending gets with
+   * `PoolClosedError`, closes idle streams and the listener, bounded by
+   * `timeout`. Streams already taken stay open. Idempotent; never rejects.
+   */
+  close(timeout = this.options.closeTimeout): Promise<void> {
+    if (this.closing) return this.closing;
+    const wasStarted = this.state !== 'new';
+    this.state = 'closing';
+    const closed = new PoolClosedError(`server pool ${this.options.name} is closed`);
+    this.incoming.failAll(closed);
+    this.reserved.failAll(closed);
+    this.reservedStream?.destroy();
+    this.idle.destroyAll('shutdown');
+    const transportClosed = wasStarted ? this.transport.close() : Promise.resolve();
+    this.closing = withTimeout(transportClosed, timeout).then(() => {
+      this.state = 'closed';
+    });
+    return this.closing;
+  }
+
+  get stats(): ServerPoolStats {
+    return {
+      role: 'server',
+      name: this.options.name,
+      transport: this.transport.kind,
+      state: this.state,
+      ready: this.ready,
+      active: this.idle.size,
+      capacity: this.options.maxCap,
+      maxCap: this.options.maxCap,
+      errorCount: this.errors,
+      handshaking: this.handshaking.size,
+      waiting: this.incoming.size,
+      oldestIdleMs: this.idle.oldestAge(),
+      totals: { ...this.totals },
+      refusals: { ...this.refusals },
+      drops: { ...this.drops },
+      transportStats: this.transport.stats?.() ?? {},
+    };
+  }
+
+  // ---- the transport's side -------------------------------------------
+
+  private readonly acceptor: ServerAcceptor = {
+    admit: (remoteAddress) => this.admit(remoteAddress),
+    refused: (reason) => this.refuse(reason),
+  };
+
+  private admit(remoteAddress: string | undefined): Admission | Refusal {
+    if (this.state !== 'running') return this.refuse('closed');
+    if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full');
+    if (!this.filter(remoteAddress)) return this.refuse('ip');
+    const id = this.ids.next();
+    this.handshaking.add(id);
+    let settled = false;
+    return {
+      id,
+      accept: (stream) => {
+        if (settled) return;
+        settled = true;
+        this.handshaking.delete(id);
+        this.arrived(id, stream);
+      },
+      fail: (reason) => {
+        if (settled) return;
+        settled = true;
+        this.handshaking.delete(id);
+        this.errors++;
+        countInto(this.refusals, reason);
+      },
+    };
+  }
+
+  private arrived(id: string, stream: Duplex): void {
+    if (this.state !== 'running') {
+      stream.destroy();
+      this.dropped('late');
+      return;
+    }
+    this.totals.accepted++;
+    if (id === FIRST_ID && this.options.reserveFirstId) {
+      if (!this.reserved.offer(stream)) this.reservedStream = stream;
+      return;
+    }
+    this.totals.taken++;
+    if (this.incoming.offer([id, stream])) return;
+    this.totals.taken--;
+    this.idle.add(id, stream);
+  }
+
+  private refuse<R extends string>(reason: R): R {
+    countInto(this.refusals, reason);
+    return reason;
+  }
+
+  private takeOldest(): IncomingStream | undefined {
+    const ready = this.idle.takeOldest();
+    if (ready) this.totals.taken++;
+    return ready;
+  }
+
+  private dropped(reason: DropReason): void {
+    countInto(this.drops, reason);
+    if (reason === 'error' || reason === 'end' || reason === 'close' || reason === 'stale') this.errors++;
+  }
+
+  private assertRunning(): void {
+    if (this.state === 'new') throw new PoolNotStartedError(`server pool ${this.options.name} has not been started: call start() first (the Nest module does it unless autoStart is false)`);
+    if (this.state !== 'running') throw new PoolClosedError(`server pool ${this.options.name} is closed`);
+  }
+}

@@ -1,0 +1,55 @@
+/** Plain snapshots: safe to log, serialise, or hand to a health check. */
+
+export type PoolState = 'new' | 'running' | 'closing' | 'closed';
+
+interface CommonStats {
+  name: string;
+  /** The transport's kind: 'tcp', 'tls', 'http2', 'ws'... */
+  transport: string;
+  state: PoolState;
+  /** Started and not closed. */
+  ready: boolean;
+  /** Idle pooled streams ready to be taken. */
+  active: number;
+  capacity: number;
+  errorCount: number;
+  /** Pending gets. */
+  waiting: number;
+  /** Age in ms of the oldest idle stream. */
+  oldestIdleMs: number;
+  /** Idle streams that left without being taken, by reason. */
+  drops: Record<string, number>;
+  /** Figures the transport adds (sessions, handshakes...). */
+  transportStats: Record<string, unknown>;
+}
+
+export interface ClientPoolStats extends CommonStats {
+  role: 'client';
+  interval: number;
+  minCap: number;
+  maxCap: number;
+  minIvl: number;
+  maxIvl: number;
+  isSingle: boolean;
+  /** Dials in flight. */
+  dialing: number;
+  totals: { dials: number; created: number; taken: number; rounds: number };
+  /** Failed dials, by error code. */
+  failures: Record<string, number>;
+}
+
+export interface ServerPoolStats extends CommonStats {
+  role: 'server';
+  maxCap: number;
+  /** Connections admitted and still in their handshake. */
+  handshaking: number;
+  totals: { accepted: number; taken: number };
+  /** Connections turned away, by reason ('full', 'ip', 'handshake-timeout', 'tls'...). */
+  refusals: Record<string, number>;
+}
+
+export type PoolStats = ClientPoolStats | ServerPoolStats;
+
+export function countInto(counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1;
+}

@@ -1,0 +1,72 @@
+import type { Duplex } from 'node:stream';
+
+/**
+ * The seam between the pool core and a transport. The core knows pooled
+ * streams only as `Duplex`es; a transport knows nothing of pools. A new
+ * transport is one folder that implements these two interfaces.
+ */
+
+export interface DialContext {
+  /** Aborted when the pool closes: stop, destroy what was opened, reject. */
+  readonly signal: AbortSignal;
+  /** False in single mode: no ID exchange, return `id: null`. */
+  readonly readId: boolean;
+}
+
+export interface DialResult {
+  /** The server-assigned ID (8 lowercase hex chars), or null in single mode. */
+  readonly id: string | null;
+  /** The pooled stream, positioned just after the ID: bytes after it are still unread. */
+  readonly stream: Duplex;
+}
+
+export interface ClientTransport {
+  /** A short name for stats and logs: 'tcp', 'tls', 'http2', 'ws'... */
+  readonly kind: string;
+  /**
+   * Opens one pooled stream and runs the ID handshake. Rejects with a
+   * `PoolError` (`DialError`, `HandshakeError`, `PoolRefusedError`,
+   * `InvalidIdError`...) and leaves nothing open when it fails.
+   */
+  dial(context: DialContext): Promise<DialResult>;
+  /** Releases what the transport shares between streams (sessions, agents). */
+  close(): Promise<void>;
+  /** Transport-specific figures merged into the pool's stats. */
+  stats?(): Record<string, unknown>;
+}
+
+/** Why a server pool turned a connection away before its handshake. */
+export type Refusal = 'full' | 'ip' | 'closed';
+
+/** A slot and an ID reserved for a connection that is still handshaking. */
+export interface Admission {
+  readonly id: string;
+  /** The peer has been sent its ID: the stream joins the pool. */
+  accept(stream: Duplex): void;
+  /** The handshake failed; `reason` is counted in the stats. */
+  fail(reason: string, error?: unknown): void;
+}
+
+export interface ServerAcceptor {
+  /**
+   * Called for each new connection, before any TLS: checks capacity, then
+   * the peer address, and reserves an ID. A string is a refusal; the
+   * transport turns it away in its own way (bare close, 403, 503...).
+   */
+  admit(remoteAddress: string | undefined): Admission | Refusal;
+  /** Counts a refusal the transport decided on its own (bad ALPN, wrong path...). */
+  refused(reason: string): void;
+}
+
+export interface ServerTransport {
+  readonly kind: string;
+  /** Whether this wire form issues `00000000` as the first ID of a pool's life. */
+  readonly firstIdZero: boolean;
+  /** Starts accepting; resolves once listening. */
+  listen(acceptor: ServerAcceptor): Promise<void>;
+  /** The bound address once listening. */
+  address(): { address: string; port: number; family: string } | null;
+  /** Stops accepting, frees the listener, aborts handshakes in progress. */
+  close(): Promise<void>;
+  stats?(): Record<string, unknown>;
+}

@@ -1,0 +1,130 @@
+import { PoolAbortedError, PoolError, PoolTimeoutError } from './errors.js';
+
+export interface WaitOptions {
+  /** Milliseconds; `Infinity` waits until the value comes, the pool closes or `signal` aborts. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Something waiting for a value. A one-shot sink (a pending get) leaves the
+ * queue when served; a persistent sink (a subscription) goes to the back of
+ * the queue, so several subscribers take turns.
+ */
+interface Sink<T> {
+  deliver(value: T): void;
+  fail(error: PoolError): void;
+  readonly persistent: boolean;
+}
+
+/**
+ * A FIFO of sinks. `offer()` hands a value to the first sink synchronously,
+ * so a value is never held by a waiter that is no longer there.
+ */
+export class WaiterQueue<T> {
+  private readonly sinks = new Set<Sink<T>>();
+
+  get size(): number {
+    return this.sinks.size;
+  }
+
+  /** Gives `value` to the oldest sink; false when nobody is waiting. */
+  offer(value: T): boolean {
+    const first = this.sinks.values().next();
+    if (first.done) return false;
+    const sink = first.value;
+    this.sinks.delete(sink);
+    if (sink.persistent) this.sinks.add(sink);
+    sink.deliver(value);
+    return true;
+  }
+
+  /** A promise for the next value, bounded by `timeout` and `signal`. */
+  wait(options: WaitOptions, timeoutMessage: () => string): Promise<T> {
+    const { timeout = Infinity, signal } = options;
+    if (signal?.aborted) return Promise.reject(new PoolAbortedError());
+    return new Promise<T>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = (): void => settle(() => reject(new PoolAbortedError()));
+      const settle = (action: () => void): void => {
+        this.sinks.delete(sink);
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        action();
+      };
+      const sink: Sink<T> = {
+        persistent: false,
+        deliver: (value) => settle(() => resolve(value)),
+        fail: (error) => settle(() => reject(error)),
+      };
+      this.sinks.add(sink);
+      if (Number.isFinite(timeout)) {
+        timer = setTimeout(() => settle(() => reject(new PoolTimeoutError(timeoutMessage()))), timeout);
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Calls `listener` for every value until the returned function is called. */
+  subscribe(listener: (value: T) => void, onClose: (error: PoolError) => void): () => void {
+    const sink: Sink<T> = {
+      persistent: true,
+      deliver: listener,
+      fail: (error) => {
+        this.sinks.delete(sink);
+        onClose(error);
+      },
+    };
+    this.sinks.add(sink);
+    return () => {
+      this.sinks.delete(sink);
+    };
+  }
+
+  /** Fails every sink (the pool is closing). */
+  failAll(error: PoolError): void {
+    for (const sink of [...this.sinks]) sink.fail(error);
+    this.sinks.clear();
+  }
+}
+
+/** Waiter queues by key: `outgoingGet(id)` waits on the queue of its ID. */
+export class KeyedWaiters<T> {
+  private readonly queues = new Map<string, WaiterQueue<T>>();
+
+  get size(): number {
+    let total = 0;
+    for (const queue of this.queues.values()) total += queue.size;
+    return total;
+  }
+
+  has(key: string): boolean {
+    return this.queues.has(key);
+  }
+
+  offer(key: string, value: T): boolean {
+    const queue = this.queues.get(key);
+    if (!queue) return false;
+    const served = queue.offer(value);
+    if (queue.size === 0) this.queues.delete(key);
+    return served;
+  }
+
+  async wait(key: string, options: WaitOptions, timeoutMessage: () => string): Promise<T> {
+    let queue = this.queues.get(key);
+    if (!queue) {
+      queue = new WaiterQueue<T>();
+      this.queues.set(key, queue);
+    }
+    try {
+      return await queue.wait(options, timeoutMessage);
+    } finally {
+      if (queue.size === 0 && this.queues.get(key) === queue) this.queues.delete(key);
+    }
+  }
+
+  failAll(error: PoolError): void {
+    for (const queue of this.queues.values()) queue.failAll(error);
+    this.queues.clear();
+  }
+}

@@ -1,0 +1,13 @@
+import type { TransportFactory } from '../transport-factory.js';
+import { resolveTcpClientOptions, TcpClientTransport } from './tcp-client.transport.js';
+import { resolveTcpServerOptions, TcpServerTransport } from './tcp-server.transport.js';
+
+export { TcpClientTransport, type TcpClientOptions } from './tcp-client.transport.js';
+export { TcpServerTransport, type TcpServerOptions } from './tcp-server.transport.js';
+
+/** TCP and TLS 1.3, wire-compatible with the Go `pool`. */
+export const tcpTransport: TransportFactory = {
+  name: 'tcp',
+  createClient: (read) => new TcpClientTransport(resolveTcpClientOptions(read)),
+  createServer: (read) => new TcpServerTransport(resolveTcpServerOptions(read)),
+};

@@ -1,0 +1,164 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { DialError, HandshakeError, PoolAbortedError, PoolError, PoolRefusedError } from '../../core/errors.js';
+import { decodeId, idWireLength, type IdWireForm } from '../../core/ids.js';
+import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
+import type { OptionReader } from '../../core/validate.js';
+import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
+import { readExact } from '../shared/read-exact.js';
+import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
+import { waitForEvent } from '../shared/wait-for-event.js';
+
+export interface TcpClientOptions {
+  /** Where the server pool listens: "host:port", "[v6]:port" or { host, port }. */
+  address?: EndpointInput;
+  /** Asked on every dial; may return a different endpoint each time. */
+  addressResolver?: AddressResolver;
+  /** Opens the raw connection yourself (a proxy, a socket path...); TLS and the ID exchange still run on top. */
+  dialer?: (context: { signal: AbortSignal }) => Duplex | Promise<Duplex>;
+  /** "0" plain (default), "1" TLS 1.3 unverified, "2" TLS 1.3 verified against hostname; aliases accepted. */
+  tls?: TlsModeInput;
+  /** SNI and verification name in mode "2" (and SNI in mode "1" when set). */
+  hostname?: string;
+  /** Trusted CA certificate(s) for mode "2" (default: Node's root store). */
+  ca?: CaInput;
+  /** TCP keep-alive period in ms (default 30000). */
+  keepAlive?: number;
+  /** ID wire form: 'hex8' (8 ASCII hex bytes, default) or 'raw4' (4 raw bytes). */
+  idFormat?: IdWireForm;
+  /** Bound on connecting, in ms (default 10000). */
+  dialTimeout?: number;
+  /** Bound on TLS plus the ID read, in ms (default 10000). */
+  handshakeTimeout?: number;
+}
+
+export const TCP_CLIENT_OPTION_KEYS = [
+  'address', 'addressResolver', 'dialer', 'tls', 'hostname', 'ca', 'keepAlive', 'idFormat', 'dialTimeout', 'handshakeTimeout',
+] as const;
+
+interface ResolvedTcpClient {
+  endpoint: () => Promise<Endpoint>;
+  dialer?: TcpClientOptions['dialer'];
+  tls: ClientTlsConfig;
+  keepAlive: number;
+  idFormat: IdWireForm;
+  dialTimeout: number;
+  handshakeTimeout: number;
+}
+
+export function resolveTcpClientOptions(read: OptionReader): ResolvedTcpClient {
+  const dialer = read.fn<NonNullable<TcpClientOptions['dialer']>>('dialer');
+  const resolver = read.fn<AddressResolver>('addressResolver');
+  const address = read.raw('address');
+  const endpoint = dialer && address === undefined && !resolver ? async () => ({ host: 'dialer', port: 0 }) : endpointSource(address, resolver);
+  const mode = parseTlsMode(read.raw('tls'), read.name('tls'));
+  const hostname = read.string('hostname');
+  const ca = read.raw('ca') as CaInput | undefined;
+  return {
+    endpoint,
+    ...(dialer ? { dialer } : {}),
+    tls: createClientTls(mode, hostname, ca),
+    keepAlive: read.ms('keepAlive', 30_000),
+    idFormat: read.oneOf('idFormat', ['hex8', 'raw4'] as const, 'hex8'),
+    dialTimeout: read.ms('dialTimeout', 10_000),
+    handshakeTimeout: read.ms('handshakeTimeout', 10_000),
+  };
+}
+
+/**
+ * Dials the server pool over TCP, optionally wraps the socket in TLS 1.3,
+ * and reads the ID. The pooled stream is the socket itself (or its
+ * TLSSocket): no extra layer between the application and the wire.
+ */
+export class TcpClientTransport implements ClientTransport {
+  readonly kind: string;
+
+  constructor(private readonly config: ResolvedTcpClient) {
+    this.kind = config.tls.mode === '0' ? 'tcp' : 'tls';
+  }
+
+  async dial({ signal, readId }: DialContext): Promise<DialResult> {
+    if (signal.aborted) throw new PoolAbortedError('the pool closed');
+    const socket = await this.connect(signal);
+    let stream: Duplex = socket;
+    try {
+      const deadline = Date.now() + this.config.handshakeTimeout;
+      if (this.config.tls.mode !== '0') stream = await this.secure(socket, signal);
+      if (!readId) return { id: null, stream };
+      const bytes = await readExact(stream, idWireLength(this.config.idFormat), Math.max(1, deadline - Date.now()), signal, {
+        refusal: 'the server closed the connection without sending an ID (it refuses: pool full or this address is not allowed)',
+      });
+      return { id: decodeId(bytes, this.config.idFormat), stream };
+    } catch (error) {
+      stream.destroy();
+      socket.destroy();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing shared between connections: the secure context needs no release.
+  }
+
+  private async connect(signal: AbortSignal): Promise<Duplex> {
+    const { dialer, keepAlive, dialTimeout } = this.config;
+    let socket: Duplex;
+    let where = 'the custom dialer';
+    try {
+      if (dialer) {
+        socket = await dialer({ signal });
+      } else {
+        const endpoint = await this.config.endpoint();
+        where = formatEndpoint(endpoint);
+        socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAlive });
+      }
+    } catch (error) {
+      if (error instanceof PoolError) throw error;
+      throw new DialError(`dialing ${where} failed: ${describe(error)}`, { cause: error });
+    }
+    if (socket instanceof net.Socket) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, keepAlive);
+      if (socket.connecting) {
+        try {
+          await waitForEvent(socket, 'connect', dialTimeout, signal);
+        } catch (error) {
+          socket.destroy();
+          if (error instanceof PoolAbortedError) throw error;
+          throw new DialError(`dialing ${where} failed: ${describe(error)}`, { cause: error });
+        }
+      }
+    }
+    return socket;
+  }
+
+  private async secure(socket: Duplex, signal: AbortSignal): Promise<tls.TLSSocket> {
+    const secured = tls.connect(clientTlsOptions(this.config.tls, { socket }));
+    try {
+      await waitForEvent(secured, 'secureConnect', this.config.handshakeTimeout, signal);
+      return secured;
+    } catch (error) {
+      secured.destroy();
+      if (error instanceof PoolAbortedError) throw error;
+      if (isDisconnect(error)) {
+        throw new PoolRefusedError('the server closed the connection during the TLS handshake (it refuses: pool full or this address is not allowed)', { cause: error });
+      }
+      throw new HandshakeError(`TLS handshake failed: ${describe(error)}`, { cause: error });
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  if (error && typeof error === 'object' && 'message' in error) {
+    const code = 'code' in error && error.code ? ` (${String(error.code)})` : '';
+    return `${String(error.message)}${code}`;
+  }
+  return String(error);
+}
+
+/** The peer hung up before the TLS handshake finished: a bare-close refusal. */
+function isDisconnect(error: unknown): boolean {
+  const code = error && typeof error === 'object' && 'code' in error ? error.code : undefined;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE';
+}

@@ -1,0 +1,156 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { encodeId, type IdWireForm } from '../../core/ids.js';
+import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
+import type { OptionReader } from '../../core/validate.js';
+import { show } from '../../core/validate.js';
+import { InvalidOptionsError } from '../../core/errors.js';
+import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
+
+export interface TcpServerOptions {
+  /** Interface to listen on (default '127.0.0.1'; '0.0.0.0' or '::' to serve other machines). */
+  host?: string;
+  /** Port to listen on (default 0: an ephemeral port, see `address()`). */
+  port?: number;
+  /** Use your own `net.Server`; it is listened on `port`/`host` unless already listening. */
+  server?: net.Server;
+  /** TLS 1.3: { key, cert }, { secureContext }, or 'self-signed' (a certificate made at start). Plain TCP when unset. */
+  tls?: ServerTlsInput;
+  /** TCP keep-alive period in ms (default 30000). */
+  keepAlive?: number;
+  /** ID wire form: 'hex8' (default) or 'raw4' (which also issues 00000000 first). */
+  idFormat?: IdWireForm;
+  /** Bound on TLS plus writing the ID, in ms (default 10000): a silent peer cannot hold a slot longer. */
+  handshakeTimeout?: number;
+}
+
+export const TCP_SERVER_OPTION_KEYS = ['host', 'port', 'server', 'tls', 'keepAlive', 'idFormat', 'handshakeTimeout'] as const;
+
+interface ResolvedTcpServer {
+  host: string;
+  port: number;
+  server?: net.Server;
+  secureContext?: tls.SecureContext;
+  keepAlive: number;
+  idFormat: IdWireForm;
+  handshakeTimeout: number;
+}
+
+export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
+  const server = read.raw('server');
+  if (server !== undefined && !(server instanceof net.Server)) read.fail('server', 'a net.Server');
+  const tlsInput = read.raw('tls') as ServerTlsInput | undefined;
+  return {
+    host: read.string('host') ?? '127.0.0.1',
+    port: read.int('port', 0, 0, 65535),
+    ...(server ? { server: server as net.Server } : {}),
+    ...(tlsInput !== undefined ? { secureContext: createServerSecureContext(tlsInput, read.name('tls')) } : {}),
+    keepAlive: read.ms('keepAlive', 30_000),
+    idFormat: read.oneOf('idFormat', ['hex8', 'raw4'] as const, 'hex8'),
+    handshakeTimeout: read.ms('handshakeTimeout', 10_000),
+  };
+}
+
+/**
+ * Accepts pooled connections: capacity and address checks before any TLS
+ * (a refusal is a bare close, as in the Go pools), then the optional TLS
+ * handshake, then the ID in a single write, each connection on its own so a
+ * silent peer never blocks the others.
+ */
+export class TcpServerTransport implements ServerTransport {
+  readonly kind: string;
+  readonly firstIdZero: boolean;
+  private server?: net.Server;
+  private ownsServer = false;
+  private readonly handshakes = new Set<Duplex>();
+  private onConnection?: (socket: net.Socket) => void;
+
+  constructor(private readonly config: ResolvedTcpServer) {
+    this.kind = config.secureContext ? 'tls' : 'tcp';
+    this.firstIdZero = config.idFormat === 'raw4';
+  }
+
+  async listen(acceptor: ServerAcceptor): Promise<void> {
+    const server = this.config.server ?? net.createServer({ noDelay: true });
+    this.server = server;
+    this.onConnection = (socket) => this.handle(socket, acceptor);
+    server.on('connection', this.onConnection);
+    if (server.listening) return;
+    this.ownsServer = true;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => {
+        server.off('connection', this.onConnection!);
+        reject(new InvalidOptionsError('port', `cannot listen on ${show(`${this.config.host}:${this.config.port}`)}: ${error.message}`));
+      };
+      server.once('error', onError);
+      server.listen(this.config.port, this.config.host, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  address(): { address: string; port: number; family: string } | null {
+    const address = this.server?.address();
+    return address && typeof address === 'object' ? address : null;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    if (this.onConnection) server.off('connection', this.onConnection);
+    for (const stream of this.handshakes) stream.destroy();
+    this.handshakes.clear();
+    if (this.ownsServer && server.listening) {
+      // Frees the port now; connections already handed to the application
+      // stay theirs (server.close's callback would wait for them).
+      server.close();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private handle(socket: net.Socket, acceptor: ServerAcceptor): void {
+    const admission = acceptor.admit(socket.remoteAddress);
+    if (typeof admission === 'string') {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, this.config.keepAlive);
+    const secureContext = this.config.secureContext;
+    const stream: Duplex = secureContext ? new tls.TLSSocket(socket, { isServer: true, secureContext }) : socket;
+    this.handshakes.add(stream);
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (reason: string, error?: unknown): void => {
+      cleanup();
+      stream.destroy();
+      socket.destroy();
+      admission.fail(reason, error);
+    };
+    const onError = (error: unknown): void => fail(secureContext ? 'tls' : 'socket-error', error);
+    const onClose = (): void => fail('closed-in-handshake');
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      this.handshakes.delete(stream);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      socket.off('error', onError);
+    };
+    timer = setTimeout(() => fail('handshake-timeout'), this.config.handshakeTimeout);
+    stream.on('error', onError);
+    stream.on('close', onClose);
+    if (stream !== socket) socket.on('error', onError);
+    const sendId = (): void => this.sendId(stream, admission, cleanup);
+    if (secureContext) stream.once('secure', sendId);
+    else sendId();
+  }
+
+  private sendId(stream: Duplex, admission: Admission, cleanup: () => void): void {
+    cleanup();
+    // One write, so the ID leaves in one segment / one TLS record: the Go
+    // client reads it with a single read.
+    stream.write(encodeId(admission.id, this.config.idFormat));
+    admission.accept(stream);
+  }
+}
