@@ -106,7 +106,10 @@ function closest(word: string, candidates: string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
   for (const candidate of candidates) {
-    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    const [a, b] = [word.toLowerCase(), candidate.toLowerCase()];
+    // A long name for a short one (maxCapacity for maxCap) is a typo too.
+    const prefix = Math.min(a.length, b.length) >= 4 && (a.startsWith(b) || b.startsWith(a));
+    const distance = prefix ? 1 : editDistance(a, b);
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;

@@ -1,0 +1,42 @@
+import { PassThrough } from 'node:stream';
+import type { ClientTransport, DialContext, DialResult } from '../../lib/core/transport.js';
+
+/**
+ * A client transport for core unit specs: every dial waits until the test
+ * settles it, so the order of events is the test's to choose. End-to-end
+ * specs use the real transports instead.
+ */
+export class ManualTransport implements ClientTransport {
+  readonly kind = 'manual';
+  readonly pending: Array<{ resolve: (result: DialResult) => void; reject: (error: unknown) => void; context: DialContext }> = [];
+  dials = 0;
+  closed = false;
+
+  dial(context: DialContext): Promise<DialResult> {
+    this.dials++;
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, context };
+      this.pending.push(entry);
+      context.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+    });
+  }
+
+  /** Completes the oldest pending dial with a fresh stream under `id`. */
+  complete(id: string | null): PassThrough {
+    const entry = this.pending.shift();
+    if (!entry) throw new Error('no dial is pending');
+    const stream = new PassThrough();
+    entry.resolve({ id, stream });
+    return stream;
+  }
+
+  fail(error: unknown): void {
+    const entry = this.pending.shift();
+    if (!entry) throw new Error('no dial is pending');
+    entry.reject(error);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}

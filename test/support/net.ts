@@ -1,0 +1,102 @@
+import net from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
+
+/** A raw TCP server on 127.0.0.1:0 that the test drives byte by byte. */
+export interface RawServer {
+  port: number;
+  sockets: net.Socket[];
+  close(): Promise<void>;
+}
+
+export async function listenRaw(onSocket: (socket: net.Socket) => void = () => undefined, host = '127.0.0.1'): Promise<RawServer> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    sockets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Reads exactly `length` bytes (or everything until end when fewer come). */
+export function readBytes(stream: Readable, length: number, timeout = 5000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const finish = (error?: Error): void => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.pause();
+      const all = Buffer.concat(chunks);
+      if (all.length > length) stream.unshift(all.subarray(length));
+      if (error) reject(error);
+      else resolve(all.subarray(0, length));
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      total += chunk.length;
+      if (total >= length) finish();
+    };
+    const onEnd = (): void => finish();
+    const onError = (error: Error): void => finish(error);
+    const timer = setTimeout(() => finish(new Error(`readBytes: only ${total} of ${length} bytes within ${timeout} ms`)), timeout);
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+  });
+}
+
+/** Resolves with every byte until the stream ends. */
+export function readToEnd(stream: Readable, timeout = 5000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => reject(new Error(`readToEnd: no end within ${timeout} ms`)), timeout);
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
+    stream.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+/** Polls `check` until it returns true: for asserting on state that settles asynchronously. */
+export async function eventually(check: () => boolean, timeout = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`eventually: ${what} not met within ${timeout} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host }, () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Destroys streams that a test took from a pool. */
+export function destroyAll(...streams: Array<Duplex | undefined>): void {
+  for (const stream of streams) stream?.destroy();
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
