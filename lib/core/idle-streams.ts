@@ -49,9 +49,10 @@ export class IdleStreams {
     const onError = (error: unknown): void => drop('error', error);
     const onEnd = (): void => drop('end');
     const onClose = (): void => drop('close');
-    // A paused stream emits 'end' only once something reads: on 'readable'
-    // with nothing buffered, read(0) lets a bare FIN surface as 'end'. With
-    // bytes buffered, nothing is read: they and the FIN wait for the taker.
+    // A paused stream emits 'end' only once something reads. Node's sockets
+    // and streams usually read(0) on EOF themselves; this read(0) on an empty
+    // buffer is a defensive nudge for a Duplex that does not. With bytes
+    // buffered nothing is read: they and the EOF wait for the taker.
     const onReadable = (): void => {
       if (stream.readableLength === 0) stream.read(0);
     };

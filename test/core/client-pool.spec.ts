@@ -86,6 +86,7 @@ describe('ClientPool (core, scripted transport)', () => {
   it.each([
     ['an error', (s: Duplex) => s.destroy(Object.assign(new Error('reset by peer'), { code: 'ECONNRESET' })), 'error'],
     ['a bare end', (s: Duplex) => s.end(), 'end'],
+    ['an EOF pushed by the transport', (s: Duplex) => s.push(null), 'end'],
     ['a close', (s: Duplex) => s.destroy(), 'close'],
   ])('drops an idle stream that dies by %s, counts it, and refills', async (_what, kill, reason) => {
     const { pool, transport } = started({ minCap: 1, maxCap: 1 });

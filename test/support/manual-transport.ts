@@ -1,4 +1,4 @@
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Duplex } from 'node:stream';
 import type { ClientTransport, DialContext, DialResult } from '../../lib/core/transport.js';
 
 /**
@@ -22,10 +22,9 @@ export class ManualTransport implements ClientTransport {
   }
 
   /** Completes the oldest pending dial with a fresh stream under `id`. */
-  complete(id: string | null): PassThrough {
+  complete(id: string | null, stream: Duplex = new PassThrough()): Duplex {
     const entry = this.pending.shift();
     if (!entry) throw new Error('no dial is pending');
-    const stream = new PassThrough();
     entry.resolve({ id, stream });
     return stream;
   }

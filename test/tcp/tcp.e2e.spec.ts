@@ -1,0 +1,223 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
+import type { ClientPool } from '../../lib/core/client-pool.js';
+import { connect, eventually, listenRaw, readBytes, sleep, type RawServer } from '../support/net.js';
+import { startPair, type PoolPair } from '../support/pools.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+async function pair(...args: Parameters<typeof startPair>): Promise<PoolPair> {
+  const p = await startPair(...args);
+  cleanups.push(() => p.close());
+  return p;
+}
+function track<T extends Duplex>(stream: T): T {
+  cleanups.push(() => void stream.destroy());
+  return stream;
+}
+
+/** Takes [id, stream] on the server side, then the matching stream on the client side. */
+async function handOff(p: PoolPair): Promise<{ id: string; server: Duplex; client: Duplex }> {
+  const [id, server] = await p.server.incomingGet(5000);
+  const client = await p.client.outgoingGet(id, 5000);
+  return { id, server: track(server), client: track(client) };
+}
+
+describe('tcp transport, plain TCP, end to end', () => {
+  it('fills the pool and matches streams by ID; data echoes both ways', async () => {
+    const p = await pair({}, { minCap: 4, maxCap: 4 });
+    await p.client.waitForActive(4, 5000);
+    await eventually(() => p.server.active === 4, 2000, 'server side to hold 4');
+    const { id, server, client } = await handOff(p);
+    expect(id).toMatch(/^[0-9a-f]{8}$/);
+    client.write('ping from client');
+    expect((await readBytes(server, 16)).toString()).toBe('ping from client');
+    server.write('pong from server');
+    expect((await readBytes(client, 16)).toString()).toBe('pong from server');
+    // Half-close: the client ends its side, the server sees the end and can still answer.
+    client.end();
+    await new Promise((resolve) => server.once('end', resolve));
+    expect(p.client.stats.transport).toBe('tcp');
+  });
+
+  it('keeps bytes the server sends before outgoingGet, in order', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const [id, server] = await p.server.incomingGet(5000);
+    track(server);
+    server.write('first|');
+    server.write('second|');
+    server.write('third');
+    await sleep(50);
+    const client = track(await p.client.outgoingGet(id, 1000));
+    expect((await readBytes(client, 18)).toString()).toBe('first|second|third');
+  });
+
+  it('resolves outgoingGet issued before its stream exists, when it arrives', async () => {
+    // The "server" is a raw socket server the test drives: it sends the ID
+    // only when told, long after outgoingGet was called.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const raw = await listenRaw((socket) => {
+      void released.then(() => socket.write('0badc0de' + 'payload'));
+    });
+    cleanups.push(() => raw.close());
+    const client = createClientPool({ address: `127.0.0.1:${raw.port}`, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    cleanups.push(() => client.close());
+    client.start();
+    await eventually(() => raw.sockets.length === 1, 2000, 'the client to dial');
+    let settledAt = 0;
+    const getting = client.outgoingGet('0badc0de', 5000).then((stream) => {
+      settledAt = Date.now();
+      return stream;
+    });
+    await sleep(100);
+    expect(settledAt).toBe(0);
+    const sentAt = Date.now();
+    release();
+    const stream = track(await getting);
+    expect(settledAt - sentAt).toBeLessThan(1000); // bounded, far below the 60 s interval
+    expect((await readBytes(stream, 7)).toString()).toBe('payload');
+  });
+
+  it('rejects an unknown ID with POOL_ERR_TIMEOUT', async () => {
+    const p = await pair();
+    await p.client.waitForActive(1, 5000);
+    await expect(p.client.outgoingGet('ffffffff', 100)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
+    expect(p.client.active).toBe(1);
+  });
+
+  it('refuses peers outside allowedIps with a bare close, counted on both sides', async () => {
+    const p = await pair({ allowedIps: '10.9.9.9' }, { minCap: 1, maxCap: 1 });
+    await eventually(() => (p.client.stats.failures.POOL_ERR_REFUSED ?? 0) >= 1, 5000, 'a refused dial');
+    expect(p.server.stats.refusals.ip).toBeGreaterThanOrEqual(1);
+    expect(p.client.active).toBe(0);
+    expect(p.server.active).toBe(0);
+  });
+
+  it('compares IPv4-mapped peers on a dual-stack listener correctly', async () => {
+    const probe = net.createServer();
+    const dualStack = await new Promise<boolean>((resolve) => {
+      probe.once('error', () => resolve(false));
+      probe.listen(0, '::', () => resolve(true));
+    });
+    await new Promise((resolve) => probe.close(resolve));
+    const host = dualStack ? '::' : '0.0.0.0';
+    const p = await pair({ host, allowedIps: '127.0.0.1' }, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const [, stream] = await p.server.incomingGet(1000);
+    track(stream);
+    expect((stream as net.Socket).remoteAddress).toMatch(dualStack ? /^::ffff:127\.0\.0\.1$/ : /^127\.0\.0\.1$/);
+  });
+
+  it('refuses beyond maxCap and the client keeps what it got', async () => {
+    const p = await pair({ maxCap: 2 }, { minCap: 4, maxCap: 4 });
+    await eventually(() => (p.server.stats.refusals.full ?? 0) >= 1, 5000, 'a full refusal');
+    expect(p.server.active).toBe(2);
+    await p.client.waitForActive(2, 1000);
+    expect(p.client.active).toBe(2);
+  });
+
+  it.each([
+    ['ends it (FIN)', (s: net.Socket) => s.end(), 'end'],
+    ['resets it (RST)', (s: net.Socket) => s.resetAndDestroy(), 'error'],
+  ])('drops an idle client stream when the peer %s, never crashes, and refills', async (_what, kill, reason) => {
+    const p = await pair({}, { minCap: 2, maxCap: 2 });
+    await p.client.waitForActive(2, 5000);
+    const [id, server] = await p.server.incomingGet(1000);
+    kill(server as net.Socket);
+    await eventually(() => (p.client.stats.drops[reason] ?? 0) === 1, 3000, `a '${reason}' drop`);
+    await expect(p.client.outgoingGet(id, 50)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
+    await p.client.waitForActive(2, 5000);
+    expect(p.client.errorCount).toBe(1);
+  });
+
+  it('drops idle server streams whose client went away', async () => {
+    const p = await pair({}, { minCap: 2, maxCap: 2 });
+    await p.client.waitForActive(2, 5000);
+    await eventually(() => p.server.active === 2, 2000);
+    p.client.flush();
+    await eventually(() => (p.server.stats.drops.end ?? 0) + (p.server.stats.drops.error ?? 0) >= 2, 3000, 'server-side drops');
+  });
+
+  it('close(): pending gets reject with POOL_ERR_CLOSED, the port is freed, taken streams survive', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await handOff(p);
+    const pendingOut = p.client.outgoingGet('12345678', 10_000);
+    const pendingIn = p.server.incomingGet(10_000);
+    await p.close();
+    await expect(pendingOut).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    await expect(pendingIn).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    await expect(connect(p.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    client.write('still here');
+    expect((await readBytes(server, 10)).toString()).toBe('still here');
+  });
+
+  it('asks addressResolver on every dial', async () => {
+    const server = createServerPool({ port: 0 });
+    await server.start();
+    cleanups.push(() => server.close());
+    let calls = 0;
+    const client = createClientPool({
+      addressResolver: () => {
+        calls++;
+        return { host: '127.0.0.1', port: server.address()!.port };
+      },
+      minCap: 3,
+      maxCap: 3,
+    });
+    cleanups.push(() => client.close());
+    client.start();
+    await client.waitForActive(3, 5000);
+    expect(calls).toBe(3);
+  });
+
+  it('dials through a user-supplied dialer', async () => {
+    const server = createServerPool({ port: 0 });
+    await server.start();
+    cleanups.push(() => server.close());
+    const dialed: net.Socket[] = [];
+    const client = createClientPool({
+      dialer: () => {
+        const socket = net.connect(server.address()!.port, '127.0.0.1');
+        dialed.push(socket);
+        return socket;
+      },
+      minCap: 2,
+      maxCap: 2,
+    });
+    cleanups.push(() => client.close());
+    client.start();
+    await client.waitForActive(2, 5000);
+    expect(dialed).toHaveLength(2);
+  });
+
+  it('reports a dead server as POOL_ERR_DIAL without crashing', async () => {
+    const raw: RawServer = await listenRaw();
+    const port = raw.port;
+    await raw.close();
+    const client: ClientPool = createClientPool({ address: `127.0.0.1:${port}`, minIvl: 20, maxIvl: 20 });
+    cleanups.push(() => client.close());
+    client.start();
+    await eventually(() => (client.stats.failures.POOL_ERR_DIAL ?? 0) >= 2, 3000, 'two failed dials');
+    expect(client.active).toBe(0);
+    expect(client.ready).toBe(true);
+  });
+
+  it('single mode: no ID exchange, outgoingGet("") takes any stream of a plain server', async () => {
+    const raw = await listenRaw((socket) => socket.pipe(socket));
+    cleanups.push(() => raw.close());
+    const client = createClientPool({ address: `127.0.0.1:${raw.port}`, isSingle: true, minCap: 2, maxCap: 2 });
+    cleanups.push(() => client.close());
+    client.start();
+    await client.waitForActive(2, 5000);
+    const stream = track(await client.outgoingGet('', 1000));
+    stream.write('echo me');
+    expect((await readBytes(stream, 7)).toString()).toBe('echo me');
+  });
+});
