@@ -33,6 +33,13 @@ export interface ClientPoolOptions {
   getTimeout?: number;
   /** Dials in flight at once (default 32). */
   maxConcurrentDials?: number;
+  /**
+   * Ceiling in ms of the back-off after rounds in which every dial failed
+   * (default 30000). The wait doubles per failed round from the current
+   * interval, with jitter, and while the server looks dead each round
+   * probes with a single dial instead of a burst of `capacity`.
+   */
+  maxBackoff?: number;
   /** Upper bound of `close()` in ms (default 5000). */
   closeTimeout?: number;
 }
@@ -41,7 +48,7 @@ export type ResolvedClientPoolOptions = Required<Omit<ClientPoolOptions, 'name'>
 
 /** The keys `ClientPool` reads; a factory uses this to split options between the core and a transport. */
 export const CLIENT_POOL_OPTION_KEYS = [
-  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'closeTimeout',
+  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'maxBackoff', 'closeTimeout',
 ] as const;
 
 export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''): ResolvedClientPoolOptions {
@@ -63,6 +70,7 @@ export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''
     maxIvl,
     getTimeout: read.ms('getTimeout', 5000, 0, true),
     maxConcurrentDials: read.int('maxConcurrentDials', 32, 1, 4096),
+    maxBackoff: read.ms('maxBackoff', Math.max(30_000, maxIvl), 1),
     closeTimeout: read.ms('closeTimeout', 5000, 0),
   };
   read.rejectUnknown();
@@ -94,6 +102,9 @@ export class ClientPool {
   private readonly activeWaiters = new Set<ActiveWaiter>();
   private readonly lifecycle = new AbortController();
   private dialing = 0;
+  /** Consecutive rounds in which dials were made and none succeeded. */
+  private failedRounds = 0;
+  private delayNow = 0;
   private manager?: Promise<void>;
   private wake?: () => void;
   private closing?: Promise<void>;
@@ -240,6 +251,8 @@ export class ClientPool {
       isSingle: this.options.isSingle,
       errorCount: this.errors,
       dialing: this.dialing,
+      failedRounds: this.failedRounds,
+      nextRoundInMs: this.delayNow,
       waiting: this.byId.size + this.activeWaiters.size,
       oldestIdleMs: this.idle.oldestAge(),
       totals: { ...this.totals },
@@ -256,12 +269,34 @@ export class ClientPool {
     const intervals = { min: this.options.minIvl, max: this.options.maxIvl };
     while (this.state === 'running') {
       this.intervalNow = adjustInterval(this.intervalNow, this.idle.size, this.capacityNow, intervals);
-      const created = await this.fill(this.capacityNow - this.idle.size);
+      const need = this.capacityNow - this.idle.size;
+      let created: number;
+      if (this.failedRounds > 0 && need > 1) {
+        // The server looked dead last round: one probe before a burst.
+        created = await this.fill(1);
+        if (created > 0) created += await this.fill(this.capacityNow - this.idle.size);
+      } else {
+        created = await this.fill(need);
+      }
       if (this.state !== 'running') return;
       this.capacityNow = adjustCapacity(this.capacityNow, created, bounds);
+      this.failedRounds = need > 0 && created === 0 ? this.failedRounds + 1 : 0;
       this.totals.rounds++;
-      await this.sleep(this.intervalNow);
+      this.delayNow = this.nextDelay();
+      await this.sleep(this.delayNow);
     }
+  }
+
+  /**
+   * The wait before the next round: the interval, or after failed rounds a
+   * capped exponential back-off with "equal jitter" (half fixed, half
+   * random), so clients of a restarted server do not all return at once.
+   */
+  private nextDelay(): number {
+    if (this.failedRounds === 0) return this.intervalNow;
+    const grown = this.intervalNow * 2 ** Math.min(this.failedRounds, 30);
+    const ceiling = Math.max(this.intervalNow, Math.min(this.options.maxBackoff, grown));
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
   /** One creation round: `need` dials, at most `maxConcurrentDials` at once. */

@@ -25,6 +25,12 @@ export interface ServerPoolOptions {
   reserveFirstId?: boolean;
   /** Upper bound of `close()` in ms (default 5000). */
   closeTimeout?: number;
+  /**
+   * Connections allowed to be in their handshake (TLS, HTTP, ID) at once
+   * (default 256); more are refused ('busy'), so a flood of silent peers
+   * costs bounded memory and CPU. It never exceeds maxCap.
+   */
+  maxHandshakes?: number;
 }
 
 export type ResolvedServerPoolOptions = {
@@ -34,9 +40,10 @@ export type ResolvedServerPoolOptions = {
   getTimeout: number;
   reserveFirstId: boolean;
   closeTimeout: number;
+  maxHandshakes: number;
 };
 
-export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout'] as const;
+export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes'] as const;
 
 export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''): ResolvedServerPoolOptions & { filter: AddressFilter } {
   const read = new OptionReader(options as Record<string, unknown>, prefix);
@@ -49,6 +56,7 @@ export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''
     getTimeout: read.ms('getTimeout', Infinity, 0, true),
     reserveFirstId: read.bool('reserveFirstId', false),
     closeTimeout: read.ms('closeTimeout', 5000, 0),
+    maxHandshakes: read.int('maxHandshakes', 256, 1, 1_000_000),
     filter,
   };
   read.rejectUnknown();
@@ -159,11 +167,16 @@ export class ServerPool {
    * Calls `listener` with each stream as it becomes ready, taking turns with
    * other subscribers and pending gets; each stream goes to exactly one.
    * Streams wait in the pool while nobody listens. `onClose` runs when the
-   * pool closes. Returns the unsubscribe function.
+   * pool closes. Returns the unsubscribe function, which the listener also
+   * gets: calling it from inside, even while the streams that waited are
+   * handed out, leaves the rest in the pool.
    */
-  onIncoming(listener: (incoming: IncomingStream) => void, onClose: (error: PoolError) => void = () => undefined): () => void {
+  onIncoming(
+    listener: (incoming: IncomingStream, unsubscribe: () => void) => void,
+    onClose: (error: PoolError) => void = () => undefined,
+  ): () => void {
     this.assertRunning();
-    const unsubscribe = this.incoming.subscribe(listener, onClose);
+    const unsubscribe = this.incoming.subscribe((incoming) => listener(incoming, unsubscribe), onClose);
     // Drain what was waiting, one at a time through the queue so other waiters keep their turn.
     for (let ready = this.takeOldest(); ready; ready = this.takeOldest()) {
       if (!this.incoming.offer(ready)) {
@@ -247,6 +260,7 @@ export class ServerPool {
   private admit(remoteAddress: string | undefined): Admission | Refusal {
     if (this.state !== 'running') return this.refuse('closed');
     if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full');
+    if (this.handshaking.size >= this.options.maxHandshakes) return this.refuse('busy');
     if (!this.filter(remoteAddress)) return this.refuse('ip');
     const id = this.ids.next();
     this.handshaking.add(id);

@@ -33,6 +33,10 @@ export interface ClientPoolStats extends CommonStats {
   isSingle: boolean;
   /** Dials in flight. */
   dialing: number;
+  /** Consecutive creation rounds in which every dial failed (0 when healthy). */
+  failedRounds: number;
+  /** The wait chosen after the last round: the interval, or the back-off. */
+  nextRoundInMs: number;
   totals: { dials: number; created: number; taken: number; rounds: number };
   /** Failed dials, by error code. */
   failures: Record<string, number>;

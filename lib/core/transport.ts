@@ -36,7 +36,7 @@ export interface ClientTransport {
 }
 
 /** Why a server pool turned a connection away before its handshake. */
-export type Refusal = 'full' | 'ip' | 'closed';
+export type Refusal = 'full' | 'busy' | 'ip' | 'closed';
 
 /** A slot and an ID reserved for a connection that is still handshaking. */
 export interface Admission {
@@ -49,8 +49,10 @@ export interface Admission {
 
 export interface ServerAcceptor {
   /**
-   * Called for each new connection, before any TLS: checks capacity, then
-   * the peer address, and reserves an ID. A string is a refusal; the
+   * Called for each new connection, before any TLS: checks capacity (idle
+   * plus handshaking against maxCap, then handshakes in progress against
+   * maxHandshakes), then the peer address, and reserves an ID. 'busy' is
+   * as full for the peer (tcp: bare close; ws: 503; http2: 404). A string is a refusal; the
    * transport turns it away in its own way (bare close, 403, 503...).
    */
   admit(remoteAddress: string | undefined): Admission | Refusal;

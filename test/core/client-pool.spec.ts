@@ -191,3 +191,37 @@ describe('ClientPool (core, scripted transport)', () => {
     taken.destroy();
   });
 });
+
+describe('ClientPool reconnect back-off (scripted transport)', () => {
+  it('probes a dead server with one dial per round, backing off exponentially up to maxBackoff', async () => {
+    const { pool, transport } = started({ minCap: 4, maxCap: 4, minIvl: 10, maxIvl: 10, maxBackoff: 80 });
+    // Round 1: a burst of 4, all failing.
+    await eventually(() => transport.pending.length === 4, 1000, 'the first burst');
+    for (let i = 0; i < 4; i++) transport.fail(new Error('ECONNREFUSED'));
+    // Later rounds: exactly one probe each, the waits growing.
+    const waits: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      await eventually(() => transport.pending.length > 0, 2000, `probe ${round + 1}`);
+      expect(transport.pending).toHaveLength(1);
+      waits.push(pool.stats.nextRoundInMs);
+      transport.fail(new Error('ECONNREFUSED'));
+    }
+    expect(pool.stats.failedRounds).toBeGreaterThanOrEqual(5);
+    // Equal jitter: each wait is within [ceiling/2, ceiling], ceiling = min(80, 10 * 2^k).
+    waits.forEach((wait, k) => {
+      const ceiling = Math.min(80, 10 * 2 ** (k + 1));
+      expect(wait).toBeGreaterThanOrEqual(ceiling / 2);
+      expect(wait).toBeLessThanOrEqual(ceiling);
+    });
+    // The server comes back: the probe succeeds and the same round fills the rest.
+    await eventually(() => transport.pending.length === 1, 2000, 'the next probe');
+    transport.complete('aaaaaaaa');
+    await eventually(() => transport.pending.length === 3, 1000, 'the rest of the round');
+    transport.complete('bbbbbbbb');
+    transport.complete('cccccccc');
+    transport.complete('dddddddd');
+    await pool.waitForActive(4, 1000);
+    await eventually(() => pool.stats.failedRounds === 0, 1000);
+    expect(pool.stats.nextRoundInMs).toBe(pool.interval);
+  });
+});

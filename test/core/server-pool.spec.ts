@@ -90,6 +90,17 @@ describe('ServerPool (core, scripted transport)', () => {
     expect(typeof transport.begin()).toBe('object');
   });
 
+  it('refuses beyond maxHandshakes while idle streams still fit', async () => {
+    const { pool, transport } = await started({ maxCap: 10, maxHandshakes: 2 });
+    const first = transport.begin() as Admission;
+    transport.begin();
+    expect(transport.begin()).toBe('busy');
+    first.accept(new PassThrough());
+    expect(typeof transport.begin()).toBe('object');
+    expect(pool.stats.refusals).toEqual({ busy: 1 });
+    expect(pool.stats.handshaking).toBe(2);
+  });
+
   it('refuses peers outside allowedIps, comparing IPv4-mapped addresses', async () => {
     const { pool, transport } = await started({ allowedIps: ['127.0.0.1'] });
     expect(transport.connect('10.1.1.1')).toBe('ip');
