@@ -39,6 +39,7 @@ export type {
 } from './core/transport.js';
 export type { TransportFactory } from './transports/transport-factory.js';
 export { TcpClientTransport, TcpServerTransport, tcpTransport, type TcpClientOptions, type TcpServerOptions } from './transports/tcp/index.js';
+// HTTP/2
 export type { TlsMode, TlsModeInput, ServerTlsInput, CaInput } from './transports/shared/tls.js';
 export type { Endpoint, EndpointInput, AddressResolver } from './transports/shared/endpoint.js';
 
@@ -50,3 +51,24 @@ export {
   type GeneratedCertificate,
   type CertificateAuthority,
 } from './certs/index.js';
+
+// Nest
+export {
+  PoolModule,
+  ClientPoolService,
+  ServerPoolService,
+  CLIENT_POOL,
+  SERVER_POOL,
+  DEFAULT_POOL_NAME,
+  getClientPoolToken,
+  getServerPoolToken,
+  InjectClientPool,
+  InjectServerPool,
+  type PoolModuleOptions,
+  type PoolModuleRootOptions,
+  type PoolModuleAsyncOptions,
+  type PoolOptionsFactory,
+  type ClientPoolServiceStats,
+  type ServerPoolServiceStats,
+  type UnconfiguredPoolStats,
+} from './nest/index.js';

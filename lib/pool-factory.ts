@@ -6,10 +6,12 @@ import type { TcpClientOptions } from './transports/tcp/tcp-client.transport.js'
 import type { TcpServerOptions } from './transports/tcp/tcp-server.transport.js';
 
 /** A client pool definition: core options plus the chosen transport's options. */
-export type ClientPoolConfig = ClientPoolOptions & { transport?: 'tcp' } & TcpClientOptions;
+export type ClientPoolConfig = ClientPoolOptions &
+  (({ transport?: 'tcp' } & TcpClientOptions));
 
 /** A server pool definition: core options plus the chosen transport's options. */
-export type ServerPoolConfig = ServerPoolOptions & { transport?: 'tcp' } & TcpServerOptions;
+export type ServerPoolConfig = ServerPoolOptions &
+  (({ transport?: 'tcp' } & TcpServerOptions));
 
 function transportOf(read: OptionReader) {
   const name = read.oneOf('transport', Object.keys(TRANSPORTS) as TransportName[], 'tcp');
@@ -31,7 +33,12 @@ export function createClientPool(config: ClientPoolConfig, prefix = ''): ClientP
   const core = pick(config, CLIENT_POOL_OPTION_KEYS) as ClientPoolOptions;
   resolveClientPoolOptions(core, prefix);
   read.accept(...CLIENT_POOL_OPTION_KEYS);
-  const transport = transportOf(read).createClient(read);
+  const factory = transportOf(read);
+  if (factory.clientOptionKeys) {
+    read.accept(...factory.clientOptionKeys);
+    read.rejectUnknown();
+  }
+  const transport = factory.createClient(read);
   read.rejectUnknown();
   return new ClientPool(transport, core);
 }
@@ -42,7 +49,12 @@ export function createServerPool(config: ServerPoolConfig, prefix = ''): ServerP
   const core = pick(config, SERVER_POOL_OPTION_KEYS) as ServerPoolOptions;
   resolveServerPoolOptions(core, prefix);
   read.accept(...SERVER_POOL_OPTION_KEYS);
-  const transport = transportOf(read).createServer(read);
+  const factory = transportOf(read);
+  if (factory.serverOptionKeys) {
+    read.accept(...factory.serverOptionKeys);
+    read.rejectUnknown();
+  }
+  const transport = factory.createServer(read);
   read.rejectUnknown();
   return new ServerPool(transport, core);
 }

@@ -183,7 +183,11 @@ export class ClientPool {
 
   /** Resolves once at least `count` streams are idle. */
   waitForActive(count = 1, timeout = this.options.getTimeout): Promise<void> {
-    this.assertRunning();
+    try {
+      this.assertRunning();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.idle.size >= count) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const waiter: ActiveWaiter = {

@@ -83,6 +83,7 @@ export class ServerPool {
   private readonly reserved = new WaiterQueue<Duplex>();
   private reservedStream?: Duplex;
   private closing?: Promise<void>;
+  private starting?: Promise<void>;
   private readonly totals = { accepted: 0, taken: 0 };
   private readonly refusals: Record<string, number> = {};
   private readonly drops: Record<string, number> = {};
@@ -131,17 +132,19 @@ export class ServerPool {
     return this.transport.address();
   }
 
-  /** Starts listening. Idempotent; rejects if the transport cannot listen. */
-  async start(): Promise<void> {
-    if (this.state === 'running') return;
-    if (this.state !== 'new') throw new PoolClosedError(`server pool ${this.options.name} is closed and cannot be restarted`);
+  /**
+   * Starts listening; resolves once listening. Idempotent (a second call
+   * returns the first call's promise); rejects if the transport cannot listen.
+   */
+  start(): Promise<void> {
+    if (this.starting) return this.starting;
+    if (this.state !== 'new') return Promise.reject(new PoolClosedError(`server pool ${this.options.name} is closed and cannot be restarted`));
     this.state = 'running';
-    try {
-      await this.transport.listen(this.acceptor);
-    } catch (error) {
+    this.starting = this.transport.listen(this.acceptor).catch((error: unknown) => {
       this.state = 'closed';
       throw error;
-    }
+    });
+    return this.starting;
   }
 
   /**
@@ -177,13 +180,12 @@ export class ServerPool {
   ): () => void {
     this.assertRunning();
     const unsubscribe = this.incoming.subscribe((incoming) => listener(incoming, unsubscribe), onClose);
-    // Drain what was waiting, one at a time through the queue so other waiters keep their turn.
-    for (let ready = this.takeOldest(); ready; ready = this.takeOldest()) {
-      if (!this.incoming.offer(ready)) {
-        this.idle.add(ready[0], ready[1]);
-        this.totals.taken--;
-        break;
-      }
+    // Drain what was waiting through the queue, so subscribers take turns;
+    // stop as soon as nobody listens (a listener may unsubscribe after one).
+    while (this.incoming.size > 0) {
+      const ready = this.takeOldest();
+      if (!ready) break;
+      this.incoming.offer(ready);
     }
     return unsubscribe;
   }

@@ -8,6 +8,13 @@ import type { OptionReader } from '../core/validate.js';
  */
 export interface TransportFactory {
   readonly name: string;
+  /**
+   * The option keys each side reads. When given, unknown keys are rejected
+   * before the transport validates anything, so a typo ("adress") is
+   * reported as such rather than as the missing option it hides.
+   */
+  readonly clientOptionKeys?: readonly string[];
+  readonly serverOptionKeys?: readonly string[];
   createClient(read: OptionReader): ClientTransport;
   createServer(read: OptionReader): ServerTransport;
 }

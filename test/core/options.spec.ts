@@ -16,6 +16,7 @@ describe('client pool options', () => {
     [{ address: 'nohost' }, 'address', /expected "host:port"/],
     [{ address: '127.0.0.1:70000' }, 'address', /port from 1 to 65535/],
     [{ address, addressResolver: () => address }, 'address', /either address or addressResolver/],
+    [{}, 'address', /needs address \("host:port"\), addressResolver or dialer/],
     [{ address, idFormat: 'hex16' }, 'idFormat', /one of "hex8", "raw4"/],
     [{ address, transport: 'carrier-pigeon' }, 'transport', /one of "tcp"/],
     [{ address, keepAlive: -1 }, 'keepAlive', /got -1/],
@@ -33,6 +34,7 @@ describe('client pool options', () => {
 
   it('names the option with its prefix (as the Nest module passes it)', () => {
     expect(() => createClientPool({ address, maxCap: 0 }, 'client')).toThrow(/invalid option client\.maxCap: got 0/);
+    expect(() => createClientPool({ address: 'x' }, 'client')).toThrow(/invalid option client\.address: got "x"/);
   });
 
   it('allows minCap 0 in single mode and defaults sensibly', () => {
@@ -62,5 +64,18 @@ describe('server pool options', () => {
     }
     expect(caught).toMatchObject({ code: 'POOL_ERR_INVALID_OPTIONS', option });
     expect((caught as Error).message).toMatch(message);
+  });
+});
+
+describe('server pool start-up', () => {
+  it('names the port option (with its prefix) when the port is taken, and start() is shared by concurrent callers', async () => {
+    const first = createServerPool({ port: 0 }, 'server');
+    const concurrent = [first.start(), first.start()];
+    await Promise.all(concurrent);
+    expect(first.address()).not.toBeNull();
+    const second = createServerPool({ port: first.address()!.port }, 'server');
+    await expect(second.start()).rejects.toMatchObject({ code: 'POOL_ERR_INVALID_OPTIONS', option: 'server.port', message: expect.stringContaining('EADDRINUSE') });
+    await second.close();
+    await first.close();
   });
 });

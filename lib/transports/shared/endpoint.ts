@@ -37,14 +37,14 @@ export function formatEndpoint({ host, port }: Endpoint): string {
 }
 
 /** Where to dial: a fixed address or a resolver asked on every dial. */
-export function endpointSource(address: unknown, resolver: AddressResolver | undefined): () => Promise<Endpoint> {
+export function endpointSource(address: unknown, resolver: AddressResolver | undefined, option = 'address'): () => Promise<Endpoint> {
   if (resolver && address !== undefined) {
-    throw new InvalidOptionsError('address', 'set either address or addressResolver, not both');
+    throw new InvalidOptionsError(option, 'set either address or addressResolver, not both');
   }
   if (resolver) return async () => parseEndpoint(await resolver(), 'addressResolver()');
-  if (address === undefined) return async () => {
-    throw new InvalidOptionsError('address', 'the client pool needs address, addressResolver or dialer');
-  };
-  const fixed = parseEndpoint(address);
+  if (address === undefined) {
+    throw new InvalidOptionsError(option, 'a client pool needs address ("host:port") or addressResolver');
+  }
+  const fixed = parseEndpoint(address, option);
   return async () => fixed;
 }

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { DialError, HandshakeError, PoolAbortedError, PoolError, PoolRefusedError } from '../../core/errors.js';
+import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolRefusedError } from '../../core/errors.js';
 import { decodeId, idWireLength, type IdWireForm } from '../../core/ids.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
@@ -51,7 +51,10 @@ export function resolveTcpClientOptions(read: OptionReader): ResolvedTcpClient {
   const dialer = read.fn<NonNullable<TcpClientOptions['dialer']>>('dialer');
   const resolver = read.fn<AddressResolver>('addressResolver');
   const address = read.raw('address');
-  const endpoint = dialer && address === undefined && !resolver ? async () => ({ host: 'dialer', port: 0 }) : endpointSource(address, resolver);
+  if (!dialer && !resolver && address === undefined) {
+    throw new InvalidOptionsError(read.name('address'), 'a tcp client pool needs address ("host:port"), addressResolver or dialer');
+  }
+  const endpoint = dialer && address === undefined && !resolver ? async () => ({ host: 'dialer', port: 0 }) : endpointSource(address, resolver, read.name('address'));
   const mode = parseTlsMode(read.raw('tls'), read.name('tls'));
   const hostname = read.string('hostname');
   const ca = read.raw('ca') as CaInput | undefined;

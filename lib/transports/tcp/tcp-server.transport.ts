@@ -28,6 +28,8 @@ export interface TcpServerOptions {
 export const TCP_SERVER_OPTION_KEYS = ['host', 'port', 'server', 'tls', 'keepAlive', 'idFormat', 'handshakeTimeout'] as const;
 
 interface ResolvedTcpServer {
+  /** The option's full name for messages ('server.port' under the Nest module). */
+  portOption: string;
   host: string;
   port: number;
   server?: net.Server;
@@ -42,6 +44,7 @@ export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
   if (server !== undefined && !(server instanceof net.Server)) read.fail('server', 'a net.Server');
   const tlsInput = read.raw('tls') as ServerTlsInput | undefined;
   return {
+    portOption: read.name('port'),
     host: read.string('host') ?? '127.0.0.1',
     port: read.int('port', 0, 0, 65535),
     ...(server ? { server: server as net.Server } : {}),
@@ -81,7 +84,7 @@ export class TcpServerTransport implements ServerTransport {
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error): void => {
         server.off('connection', this.onConnection!);
-        reject(new InvalidOptionsError('port', `cannot listen on ${show(`${this.config.host}:${this.config.port}`)}: ${error.message}`));
+        reject(new InvalidOptionsError(this.config.portOption, `cannot listen on ${show(`${this.config.host}:${this.config.port}`)}: ${error.message}`));
       };
       server.once('error', onError);
       server.listen(this.config.port, this.config.host, () => {

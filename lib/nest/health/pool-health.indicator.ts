@@ -1,0 +1,94 @@
+import { Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import { OptionReader } from '../../core/validate.js';
+import type { ClientPoolService } from '../client-pool.service.js';
+import { DEFAULT_POOL_NAME, getClientPoolToken, getServerPoolToken } from '../pool.constants.js';
+import type { ServerPoolService } from '../server-pool.service.js';
+import type { ClientPoolServiceStats, ServerPoolServiceStats } from '../pool-service-stats.js';
+
+export type PoolRole = 'client' | 'server';
+
+export interface PoolHealthCheckOptions {
+  /** Check one side only; by default every side the registration configures. */
+  pool?: PoolRole;
+  /** The pool's name; the default pool when omitted. */
+  name?: string;
+  /** Fewer idle streams than this is `down` (default 0). */
+  minActive?: number;
+}
+
+type Stats = ClientPoolServiceStats | ServerPoolServiceStats;
+type Status = 'up' | 'degraded' | 'down';
+
+/**
+ * A Terminus indicator for the pools. Per checked side:
+ * - `down`: not ready (not started, closing, closed, not configured, not
+ *   registered) or fewer than `minActive` idle streams;
+ * - `degraded`: ready but no idle stream at all (still serving: a degraded
+ *   check keeps HTTP 200);
+ * - `up` otherwise.
+ * The worst side wins. The details are the stats snapshot (for `pool`) or
+ * `{ client, server }` snapshots of the configured sides, plus a `message`
+ * unless up. It never throws: a failure to check is `down`.
+ */
+@Injectable()
+export class PoolHealthIndicator {
+  constructor(
+    private readonly moduleRef: ModuleRef,
+    private readonly healthIndicatorService: HealthIndicatorService,
+  ) {}
+
+  async isHealthy<const Key extends string>(key: Key, options: PoolHealthCheckOptions = {}): Promise<HealthIndicatorResult<Key>> {
+    const indicator = this.healthIndicatorService.check(key);
+    try {
+      const { pool, name, minActive } = readOptions(options);
+      const services = this.resolve(name);
+      if (!services) {
+        return indicator.down({ message: `no pool '${name}' is registered: import PoolModule.forRoot({ name: '${name}', ... }) in the application` });
+      }
+      const roles: PoolRole[] = pool ? [pool] : (['client', 'server'] as const).filter((role) => services[role].configured);
+      const checked = roles.map((role) => ({ role, stats: services[role].stats }));
+      const verdicts = checked.map(({ role, stats }) => judge(role, stats, minActive));
+      const status: Status = verdicts.some((v) => v.status === 'down') ? 'down' : verdicts.some((v) => v.status === 'degraded') ? 'degraded' : 'up';
+      const details: Record<string, unknown> = pool
+        ? { ...checked[0]!.stats }
+        : Object.fromEntries(checked.map(({ role, stats }) => [role, stats]));
+      const reasons = verdicts.flatMap((v) => (v.reason ? [v.reason] : []));
+      if (status !== 'up') details['message'] = reasons.join('; ');
+      if (status === 'up') return indicator.up(details);
+      if (status === 'degraded') return indicator.degraded(details);
+      return indicator.down(details);
+    } catch (error) {
+      return indicator.down({ message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  private resolve(name: string): { client: ClientPoolService; server: ServerPoolService } | undefined {
+    try {
+      return {
+        client: this.moduleRef.get<ClientPoolService>(getClientPoolToken(name), { strict: false }),
+        server: this.moduleRef.get<ServerPoolService>(getServerPoolToken(name), { strict: false }),
+      };
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function readOptions(options: PoolHealthCheckOptions): { pool?: PoolRole; name: string; minActive: number } {
+  const read = new OptionReader(options as Record<string, unknown>, 'isHealthy');
+  const pool = read.raw('pool') === undefined ? undefined : read.oneOf<PoolRole>('pool', ['client', 'server'], 'client');
+  const name = read.string('name') ?? DEFAULT_POOL_NAME;
+  const minActive = read.int('minActive', 0, 0);
+  read.rejectUnknown();
+  return { ...(pool ? { pool } : {}), name, minActive };
+}
+
+function judge(role: PoolRole, stats: Stats, minActive: number): { status: Status; reason?: string } {
+  if (!stats.configured) return { status: 'down', reason: stats.message };
+  if (!stats.ready) return { status: 'down', reason: `${role} pool is not ready (state ${stats.state})` };
+  if (stats.active < minActive) return { status: 'down', reason: `${role} pool has ${stats.active} idle streams, fewer than minActive ${minActive}` };
+  if (stats.active === 0) return { status: 'degraded', reason: `${role} pool is ready but has no idle stream` };
+  return { status: 'up' };
+}

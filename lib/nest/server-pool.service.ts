@@ -1,0 +1,202 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Duplex } from 'node:stream';
+import { Observable, type Subscriber } from 'rxjs';
+import type { IncomingStream, ServerPool } from '../core/server-pool.js';
+import type { WaitOptions } from '../core/waiters.js';
+import { unconfiguredStats, type ServerPoolServiceStats } from './pool-service-stats.js';
+import { unconfiguredError } from './unconfigured-pool.js';
+
+/** A subscription to `incoming$` made before the pool started. */
+interface DeferredSubscription {
+  attach(): void;
+  complete(): void;
+}
+
+/**
+ * The server side of one pool registration, for injection: by class for the
+ * default pool, with `@InjectServerPool(name)` (or `getServerPoolToken(name)`)
+ * for any pool. It wraps the core `ServerPool` (`pool`), which the module
+ * starts with the application and closes on shutdown.
+ *
+ * When the registration has no `server`, the service still exists: `ready`
+ * is false, the counters are 0, `stats` says `state: 'unconfigured'`, every
+ * method throws (or rejects with) an `InvalidOptionsError`, and `incoming$`
+ * errors with it.
+ */
+@Injectable()
+export class ServerPoolService {
+  private readonly logger = new Logger('PoolModule');
+  private readonly deferred = new Set<DeferredSubscription>();
+  private starting?: Promise<void>;
+  private closed = false;
+
+  /**
+   * Every ready `[id, stream]`, as it arrives. Each subscription is a
+   * listener of its own: streams go to exactly one subscriber or pending
+   * `incomingGet`, taking turns, and while nobody subscribes they stay in
+   * the pool. A subscription made before the pool starts is attached when it
+   * starts. Completes when the pool closes. A stream handed to a subscriber
+   * is the subscriber's to use and to destroy.
+   */
+  readonly incoming$: Observable<IncomingStream> = new Observable<IncomingStream>((subscriber) => this.subscribe(subscriber));
+
+  constructor(
+    /** The registration's name ('default' for the unnamed pool). */
+    readonly name: string,
+    private readonly serverPool: ServerPool | undefined,
+  ) {}
+
+  /** Whether the registration configures a server side. */
+  get configured(): boolean {
+    return this.serverPool !== undefined;
+  }
+
+  /** The core pool, for what the service does not wrap. */
+  get pool(): ServerPool {
+    return this.require();
+  }
+
+  /** Listening and not closed. */
+  get ready(): boolean {
+    return this.serverPool?.ready ?? false;
+  }
+
+  /** Idle pooled streams ready to be taken. */
+  get active(): number {
+    return this.serverPool?.active ?? 0;
+  }
+
+  get capacity(): number {
+    return this.serverPool?.capacity ?? 0;
+  }
+
+  get interval(): number {
+    return this.serverPool?.interval ?? 0;
+  }
+
+  get errorCount(): number {
+    return this.serverPool?.errorCount ?? 0;
+  }
+
+  /** A plain snapshot, safe to log or serialise; `configured: false` and `state: 'unconfigured'` without this side. */
+  get stats(): ServerPoolServiceStats {
+    const pool = this.serverPool;
+    return pool ? { ...pool.stats, configured: true } : unconfiguredStats('server', this.name);
+  }
+
+  /**
+   * Starts listening, then attaches the `incoming$` subscriptions that were
+   * waiting. The module calls it on init unless `autoStart` is false; start
+   * through this method (not `pool.start()`) so those subscriptions attach.
+   * Idempotent; rejects if the pool cannot listen (the port is taken...).
+   */
+  start(): Promise<void> {
+    const pool = this.serverPool;
+    if (!pool) return Promise.reject(unconfiguredError('server', this.name));
+    // Concurrent callers share one listen; once settled, the core's own idempotence answers.
+    this.starting ??= pool.start().finally(() => {
+      this.starting = undefined;
+      this.release();
+    });
+    return this.starting;
+  }
+
+  /** The oldest ready `[id, stream]`, or the next to arrive, waiting up to the timeout. */
+  async incomingGet(options?: number | WaitOptions): Promise<IncomingStream> {
+    return this.require().incomingGet(options);
+  }
+
+  /** With `reserveFirstId`: the first stream of the pool's life (`00000000`). */
+  async firstStream(options?: number | WaitOptions): Promise<Duplex> {
+    return this.require().firstStream(options);
+  }
+
+  /** The bound address once listening, else null. */
+  address(): { address: string; port: number; family: string } | null {
+    return this.require().address();
+  }
+
+  /** Closes every idle stream; returns how many. */
+  flush(): number {
+    return this.require().flush();
+  }
+
+  addError(): void {
+    this.require().addError();
+  }
+
+  resetError(): void {
+    this.require().resetError();
+  }
+
+  /**
+   * Graceful close (pending gets rejected with `PoolClosedError`, idle
+   * streams and the listener closed, `incoming$` completed, taken streams
+   * left alone), bounded by `timeout` ms. The module does it on shutdown;
+   * idempotent, never rejects.
+   */
+  async close(timeout?: number): Promise<void> {
+    this.closed = true;
+    const closing = this.serverPool?.close(timeout);
+    this.release();
+    await closing;
+  }
+
+  private subscribe(subscriber: Subscriber<IncomingStream>): () => void {
+    const pool = this.serverPool;
+    if (!pool) {
+      subscriber.error(unconfiguredError('server', this.name));
+      return () => undefined;
+    }
+    let unsubscribe: (() => void) | undefined;
+    const attach = (): void => {
+      unsubscribe = pool.onIncoming(
+        (incoming, stop) => {
+          if (subscriber.closed) {
+            // Not reachable through the listener below; never leak a socket if it were.
+            stop();
+            incoming[1].destroy();
+            this.logger.warn(`server pool '${this.name}': a stream reached a closed incoming$ subscriber and was destroyed`);
+            return;
+          }
+          subscriber.next(incoming);
+          // A subscriber that stopped inside next() (take(1), firstValueFrom) leaves
+          // the queue now, so the streams still waiting stay in the pool.
+          if (subscriber.closed) stop();
+        },
+        () => subscriber.complete(),
+      );
+    };
+    const state = pool.stats.state;
+    if (pool.ready) {
+      attach();
+    } else if (state === 'new' && !this.closed) {
+      const deferred: DeferredSubscription = { attach, complete: () => subscriber.complete() };
+      this.deferred.add(deferred);
+      return () => {
+        this.deferred.delete(deferred);
+        unsubscribe?.();
+      };
+    } else {
+      subscriber.complete();
+    }
+    return () => unsubscribe?.();
+  }
+
+  /** Attaches the waiting subscriptions if the pool runs, completes them if it never will. */
+  private release(): void {
+    const pool = this.serverPool;
+    if (!pool) return;
+    const waiting = [...this.deferred];
+    this.deferred.clear();
+    for (const subscription of waiting) {
+      if (pool.ready && !this.closed) subscription.attach();
+      else subscription.complete();
+    }
+  }
+
+  private require(): ServerPool {
+    if (!this.serverPool) throw unconfiguredError('server', this.name);
+    return this.serverPool;
+  }
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as main from '../../lib/index.js';
+import * as health from '../../lib/nest/health/index.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Every module a source file loads at run time, following relative imports (type-only imports load nothing). */
+function runtimeGraph(entry: string): { files: Set<string>; packages: Set<string> } {
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  const visit = (file: string): void => {
+    if (files.has(file)) return;
+    files.add(file);
+    const source = readFileSync(file, 'utf8');
+    const statements = source.match(/^(?:import|export)\s[^;]*?\sfrom\s+'[^']+'|^import\s+'[^']+'/gms) ?? [];
+    for (const statement of statements) {
+      if (/^(?:import|export)\s+type\s/.test(statement)) continue;
+      const specifier = /'([^']+)'$/.exec(statement)![1]!;
+      if (specifier.startsWith('.')) visit(resolve(dirname(file), specifier.replace(/\.js$/, '.ts')));
+      else packages.add(specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!);
+    }
+  };
+  visit(resolve(root, entry));
+  return { files, packages };
+}
+
+describe('entry points', () => {
+  it('the main entry never loads Terminus nor the health folder', () => {
+    const { files, packages } = runtimeGraph('lib/index.ts');
+    expect(files).toContain(resolve(root, 'lib/nest/pool.module.ts'));
+    expect([...files].filter((file) => file.includes('/lib/nest/health/'))).toEqual([]);
+    expect(packages).not.toContain('@nestjs/terminus');
+    expect(packages).toContain('@nestjs/common');
+  });
+
+  it('nestjs-tunnel-pool/health brings the indicator and Terminus', () => {
+    expect(runtimeGraph('lib/nest/health/index.ts').packages).toContain('@nestjs/terminus');
+    expect(Object.keys(health).sort()).toEqual(['PoolHealthIndicator', 'PoolHealthModule']);
+  });
+
+  it('the main entry exports the Nest API by name', () => {
+    for (const name of [
+      'PoolModule', 'ClientPoolService', 'ServerPoolService', 'CLIENT_POOL', 'SERVER_POOL', 'DEFAULT_POOL_NAME',
+      'getClientPoolToken', 'getServerPoolToken', 'InjectClientPool', 'InjectServerPool',
+    ]) {
+      expect(main).toHaveProperty(name);
+    }
+    expect(main).not.toHaveProperty('PoolHealthModule');
+    expect(main).not.toHaveProperty('PoolLifecycle');
+    expect(main).not.toHaveProperty('getPoolOptionsToken');
+  });
+});
