@@ -24,6 +24,7 @@ export {
   InvalidIdError,
   InvalidOptionsError,
   DuplicatePoolError,
+  ListenError,
   PoolAbortedError,
 } from './core/errors.js';
 
@@ -40,6 +41,7 @@ export type {
 export type { TransportFactory } from './transports/transport-factory.js';
 export { TcpClientTransport, TcpServerTransport, tcpTransport, type TcpClientOptions, type TcpServerOptions } from './transports/tcp/index.js';
 // HTTP/2
+// WebSocket
 export type { TlsMode, TlsModeInput, ServerTlsInput, CaInput } from './transports/shared/tls.js';
 export type { Endpoint, EndpointInput, AddressResolver } from './transports/shared/endpoint.js';
 

@@ -14,6 +14,7 @@ export const PoolErrorCode = {
   INVALID_ID: 'POOL_ERR_INVALID_ID',
   INVALID_OPTIONS: 'POOL_ERR_INVALID_OPTIONS',
   DUPLICATE_POOL: 'POOL_ERR_DUPLICATE_POOL',
+  LISTEN: 'POOL_ERR_LISTEN',
   ABORTED: 'POOL_ERR_ABORTED',
 } as const;
 
@@ -99,6 +100,16 @@ export class InvalidOptionsError extends PoolError {
   readonly option: string;
   constructor(option: string, message: string) {
     super(PoolErrorCode.INVALID_OPTIONS, `invalid option ${option}: ${message}`);
+    this.option = option;
+  }
+}
+
+/** A server pool could not listen (port in use, address not available, no permission). */
+export class ListenError extends PoolError {
+  /** The option to change, e.g. 'port' or 'server.port'. */
+  readonly option: string;
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super(PoolErrorCode.LISTEN, message, options);
     this.option = option;
   }
 }

@@ -74,7 +74,7 @@ describe('server pool start-up', () => {
     await Promise.all(concurrent);
     expect(first.address()).not.toBeNull();
     const second = createServerPool({ port: first.address()!.port }, 'server');
-    await expect(second.start()).rejects.toMatchObject({ code: 'POOL_ERR_INVALID_OPTIONS', option: 'server.port', message: expect.stringContaining('EADDRINUSE') });
+    await expect(second.start()).rejects.toMatchObject({ code: 'POOL_ERR_LISTEN', option: 'server.port', message: expect.stringContaining('EADDRINUSE') });
     await second.close();
     await first.close();
   });

@@ -124,7 +124,7 @@ describe('PoolModule.forRoot', () => {
     const moduleRef = closes(await compile({ imports: [PoolModule.forRoot({ server: { port }, client: { address: `127.0.0.1:${port}` } })] }, logger));
 
     const error = await errorOf(() => moduleRef.init());
-    expect(error).toMatchObject({ code: 'POOL_ERR_INVALID_OPTIONS' });
+    expect(error).toMatchObject({ code: 'POOL_ERR_LISTEN', option: 'server.port' });
     expect(error.message).toContain('EADDRINUSE');
     expect(logger.messages('error').join('\n')).toMatch(/server pool 'default' could not start/);
     // The client never started: nothing dialed the blocker.

@@ -4,8 +4,7 @@ import tls from 'node:tls';
 import { encodeId, type IdWireForm } from '../../core/ids.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
-import { show } from '../../core/validate.js';
-import { InvalidOptionsError } from '../../core/errors.js';
+import { listen } from '../shared/listen.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 
 export interface TcpServerOptions {
@@ -81,17 +80,12 @@ export class TcpServerTransport implements ServerTransport {
     server.on('connection', this.onConnection);
     if (server.listening) return;
     this.ownsServer = true;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void => {
-        server.off('connection', this.onConnection!);
-        reject(new InvalidOptionsError(this.config.portOption, `cannot listen on ${show(`${this.config.host}:${this.config.port}`)}: ${error.message}`));
-      };
-      server.once('error', onError);
-      server.listen(this.config.port, this.config.host, () => {
-        server.off('error', onError);
-        resolve();
-      });
-    });
+    try {
+      await listen(server, this.config.port, this.config.host, this.config.portOption);
+    } catch (error) {
+      server.off('connection', this.onConnection);
+      throw error;
+    }
   }
 
   address(): { address: string; port: number; family: string } | null {

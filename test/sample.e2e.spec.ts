@@ -1,0 +1,294 @@
+// The sample tunnel end to end, on real sockets (127.0.0.1, ephemeral ports):
+// in this process through createSampleApp, and as `node dist/sample/main.js`.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { dirname, resolve } from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { ClientPoolService, ServerPoolService } from '../lib/index.js';
+import { loadConfig } from '../sample/config.js';
+import { createSampleApp, type SampleApp } from '../sample/sample-app.js';
+import { TargetService } from '../sample/target.js';
+import { TunnelExitService } from '../sample/tunnel-exit.service.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const BUILT_MAIN = resolve(ROOT, 'dist/sample/main.js');
+const HELLO = /^hello through the tunnel \(id=([0-9a-f]{8})\)\n$/;
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One GET on its own connection (no keep-alive agent), bounded by `timeout`. */
+function get(url: string, timeout = 5000): Promise<Reply> {
+  return new Promise((resolvePromise, reject) => {
+    const request = http.get(url, { agent: false, timeout }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolvePromise({ status: response.statusCode ?? 0, headers: response.headers, body }));
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(Object.assign(new Error(`GET ${url} timed out after ${timeout} ms`), { code: 'ETIMEDOUT' })));
+    request.on('error', reject);
+  });
+}
+
+/** Resolves with the error code of a TCP connect to `port` (or 'CONNECTED'). */
+function connectOutcome(port: number): Promise<string> {
+  return new Promise((resolvePromise) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolvePromise('CONNECTED');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolvePromise(String(error.code)));
+  });
+}
+
+/** `count` distinct ports that were free a moment ago: listen on 0, note the port, close. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<net.Server>((resolvePromise, reject) => {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolvePromise(server));
+    })),
+  );
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((done) => server.close(done))));
+  return ports;
+}
+
+/** Polls `condition` every 10 ms; rejects after `timeout` ms naming what it waited for. */
+async function until(condition: () => boolean, timeout: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 10));
+  }
+}
+
+/** `promise`'s value, or 'timeout' after `ms` (the timer is cleared either way). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<'timeout'>((done) => (timer = setTimeout(() => done('timeout'), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('sample tunnel in this process (TUNNEL_ROLE=both, ephemeral ports)', () => {
+  let sample: SampleApp;
+  let closed = false;
+
+  beforeAll(async () => {
+    // Through the env parser, as `npm start` does, with every port ephemeral.
+    const config = loadConfig({
+      TUNNEL_ROLE: 'both',
+      PUBLIC_PORT: '0',
+      POOL_PORT: '0',
+      CONTROL_PORT: '0',
+      TARGET_PORT: '0',
+      HEALTH_PORT: '0',
+    });
+    expect(config.tls).toBe('1');
+    sample = await createSampleApp(config, { logger: ['error', 'warn'] });
+    await sample.app.get(ClientPoolService).waitForActive(2, 10_000);
+    await sample.ready({ timeout: 10_000 });
+  }, 20_000);
+
+  afterAll(async () => {
+    if (sample && !closed) await sample.app.close();
+  });
+
+  it('binds every listener on its own ephemeral port', () => {
+    const { public: publicPort, pool, control, target, health } = sample.ports;
+    const all = [publicPort, pool, control, target, health];
+    for (const port of all) expect(port).toBeGreaterThan(0);
+    expect(new Set(all).size).toBe(all.length);
+    expect(sample.urls.public).toBe(`http://127.0.0.1:${publicPort}/`);
+    expect(sample.urls.health).toBe(`http://127.0.0.1:${health}/health`);
+  });
+
+  it('carries an HTTP request through a pooled TLS stream to the target', async () => {
+    const serverPool = sample.app.get(ServerPoolService).pool;
+    const clientPool = sample.app.get(ClientPoolService).pool;
+    const serverTaken = serverPool.stats.totals.taken;
+    const clientTaken = clientPool.stats.totals.taken;
+
+    const reply = await get(sample.urls.public!);
+
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatch(HELLO);
+    const id = HELLO.exec(reply.body)![1];
+    expect(reply.headers['x-tunnel-id']).toBe(id);
+    // The request really went through a pooled stream: both pools handed one out.
+    expect(serverPool.stats.totals.taken).toBeGreaterThan(serverTaken);
+    expect(clientPool.stats.totals.taken).toBeGreaterThan(clientTaken);
+    expect(serverPool.stats.transport).toBe('tls');
+    expect(clientPool.stats.transport).toBe('tls');
+  });
+
+  it('the target told apart: a direct request is not tunnelled', async () => {
+    const reply = await get(sample.urls.target!);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe('hello through the tunnel (id=direct)\n');
+  });
+
+  it('serves concurrent requests, each through its own pooled stream', async () => {
+    const count = 24; // more than POOL_MAX_CAP's default of 16: some wait for the pool to refill
+    const serverTaken = sample.app.get(ServerPoolService).pool.stats.totals.taken;
+
+    const replies = await Promise.all(Array.from({ length: count }, () => get(sample.urls.public!, 10_000)));
+
+    const ids = replies.map((reply) => {
+      expect(reply.status).toBe(200);
+      expect(reply.body).toMatch(HELLO);
+      return HELLO.exec(reply.body)![1];
+    });
+    expect(new Set(ids).size).toBe(count);
+    expect(sample.app.get(ServerPoolService).pool.stats.totals.taken - serverTaken).toBe(count);
+  }, 20_000);
+
+  it('GET /health answers 200 over real HTTP with the pools up', async () => {
+    const reply = await get(sample.urls.health);
+
+    expect(reply.status).toBe(200);
+    const body = JSON.parse(reply.body) as { status: string; info: Record<string, { status: string }> };
+    expect(body.status).toBe('ok');
+    expect(body.info.serverPool?.status).toBe('up');
+    expect(body.info.clientPool?.status).toBe('up');
+    expect(body.info.entryControl?.status).toBe('up');
+    expect(body.info.exitControl?.status).toBe('up');
+  });
+
+  it('a hand-off the exit refuses closes only that public connection, and the exit comes back', async () => {
+    // Stand in for the exit: the latest control connection wins, so ours gets the next ID.
+    const fake = tls.connect({ host: '127.0.0.1', port: sample.ports.control!, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
+    try {
+      await once(fake, 'secureConnect');
+      const exit = sample.app.get(TunnelExitService);
+      await until(() => !exit.controlConnected, 5000, 'the real exit to be replaced');
+      fake.setEncoding('latin1');
+      let lines = '';
+      fake.on('data', (chunk: string) => (lines += chunk));
+
+      const reply = get(sample.urls.public!).then(() => 'answered', (error: NodeJS.ErrnoException) => error.code);
+      await until(() => lines.includes('\n'), 5000, 'an ID on the control connection');
+      const id = lines.split('\n')[0]!;
+      expect(id).toMatch(/^[0-9a-f]{8}$/);
+      fake.write(`fail ${id}\n`);
+
+      expect(await reply).toBe('ECONNRESET');
+    } finally {
+      fake.destroy();
+    }
+    // The real exit redials after CONTROL_RETRY (1 s) and the tunnel works again.
+    await sample.ready({ timeout: 5000 });
+    expect((await get(sample.urls.public!)).body).toMatch(HELLO);
+  }, 15_000);
+
+  it('an unreachable target closes only that public connection', async () => {
+    const target = sample.app.get(TargetService);
+    await target.onModuleDestroy(); // stop the target listener; the app stays up
+
+    await expect(get(sample.urls.public!)).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect((await get(sample.urls.health)).status).toBe(200);
+  });
+
+  it('app.close() closes the pools and every listener', async () => {
+    const { public: publicPort, pool, control, target, health } = sample.ports;
+    const serverPool = sample.app.get(ServerPoolService).pool;
+    const clientPool = sample.app.get(ClientPoolService).pool;
+
+    await sample.app.close();
+    closed = true;
+
+    expect(serverPool.stats.state).toBe('closed');
+    expect(clientPool.stats.state).toBe('closed');
+    expect(await connectOutcome(publicPort!)).toBe('ECONNREFUSED');
+    for (const port of [pool, control, target, health]) expect(await connectOutcome(port!)).toBe('ECONNREFUSED');
+  });
+});
+
+describe('the built sample as a separate process (node dist/sample/main.js)', () => {
+  let child: ChildProcess | undefined;
+
+  afterAll(async () => {
+    // Only if the test failed half-way: never leave the process behind.
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((done) => child!.once('exit', done));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  it('prints where to connect, tunnels a request, and exits with code 0 on SIGTERM', async () => {
+    if (!existsSync(BUILT_MAIN)) {
+      throw new Error(`${BUILT_MAIN} does not exist: build first with \`npm run build\` (\`npm test\` builds before running Jest)`);
+    }
+    const [publicPort, pool, control, target, health] = await freePorts(5);
+    const proc = spawn(process.execPath, [BUILT_MAIN], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        TUNNEL_ROLE: 'both',
+        PUBLIC_PORT: String(publicPort),
+        POOL_PORT: String(pool),
+        CONTROL_PORT: String(control),
+        TARGET_PORT: String(target),
+        HEALTH_PORT: String(health),
+        NO_COLOR: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = proc;
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+      proc.once('exit', (code, signal) => done({ code, signal })),
+    );
+
+    // Wait for the "ready" line (bounded); fail at once if the process dies.
+    await new Promise<void>((resolvePromise, reject) => {
+      const timer = setTimeout(() => {
+        proc.stdout!.off('data', onData);
+        reject(new Error(`no "tunnel ready" line within 15 s.\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+      }, 15_000);
+      const onData = (): void => {
+        if (!stdout.includes('tunnel ready')) return;
+        clearTimeout(timer);
+        proc.stdout!.off('data', onData);
+        resolvePromise();
+      };
+      proc.stdout!.on('data', onData);
+      void exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`the sample exited early (code ${code}, signal ${signal}).\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+      });
+      onData();
+    });
+    expect(stdout).toContain(`curl http://127.0.0.1:${publicPort}/`);
+    expect(stdout).toContain(`curl http://127.0.0.1:${health}/health`);
+
+    const response = await fetch(`http://127.0.0.1:${publicPort}/`, { signal: AbortSignal.timeout(5000) });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toMatch(HELLO);
+
+    proc.kill('SIGTERM');
+    expect(await within(exited, 8000)).toEqual({ code: 0, signal: null });
+    expect(stdout).toContain('SIGTERM received, shutting down');
+    // Nothing on stderr but what Node itself may print (e.g. an inherited NODE_OPTIONS flag's warning).
+    expect(stderr.split('\n').filter((line) => line && !/ExperimentalWarning|--trace-warnings/.test(line))).toEqual([]);
+  }, 30_000);
+});
