@@ -41,6 +41,7 @@ export type {
 export type { TransportFactory } from './transports/transport-factory.js';
 export { TcpClientTransport, TcpServerTransport, tcpTransport, type TcpClientOptions, type TcpServerOptions } from './transports/tcp/index.js';
 // HTTP/2
+export { Http2ClientTransport, Http2ServerTransport, Http2StreamAbortedError, http2Transport, type Http2AbortReason, type Http2ClientOptions, type Http2ServerOptions, type Http2FlowOptions } from './transports/http2/index.js';
 // WebSocket
 export type { TlsMode, TlsModeInput, ServerTlsInput, CaInput } from './transports/shared/tls.js';
 export type { Endpoint, EndpointInput, AddressResolver } from './transports/shared/endpoint.js';

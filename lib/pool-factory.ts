@@ -4,14 +4,16 @@ import { OptionReader } from './core/validate.js';
 import { TRANSPORTS, type TransportName } from './transports/index.js';
 import type { TcpClientOptions } from './transports/tcp/tcp-client.transport.js';
 import type { TcpServerOptions } from './transports/tcp/tcp-server.transport.js';
+import type { Http2ClientOptions } from './transports/http2/http2-client.transport.js';
+import type { Http2ServerOptions } from './transports/http2/http2-server.transport.js';
 
 /** A client pool definition: core options plus the chosen transport's options. */
 export type ClientPoolConfig = ClientPoolOptions &
-  (({ transport?: 'tcp' } & TcpClientOptions));
+  (({ transport?: 'tcp' } & TcpClientOptions) | ({ transport: 'http2' } & Http2ClientOptions));
 
 /** A server pool definition: core options plus the chosen transport's options. */
 export type ServerPoolConfig = ServerPoolOptions &
-  (({ transport?: 'tcp' } & TcpServerOptions));
+  (({ transport?: 'tcp' } & TcpServerOptions) | ({ transport: 'http2' } & Http2ServerOptions));
 
 function transportOf(read: OptionReader) {
   const name = read.oneOf('transport', Object.keys(TRANSPORTS) as TransportName[], 'tcp');

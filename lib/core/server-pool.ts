@@ -79,6 +79,7 @@ export class ServerPool {
   private readonly idle: IdleStreams;
   private readonly handshaking = new Set<string>();
   private readonly ids: IdAllocator;
+  private readonly acceptor: ServerAcceptor;
   private readonly incoming = new WaiterQueue<IncomingStream>();
   private readonly reserved = new WaiterQueue<Duplex>();
   private reservedStream?: Duplex;
@@ -97,6 +98,11 @@ export class ServerPool {
     this.filter = filter;
     this.idle = new IdleStreams((_id, reason) => this.dropped(reason));
     this.ids = new IdAllocator((id) => this.idle.has(id) || this.handshaking.has(id), transport.firstIdZero);
+    this.acceptor = {
+      limits: { maxCap: this.options.maxCap, closeTimeout: this.options.closeTimeout },
+      admit: (remoteAddress) => this.admit(remoteAddress),
+      refused: (reason) => this.refuse(reason),
+    };
   }
 
   get ready(): boolean {
@@ -254,10 +260,6 @@ export class ServerPool {
 
   // ---- the transport's side -------------------------------------------
 
-  private readonly acceptor: ServerAcceptor = {
-    admit: (remoteAddress) => this.admit(remoteAddress),
-    refused: (reason) => this.refuse(reason),
-  };
 
   private admit(remoteAddress: string | undefined): Admission | Refusal {
     if (this.state !== 'running') return this.refuse('closed');

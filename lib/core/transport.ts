@@ -48,6 +48,8 @@ export interface Admission {
 }
 
 export interface ServerAcceptor {
+  /** The pool's limits, for transports that advertise or enforce them (HTTP/2 SETTINGS, drain time). */
+  readonly limits: { readonly maxCap: number; readonly closeTimeout: number };
   /**
    * Called for each new connection, before any TLS: checks capacity (idle
    * plus handshaking against maxCap, then handshakes in progress against

@@ -1,9 +1,11 @@
+import { http2Transport } from './http2/index.js';
 import { tcpTransport } from './tcp/index.js';
 import type { TransportFactory } from './transport-factory.js';
 
 /** The built-in transports by name. */
 export const TRANSPORTS: Readonly<Record<string, TransportFactory>> = Object.freeze({
   tcp: tcpTransport,
+  http2: http2Transport,
 });
 
-export type TransportName = 'tcp';
+export type TransportName = 'tcp' | 'http2';

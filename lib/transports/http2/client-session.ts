@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto';
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import type tls from 'node:tls';
+import { closedGracefully, guardStream } from './stream-guard.js';
+import { Http2StreamAbortedError } from './http2-stream.error.js';
+
+export type SessionState = 'connecting' | 'ready' | 'draining' | 'closed';
+
+export interface ClientSessionConfig {
+  /** Sent as `:authority`: the hostname without a port. */
+  authority: string;
+  keepAlive: number;
+  pingTimeout: number;
+  /** RST_STREAMs this side may cost a session before it is retired (see README). */
+  resetBudget: number;
+  initialWindowSize: number;
+  sessionWindowSize: number;
+  maxSessionMemory: number;
+}
+
+export interface ClientSessionEvents {
+  /** The session takes no new streams any more (GOAWAY, retired, dead, closed). */
+  onUnusable(session: ClientSession): void;
+  onClosed(session: ClientSession): void;
+}
+
+/**
+ * One HTTP/2 session of a client transport: how many streams it carries,
+ * how many the peer allows, how many resets it has cost, and its PINGs.
+ * A session in any state but 'ready' opens no new streams.
+ */
+export class ClientSession {
+  state: SessionState = 'connecting';
+  /** Streams open on it (idle, handed out or handshaking), plus slots reserved for a request about to be made. */
+  open = 0;
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (100, HTTP/2's recommended floor, until its SETTINGS arrive). */
+  peerMaxStreams = 100;
+  /** Streams that closed without both END_STREAMs: each may have cost an RST_STREAM. */
+  resets = 0;
+  streamsOpened = 0;
+  goaways = 0;
+  pingRttMs: number | null = null;
+  pingTimeouts = 0;
+  readonly ready: Promise<void>;
+  private readonly session: ClientHttp2Session;
+  private readonly streams = new Set<ClientHttp2Stream>();
+  private pingTimer?: NodeJS.Timeout;
+  private pingDeadline?: NodeJS.Timeout;
+  private unusableSignalled = false;
+  /** Set when the session was cut from our side or its socket died, so streams say why. */
+  private deathReason?: Http2StreamAbortedError;
+
+  constructor(
+    readonly socket: tls.TLSSocket,
+    private readonly config: ClientSessionConfig,
+    private readonly events: ClientSessionEvents,
+    readyTimeout: number,
+  ) {
+    // Registered before Node's own listeners, which end the streams without
+    // an error: ours fail them first, with a typed one.
+    const lost = (error?: Error): void => {
+      this.deathReason ??= new Http2StreamAbortedError('connection-lost', `the HTTP/2 session's connection ${error ? `failed: ${error.message}` : 'closed'}`);
+      this.markUnusable();
+      for (const stream of this.streams) if (!stream.destroyed) stream.destroy(this.deathReason);
+    };
+    socket.once('error', lost);
+    socket.once('close', () => lost());
+    this.session = http2.connect(`https://${config.authority}`, {
+      createConnection: () => socket,
+      settings: { enablePush: false, initialWindowSize: config.initialWindowSize },
+      maxSessionMemory: config.maxSessionMemory,
+      peerMaxConcurrentStreams: 100,
+    });
+    this.session.on('error', () => undefined); // surfaced through the streams and 'close'
+    this.session.on('goaway', (code, lastStreamId) => this.goaway(code, lastStreamId));
+    this.session.on('remoteSettings', (settings) => {
+      if (settings.maxConcurrentStreams !== undefined) this.peerMaxStreams = settings.maxConcurrentStreams;
+    });
+    this.session.once('close', () => this.closed());
+    this.ready = new Promise<void>((resolve, reject) => {
+      const fail = (error: Error): void => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(new Error(`no SETTINGS from the server within ${readyTimeout} ms`)), readyTimeout);
+      this.session.once('connect', () => {
+        try {
+          this.session.setLocalWindowSize(config.sessionWindowSize);
+        } catch {
+          // A session that died on connect fails below.
+        }
+      });
+      this.session.once('remoteSettings', () => {
+        clearTimeout(timer);
+        if (this.state !== 'connecting') return reject(new Error('the HTTP/2 session closed while starting'));
+        this.state = 'ready';
+        this.startPings();
+        resolve();
+      });
+      this.session.once('close', () => fail(new Error('the HTTP/2 session closed before the server\'s SETTINGS arrived')));
+    });
+    this.ready.catch(() => this.destroy());
+  }
+
+  /** Streams this session can still open without passing the peer's limit or the reset budget. */
+  freeSlots(): number {
+    if (this.state !== 'ready') return 0;
+    return Math.min(this.peerMaxStreams - this.open, this.config.resetBudget - this.resets - this.open);
+  }
+
+  /** Opens a pooled stream: `POST /stream`, streamed body, `0x00` written at once. The caller reserved a slot (`open++`). */
+  request(): ClientHttp2Stream {
+    let stream: ClientHttp2Stream;
+    try {
+      stream = this.session.request(
+        { ':method': 'POST', ':path': '/stream', ':scheme': 'https', ':authority': this.config.authority },
+        { endStream: false },
+      );
+    } catch (error) {
+      this.open--;
+      this.markUnusable();
+      throw error;
+    }
+    this.streamsOpened++;
+    this.streams.add(stream);
+    guardStream(stream, () => this.deathReason);
+    stream.once('close', () => {
+      this.streams.delete(stream);
+      this.open--;
+      if (!closedGracefully(stream)) this.countReset();
+    });
+    stream.write(Buffer.of(0));
+    return stream;
+  }
+
+  /** Releases a slot reserved for a request that was never made. */
+  release(): void {
+    this.open--;
+  }
+
+  /** No new streams; open ones finish on their own (sends GOAWAY). */
+  drain(): void {
+    if (this.state === 'closed') return;
+    this.markUnusable();
+    if (!this.session.closed && !this.session.destroyed) this.session.close();
+  }
+
+  /** Lets the process exit while streams the application holds still run. */
+  unref(): void {
+    if (!this.session.destroyed) this.session.unref();
+  }
+
+  /** Kills the session and every stream on it. */
+  destroy(error?: Http2StreamAbortedError): void {
+    if (error) this.deathReason ??= error;
+    this.markUnusable();
+    if (!this.session.destroyed) this.session.destroy(error);
+  }
+
+  /** Streams on it not yet destroyed: after the pool dropped its idle ones, those the application holds. */
+  liveStreams(): number {
+    let live = 0;
+    for (const stream of this.streams) if (!stream.destroyed) live++;
+    return live;
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  // ---- internals ------------------------------------------------------
+
+  private countReset(): void {
+    this.resets++;
+    // Past half the budget the session takes no new streams (freeSlots keeps
+    // resets + open under the budget) and is closed once its streams end.
+    if (this.state === 'ready' && this.resets >= this.config.resetBudget / 2) this.drain();
+  }
+
+  private goaway(_code: number, lastStreamId: number): void {
+    this.goaways++;
+    this.markUnusable();
+    // Streams the peer never processed will not be served: they leave now.
+    // Node closes them too; doing it here makes it immediate and says why.
+    for (const stream of this.streams) {
+      if (stream.id !== undefined && stream.id > lastStreamId && !stream.destroyed) {
+        stream.destroy(new Http2StreamAbortedError('goaway', `the server sent GOAWAY with last stream ${lastStreamId}; stream ${stream.id} was not processed`));
+      }
+    }
+  }
+
+  private startPings(): void {
+    this.pingTimer = setInterval(() => this.ping(), this.config.keepAlive);
+    this.pingTimer.unref();
+  }
+
+  private ping(): void {
+    if (this.pingDeadline || this.session.destroyed) return;
+    const sent = this.session.ping(randomBytes(8), (error, duration) => {
+      clearTimeout(this.pingDeadline);
+      this.pingDeadline = undefined;
+      if (!error) this.pingRttMs = Math.round(duration * 1000) / 1000;
+    });
+    if (!sent) return;
+    this.pingDeadline = setTimeout(() => {
+      this.pingTimeouts++;
+      this.destroy(new Http2StreamAbortedError('ping-timeout', `the server did not answer a PING within ${this.config.pingTimeout} ms`));
+    }, this.config.pingTimeout);
+    this.pingDeadline.unref();
+  }
+
+  private markUnusable(): void {
+    if (this.state === 'ready' || this.state === 'connecting') this.state = 'draining';
+    if (!this.unusableSignalled) {
+      this.unusableSignalled = true;
+      this.events.onUnusable(this);
+    }
+  }
+
+  private closed(): void {
+    clearInterval(this.pingTimer);
+    clearTimeout(this.pingDeadline);
+    this.markUnusable();
+    this.state = 'closed';
+    this.events.onClosed(this);
+  }
+}

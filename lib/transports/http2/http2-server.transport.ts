@@ -1,0 +1,331 @@
+import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
+import { InvalidOptionsError } from '../../core/errors.js';
+import type { ServerAcceptor, ServerTransport } from '../../core/transport.js';
+import type { OptionReader } from '../../core/validate.js';
+import { listen } from '../shared/listen.js';
+import { readExact } from '../shared/read-exact.js';
+import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
+import { resolveHttp2Flow, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
+import { Http2StreamAbortedError } from './http2-stream.error.js';
+import { closedGracefully, guardStream } from './stream-guard.js';
+
+export interface Http2ServerOptions extends Http2FlowOptions {
+  /** Interface to listen on (default '127.0.0.1'; '0.0.0.0' or '::' to serve other machines). */
+  host?: string;
+  /** Port to listen on (default 0: an ephemeral port, see `address()`). */
+  port?: number;
+  /** Required: TLS 1.3 with { key, cert }, { secureContext }, or 'self-signed'. */
+  tls?: ServerTlsInput;
+  /** TCP keep-alive period in ms (default 30000); a session with no stream for twice this is closed. */
+  keepAlive?: number;
+  /** Bound on TLS and on waiting for a stream's first byte, in ms (default 10000). */
+  handshakeTimeout?: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS per session (default: the pool's maxCap, as the Go server does). */
+  maxConcurrentStreams?: number;
+}
+
+export const HTTP2_SERVER_OPTION_KEYS = [
+  'host', 'port', 'tls', 'keepAlive', 'handshakeTimeout', 'maxConcurrentStreams', 'initialWindowSize', 'sessionWindowSize', 'maxSessionMemory',
+] as const;
+
+export interface ResolvedHttp2Server extends ResolvedHttp2Flow {
+  /** The option's full name for messages ('server.port' under the Nest module). */
+  portOption: string;
+  host: string;
+  port: number;
+  secureContext: tls.SecureContext;
+  keepAlive: number;
+  handshakeTimeout: number;
+  /** Unset: the pool's maxCap, learnt at listen(). */
+  maxConcurrentStreams?: number;
+}
+
+export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Server {
+  const tlsInput = read.raw('tls') as ServerTlsInput | undefined;
+  if (tlsInput === undefined) {
+    throw new InvalidOptionsError(read.name('tls'), 'the http2 transport runs over TLS 1.3 only: set tls to { key, cert }, { secureContext } or "self-signed"');
+  }
+  const maxConcurrentStreams = read.raw('maxConcurrentStreams') === undefined ? undefined : read.int('maxConcurrentStreams', 1, 1, 2 ** 31 - 1);
+  return {
+    portOption: read.name('port'),
+    host: read.string('host') ?? '127.0.0.1',
+    port: read.int('port', 0, 0, 65535),
+    secureContext: createServerSecureContext(tlsInput, read.name('tls')),
+    keepAlive: read.ms('keepAlive', 30_000),
+    handshakeTimeout: read.ms('handshakeTimeout', 10_000),
+    ...(maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams }),
+    ...resolveHttp2Flow(read),
+  };
+}
+
+interface Connection {
+  readonly remoteAddress: string | undefined;
+  readonly streams: Set<ServerHttp2Stream>;
+  reason?: Http2StreamAbortedError;
+}
+
+interface SessionEntry {
+  readonly session: ServerHttp2Session;
+  /** The connection under the session: its streams, and why they ended if it died. */
+  readonly connection: Connection;
+  open: number;
+  idleTimer?: NodeJS.Timeout;
+}
+
+const NOT_FOUND = 'not found\n';
+const UNAUTHORIZED = 'unauthorized\n';
+
+/**
+ * Serves pooled streams as HTTP/2 requests (Go `nph2`): TLS 1.3 with ALPN
+ * `h2` only, `POST /stream`, nothing sent until the client's `0x00` byte,
+ * then `200` and the ID as 4 raw bytes. The pooled stream is Node's
+ * `ServerHttp2Stream` itself: request body in, response body out.
+ *
+ * TLS is done here, on a plain listener, so that a peer without `h2` is
+ * counted (`alpn`) and dropped at once; sessions then run on a
+ * non-listening `http2.createServer()`.
+ */
+export class Http2ServerTransport implements ServerTransport {
+  readonly kind = 'http2';
+  readonly firstIdZero = true;
+  private listener?: net.Server;
+  private h2?: Http2Server;
+  private readonly sessions = new Map<ServerHttp2Session, SessionEntry>();
+  private readonly handshakes = new Set<{ destroy(): void }>();
+  private closing?: Promise<void>;
+  private connecting?: Connection;
+  private readonly totals = { sessionsOpened: 0, streamsOpened: 0, activeStreams: 0, goawaysReceived: 0, goawaysSent: 0, resets: 0 };
+
+  /** Learnt from the pool at listen(). */
+  private limits = { maxConcurrentStreams: 0, closeTimeout: 5000 };
+
+  constructor(private readonly config: ResolvedHttp2Server) {}
+
+  async listen(acceptor: ServerAcceptor): Promise<void> {
+    const { initialWindowSize, maxSessionMemory } = this.config;
+    // As the Go server: SETTINGS_MAX_CONCURRENT_STREAMS = the pool's maxCap unless set.
+    const maxConcurrentStreams = this.config.maxConcurrentStreams ?? acceptor.limits.maxCap;
+    this.limits = { maxConcurrentStreams, closeTimeout: acceptor.limits.closeTimeout };
+    const h2 = http2.createServer({ settings: { maxConcurrentStreams, initialWindowSize }, maxSessionMemory });
+    h2.on('session', (session) => this.track(session));
+    h2.on('stream', (stream, headers) => this.handle(stream, headers, acceptor));
+    h2.on('sessionError', () => undefined);
+    this.h2 = h2;
+    const listener = net.createServer({ noDelay: true }, (socket) => this.secure(socket, acceptor));
+    this.listener = listener;
+    await listen(listener, this.config.port, this.config.host, this.config.portOption);
+  }
+
+  address(): { address: string; port: number; family: string } | null {
+    const address = this.listener?.address();
+    return address && typeof address === 'object' ? address : null;
+  }
+
+  /**
+   * Stops listening, aborts handshakes, sends GOAWAY on every session and
+   * lets streams already handed out finish; sessions still open after the
+   * pool's `closeTimeout` are destroyed.
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      if (this.listener?.listening) this.listener.close();
+      for (const handshake of [...this.handshakes]) handshake.destroy();
+      this.handshakes.clear();
+      const entries = [...this.sessions.values()];
+      for (const entry of entries) this.goaway(entry);
+      await new Promise<void>((resolve) => {
+        if (this.sessions.size === 0) return resolve();
+        const timer = setTimeout(() => {
+          for (const entry of this.sessions.values()) entry.session.destroy();
+          resolve();
+        }, this.limits.closeTimeout);
+        const check = (): void => {
+          if (this.sessions.size > 0) return;
+          clearTimeout(timer);
+          resolve();
+        };
+        for (const entry of entries) entry.session.once('close', () => setImmediate(check));
+      });
+    })();
+    return this.closing;
+  }
+
+  stats(): Record<string, unknown> {
+    return {
+      sessions: this.sessions.size,
+      sessionsOpened: this.totals.sessionsOpened,
+      streamsOpened: this.totals.streamsOpened,
+      activeStreams: this.totals.activeStreams,
+      maxConcurrentStreams: this.limits.maxConcurrentStreams,
+      goaways: this.totals.goawaysReceived,
+      goawaysSent: this.totals.goawaysSent,
+      lastPingRttMs: null,
+      resets: this.totals.resets,
+    };
+  }
+
+  // ---- connections ------------------------------------------------------
+
+  /** TLS 1.3 with ALPN h2 only; then the socket becomes an HTTP/2 session. */
+  private secure(socket: net.Socket, acceptor: ServerAcceptor): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, this.config.keepAlive);
+    socket.on('error', () => undefined);
+    const secured = new tls.TLSSocket(socket, { isServer: true, secureContext: this.config.secureContext, ALPNProtocols: ['h2'] });
+    this.handshakes.add(secured);
+    const refuse = (reason: string): void => {
+      cleanup();
+      secured.destroy();
+      socket.destroy();
+      acceptor.refused(reason);
+    };
+    const onError = (error: unknown): void => refuse(isAlpnFailure(error) ? 'alpn' : 'tls');
+    const onClose = (): void => refuse('tls');
+    const timer = setTimeout(() => refuse('handshake-timeout'), this.config.handshakeTimeout);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      this.handshakes.delete(secured);
+      secured.off('error', onError);
+      secured.off('close', onClose);
+    };
+    secured.on('error', onError);
+    secured.on('close', onClose);
+    secured.once('secure', () => {
+      if (secured.alpnProtocol !== 'h2') return refuse('alpn');
+      cleanup();
+      secured.on('error', () => undefined);
+      // What tls.Server does before 'secureConnection'; Node's HTTP/2 session waits for it.
+      (secured as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+      // Registered before Node's own listeners, which end the streams without
+      // an error: ours fail them first, with a typed one.
+      const connection: Connection = { remoteAddress: socket.remoteAddress, streams: new Set() };
+      const lost = (error?: Error): void => {
+        connection.reason ??= new Http2StreamAbortedError('connection-lost', `the HTTP/2 session's connection ${error ? `failed: ${error.message}` : 'closed'}`);
+        for (const stream of connection.streams) if (!stream.destroyed) stream.destroy(connection.reason);
+      };
+      secured.once('error', lost);
+      secured.once('close', () => lost());
+      // Node makes the session synchronously inside this emit: track() picks it up.
+      this.connecting = connection;
+      this.h2!.emit('connection', secured);
+      this.connecting = undefined;
+    });
+  }
+
+  private track(session: ServerHttp2Session): void {
+    const connection = this.connecting ?? { remoteAddress: undefined, streams: new Set<ServerHttp2Stream>() };
+    const entry: SessionEntry = { session, connection, open: 0 };
+    this.sessions.set(session, entry);
+    this.totals.sessionsOpened++;
+    session.on('error', () => undefined);
+    session.on('goaway', () => this.totals.goawaysReceived++);
+    session.once('close', () => {
+      clearTimeout(entry.idleTimer);
+      this.sessions.delete(session);
+    });
+    const widen = (): void => {
+      try {
+        session.setLocalWindowSize(this.config.sessionWindowSize);
+      } catch {
+        // A session that is already gone needs no window.
+      }
+    };
+    if (session.connecting) session.once('connect', widen);
+    else widen();
+    this.armIdle(entry);
+    if (this.closing) this.goaway(entry);
+  }
+
+  /** A session with no stream for 2 × keepAlive is closed (GOAWAY), as the Go server does. */
+  private armIdle(entry: SessionEntry): void {
+    clearTimeout(entry.idleTimer);
+    if (entry.open > 0) return;
+    entry.idleTimer = setTimeout(() => this.goaway(entry), 2 * this.config.keepAlive);
+    entry.idleTimer.unref();
+  }
+
+  private goaway(entry: SessionEntry): void {
+    const { session } = entry;
+    if (session.closed || session.destroyed) return;
+    this.totals.goawaysSent++;
+    session.close();
+  }
+
+  // ---- streams ----------------------------------------------------------
+
+  private handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, acceptor: ServerAcceptor): void {
+    const entry = this.sessions.get(stream.session as ServerHttp2Session);
+    this.totals.streamsOpened++;
+    this.totals.activeStreams++;
+    if (entry) {
+      entry.open++;
+      clearTimeout(entry.idleTimer);
+    }
+    guardStream(stream, () => entry?.connection.reason);
+    entry?.connection.streams.add(stream);
+    stream.once('close', () => {
+      entry?.connection.streams.delete(stream);
+      this.totals.activeStreams--;
+      if (!closedGracefully(stream)) this.totals.resets++;
+      if (entry) {
+        entry.open--;
+        this.armIdle(entry);
+      }
+    });
+    if (headers[':method'] !== 'POST' || headers[':path'] !== '/stream') {
+      acceptor.refused('not-found');
+      return refuse(stream, 404, NOT_FOUND);
+    }
+    const admission = acceptor.admit(entry?.connection.remoteAddress);
+    if (typeof admission === 'string') {
+      return admission === 'ip' ? refuse(stream, 403, UNAUTHORIZED) : refuse(stream, 404, NOT_FOUND);
+    }
+    const onError = (): void => undefined;
+    stream.on('error', onError);
+    const abort = new AbortController();
+    const handshake = { destroy: () => abort.abort() };
+    this.handshakes.add(handshake);
+    // Nothing goes out before the client's first byte (0x00); then 200 and the ID.
+    readExact(stream, 1, this.config.handshakeTimeout, abort.signal, { what: 'the first byte (0x00)' }).then(
+      () => {
+        this.handshakes.delete(handshake);
+        if (stream.destroyed || stream.closed) return admission.fail('closed-in-handshake');
+        stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+        stream.write(Buffer.from(admission.id, 'hex'));
+        stream.off('error', onError);
+        admission.accept(stream);
+      },
+      (error: unknown) => {
+        this.handshakes.delete(handshake);
+        admission.fail(abort.signal.aborted ? 'closed' : 'handshake', error);
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      },
+    );
+  }
+}
+
+/** A refusal as the Go server sends it: status, text body, then RST_STREAM(NO_ERROR). */
+function refuse(stream: ServerHttp2Stream, status: number, body: string): void {
+  stream.on('error', () => undefined);
+  if (stream.destroyed || stream.closed) return;
+  stream.respond({
+    ':status': status,
+    'content-type': 'text/plain; charset=utf-8',
+    'x-content-type-options': 'nosniff',
+    'content-length': String(Buffer.byteLength(body)),
+  });
+  stream.end(body);
+  stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
+
+function isAlpnFailure(error: unknown): boolean {
+  const text = error && typeof error === 'object' ? `${String((error as { code?: unknown }).code)} ${String((error as { message?: unknown }).message)}` : '';
+  return /APPLICATION_PROTOCOL|ALPN/i.test(text);
+}
