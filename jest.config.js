@@ -1,21 +1,12 @@
-// Jest runs in ESM mode (NestJS 12 and Terminus 12 ship ESM only); @swc/jest
-// strips types and emits legacy decorators with metadata, as tsc does.
+// Jest runs in ESM mode (NestJS 12 and Terminus 12 ship ESM only). ts-jest
+// transpiles each file on its own (isolatedModules, tsconfig.test.json: no
+// type-check here, `npm run typecheck` does that) with the project decorator settings.
 /** @type {import('jest').Config} */
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   transform: {
-    '^.+\\.ts$': [
-      '@swc/jest',
-      {
-        jsc: {
-          parser: { syntax: 'typescript', decorators: true },
-          target: 'es2022',
-          transform: { legacyDecorator: true, decoratorMetadata: true },
-        },
-        module: { type: 'es6' },
-      },
-    ],
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json' }],
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/test/**/*.spec.ts'],

@@ -148,11 +148,11 @@ describe('tcp transport, plain TCP, end to end', () => {
     const p = await pair({}, { minCap: 1, maxCap: 1 });
     await p.client.waitForActive(1, 5000);
     const { server, client } = await handOff(p);
-    const pendingOut = p.client.outgoingGet('12345678', 10_000);
-    const pendingIn = p.server.incomingGet(10_000);
+    const pendingOut = expect(p.client.outgoingGet('12345678', 10_000)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    const pendingIn = expect(p.server.incomingGet(10_000)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
     await p.close();
-    await expect(pendingOut).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
-    await expect(pendingIn).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    await pendingOut;
+    await pendingIn;
     await expect(connect(p.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     client.write('still here');
     expect((await readBytes(server, 10)).toString()).toBe('still here');
