@@ -4,6 +4,7 @@ import { Observable, type Subscriber } from 'rxjs';
 import type { IncomingStream, ServerPool } from '../core/server-pool.js';
 import type { WaitOptions } from '../core/waiters.js';
 import { unconfiguredStats, type ServerPoolServiceStats } from './pool-service-stats.js';
+import { PoolServiceBase } from './pool-service.base.js';
 import { unconfiguredError } from './unconfigured-pool.js';
 
 /** A subscription to `incoming$` made before the pool started. */
@@ -24,7 +25,7 @@ interface DeferredSubscription {
  * errors with it.
  */
 @Injectable()
-export class ServerPoolService {
+export class ServerPoolService extends PoolServiceBase<ServerPool> {
   private readonly logger = new Logger('PoolModule');
   private readonly deferred = new Set<DeferredSubscription>();
   private starting?: Promise<void>;
@@ -40,48 +41,13 @@ export class ServerPoolService {
    */
   readonly incoming$: Observable<IncomingStream> = new Observable<IncomingStream>((subscriber) => this.subscribe(subscriber));
 
-  constructor(
-    /** The registration's name ('default' for the unnamed pool). */
-    readonly name: string,
-    private readonly serverPool: ServerPool | undefined,
-  ) {}
-
-  /** Whether the registration configures a server side. */
-  get configured(): boolean {
-    return this.serverPool !== undefined;
-  }
-
-  /** The core pool, for what the service does not wrap. */
-  get pool(): ServerPool {
-    return this.require();
-  }
-
-  /** Listening and not closed. */
-  get ready(): boolean {
-    return this.serverPool?.ready ?? false;
-  }
-
-  /** Idle pooled streams ready to be taken. */
-  get active(): number {
-    return this.serverPool?.active ?? 0;
-  }
-
-  get capacity(): number {
-    return this.serverPool?.capacity ?? 0;
-  }
-
-  get interval(): number {
-    return this.serverPool?.interval ?? 0;
-  }
-
-  get errorCount(): number {
-    return this.serverPool?.errorCount ?? 0;
+  constructor(name: string, pool: ServerPool | undefined) {
+    super(name, pool, 'server');
   }
 
   /** A plain snapshot, safe to log or serialise; `configured: false` and `state: 'unconfigured'` without this side. */
   get stats(): ServerPoolServiceStats {
-    const pool = this.serverPool;
-    return pool ? { ...pool.stats, configured: true } : unconfiguredStats('server', this.name);
+    return this.core ? { ...this.core.stats, configured: true } : unconfiguredStats('server', this.name);
   }
 
   /**
@@ -91,7 +57,7 @@ export class ServerPoolService {
    * Idempotent; rejects if the pool cannot listen (the port is taken...).
    */
   start(): Promise<void> {
-    const pool = this.serverPool;
+    const pool = this.core;
     if (!pool) return Promise.reject(unconfiguredError('server', this.name));
     // Concurrent callers share one listen; once settled, the core's own idempotence answers.
     this.starting ??= pool.start().finally(() => {
@@ -116,19 +82,6 @@ export class ServerPoolService {
     return this.require().address();
   }
 
-  /** Closes every idle stream; returns how many. */
-  flush(): number {
-    return this.require().flush();
-  }
-
-  addError(): void {
-    this.require().addError();
-  }
-
-  resetError(): void {
-    this.require().resetError();
-  }
-
   /**
    * Graceful close (pending gets rejected with `PoolClosedError`, idle
    * streams and the listener closed, `incoming$` completed, taken streams
@@ -137,13 +90,13 @@ export class ServerPoolService {
    */
   async close(timeout?: number): Promise<void> {
     this.closed = true;
-    const closing = this.serverPool?.close(timeout);
+    const closing = this.core?.close(timeout);
     this.release();
     await closing;
   }
 
   private subscribe(subscriber: Subscriber<IncomingStream>): () => void {
-    const pool = this.serverPool;
+    const pool = this.core;
     if (!pool) {
       subscriber.error(unconfiguredError('server', this.name));
       return () => undefined;
@@ -185,7 +138,7 @@ export class ServerPoolService {
 
   /** Attaches the waiting subscriptions if the pool runs, completes them if it never will. */
   private release(): void {
-    const pool = this.serverPool;
+    const pool = this.core;
     if (!pool) return;
     const waiting = [...this.deferred];
     this.deferred.clear();
@@ -193,10 +146,5 @@ export class ServerPoolService {
       if (pool.ready && !this.closed) subscription.attach();
       else subscription.complete();
     }
-  }
-
-  private require(): ServerPool {
-    if (!this.serverPool) throw unconfiguredError('server', this.name);
-    return this.serverPool;
   }
 }
