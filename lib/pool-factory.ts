@@ -6,14 +6,16 @@ import type { TcpClientOptions } from './transports/tcp/tcp-client.transport.js'
 import type { TcpServerOptions } from './transports/tcp/tcp-server.transport.js';
 import type { Http2ClientOptions } from './transports/http2/http2-client.transport.js';
 import type { Http2ServerOptions } from './transports/http2/http2-server.transport.js';
+import type { WsClientOptions } from './transports/ws/ws-client.transport.js';
+import type { WsServerOptions } from './transports/ws/ws-server.transport.js';
 
 /** A client pool definition: core options plus the chosen transport's options. */
 export type ClientPoolConfig = ClientPoolOptions &
-  (({ transport?: 'tcp' } & TcpClientOptions) | ({ transport: 'http2' } & Http2ClientOptions));
+  (({ transport?: 'tcp' } & TcpClientOptions) | ({ transport: 'http2' } & Http2ClientOptions) | ({ transport: 'ws' } & WsClientOptions));
 
 /** A server pool definition: core options plus the chosen transport's options. */
 export type ServerPoolConfig = ServerPoolOptions &
-  (({ transport?: 'tcp' } & TcpServerOptions) | ({ transport: 'http2' } & Http2ServerOptions));
+  (({ transport?: 'tcp' } & TcpServerOptions) | ({ transport: 'http2' } & Http2ServerOptions) | ({ transport: 'ws' } & WsServerOptions));
 
 function transportOf(read: OptionReader) {
   const name = read.oneOf('transport', Object.keys(TRANSPORTS) as TransportName[], 'tcp');

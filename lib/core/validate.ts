@@ -35,6 +35,11 @@ export class OptionReader {
     return this.source[key];
   }
 
+  /** Whether the key is written at all, even as `undefined` (usually a value that was not there yet). */
+  has(key: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.source, key);
+  }
+
   fail(key: string, expected: string): never {
     throw new InvalidOptionsError(this.name(key), `got ${show(this.source[key])}, expected ${expected}`);
   }

@@ -1,0 +1,246 @@
+import http from 'node:http';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
+import WebSocket, { type ClientOptions, type RawData } from 'ws';
+import { DialError, HandshakeError, InvalidIdError, PoolAbortedError, PoolError, PoolRefusedError } from '../../core/errors.js';
+import { decodeId } from '../../core/ids.js';
+import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
+import type { OptionReader } from '../../core/validate.js';
+import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
+import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
+import { wsMasking } from './masking.js';
+import { closeWebSocket, toBuffer, WebSocketDuplex, type WsKeepAlive } from './ws-duplex.js';
+import { readWsCommonOptions, type WsCommonOptions } from './ws-options.js';
+
+export interface WsClientOptions extends WsCommonOptions {
+  /** Where the server pool listens: "host:port", "[v6]:port" or { host, port }. */
+  address?: EndpointInput;
+  /** Asked on every dial; may return a different endpoint each time. */
+  addressResolver?: AddressResolver;
+  /**
+   * "0" `ws://` (default; but `wss://` verified against hostname, or the
+   * address's host, when the port is 443), "1" `wss://` TLS 1.3 unverified,
+   * "2" `wss://` TLS 1.3 verified against hostname; aliases accepted.
+   */
+  tls?: TlsModeInput;
+  /** SNI, verification name and `Host` header (default: the address's host). */
+  hostname?: string;
+  /** Trusted CA certificate(s) for verification (default: Node's root store). */
+  ca?: CaInput;
+  /** Request path of the upgrade (default '/', what the Go client asks for). */
+  path?: string;
+  /** Extra request headers, e.g. `{ Authorization: 'Bearer …' }` for a reverse proxy in front of the server. */
+  headers?: Record<string, string>;
+  /** An `http.Agent` (`https.Agent` for wss) that opens the connection, e.g. an HTTP(S) proxy agent. */
+  agent?: http.Agent;
+}
+
+export const WS_CLIENT_OPTION_KEYS = [
+  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'path', 'headers', 'agent',
+  'keepAlive', 'pongTimeout', 'requirePong', 'maxPayload', 'handshakeTimeout', 'closeHandshakeTimeout',
+] as const;
+
+interface ResolvedWsClient {
+  endpoint: () => Promise<Endpoint>;
+  tls: ClientTlsConfig;
+  hostname?: string;
+  ca?: CaInput;
+  path: string;
+  headers: Record<string, string>;
+  agent?: http.Agent;
+  keepAlive: WsKeepAlive;
+  maxPayload: number;
+  handshakeTimeout: number;
+  closeHandshakeTimeout: number;
+}
+
+export function resolveWsClientOptions(read: OptionReader): ResolvedWsClient {
+  const endpoint = endpointSource(read.raw('address'), read.fn<AddressResolver>('addressResolver'));
+  const mode = parseTlsMode(read.raw('tls'), read.name('tls'));
+  const hostname = read.string('hostname');
+  const ca = read.raw('ca') as CaInput | undefined;
+  const path = read.string('path') ?? '/';
+  if (!path.startsWith('/') || /[\s#]/.test(path)) read.fail('path', 'a request path starting with "/", without spaces or "#"');
+  const headers = read.raw('headers');
+  if (headers !== undefined && !isHeaderRecord(headers)) read.fail('headers', 'an object of header names to string values');
+  const agent = read.raw('agent');
+  if (agent !== undefined && !(agent instanceof http.Agent)) read.fail('agent', 'an http.Agent (https.Agent for wss), e.g. an HTTP(S) proxy agent');
+  return {
+    endpoint,
+    tls: createClientTls(mode, hostname, ca),
+    ...(hostname !== undefined ? { hostname } : {}),
+    ...(ca !== undefined ? { ca } : {}),
+    path,
+    headers: (headers as Record<string, string> | undefined) ?? {},
+    ...(agent ? { agent: agent as http.Agent } : {}),
+    ...readWsCommonOptions(read),
+  };
+}
+
+/**
+ * Dials the server pool with an HTTP/1.1 upgrade to WebSocket (no
+ * permessage-deflate) and takes the first binary message as the ID: its
+ * first 4 bytes, hex-encoded; bytes after them are the stream's first bytes.
+ * The pooled stream is a `WebSocketDuplex` over the connection.
+ */
+export class WsClientTransport implements ClientTransport {
+  readonly kind: string;
+  /** Verification for mode "0" on port 443, made on first use and kept for the pool's life. */
+  private implicitTls?: ClientTlsConfig;
+
+  constructor(private readonly config: ResolvedWsClient) {
+    this.kind = config.tls.mode === '0' ? 'ws' : 'wss';
+  }
+
+  async dial({ signal, readId }: DialContext): Promise<DialResult> {
+    if (signal.aborted) throw new PoolAbortedError('the pool closed');
+    let endpoint: Endpoint;
+    try {
+      endpoint = await this.config.endpoint();
+    } catch (error) {
+      if (error instanceof PoolError) throw error;
+      throw new DialError(`resolving the address failed: ${describe(error)}`, { cause: error });
+    }
+    const tls = this.tlsFor(endpoint);
+    const url = `${tls ? 'wss' : 'ws'}://${formatEndpoint(endpoint)}${this.config.path}`;
+    const ws = new WebSocket(url, this.clientOptions(endpoint, tls));
+    return this.handshake(ws, url, readId, signal);
+  }
+
+  async close(): Promise<void> {
+    // Nothing shared between connections: the secure context needs no release, the agent is the caller's.
+  }
+
+  stats(): Record<string, unknown> {
+    return { masking: wsMasking() };
+  }
+
+  private tlsFor(endpoint: Endpoint): ClientTlsConfig | undefined {
+    const { tls } = this.config;
+    if (tls.mode !== '0') return tls;
+    if (endpoint.port !== 443) return undefined;
+    // ws:// to port 443 is wss:// with verification, as in the Go client.
+    const context = (this.implicitTls ??= createClientTls('1', undefined, this.config.ca)).secureContext!;
+    return { mode: '2', hostname: this.config.hostname ?? endpoint.host, secureContext: context };
+  }
+
+  private clientOptions(endpoint: Endpoint, tls: ClientTlsConfig | undefined): ClientOptions & { closeTimeout: number } {
+    const { hostname } = this.config;
+    const headers: Record<string, string> = {};
+    if (hostname && hostname !== endpoint.host) {
+      const port = endpoint.port === (tls ? 443 : 80) ? '' : `:${endpoint.port}`;
+      headers['Host'] = `${isIP(hostname) === 6 ? `[${hostname}]` : hostname}${port}`;
+    }
+    Object.assign(headers, this.config.headers);
+    return {
+      perMessageDeflate: false,
+      maxPayload: this.config.maxPayload,
+      autoPong: true,
+      // Text is a protocol error here, checked by type; its bytes need no UTF-8 check.
+      skipUTF8Validation: true,
+      followRedirects: false,
+      handshakeTimeout: this.config.handshakeTimeout,
+      // ws >= 8.19 (its types lag behind): how long close() waits for the peer's close frame.
+      closeTimeout: this.config.closeHandshakeTimeout,
+      headers,
+      ...(this.config.agent ? { agent: this.config.agent } : {}),
+      // ws hands these to tls.connect; its types model checkServerIdentity after an older API.
+      ...((tls ? clientTlsOptions(tls) : {}) as ClientOptions),
+    };
+  }
+
+  private handshake(ws: WebSocket, url: string, readId: boolean, signal: AbortSignal): Promise<DialResult> {
+    const { keepAlive, handshakeTimeout } = this.config;
+    return new Promise<DialResult>((resolve, reject) => {
+      let socket: Duplex | undefined;
+      let settled = false;
+      const cleanup = (): void => {
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        ws.off('upgrade', onUpgrade);
+        ws.off('unexpected-response', onResponse);
+        ws.off('open', onOpen);
+        ws.off('message', onMessage);
+        ws.off('error', onError);
+        ws.off('close', onClose);
+      };
+      const fail = (error: PoolError, closeCode = 1000): void => {
+        if (settled) return;
+        cleanup();
+        ws.on('error', () => undefined);
+        closeWebSocket(ws, socket, closeCode);
+        reject(error);
+      };
+      const succeed = (id: string | null, initial?: Buffer): void => {
+        if (settled) return;
+        cleanup();
+        resolve({ id, stream: new WebSocketDuplex(ws, socket, keepAlive, initial) });
+      };
+      const onUpgrade = (response: http.IncomingMessage): void => {
+        socket = response.socket;
+        if ('setKeepAlive' in response.socket) response.socket.setKeepAlive(true, keepAlive.keepAlive);
+      };
+      const onResponse = (_request: http.ClientRequest, response: http.IncomingMessage): void => {
+        const status = response.statusCode ?? 0;
+        // closeWebSocket (in fail) aborts the request and its socket: no upgrade, nothing left open.
+        fail(new PoolRefusedError(`${url} refused the WebSocket upgrade: ${status} ${response.statusMessage ?? ''}${REFUSAL_HINTS[status] ?? ''}`.trim()));
+      };
+      const onOpen = (): void => {
+        if (!readId) succeed(null);
+      };
+      const onMessage = (data: RawData, isBinary: boolean): void => {
+        if (!isBinary) {
+          fail(new HandshakeError(`${url} sent a text message where the ID belongs (the first message must be 4 binary bytes)`), 1003);
+          return;
+        }
+        const bytes = toBuffer(data);
+        try {
+          if (bytes.length < 4) throw new InvalidIdError(`expected the first message to hold a 4-byte ID, got ${bytes.length} bytes (hex ${bytes.toString('hex')})`);
+          succeed(decodeId(bytes.subarray(0, 4), 'raw4'), bytes.subarray(4));
+        } catch (error) {
+          fail(error as PoolError, 1002);
+        }
+      };
+      const onError = (error: Error): void => fail(classify(error, url));
+      const onClose = (code: number): void => fail(new HandshakeError(`${url} closed the WebSocket (code ${code}) before sending the ID`));
+      const onAbort = (): void => fail(new PoolAbortedError('the pool closed during the handshake'));
+      const timer = setTimeout(() => fail(new HandshakeError(`${url}: the upgrade and the ID did not complete within ${handshakeTimeout} ms`)), handshakeTimeout);
+      ws.on('upgrade', onUpgrade);
+      ws.on('unexpected-response', onResponse);
+      ws.on('open', onOpen);
+      ws.on('message', onMessage);
+      ws.on('error', onError);
+      ws.on('close', onClose);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+const REFUSAL_HINTS: Record<number, string> = {
+  403: ' (this address is not allowed, or a proxy in front wants credentials: see headers)',
+  404: ' (no pool at this path: check path)',
+  503: ' (the pool is full)',
+};
+
+/** Errors ws reports before the upgrade completes. */
+const DIAL_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT']);
+
+function classify(error: Error, url: string): PoolError {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && DIAL_CODES.has(code)) return new DialError(`dialing ${url} failed: ${describe(error)}`, { cause: error });
+  return new HandshakeError(`WebSocket handshake with ${url} failed: ${describe(error)}`, { cause: error });
+}
+
+function describe(error: unknown): string {
+  if (error && typeof error === 'object' && 'message' in error) {
+    const code = 'code' in error && error.code ? ` (${String(error.code)})` : '';
+    return `${String(error.message)}${code}`;
+  }
+  return String(error);
+}
+
+function isHeaderRecord(value: unknown): boolean {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  return Object.values(value).every((v) => typeof v === 'string');
+}

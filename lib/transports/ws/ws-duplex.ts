@@ -1,0 +1,286 @@
+import type { Duplex as RawSocket } from 'node:stream';
+import { Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import WebSocket, { type RawData } from 'ws';
+
+/** Keep-alive settings of one pooled WebSocket. */
+export interface WsKeepAlive {
+  /** Ping period in ms. */
+  readonly keepAlive: number;
+  /** Silence allowed beyond one period: nothing heard for keepAlive + pongTimeout ms drops the connection. */
+  readonly pongTimeout: number;
+  /** Judge peers that never answered a ping too (default: only once they have answered one). */
+  readonly requirePong: boolean;
+}
+
+/**
+ * Writes larger than this leave as several binary messages (boundaries carry
+ * no meaning), so neither end holds more than this much of one message: ws
+ * buffers a whole message before it emits it, and masks a copy of it.
+ */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Both sides buffer at most this much before backpressure (plus one message in flight). */
+const HIGH_WATER_MARK = 64 * 1024;
+
+const SEND_OPTIONS = { binary: true, compress: false, fin: true } as const;
+
+/** Close codes that end a stream cleanly: normal, going away, no status. */
+const CLEAN_CLOSE_CODES = new Set([1000, 1001, 1005]);
+
+const noop = (): void => undefined;
+
+/**
+ * A pooled WebSocket as a plain byte stream.
+ *
+ * Why not `ws.createWebSocketStream`: it is close, but (1) `end()` sends a
+ * close frame without a status code (1005) where the Go pools send 1000, and
+ * its 'finish' waits for the peer's answer; (2) it takes text messages as
+ * data, where the protocol (and Go, with 1003) treats them as an error; (3)
+ * its `destroy()` drops the TCP connection with no close frame, so the peer
+ * sees 1006; (4) one write is one message of any size, which the receiving
+ * ws buffers whole; (5) the ID (first message) and the keep-alive watch would
+ * need listeners of their own beside its. What it gets
+ * right is kept here: a message that does not fit the readable buffer pauses
+ * the socket (`ws.pause()`), `_read` resumes it, and `_write` completes on
+ * ws's send callback, so `write()` reports backpressure from what is really
+ * still queued (`bufferedAmount` never grows past one write).
+ *
+ * Idle pooled streams are never read by the pool. The socket keeps flowing
+ * while the readable buffer has room, so ws keeps answering pings and close
+ * frames of idle streams; only a peer that sends more than the buffer holds
+ * makes it pause, and then the bytes wait in TCP, not in memory.
+ */
+export class WebSocketDuplex extends Duplex {
+  /** When a frame of any kind last arrived (or this side last resumed reading). */
+  private lastHeard = performance.now();
+  /** The peer has shown that it answers pings: from then on a silent peer is dropped. */
+  private peerAnswers: boolean;
+  private pingTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly ws: WebSocket,
+    /** The TCP or TLS socket under `ws`, to end it once the close frame is written. */
+    private readonly socket: RawSocket | undefined,
+    private readonly keepAlive: WsKeepAlive,
+    /** Bytes that arrived with the ID in its message: the stream's first bytes. */
+    initial?: Buffer,
+  ) {
+    // allowHalfOpen false, as net.Socket: a WebSocket cannot stay half-open
+    // (ws answers a close frame with its own at once), so the writable side
+    // ends with the readable one.
+    super({ allowHalfOpen: false, readableHighWaterMark: HIGH_WATER_MARK, writableHighWaterMark: HIGH_WATER_MARK });
+    this.peerAnswers = keepAlive.requirePong;
+    ws.on('message', this.onMessage);
+    ws.on('ping', this.onPing);
+    ws.on('pong', this.onPong);
+    ws.on('close', this.onClose);
+    ws.on('error', this.onError);
+    if (initial && initial.length > 0) this.pushData(initial);
+    this.pingTimer = setInterval(() => this.ping(), keepAlive.keepAlive).unref();
+  }
+
+  /** Bytes queued in ws and its socket, not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** Whether the socket is paused because the readable buffer is full. */
+  get socketPaused(): boolean {
+    return this.ws.isPaused;
+  }
+
+  override _read(): void {
+    if (!this.ws.isPaused) return;
+    // What the peer sent meanwhile waited unread: its silence starts now.
+    this.lastHeard = performance.now();
+    this.ws.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.send(chunk, callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.send(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map(({ chunk }) => chunk)), callback);
+  }
+
+  /** `end()`: a close frame 1000 after every byte written; 'finish' once it is on its way. */
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      callback();
+      return;
+    }
+    this.ws.close(1000);
+    // ws writes the close frame to the socket synchronously; an empty write
+    // behind it calls back once it (and everything before it) is flushed.
+    const socket = this.socket;
+    if (socket && !socket.destroyed && socket.writable) socket.write(Buffer.alloc(0), () => callback());
+    else callback();
+  }
+
+  /**
+   * `destroy()`: a close frame (1000, or 1011 with an error) and the TCP
+   * connection ended once it is flushed, bounded by ws's close timeout;
+   * the peer sees a clean close, not a dropped connection.
+   */
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.stopKeepAlive();
+    this.ws.off('message', this.onMessage);
+    this.ws.off('ping', this.onPing);
+    this.ws.off('pong', this.onPong);
+    this.ws.off('close', this.onClose);
+    this.ws.off('error', this.onError);
+    this.ws.on('error', noop);
+    closeWebSocket(this.ws, this.socket, error ? 1011 : 1000);
+    callback(error);
+  }
+
+  private send(data: Buffer, callback: (error?: Error | null) => void): void {
+    if (data.length === 0) {
+      callback();
+      return;
+    }
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      callback(notOpen());
+      return;
+    }
+    const piece = data.length > MAX_MESSAGE_BYTES ? data.subarray(0, MAX_MESSAGE_BYTES) : data;
+    this.ws.send(piece, SEND_OPTIONS, (error) => {
+      if (error) callback(this.ws.readyState === WebSocket.OPEN ? error : notOpen());
+      else if (piece.length < data.length) this.send(data.subarray(piece.length), callback);
+      else callback();
+    });
+  }
+
+  private pushData(data: Buffer): void {
+    if (!this.push(data)) this.ws.pause();
+  }
+
+  private readonly onMessage = (data: RawData, isBinary: boolean): void => {
+    this.lastHeard = performance.now();
+    if (this.destroyed) return;
+    if (!isBinary) {
+      // As the Go pools: a text message is a protocol error, answered with 1003.
+      closeWebSocket(this.ws, this.socket, 1003);
+      this.destroy(streamError('ERR_WS_TEXT_MESSAGE', 'the peer sent a text message; a pooled stream carries binary messages only'));
+      return;
+    }
+    this.pushData(toBuffer(data));
+  };
+
+  private readonly onPing = (): void => {
+    // A peer that pings runs a keep-alive of its own, so it answers ours.
+    this.lastHeard = performance.now();
+    this.peerAnswers = true;
+  };
+
+  private readonly onPong = (): void => {
+    this.lastHeard = performance.now();
+    this.peerAnswers = true;
+  };
+
+  private readonly onClose = (code: number, reason: Buffer): void => {
+    this.stopKeepAlive();
+    if (this.destroyed) return;
+    if (CLEAN_CLOSE_CODES.has(code)) {
+      this.push(null);
+      return;
+    }
+    const why = reason.length > 0 ? `: ${reason.toString()}` : '';
+    this.destroy(
+      code === 1006
+        ? streamError('ECONNRESET', 'the WebSocket connection was cut without a close frame (1006)', code)
+        : streamError('ERR_WS_CLOSED', `the peer closed the WebSocket with code ${code}${why}`, code),
+    );
+  };
+
+  private readonly onError = (error: Error): void => {
+    // Protocol errors (bad frames, maxPayload exceeded): ws already closes with the matching code.
+    if (!this.destroyed) this.destroy(error);
+  };
+
+  /**
+   * Every period: judge the peer, then ping it. Both ends ping every period
+   * and answer pings at once, so a live peer is never silent for a period
+   * plus `pongTimeout`: one that answers sends a pong within a round trip,
+   * and one whose reader stalled (its socket paused, our pings unread) still
+   * sends pings of its own. A peer is dropped when it has been that silent,
+   * has answered a ping before (or `requirePong`), and this side was reading
+   * all along (a paused socket has frames waiting unread).
+   */
+  private ping(): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (!this.tooSilent()) {
+      this.ws.ping();
+      return;
+    }
+    // Timers run before I/O in the event loop: after a long block, frames may
+    // be waiting unprocessed. Judge again once pending I/O has been handled.
+    setImmediate(() => {
+      if (this.destroyed || this.ws.readyState !== WebSocket.OPEN) return;
+      if (!this.tooSilent()) {
+        this.ws.ping();
+        return;
+      }
+      const { keepAlive, pongTimeout } = this.keepAlive;
+      const silent = Math.round(performance.now() - this.lastHeard);
+      const error = streamError('ETIMEDOUT', `nothing arrived from the peer for ${silent} ms (pings every ${keepAlive} ms, pongTimeout ${pongTimeout} ms): it is gone`);
+      this.ws.terminate();
+      this.destroy(error);
+    });
+  }
+
+  private tooSilent(): boolean {
+    const { keepAlive, pongTimeout } = this.keepAlive;
+    return this.peerAnswers && !this.ws.isPaused && performance.now() - this.lastHeard > keepAlive + pongTimeout;
+  }
+
+  private stopKeepAlive(): void {
+    clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+  }
+}
+
+/**
+ * Closes a WebSocket with `code` and ends its socket as soon as the close
+ * frame is flushed, without waiting for the peer's answer (ws's close timeout
+ * bounds a socket that cannot flush). Idempotent.
+ */
+export function closeWebSocket(ws: WebSocket, socket: RawSocket | undefined, code: number): void {
+  if (ws.readyState === WebSocket.CONNECTING) {
+    ws.on('error', noop);
+    ws.terminate();
+    return;
+  }
+  if (ws.readyState === WebSocket.OPEN) ws.close(code);
+  if (!socket || socket.destroyed) return;
+  if (socket.writableFinished) {
+    socket.destroy();
+    return;
+  }
+  if (socket.writableEnded) return; // already ending: whoever ended it destroys it (or ws's close timer does)
+  socket.end();
+  socket.once('finish', () => socket.destroy());
+}
+
+/** A stream-level failure, with a stable `code` like Node's socket errors. */
+export interface WsStreamError extends Error {
+  readonly code: string;
+  /** The WebSocket close code, when the error comes from a close. */
+  readonly closeCode?: number;
+}
+
+function streamError(code: string, message: string, closeCode?: number): WsStreamError {
+  return Object.assign(new Error(message), closeCode === undefined ? { code } : { code, closeCode });
+}
+
+function notOpen(): WsStreamError {
+  return streamError('EPIPE', 'the WebSocket is closing or closed (a WebSocket cannot stay half-open: the peer closed it)');
+}
+
+export function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}

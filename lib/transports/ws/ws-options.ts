@@ -1,0 +1,47 @@
+import type { OptionReader } from '../../core/validate.js';
+import type { WsKeepAlive } from './ws-duplex.js';
+
+/** Options both ends of the ws transport take. */
+export interface WsCommonOptions {
+  /** Ping period in ms (default 30000); also the TCP keep-alive period. */
+  keepAlive?: number;
+  /**
+   * How late a pong may be, in ms (default: keepAlive): a peer from which
+   * nothing at all arrived for keepAlive + pongTimeout is dropped.
+   */
+  pongTimeout?: number;
+  /**
+   * Drop silent peers even if they never answered a ping (default false: a
+   * peer that has never answered one, like the Go npws pools, whose idle
+   * connections read nothing, is left to TCP keep-alive; once a peer has
+   * answered a ping it must keep answering).
+   */
+  requirePong?: boolean;
+  /** Largest message accepted, in bytes (default 0: no limit, as the Go pools; this library never sends one above 1 MiB). */
+  maxPayload?: number;
+  /** Bound on the upgrade plus the ID message, in ms (default 10000). */
+  handshakeTimeout?: number;
+  /** How long a closed stream waits for the peer's close frame before it drops the connection, in ms (default 30000). */
+  closeHandshakeTimeout?: number;
+}
+
+export interface ResolvedWsCommon {
+  keepAlive: WsKeepAlive;
+  maxPayload: number;
+  handshakeTimeout: number;
+  closeHandshakeTimeout: number;
+}
+
+export function readWsCommonOptions(read: OptionReader): ResolvedWsCommon {
+  const period = read.ms('keepAlive', 30_000);
+  return {
+    keepAlive: {
+      keepAlive: period,
+      pongTimeout: read.ms('pongTimeout', period),
+      requirePong: read.bool('requirePong', false),
+    },
+    maxPayload: read.int('maxPayload', 0, 0, 2 ** 31 - 1),
+    handshakeTimeout: read.ms('handshakeTimeout', 10_000),
+    closeHandshakeTimeout: read.ms('closeHandshakeTimeout', 30_000),
+  };
+}

@@ -1,0 +1,383 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import http from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import WebSocket, { WebSocketServer } from 'ws';
+import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
+import { eventually, readBytes, sleep } from '../support/net.js';
+import { asWs, startWsPair, wsStats, type WsClientConfig, type WsPair } from './ws-support.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+async function pair(...args: Parameters<typeof startWsPair>): Promise<WsPair> {
+  const p = await startWsPair(...args);
+  cleanups.push(() => p.close());
+  return p;
+}
+function track<T extends Duplex>(stream: T): T {
+  cleanups.push(() => void stream.destroy());
+  return stream;
+}
+async function handOff(p: WsPair): Promise<{ id: string; server: Duplex; client: Duplex }> {
+  const [id, server] = await p.server.incomingGet(5000);
+  const client = await p.client.outgoingGet(id, 5000);
+  return { id, server: track(server), client: track(client) };
+}
+function waitFor(emitter: NodeJS.EventEmitter, event: string, timeout = 5000): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${event}' within ${timeout} ms`)), timeout);
+    emitter.once(event, (...args: unknown[]) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+}
+
+/** A raw `ws` server (not our pool) on 127.0.0.1:0 that does what `onConnection` says. */
+async function rawWsServer(onConnection: (ws: WebSocket, request: http.IncomingMessage) => void, options: WebSocket.ServerOptions = {}) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, ...options });
+  wss.on('connection', (ws, request) => {
+    ws.on('error', () => undefined);
+    onConnection(ws, request);
+  });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(() => resolve());
+      }),
+  );
+  return { wss, port: (wss.address() as net.AddressInfo).port };
+}
+
+function wsClient(port: number, extra: WsClientConfig = {}) {
+  const pool = createClientPool({ transport: 'ws', address: `127.0.0.1:${port}`, minIvl: 20, maxIvl: 20, ...extra });
+  cleanups.push(() => pool.close());
+  pool.start();
+  return pool;
+}
+
+describe('ws transport, end to end', () => {
+  it('fills the pool, issues 00000000 first, matches by ID; data echoes both ways', async () => {
+    const p = await pair({}, { minCap: 3, maxCap: 3 });
+    await p.client.waitForActive(3, 5000);
+    await eventually(() => p.server.active === 3, 2000, 'server side to hold 3');
+    const first = await handOff(p);
+    expect(first.id).toBe('00000000');
+    first.client.write('ping from client');
+    expect((await readBytes(first.server, 16)).toString()).toBe('ping from client');
+    first.server.write('pong from server');
+    expect((await readBytes(first.client, 16)).toString()).toBe('pong from server');
+    const second = await handOff(p);
+    expect(second.id).toMatch(/^[0-9a-f]{8}$/);
+    expect(second.id).not.toBe('00000000');
+    expect(p.client.stats.transport).toBe('ws');
+    expect(p.server.stats.transport).toBe('ws');
+    expect(wsStats(p.server)['upgrades']).toBe(3);
+  });
+
+  it('moves large writes intact in both directions (split into ≤ 1 MiB messages)', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await handOff(p);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    client.write(big);
+    expect((await readBytes(server, big.length, 10_000)).equals(big)).toBe(true);
+    server.write(big);
+    expect((await readBytes(client, big.length, 10_000)).equals(big)).toBe(true);
+  });
+
+  it('keeps bytes the server sends before outgoingGet, in order', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const [id, server] = await p.server.incomingGet(5000);
+    track(server);
+    server.write('first|');
+    server.write('second|');
+    server.write('third');
+    await sleep(100);
+    const client = track(await p.client.outgoingGet(id, 1000));
+    expect((await readBytes(client, 18)).toString()).toBe('first|second|third');
+  });
+
+  it('takes bytes that share the ID message as the stream’s first bytes', async () => {
+    const { port } = await rawWsServer((ws) => ws.send(Buffer.concat([Buffer.from('0badc0de', 'hex'), Buffer.from('early')])));
+    const pool = wsClient(port, { minCap: 1, maxCap: 1 });
+    const stream = track(await pool.outgoingGet('0badc0de', 5000));
+    expect((await readBytes(stream, 5)).toString()).toBe('early');
+  });
+
+  it('end() sends close 1000 after the data; the peer reads everything, then end; then the stream closes', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await handOff(p);
+    const chunks: Buffer[] = [];
+    server.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const ended = waitFor(server, 'end');
+    const finished = waitFor(client, 'finish');
+    const closed = Promise.all([waitFor(client, 'close'), waitFor(server, 'close')]);
+    client.resume();
+    client.end('last words');
+    await finished;
+    await ended;
+    expect(Buffer.concat(chunks).toString()).toBe('last words');
+    // The close handshake completes: both streams close, with no error.
+    await closed;
+    expect(client.errored).toBeNull();
+    expect(server.errored).toBeNull();
+  });
+
+  it('a write after the peer closed fails with EPIPE (a WebSocket cannot stay half-open)', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await handOff(p);
+    server.resume();
+    client.resume();
+    server.end();
+    await waitFor(client, 'end');
+    const failed = new Promise<{ code?: string }>((resolve) => {
+      client.on('error', (error) => resolve(error as { code?: string }));
+      client.write('too late', (error) => error && resolve(error as { code?: string }));
+    });
+    expect((await failed).code).toMatch(/^(EPIPE|ERR_STREAM_WRITE_AFTER_END|ERR_STREAM_DESTROYED)$/);
+  });
+
+  it('destroy() closes with 1000: the peer sees a clean end, an idle peer stream is dropped as "end"', async () => {
+    const p = await pair({}, { minCap: 2, maxCap: 2 });
+    await p.client.waitForActive(2, 5000);
+    await eventually(() => p.server.active === 2, 2000, 'server side to hold 2');
+    const { server, client } = await handOff(p);
+    const ended = waitFor(server, 'end');
+    server.resume();
+    client.destroy();
+    await ended;
+    expect(server.errored).toBeNull();
+    // And the idle ones: closing the client pool drops the server's idle streams as 'end'.
+    await p.client.close();
+    await eventually(() => (p.server.stats.drops.end ?? 0) >= 1, 3000, 'an end drop on the server');
+    expect(p.server.stats.drops.error ?? 0).toBe(0);
+  });
+
+  it('refuses peers outside allowedIps with 403 before the upgrade, counted on both sides', async () => {
+    const p = await pair({ allowedIps: '10.9.9.9' }, { minCap: 1, maxCap: 1 });
+    await eventually(() => (p.client.stats.failures.POOL_ERR_REFUSED ?? 0) >= 1, 5000, 'a refused dial');
+    expect(p.server.stats.refusals.ip).toBeGreaterThanOrEqual(1);
+    expect(wsStats(p.server)['upgrades']).toBe(0);
+    await expect(p.client.transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
+      code: 'POOL_ERR_REFUSED',
+      message: expect.stringMatching(/403 Forbidden/),
+    });
+  });
+
+  it('refuses beyond maxCap with 503 before the upgrade; the client keeps what it got', async () => {
+    const p = await pair({ maxCap: 2 }, { minCap: 4, maxCap: 4 });
+    await eventually(() => (p.server.stats.refusals.full ?? 0) >= 1, 5000, 'a full refusal');
+    expect(p.server.active).toBe(2);
+    expect(wsStats(p.server)['upgrades']).toBe(2);
+    await p.client.waitForActive(2, 1000);
+    expect(p.client.active).toBe(2);
+    await expect(p.client.transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
+      code: 'POOL_ERR_REFUSED',
+      message: expect.stringMatching(/503 Service Unavailable.*pool is full/),
+    });
+  });
+
+  it.each<[string, string, number, (ws: WebSocket) => void]>([
+    ['a text message', 'POOL_ERR_HANDSHAKE', 1003, (ws) => ws.send('0badc0de')],
+    ['a 3-byte binary message', 'POOL_ERR_INVALID_ID', 1002, (ws) => ws.send(Buffer.from([1, 2, 3]))],
+  ])('drops a connection whose first message is %s, counted as %s, closing with %s', async (_what, code, closeCode, send) => {
+    const closes: number[] = [];
+    const { port } = await rawWsServer((ws) => {
+      ws.on('close', (c) => closes.push(c));
+      send(ws);
+    });
+    const pool = wsClient(port, { minCap: 1, maxCap: 1 });
+    await eventually(() => (pool.stats.failures[code] ?? 0) >= 2, 5000, `two ${code} failures`);
+    expect(pool.active).toBe(0);
+    await eventually(() => closes.length >= 1, 3000, 'the server to see the close');
+    expect(closes[0]).toBe(closeCode);
+  });
+
+  it('a text message on a pooled stream is a protocol error: close 1003, the stream errors', async () => {
+    let peer: WebSocket | undefined;
+    const { port } = await rawWsServer((ws) => {
+      peer = ws;
+      ws.send(Buffer.from('0badc0de', 'hex'));
+    });
+    const pool = wsClient(port, { minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    const stream = track(await pool.outgoingGet('0badc0de', 5000));
+    const closed = waitFor(peer!, 'close');
+    const failed = waitFor(stream, 'error');
+    peer!.send('text');
+    expect(((await failed)[0] as { code: string }).code).toBe('ERR_WS_TEXT_MESSAGE');
+    expect((await closed)[0]).toBe(1003);
+  });
+
+  it('answers a wrong path with 404 and counts it; path "*" accepts any, as the Go server', async () => {
+    const p = await pair({ path: '/tunnel' }, { minCap: 1, maxCap: 1, path: '/other' });
+    await eventually(() => (p.server.stats.refusals.path ?? 0) >= 1, 5000, 'a path refusal');
+    await expect(p.client.transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
+      code: 'POOL_ERR_REFUSED',
+      message: expect.stringMatching(/404/),
+    });
+    const any = await pair({ path: '*' }, { minCap: 1, maxCap: 1, path: '/any/other/path?x=1' });
+    await any.client.waitForActive(1, 5000);
+    const right = await pair({ path: '/tunnel' }, { minCap: 1, maxCap: 1, path: '/tunnel?token=1' });
+    await right.client.waitForActive(1, 5000);
+  });
+
+  it('trustProxy: allowedIps is checked against X-Forwarded-For only when switched on', async () => {
+    const forwarded = { headers: { 'X-Forwarded-For': '10.9.9.9, 203.0.113.7' } };
+    // Off (default): the header is ignored, the socket's 127.0.0.1 is refused.
+    const off = await pair({ allowedIps: '203.0.113.7' }, { minCap: 1, maxCap: 1, ...forwarded });
+    await eventually(() => (off.server.stats.refusals.ip ?? 0) >= 1, 5000, 'an ip refusal');
+    // On, one proxy: the last entry (what that proxy saw) is checked; the client-written one is not.
+    const on = await pair({ allowedIps: '203.0.113.7', trustProxy: true }, { minCap: 1, maxCap: 1, ...forwarded });
+    await on.client.waitForActive(1, 5000);
+    const spoofed = await pair({ allowedIps: '10.9.9.9', trustProxy: 1 }, { minCap: 1, maxCap: 1, ...forwarded });
+    await eventually(() => (spoofed.server.stats.refusals.ip ?? 0) >= 1, 5000, 'a spoof refused');
+    // Two proxies: the entry before the last.
+    const two = await pair({ allowedIps: '10.9.9.9', trustProxy: 2 }, { minCap: 1, maxCap: 1, ...forwarded });
+    await two.client.waitForActive(1, 5000);
+  });
+
+  it('sends extra headers (Authorization for a proxy in front) and sets Host from hostname', async () => {
+    const seen: http.IncomingHttpHeaders[] = [];
+    const { port } = await rawWsServer((ws, request) => {
+      seen.push(request.headers);
+      ws.send(Buffer.from('00000000', 'hex'));
+    });
+    const pool = wsClient(port, { minCap: 1, maxCap: 1, headers: { Authorization: 'Bearer sesame' }, hostname: 'tunnel.test', path: '/t' });
+    await pool.waitForActive(1, 5000);
+    expect(seen[0]).toMatchObject({ authorization: 'Bearer sesame', host: `tunnel.test:${port}` });
+    expect(seen[0]!['sec-websocket-extensions']).toBeUndefined();
+  });
+
+  it('dials through an agent (an HTTP CONNECT proxy here)', async () => {
+    const serverPool = createServerPool({ transport: 'ws', port: 0 });
+    await serverPool.start();
+    cleanups.push(() => serverPool.close());
+    const serverPort = serverPool.address()!.port;
+    const connects: string[] = [];
+    const proxy = http.createServer();
+    proxy.on('connect', (request: http.IncomingMessage, socket: net.Socket) => {
+      connects.push(request.url!);
+      const [host, port] = request.url!.split(':');
+      const upstream = net.connect(Number(port), host, () => {
+        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.pipe(socket).pipe(upstream);
+      });
+      upstream.on('error', () => socket.destroy());
+      socket.on('error', () => upstream.destroy());
+      cleanups.push(() => {
+        upstream.destroy();
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+    const proxyPort = (proxy.address() as net.AddressInfo).port;
+    class ConnectAgent extends http.Agent {
+      override createConnection(options: http.ClientRequestArgs, callback?: (error: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+        const socket = net.connect(proxyPort, '127.0.0.1');
+        const target = `${options.host}:${options.port}`;
+        socket.once('connect', () => socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+        socket.once('data', (answer: Buffer) => {
+          if (answer.toString().startsWith('HTTP/1.1 200')) callback!(null, socket);
+          else callback!(new Error(`proxy said ${answer.toString()}`), socket);
+        });
+        socket.once('error', (error) => callback!(error, socket));
+        return undefined;
+      }
+    }
+    const agent = new ConnectAgent();
+    cleanups.push(() => agent.destroy());
+    const client = wsClient(serverPort, { minCap: 2, maxCap: 2, agent });
+    await client.waitForActive(2, 5000);
+    expect(connects).toEqual([`127.0.0.1:${serverPort}`, `127.0.0.1:${serverPort}`]);
+    const [id, server] = await serverPool.incomingGet(5000);
+    track(server);
+    const stream = track(await client.outgoingGet(id, 1000));
+    stream.write('via proxy');
+    expect((await readBytes(server, 9)).toString()).toBe('via proxy');
+  });
+
+  it('handshakeTimeout: a server that upgrades but sends no ID, or never answers, is a counted handshake error', async () => {
+    const { port } = await rawWsServer(() => undefined); // upgrades, then silence
+    const mute = wsClient(port, { handshakeTimeout: 150 });
+    const silentTcp = net.createServer((socket) => cleanups.push(() => void socket.destroy()));
+    await new Promise<void>((resolve) => silentTcp.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => silentTcp.close(() => resolve())));
+    const deaf = wsClient((silentTcp.address() as net.AddressInfo).port, { handshakeTimeout: 150 });
+    await eventually(() => (mute.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 2, 5000, 'two timeouts waiting for the ID');
+    await eventually(() => (deaf.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 2, 5000, 'two timeouts waiting for the 101');
+    expect(mute.active + deaf.active).toBe(0);
+  });
+
+  it('the server cuts a connection that never sends its upgrade request after handshakeTimeout', async () => {
+    const p = await pair({ handshakeTimeout: 150 }, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const silent = await new Promise<net.Socket>((resolve, reject) => {
+      const socket = net.connect(p.port, '127.0.0.1', () => resolve(socket));
+      socket.once('error', reject);
+    });
+    cleanups.push(() => void silent.destroy());
+    await new Promise((resolve) => silent.once('close', resolve));
+    expect(p.server.stats.refusals['handshake-timeout']).toBe(1);
+    expect(p.server.stats.handshaking).toBe(0);
+  });
+
+  it('reports a dead server as POOL_ERR_DIAL without crashing', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const pool = wsClient(port);
+    await eventually(() => (pool.stats.failures.POOL_ERR_DIAL ?? 0) >= 2, 5000, 'two failed dials');
+    expect(pool.active).toBe(0);
+  });
+
+  it('close(): pending gets reject, the port is freed, taken streams survive', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await handOff(p);
+    const pendingIn = expect(p.server.incomingGet(10_000)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    await p.close();
+    await pendingIn;
+    await expect(
+      new Promise((resolve, reject) => {
+        const socket = net.connect(p.port, '127.0.0.1', () => resolve(socket));
+        socket.once('error', reject);
+      }),
+    ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    client.write('still here');
+    expect((await readBytes(server, 10)).toString()).toBe('still here');
+    expect(asWs(client).bufferedAmount).toBe(0);
+  });
+
+  it('single mode: no ID message, any stream of a plain ws echo server', async () => {
+    const { port } = await rawWsServer((ws) => ws.on('message', (data) => ws.send(data as Buffer)));
+    const pool = wsClient(port, { isSingle: true, minCap: 2, maxCap: 2 });
+    await pool.waitForActive(2, 5000);
+    const stream = track(await pool.outgoingGet('', 1000));
+    stream.write('echo me');
+    expect((await readBytes(stream, 7)).toString()).toBe('echo me');
+  });
+
+  it('validates its options, naming them', () => {
+    expect(() => createServerPool({ transport: 'ws', server: http.createServer(), port: 1234 })).toThrow(/invalid option port: port is for the port the pool opens itself/);
+    expect(() => createServerPool({ transport: 'ws', path: 'tunnel' })).toThrow(/invalid option path/);
+    expect(() => createServerPool({ transport: 'ws', trustProxy: 'yes' as never })).toThrow(/invalid option trustProxy/);
+    expect(() => createServerPool({ transport: 'ws', server: {} as never })).toThrow(/invalid option server/);
+    // What host.httpAdapter.getHttpServer() gives in a Nest options factory: an error, not a port of its own.
+    expect(() => createServerPool({ transport: 'ws', server: undefined })).toThrow(/invalid option server: got undefined.*pass server: host/);
+    expect(() => createClientPool({ transport: 'ws', address: '127.0.0.1:1', headers: { a: 1 } as never })).toThrow(/invalid option headers/);
+    expect(() => createClientPool({ transport: 'ws', address: '127.0.0.1:1', agent: {} as never })).toThrow(/invalid option agent/);
+    expect(() => createClientPool({ transport: 'ws', address: '127.0.0.1:1', idFormat: 'raw4' } as never)).toThrow(/invalid option idFormat: unknown option/);
+    expect(() => createClientPool({ transport: 'ws', address: '127.0.0.1:1', tls: '2' })).toThrow(/invalid option hostname/);
+  });
+});
