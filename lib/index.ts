@@ -26,6 +26,7 @@ export {
   DuplicatePoolError,
   ListenError,
   PoolAbortedError,
+  refusalForStatus,
 } from './core/errors.js';
 
 // Transports

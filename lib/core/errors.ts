@@ -51,27 +51,41 @@ export class PoolNotStartedError extends PoolError {
   }
 }
 
-/** The peer refused a pooled connection (closed it, or answered with a refusal status). */
+/**
+ * The server refused a pooled connection: closed it before the ID, or
+ * answered with a refusal status. The two subclasses below say why when
+ * the wire tells (HTTP/2 and WebSocket statuses); `instanceof
+ * PoolRefusedError` catches all three.
+ */
 export class PoolRefusedError extends PoolError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(PoolErrorCode.REFUSED, message, options);
+  constructor(message: string, options?: { cause?: unknown }, code: PoolErrorCode = PoolErrorCode.REFUSED) {
+    super(code, message, options);
   }
 }
 
-/** A server pool refused a peer whose address is not in `allowedIps`. */
-export class IpNotAllowedError extends PoolError {
-  readonly address: string;
-  constructor(address: string) {
-    super(PoolErrorCode.IP_NOT_ALLOWED, `peer address ${address} is not in allowedIps`);
-    this.address = address;
+/** The server does not serve this client's address (`allowedIps`; HTTP 403). */
+export class IpNotAllowedError extends PoolRefusedError {
+  constructor(message = 'the server does not allow this client address (allowedIps)', options?: { cause?: unknown }) {
+    super(message, options, PoolErrorCode.IP_NOT_ALLOWED);
   }
 }
 
-/** A server pool refused a connection because it already holds `maxCap` streams. */
-export class PoolFullError extends PoolError {
-  constructor(maxCap: number) {
-    super(PoolErrorCode.POOL_FULL, `the pool already holds its maximum of ${maxCap} streams (maxCap)`);
+/** The server pool holds its maximum of streams (`maxCap`; WebSocket 503). */
+export class PoolFullError extends PoolRefusedError {
+  constructor(message = 'the server pool is full (maxCap)', options?: { cause?: unknown }) {
+    super(message, options, PoolErrorCode.POOL_FULL);
   }
+}
+
+/**
+ * The typed refusal for an HTTP status: 403 is the address rule, 503 a full
+ * pool (WebSocket); anything else (HTTP/2's 404 means "full" or "wrong
+ * path" alike) is a plain refusal.
+ */
+export function refusalForStatus(status: number, message: string): PoolRefusedError {
+  if (status === 403) return new IpNotAllowedError(message);
+  if (status === 503) return new PoolFullError(message);
+  return new PoolRefusedError(message);
 }
 
 /** Dialing the server failed (refused, unreachable, DNS, dial timeout). */

@@ -118,7 +118,7 @@ describe('http2 transport, end to end', () => {
     expect(p.server.stats.refusals).toEqual({});
   });
 
-  it('404 when the server pool is full, 403 for a peer address not allowed: PoolRefusedError with the status', async () => {
+  it('404 when the server pool is full (POOL_ERR_REFUSED), 403 for a peer address not allowed (POOL_ERR_IP_NOT_ALLOWED), each naming the status', async () => {
     const full = await pair({ maxCap: 1 }, { minCap: 2, maxCap: 2 });
     await eventually(() => (full.client.stats.failures.POOL_ERR_REFUSED ?? 0) >= 1, 5000, 'a refused dial');
     expect(full.client.active).toBe(1);
@@ -129,11 +129,12 @@ describe('http2 transport, end to end', () => {
     });
 
     const denied = await pair({ allowedIps: '10.9.9.9' }, { minCap: 1, maxCap: 1 });
-    await eventually(() => (denied.client.stats.failures.POOL_ERR_REFUSED ?? 0) >= 1, 5000, 'a refused dial');
+    await eventually(() => (denied.client.stats.failures.POOL_ERR_IP_NOT_ALLOWED ?? 0) >= 1, 5000, 'a refused dial');
     expect(denied.client.active).toBe(0);
     expect(denied.server.stats.refusals.ip).toBeGreaterThanOrEqual(1);
     await expect(denied.client.transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
-      code: 'POOL_ERR_REFUSED',
+      code: 'POOL_ERR_IP_NOT_ALLOWED',
+      name: 'IpNotAllowedError',
       message: expect.stringMatching(/status 403.*unauthorized/),
     });
   });

@@ -197,10 +197,10 @@ describe('wire: client side (nph2-client.txt), seen by a raw HTTP/2 server', () 
       stream.end('abcd');
     });
     const pool = clientPool(raw.port, { minCap: 1, maxCap: 1 });
-    await eventually(() => (pool.stats.failures.POOL_ERR_REFUSED ?? 0) >= 1, 5000, 'a refusal');
+    await eventually(() => (pool.stats.failures.POOL_ERR_FULL ?? 0) >= 1, 5000, 'a refusal');
     expect(pool.active).toBe(0);
     await expect(pool.transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
-      code: 'POOL_ERR_REFUSED',
+      code: 'POOL_ERR_FULL',
       message: expect.stringMatching(/status 503/),
     });
   });

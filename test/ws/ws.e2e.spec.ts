@@ -164,11 +164,11 @@ describe('ws transport, end to end', () => {
 
   it('refuses peers outside allowedIps with 403 before the upgrade, counted on both sides', async () => {
     const p = await pair({ allowedIps: '10.9.9.9' }, { minCap: 1, maxCap: 1 });
-    await eventually(() => (p.client.stats.failures.POOL_ERR_REFUSED ?? 0) >= 1, 5000, 'a refused dial');
+    await eventually(() => (p.client.stats.failures.POOL_ERR_IP_NOT_ALLOWED ?? 0) >= 1, 5000, 'a refused dial');
     expect(p.server.stats.refusals.ip).toBeGreaterThanOrEqual(1);
     expect(wsStats(p.server)['upgrades']).toBe(0);
     await expect(p.client.transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
-      code: 'POOL_ERR_REFUSED',
+      code: 'POOL_ERR_IP_NOT_ALLOWED',
       message: expect.stringMatching(/403 Forbidden/),
     });
   });
@@ -181,7 +181,8 @@ describe('ws transport, end to end', () => {
     await p.client.waitForActive(2, 1000);
     expect(p.client.active).toBe(2);
     await expect(p.client.transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
-      code: 'POOL_ERR_REFUSED',
+      code: 'POOL_ERR_FULL',
+      name: 'PoolFullError',
       message: expect.stringMatching(/503 Service Unavailable.*pool is full/),
     });
   });

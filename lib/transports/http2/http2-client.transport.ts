@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { resolveClientPoolOptions } from '../../core/client-pool.js';
-import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolRefusedError } from '../../core/errors.js';
+import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolRefusedError, refusalForStatus } from '../../core/errors.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
@@ -127,7 +127,7 @@ export class Http2ClientTransport implements ClientTransport {
       const status = Number(headers[':status']);
       if (status !== 200) {
         const body = await readSome(stream, 64, Math.max(1, deadline - Date.now()));
-        throw new PoolRefusedError(`the server refused the stream with status ${status}${body ? ` (${JSON.stringify(body)})` : ''}`);
+        throw refusalForStatus(status, `the server refused the stream with status ${status}${body ? ` (${JSON.stringify(body)})` : ''}`);
       }
       // The ID is always sent on this wire, also in single mode: it is not application data.
       const bytes = await readExact(stream, 4, Math.max(1, deadline - Date.now()), signal);

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
-import { DialError, HandshakeError, InvalidIdError, PoolAbortedError, PoolError, PoolRefusedError } from '../../core/errors.js';
+import { DialError, HandshakeError, InvalidIdError, PoolAbortedError, PoolError, PoolRefusedError, refusalForStatus } from '../../core/errors.js';
 import { decodeId } from '../../core/ids.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
@@ -184,7 +184,7 @@ export class WsClientTransport implements ClientTransport {
       const onResponse = (_request: http.ClientRequest, response: http.IncomingMessage): void => {
         const status = response.statusCode ?? 0;
         // closeWebSocket (in fail) aborts the request and its socket: no upgrade, nothing left open.
-        fail(new PoolRefusedError(`${url} refused the WebSocket upgrade: ${status} ${response.statusMessage ?? ''}${REFUSAL_HINTS[status] ?? ''}`.trim()));
+        fail(refusalForStatus(status, `${url} refused the WebSocket upgrade: ${status} ${response.statusMessage ?? ''}${REFUSAL_HINTS[status] ?? ''}`.trim()));
       };
       const onOpen = (): void => {
         if (!readId) succeed(null);
