@@ -5,7 +5,8 @@ import type { ClientPool } from '../../lib/core/client-pool.js';
 import type { ServerPool } from '../../lib/core/server-pool.js';
 import type { Http2ClientOptions } from '../../lib/transports/http2/http2-client.transport.js';
 import type { Http2ServerOptions } from '../../lib/transports/http2/http2-server.transport.js';
-import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
+import type { ClientPoolConfig, ServerPoolConfig } from '../../lib/pool-factory.js';
+import { startPair, type PoolPair } from '../support/pools.js';
 
 let certificate: GeneratedCertificate | undefined;
 /** One self-signed certificate per test file (making one costs a key generation). */
@@ -17,37 +18,12 @@ export function testCertificate(): GeneratedCertificate {
 export type H2ServerConfig = Omit<Extract<ServerPoolConfig, { transport: 'http2' }>, 'transport'> & Http2ServerOptions;
 export type H2ClientConfig = Omit<Extract<ClientPoolConfig, { transport: 'http2' }>, 'transport'> & Http2ClientOptions;
 
-export interface H2Pair {
-  server: ServerPool;
-  client: ClientPool;
-  port: number;
-  close(): Promise<void>;
-}
+export type H2Pair = PoolPair;
 
 /** A started http2 server pool on 127.0.0.1:0 (self-signed TLS) and a started client pool (mode "1") dialing it. */
-export async function startH2Pair(server: H2ServerConfig = {}, client: H2ClientConfig = {}, via?: (port: number) => number): Promise<H2Pair> {
+export function startH2Pair(server: H2ServerConfig = {}, client: H2ClientConfig = {}, via?: (port: number) => number): Promise<H2Pair> {
   const { key, cert } = testCertificate();
-  const serverPool = createServerPool({ transport: 'http2', host: '127.0.0.1', port: 0, tls: { key, cert }, ...server });
-  await serverPool.start();
-  const port = serverPool.address()!.port;
-  const clientPool = createClientPool({
-    transport: 'http2',
-    address: `127.0.0.1:${via ? via(port) : port}`,
-    tls: '1',
-    minIvl: 50,
-    maxIvl: 50,
-    ...client,
-  });
-  clientPool.start();
-  return {
-    server: serverPool,
-    client: clientPool,
-    port,
-    close: async () => {
-      await clientPool.close();
-      await serverPool.close();
-    },
-  };
+  return startPair({ transport: 'http2', tls: { key, cert }, ...server }, { tls: '1', ...client }, via);
 }
 
 /** Transport figures of a pool, typed loosely for assertions. */

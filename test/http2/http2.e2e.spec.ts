@@ -1,28 +1,14 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { ClientHttp2Stream, ServerHttp2Stream } from 'node:http2';
-import type { Duplex } from 'node:stream';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { eventually, readBytes, readToEnd, sleep } from '../support/net.js';
-import { h2Stats, startH2Pair, testCertificate, type H2Pair } from './h2-support.js';
+import { h2Stats, startH2Pair, testCertificate } from './h2-support.js';
+import { useTestScope } from '../support/scope.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-async function pair(...args: Parameters<typeof startH2Pair>): Promise<H2Pair> {
-  const p = await startH2Pair(...args);
-  cleanups.push(() => p.close());
-  return p;
-}
-function track<T extends Duplex>(stream: T): T {
-  cleanups.push(() => void stream.destroy());
-  return stream;
-}
-async function handOff(p: H2Pair): Promise<{ id: string; server: Duplex; client: Duplex }> {
-  const [id, server] = await p.server.incomingGet(5000);
-  const client = await p.client.outgoingGet(id, 5000);
-  return { id, server: track(server), client: track(client) };
-}
+const scope = useTestScope();
+const pair = (...args: Parameters<typeof startH2Pair>) => scope.pair(startH2Pair, ...args);
+const { track } = scope;
+const { handOff } = scope;
 
 describe('http2 transport, end to end', () => {
   it('hands out the HTTP/2 streams themselves; data echoes both ways; 00000000 first', async () => {
@@ -219,10 +205,10 @@ describe('http2 transport, end to end', () => {
     const { key, cert } = testCertificate();
     const server = createServerPool({ transport: 'http2', port: 0, tls: { key, cert }, keepAlive: 100 });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     const http2 = await import('node:http2');
     const session = http2.connect(`https://127.0.0.1:${server.address()!.port}`, { rejectUnauthorized: false });
-    cleanups.push(() => void session.destroy());
+    scope.defer(() => void session.destroy());
     await new Promise((resolve) => session.once('remoteSettings', resolve));
     const goaway = new Promise((resolve) => session.once('goaway', resolve));
     await goaway;

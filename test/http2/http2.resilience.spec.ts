@@ -1,36 +1,21 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { constants, type ServerHttp2Stream } from 'node:http2';
-import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { connect, eventually, readBytes, readToEnd } from '../support/net.js';
-import { h2Stats, nextError, startH2Pair, startProxy, startRawH2Server, testCertificate, type H2Pair } from './h2-support.js';
+import { h2Stats, nextError, startH2Pair, startProxy, startRawH2Server, testCertificate } from './h2-support.js';
+import { useTestScope } from '../support/scope.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-async function pair(...args: Parameters<typeof startH2Pair>): Promise<H2Pair> {
-  const p = await startH2Pair(...args);
-  cleanups.push(() => p.close());
-  return p;
-}
-function track<T extends Duplex>(stream: T): T {
-  cleanups.push(() => void stream.destroy());
-  return stream;
-}
-async function handOff(p: H2Pair): Promise<{ id: string; server: Duplex; client: Duplex }> {
-  const [id, server] = await p.server.incomingGet(5000);
-  const client = await p.client.outgoingGet(id, 5000);
-  return { id, server: track(server), client: track(client) };
-}
+const scope = useTestScope();
+const pair = (...args: Parameters<typeof startH2Pair>) => scope.pair(startH2Pair, ...args);
+const { track } = scope;
 
 describe('http2 transport: sessions that fail', () => {
   it('GOAWAY mid-life: streams above the last stream ID leave at once, the others stay usable, a new session refills', async () => {
     const raw = await startRawH2Server();
-    cleanups.push(() => raw.close());
+    scope.defer(() => raw.close());
     const client = createClientPool({ transport: 'http2', address: `127.0.0.1:${raw.port}`, tls: '1', minCap: 4, maxCap: 4, minIvl: 50, maxIvl: 50 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(4, 5000);
     expect([...raw.streamIds.values()]).toEqual([1, 3, 5, 7]);
@@ -53,11 +38,11 @@ describe('http2 transport: sessions that fail', () => {
   it('the server\'s socket dies mid-transfer: typed errors on the streams in use, the pool recovers', async () => {
     const server = createServerPool({ transport: 'http2', port: 0, tls: testCertificate() });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     const proxy = await startProxy(server.address()!.port);
-    cleanups.push(() => proxy.close());
+    scope.defer(() => proxy.close());
     const client = createClientPool({ transport: 'http2', address: `127.0.0.1:${proxy.port}`, tls: '1', minCap: 3, maxCap: 3, minIvl: 50, maxIvl: 50 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(3, 5000);
     const [id, serverStream] = await server.incomingGet(5000);
@@ -65,7 +50,7 @@ describe('http2 transport: sessions that fail', () => {
     track(serverStream);
     serverStream.resume();
     const pump = setInterval(() => clientStream.write(Buffer.alloc(1024)), 2);
-    cleanups.push(() => clearInterval(pump));
+    scope.defer(() => clearInterval(pump));
     const clientError = nextError(clientStream);
     const serverError = nextError(serverStream);
     await new Promise((resolve) => setTimeout(resolve, 30));
@@ -99,13 +84,13 @@ describe('http2 transport: sessions that fail', () => {
   it('a PING not answered within pingTimeout marks the session dead: its idle streams leave, a new session is made', async () => {
     const server = createServerPool({ transport: 'http2', port: 0, tls: testCertificate() });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     const proxy = await startProxy(server.address()!.port);
-    cleanups.push(() => proxy.close());
+    scope.defer(() => proxy.close());
     const client = createClientPool({
       transport: 'http2', address: `127.0.0.1:${proxy.port}`, tls: '1', minCap: 2, maxCap: 2, minIvl: 50, maxIvl: 50, keepAlive: 100, pingTimeout: 400,
     });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(2, 5000);
     await eventually(() => typeof h2Stats(client).lastPingRttMs === 'number', 5000, 'a PING round trip');
@@ -121,14 +106,14 @@ describe('http2 transport: who the server serves', () => {
   async function server() {
     const pool = createServerPool({ transport: 'http2', port: 0, tls: testCertificate() });
     await pool.start();
-    cleanups.push(() => pool.close());
+    scope.defer(() => pool.close());
     return pool;
   }
 
   it('refuses a plain-TCP client (counted as tls)', async () => {
     const pool = await server();
     const socket = await connect(pool.address()!.port);
-    cleanups.push(() => void socket.destroy());
+    scope.defer(() => void socket.destroy());
     socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
     expect((await readToEnd(socket, 5000)).length).toBeLessThan(100); // at most a TLS alert
     await eventually(() => pool.stats.refusals.tls === 1, 2000, 'a tls refusal');
@@ -140,7 +125,7 @@ describe('http2 transport: who the server serves', () => {
   ])('drops a TLS client %s (counted as alpn)', async (_what, protocols) => {
     const pool = await server();
     const socket = tls.connect({ port: pool.address()!.port, host: '127.0.0.1', rejectUnauthorized: false, ...(protocols ? { ALPNProtocols: protocols } : {}) });
-    cleanups.push(() => void socket.destroy());
+    scope.defer(() => void socket.destroy());
     const outcome = await new Promise<string>((resolve) => {
       socket.once('error', (error: { code?: string }) => resolve(`error ${String(error.code)}`));
       socket.once('close', () => resolve('closed'));

@@ -1,28 +1,26 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { eventually, readBytes, readToEnd, sleep } from '../support/net.js';
 import { testCertificate } from './h2-support.js';
+import { useTestScope } from '../support/scope.js';
 
 // Golden tests against ../shared/wire-traces/nph2-server.txt and nph2-client.txt:
 // a raw node:http2 peer on the other side observes what crosses the wire.
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const scope = useTestScope();
 
 describe('wire: server side (nph2-server.txt), seen by a raw HTTP/2 client', () => {
   async function serverPool(options: Record<string, unknown> = {}) {
     const pool = createServerPool({ transport: 'http2', port: 0, tls: testCertificate(), ...options });
     await pool.start();
-    cleanups.push(() => pool.close());
+    scope.defer(() => pool.close());
     return pool;
   }
   async function rawClient(port: number): Promise<ClientHttp2Session> {
     const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
-    cleanups.push(() => void session.destroy());
+    scope.defer(() => void session.destroy());
     session.on('error', () => undefined);
     await new Promise((resolve) => session.once('remoteSettings', resolve));
     return session;
@@ -66,10 +64,10 @@ describe('wire: server side (nph2-server.txt), seen by a raw HTTP/2 client', () 
     expect(id).toHaveLength(4);
     expect(id.toString('hex')).not.toBe('00000000');
     const [firstId, firstStream] = await pool.incomingGet(1000);
-    cleanups.push(() => void firstStream.destroy());
+    scope.defer(() => void firstStream.destroy());
     expect(firstId).toBe('00000000');
     const [secondId, stream] = await pool.incomingGet(1000);
-    cleanups.push(() => void stream.destroy());
+    scope.defer(() => void stream.destroy());
     expect(secondId).toBe(id.toString('hex'));
     // Echo over the request and response bodies, then half-close (trace: "hello", END_STREAM).
     second.write('hello');
@@ -141,7 +139,7 @@ describe('wire: client side (nph2-client.txt), seen by a raw HTTP/2 server', () 
       onStream(entry);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
+    scope.defer(
       () =>
         new Promise<void>((resolve) => {
           for (const entry of seen) entry.stream.destroy();
@@ -152,7 +150,7 @@ describe('wire: client side (nph2-client.txt), seen by a raw HTTP/2 server', () 
   }
   function clientPool(port: number, options: Record<string, unknown> = {}) {
     const pool = createClientPool({ transport: 'http2', address: `127.0.0.1:${port}`, tls: '1', minIvl: 50, maxIvl: 50, ...options });
-    cleanups.push(() => pool.close());
+    scope.defer(() => pool.close());
     pool.start();
     return pool;
   }
@@ -187,7 +185,7 @@ describe('wire: client side (nph2-client.txt), seen by a raw HTTP/2 server', () 
     });
     const pool = clientPool(raw.port, { minCap: 1, maxCap: 1 });
     const stream = await pool.outgoingGet('062bff90', 5000);
-    cleanups.push(() => void stream.destroy());
+    scope.defer(() => void stream.destroy());
     expect((await readBytes(stream, 7)).toString()).toBe('payload');
   });
 

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Injectable, type OnModuleInit, type Provider } from '@nestjs/common';
 import type { TestingModule } from '@nestjs/testing';
 import type { Duplex } from 'node:stream';
@@ -14,14 +14,12 @@ import {
 } from '../../lib/index.js';
 import { eventually, sleep } from '../support/net.js';
 import { compile, errorOf, expectEcho, fastClient, loopback } from './support/nest.js';
+import { useTestScope } from '../support/scope.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const scope = useTestScope();
 /** Streams handed to the test are the test's to destroy. */
 function destroys(streams: Array<IncomingStream | Duplex>): void {
-  cleanups.push(() => streams.forEach((item) => (Array.isArray(item) ? item[1] : item).destroy()));
+  scope.defer(() => streams.forEach((item) => (Array.isArray(item) ? item[1] : item).destroy()));
 }
 const ids = (items: IncomingStream[]): string[] => items.map(([id]) => id);
 
@@ -63,7 +61,7 @@ async function start(options: Partial<PoolModuleOptions> = {}, providers: Provid
     imports: [PoolModule.forRoot({ server: { port: 0 }, client: fastClient(loop.addressResolver, minCap), ...options })],
     providers,
   });
-  cleanups.push(() => app.close());
+  scope.defer(() => app.close());
   loop.bind(() => app.get(SERVER_POOL));
   await app.init();
   return { app, server: app.get(ServerPoolService), client: app.get(ClientPoolService) };
@@ -174,7 +172,7 @@ describe('ServerPoolService.incoming$', () => {
 
   it('errors when the registration has no server', async () => {
     const app = await compile({ imports: [PoolModule.forRoot({ client: { address: '127.0.0.1:9' }, autoStart: false })] });
-    cleanups.push(() => app.close());
+    scope.defer(() => app.close());
     const error = await errorOf(() => firstValueFrom(app.get(ServerPoolService).incoming$));
     expect(error).toMatchObject({ code: 'POOL_ERR_INVALID_OPTIONS', message: expect.stringContaining("no server pool is configured for pool 'default'") });
   });

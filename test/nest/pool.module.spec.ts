@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Module } from '@nestjs/common';
 import type { TestingModule } from '@nestjs/testing';
 import net from 'node:net';
@@ -25,18 +25,16 @@ import {
   type PoolSettings,
 } from './support/fixtures.js';
 import { CapturingLogger, compile, errorOf, expectEcho, fastClient, loopback } from './support/nest.js';
+import { useTestScope } from '../support/scope.js';
 
 // Everything a test opens is closed after it, also when an assertion failed.
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const scope = useTestScope();
 function closes<T extends { close(): Promise<void> }>(closable: T): T {
-  cleanups.push(() => closable.close());
+  scope.defer(() => closable.close());
   return closable;
 }
 function destroys(...streams: Duplex[]): void {
-  cleanups.push(() => streams.forEach((stream) => stream.destroy()));
+  scope.defer(() => streams.forEach((stream) => stream.destroy()));
 }
 
 /** An initialised app with one default pool: a server on port 0 and a client dialing it. */
@@ -118,7 +116,7 @@ describe('PoolModule.forRoot', () => {
   it('starts the server before the client, and a taken port fails the bootstrap with a clear error', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+    scope.defer(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
     const port = (blocker.address() as net.AddressInfo).port;
     const logger = new CapturingLogger();
     const moduleRef = closes(await compile({ imports: [PoolModule.forRoot({ server: { port }, client: { address: `127.0.0.1:${port}` } })] }, logger));
@@ -150,7 +148,7 @@ describe('PoolModule.forRoot', () => {
     await moduleRef.init();
     const pool = moduleRef.get(ServerPoolService).pool;
     const realClose = pool.close.bind(pool);
-    cleanups.push(() => realClose());
+    scope.defer(() => realClose());
     pool.close = () => new Promise<void>(() => undefined);
 
     const started = Date.now();

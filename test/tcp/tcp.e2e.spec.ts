@@ -1,31 +1,16 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import { connect, eventually, listenRaw, readBytes, sleep, type RawServer } from '../support/net.js';
-import { startPair, type PoolPair } from '../support/pools.js';
+import { startPair } from '../support/pools.js';
+import { useTestScope } from '../support/scope.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-async function pair(...args: Parameters<typeof startPair>): Promise<PoolPair> {
-  const p = await startPair(...args);
-  cleanups.push(() => p.close());
-  return p;
-}
-function track<T extends Duplex>(stream: T): T {
-  cleanups.push(() => void stream.destroy());
-  return stream;
-}
+const scope = useTestScope();
+const pair = (...args: Parameters<typeof startPair>) => scope.pair(startPair, ...args);
+const { track } = scope;
 
-/** Takes [id, stream] on the server side, then the matching stream on the client side. */
-async function handOff(p: PoolPair): Promise<{ id: string; server: Duplex; client: Duplex }> {
-  const [id, server] = await p.server.incomingGet(5000);
-  const client = await p.client.outgoingGet(id, 5000);
-  return { id, server: track(server), client: track(client) };
-}
+const { handOff } = scope;
 
 describe('tcp transport, plain TCP, end to end', () => {
   it('fills the pool and matches streams by ID; data echoes both ways', async () => {
@@ -65,9 +50,9 @@ describe('tcp transport, plain TCP, end to end', () => {
     const raw = await listenRaw((socket) => {
       void released.then(() => socket.write('0badc0de' + 'payload'));
     });
-    cleanups.push(() => raw.close());
+    scope.defer(() => raw.close());
     const client = createClientPool({ address: `127.0.0.1:${raw.port}`, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await eventually(() => raw.sockets.length === 1, 2000, 'the client to dial');
     let settledAt = 0;
@@ -161,7 +146,7 @@ describe('tcp transport, plain TCP, end to end', () => {
   it('asks addressResolver on every dial', async () => {
     const server = createServerPool({ port: 0 });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     let calls = 0;
     const client = createClientPool({
       addressResolver: () => {
@@ -171,7 +156,7 @@ describe('tcp transport, plain TCP, end to end', () => {
       minCap: 3,
       maxCap: 3,
     });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(3, 5000);
     expect(calls).toBe(3);
@@ -180,7 +165,7 @@ describe('tcp transport, plain TCP, end to end', () => {
   it('dials through a user-supplied dialer', async () => {
     const server = createServerPool({ port: 0 });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     const dialed: net.Socket[] = [];
     const client = createClientPool({
       dialer: () => {
@@ -191,7 +176,7 @@ describe('tcp transport, plain TCP, end to end', () => {
       minCap: 2,
       maxCap: 2,
     });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(2, 5000);
     expect(dialed).toHaveLength(2);
@@ -202,7 +187,7 @@ describe('tcp transport, plain TCP, end to end', () => {
     const port = raw.port;
     await raw.close();
     const client: ClientPool = createClientPool({ address: `127.0.0.1:${port}`, minIvl: 20, maxIvl: 20 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await eventually(() => (client.stats.failures.POOL_ERR_DIAL ?? 0) >= 2, 3000, 'two failed dials');
     expect(client.active).toBe(0);
@@ -211,9 +196,9 @@ describe('tcp transport, plain TCP, end to end', () => {
 
   it('single mode: no ID exchange, outgoingGet("") takes any stream of a plain server', async () => {
     const raw = await listenRaw((socket) => socket.pipe(socket));
-    cleanups.push(() => raw.close());
+    scope.defer(() => raw.close());
     const client = createClientPool({ address: `127.0.0.1:${raw.port}`, isSingle: true, minCap: 2, maxCap: 2 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(2, 5000);
     const stream = track(await client.outgoingGet('', 1000));

@@ -1,24 +1,14 @@
-import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { Duplex } from 'node:stream';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import tls from 'node:tls';
 import { createCertificateAuthority, createSelfSignedCertificate, type CertificateAuthority, type GeneratedCertificate } from '../../lib/certs/index.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { connect, eventually, readBytes, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
+import { useTestScope } from '../support/scope.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-async function pair(...args: Parameters<typeof startPair>): Promise<PoolPair> {
-  const p = await startPair(...args);
-  cleanups.push(() => p.close());
-  return p;
-}
-function track<T extends Duplex>(stream: T): T {
-  cleanups.push(() => void stream.destroy());
-  return stream;
-}
+const scope = useTestScope();
+const pair = (...args: Parameters<typeof startPair>) => scope.pair(startPair, ...args);
+const { track } = scope;
 
 let selfSigned: GeneratedCertificate;
 let authority: CertificateAuthority;
@@ -94,7 +84,7 @@ describe('tcp transport over TLS 1.3', () => {
   it('the server refuses TLS 1.2 clients', async () => {
     const server = createServerPool({ port: 0, tls: { key: selfSigned.key, cert: selfSigned.cert } });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     const socket = tls.connect({ port: server.address()!.port, host: '127.0.0.1', rejectUnauthorized: false, maxVersion: 'TLSv1.2' });
     const error = await new Promise<{ code?: string }>((resolve) => socket.once('error', resolve));
     socket.destroy();
@@ -127,14 +117,14 @@ describe('tcp transport over TLS 1.3', () => {
       return create(...args);
     };
     (tls as { createSecureContext: typeof tls.createSecureContext }).createSecureContext = counting;
-    cleanups.push(() => {
+    scope.defer(() => {
       (tls as { createSecureContext: typeof tls.createSecureContext }).createSecureContext = create;
     });
     const server = createServerPool({ port: 0, tls: { key: leaf.key, cert: leaf.cert } });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     const client = createClientPool({ address: `127.0.0.1:${server.address()!.port}`, tls: '2', hostname: 'tunnel.test', ca: authority.cert, minCap: 6, maxCap: 6 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     const afterConstruction = created;
     client.start();
     await client.waitForActive(6, 5000);

@@ -1,26 +1,24 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type net from 'node:net';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { connect, eventually, listenRaw, readBytes, readToEnd } from '../support/net.js';
+import { useTestScope } from '../support/scope.js';
 
 // Golden tests against ../shared/wire-traces: what crosses the wire, byte by byte.
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const scope = useTestScope();
 
 async function server(options: Parameters<typeof createServerPool>[0]) {
   const pool = createServerPool({ port: 0, ...options });
   await pool.start();
-  cleanups.push(() => pool.close());
+  scope.defer(() => pool.close());
   return pool;
 }
 
 /** Everything a raw client receives in its first chunk. */
 async function firstChunk(port: number): Promise<{ socket: net.Socket; chunk: Buffer }> {
   const socket = await connect(port);
-  cleanups.push(() => void socket.destroy());
+  scope.defer(() => void socket.destroy());
   const chunk = await new Promise<Buffer>((resolve) => socket.once('data', resolve));
   return { socket, chunk };
 }
@@ -53,7 +51,7 @@ describe('wire: server side (pool-v105.txt, pool-latest.txt)', () => {
     const pool = await server(options);
     if ('maxCap' in options) await firstChunk(pool.address()!.port); // takes the only slot
     const socket = await connect(pool.address()!.port);
-    cleanups.push(() => void socket.destroy());
+    scope.defer(() => void socket.destroy());
     expect(await readToEnd(socket, 2000)).toHaveLength(0);
   });
 });
@@ -61,12 +59,12 @@ describe('wire: server side (pool-v105.txt, pool-latest.txt)', () => {
 describe('wire: client side against a raw Go-like server', () => {
   async function rawServer(reply: (socket: net.Socket) => void) {
     const raw = await listenRaw(reply);
-    cleanups.push(() => raw.close());
+    scope.defer(() => raw.close());
     return raw;
   }
   function client(port: number, extra: Parameters<typeof createClientPool>[0] = {}) {
     const pool = createClientPool({ address: `127.0.0.1:${port}`, minIvl: 20, maxIvl: 20, ...extra });
-    cleanups.push(() => pool.close());
+    scope.defer(() => pool.close());
     pool.start();
     return pool;
   }
@@ -75,7 +73,7 @@ describe('wire: client side against a raw Go-like server', () => {
     const raw = await rawServer((socket) => socket.write('edc60f09hello'));
     const pool = client(raw.port);
     const stream = await pool.outgoingGet('edc60f09', 3000);
-    cleanups.push(() => void stream.destroy());
+    scope.defer(() => void stream.destroy());
     expect((await readBytes(stream, 5)).toString()).toBe('hello');
   });
 
@@ -83,7 +81,7 @@ describe('wire: client side against a raw Go-like server', () => {
     const raw = await rawServer((socket) => socket.write(Buffer.from([0x06, 0x2b, 0xff, 0x90, 0x41])));
     const pool = client(raw.port, { idFormat: 'raw4' });
     const stream = await pool.outgoingGet('062bff90', 3000);
-    cleanups.push(() => void stream.destroy());
+    scope.defer(() => void stream.destroy());
     expect((await readBytes(stream, 1)).toString()).toBe('A');
   });
 

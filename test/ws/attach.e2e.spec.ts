@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Controller, Get, Module, type INestApplication } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
@@ -12,19 +12,14 @@ import { ServerPoolService } from '../../lib/nest/server-pool.service.js';
 import { PoolModule } from '../../lib/nest/index.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { eventually, readBytes } from '../support/net.js';
+import { useTestScope } from '../support/scope.js';
 
 // The server side attached to an HTTP server that serves other routes: a
 // Nest app (which listens only at app.listen(), after module init) and a
 // plain http.Server.
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-function track<T extends Duplex>(stream: T): T {
-  cleanups.push(() => void stream.destroy());
-  return stream;
-}
+const scope = useTestScope();
+const { track } = scope;
 
 /** One GET on its own connection. */
 function get(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -43,7 +38,7 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 /** Dials `path` with a client pool, takes a stream on both sides and echoes both ways; returns the client pool. */
 async function tunnelThrough(port: number, path: string, take: () => Promise<[string, Duplex]>): Promise<ClientPool> {
   const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${port}`, path, minCap: 2, maxCap: 2, minIvl: 20, maxIvl: 20 });
-  cleanups.push(() => client.close());
+  scope.defer(() => client.close());
   client.start();
   await client.waitForActive(2, 5000);
   const [id, theirs] = await take();
@@ -78,7 +73,7 @@ class AppModule {}
 describe('ws server attached to an existing HTTP server', () => {
   it('a Nest app made by NestFactory.create (the production path): the same registration works', async () => {
     const app = await NestFactory.create(AppModule, { logger: false });
-    cleanups.push(() => app.close());
+    scope.defer(() => app.close());
     await app.listen(0, '127.0.0.1');
     const port = (app.getHttpServer().address() as net.AddressInfo).port;
     const pool = app.get(ServerPoolService);
@@ -101,7 +96,7 @@ describe('ws server attached to an existing HTTP server', () => {
       controllers: [HealthController],
     }).compile();
     const app: INestApplication = moduleRef.createNestApplication({ logger: false });
-    cleanups.push(() => app.close());
+    scope.defer(() => app.close());
     await app.init();
     // The pool started on module init, before the server listens.
     const pool = app.get(ServerPoolService);
@@ -122,11 +117,11 @@ describe('ws server attached to an existing HTTP server', () => {
       response.writeHead(request.url === '/health' ? 200 : 404, { 'Content-Type': 'text/plain' });
       response.end(request.url === '/health' ? 'ok\n' : 'nope\n');
     });
-    cleanups.push(() => new Promise<void>((resolve) => web.close(() => resolve())));
-    cleanups.push(() => web.closeAllConnections());
+    scope.defer(() => new Promise<void>((resolve) => web.close(() => resolve())));
+    scope.defer(() => web.closeAllConnections());
     const pool: ServerPool = createServerPool({ transport: 'ws', server: web, path: '/tunnel' });
     await pool.start();
-    cleanups.push(() => pool.close());
+    scope.defer(() => pool.close());
     expect(web.listening).toBe(false);
     await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
     const port = (web.address() as net.AddressInfo).port;
@@ -134,7 +129,7 @@ describe('ws server attached to an existing HTTP server', () => {
     const tunnel = await tunnelThrough(port, '/tunnel', () => pool.incomingGet(5000));
 
     const wrong = createClientPool({ transport: 'ws', address: `127.0.0.1:${port}`, path: '/elsewhere' });
-    cleanups.push(() => wrong.close());
+    scope.defer(() => wrong.close());
     await expect(wrong.transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
       code: 'POOL_ERR_REFUSED',
       message: expect.stringMatching(/404/),

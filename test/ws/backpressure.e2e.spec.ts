@@ -1,29 +1,27 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { Duplex } from 'node:stream';
 import { MAX_MESSAGE_BYTES } from '../../lib/transports/ws/ws-duplex.js';
 import { eventually, sleep } from '../support/net.js';
 import { asWs, pattern, startWsPair, type WsPair } from './ws-support.js';
+import { useTestScope } from '../support/scope.js';
 
 // Bounded buffering: a slow (or stopped) reader makes the other end's write()
 // report backpressure and this end's socket pause; neither ws's send queue
 // (bufferedAmount) nor the readable buffer grows with the amount of data.
 // Assertions are on buffer sizes, never on time.
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const scope = useTestScope();
 async function pair(): Promise<WsPair> {
   const p = await startWsPair({}, { minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
-  cleanups.push(() => p.close());
+  scope.defer(() => p.close());
   await p.client.waitForActive(1, 5000);
   return p;
 }
 async function handOff(p: WsPair): Promise<{ server: Duplex; client: Duplex }> {
   const [id, server] = await p.server.incomingGet(5000);
   const client = await p.client.outgoingGet(id, 5000);
-  cleanups.push(() => void server.destroy());
-  cleanups.push(() => void client.destroy());
+  scope.defer(() => void server.destroy());
+  scope.defer(() => void client.destroy());
   return { server, client };
 }
 

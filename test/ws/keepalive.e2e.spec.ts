@@ -1,28 +1,19 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { eventually, readBytes, sleep } from '../support/net.js';
-import { asWs, freezingProxy, pattern, startWsPair, type WsPair } from './ws-support.js';
+import { asWs, freezingProxy, pattern, startWsPair } from './ws-support.js';
+import { useTestScope } from '../support/scope.js';
 
 // Keep-alive: both ends ping every keepAlive; a peer that has answered pings
 // and then goes silent is dropped after pongTimeout. Idle pooled streams,
 // which the pool never reads, still answer pings.
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-async function pair(...args: Parameters<typeof startWsPair>): Promise<WsPair> {
-  const p = await startWsPair(...args);
-  cleanups.push(() => p.close());
-  return p;
-}
-function track<T extends Duplex>(stream: T): T {
-  cleanups.push(() => void stream.destroy());
-  return stream;
-}
+const scope = useTestScope();
+const pair = (...args: Parameters<typeof startWsPair>) => scope.pair(startWsPair, ...args);
+const { track } = scope;
 function nextError(stream: Duplex, timeout = 5000): Promise<{ code?: string; message: string }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no error within ${timeout} ms`)), timeout);
@@ -44,7 +35,7 @@ async function rawWsServer(options: WebSocket.ServerOptions, onConnection: (ws: 
     onConnection(ws);
   });
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  cleanups.push(
+  scope.defer(
     () =>
       new Promise<void>((resolve) => {
         for (const ws of sockets) ws.terminate();
@@ -61,11 +52,11 @@ describe('ws keep-alive', () => {
     const server = { ...FAST };
     const serverPool = createServerPool({ transport: 'ws', port: 0, ...server });
     await serverPool.start();
-    cleanups.push(() => serverPool.close());
+    scope.defer(() => serverPool.close());
     const proxy = await freezingProxy(serverPool.address()!.port);
-    cleanups.push(() => proxy.close());
+    scope.defer(() => proxy.close());
     const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${proxy.port}`, ...FAST, minCap: 2, maxCap: 2, minIvl: 60_000, maxIvl: 60_000 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(2, 5000);
     const [id, theirs] = await serverPool.incomingGet(1000);
@@ -93,7 +84,7 @@ describe('ws keep-alive', () => {
     // A raw client pings an idle server-pool stream that nobody took.
     const raw = new WebSocket(`ws://127.0.0.1:${p.port}/`, { perMessageDeflate: false });
     raw.on('error', () => undefined);
-    cleanups.push(() => raw.terminate());
+    scope.defer(() => raw.terminate());
     const id = await new Promise<Buffer>((resolve) => raw.once('message', (data) => resolve(data as Buffer)));
     expect(id).toHaveLength(4);
     await eventually(() => p.server.active === 2, 2000, 'the raw client to be pooled');
@@ -107,7 +98,7 @@ describe('ws keep-alive', () => {
     // A raw server pings an idle client-pool stream.
     const server = await rawWsServer({});
     const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${server.port}`, keepAlive: 60_000, minIvl: 60_000, maxIvl: 60_000 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(1, 5000);
     const got: string[] = [];
@@ -120,7 +111,7 @@ describe('ws keep-alive', () => {
   it('keeps a peer that never answers pings (Go npws idle connections) unless requirePong', async () => {
     const silent = await rawWsServer({ autoPong: false });
     const lenient = createClientPool({ transport: 'ws', address: `127.0.0.1:${silent.port}`, ...FAST, minIvl: 60_000, maxIvl: 60_000 });
-    cleanups.push(() => lenient.close());
+    scope.defer(() => lenient.close());
     lenient.start();
     await lenient.waitForActive(1, 5000);
     const pings: number[] = [];
@@ -130,7 +121,7 @@ describe('ws keep-alive', () => {
     expect(lenient.stats.drops).toEqual({});
 
     const strict = createClientPool({ transport: 'ws', address: `127.0.0.1:${silent.port}`, ...FAST, requirePong: true, minIvl: 60_000, maxIvl: 60_000 });
-    cleanups.push(() => strict.close());
+    scope.defer(() => strict.close());
     strict.start();
     await eventually(() => (strict.stats.drops.error ?? 0) >= 1, 5000, 'the silent peer dropped');
   });
@@ -138,7 +129,7 @@ describe('ws keep-alive', () => {
   it('drops a peer that answered pings and then stops (autoPong switched off under it)', async () => {
     const server = await rawWsServer({});
     const pool = createClientPool({ transport: 'ws', address: `127.0.0.1:${server.port}`, ...FAST, minIvl: 60_000, maxIvl: 60_000 });
-    cleanups.push(() => pool.close());
+    scope.defer(() => pool.close());
     pool.start();
     await pool.waitForActive(1, 5000);
     const ws = server.sockets[0]!;

@@ -1,24 +1,22 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ServerPool } from '../../lib/core/server-pool.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { readToEnd } from '../support/net.js';
 import { acceptKey, clientFrame, Collector, OP, parseFrames, serverFrame, upgradeRequest, type WsServerConfig } from './ws-support.js';
+import { useTestScope } from '../support/scope.js';
 
 // Golden tests against ../shared/wire-traces/npws-server.txt and
 // npws-client.txt: what crosses the wire, byte by byte, as the Go npws pools
 // send it.
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const scope = useTestScope();
 
 async function server(options: WsServerConfig = {}): Promise<ServerPool> {
   const pool = createServerPool({ transport: 'ws', port: 0, keepAlive: 60_000, ...options });
   await pool.start();
-  cleanups.push(() => pool.close());
+  scope.defer(() => pool.close());
   return pool;
 }
 
@@ -27,7 +25,7 @@ async function rawClient(port: number, path = '/', secure = false): Promise<Coll
   const socket = secure
     ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1', 'x-probe'] })
     : net.connect(port, '127.0.0.1');
-  cleanups.push(() => void socket.destroy());
+  scope.defer(() => void socket.destroy());
   await new Promise<void>((resolve, reject) => {
     socket.once(secure ? 'secureConnect' : 'connect', () => resolve());
     socket.once('error', reject);
@@ -64,7 +62,7 @@ describe('wire: server side (npws-server.txt)', () => {
     expect(second.frames[0]!.payload).toHaveLength(4);
     expect(second.frames[0]!.payload.toString('hex')).not.toBe('00000000');
     const taken = [await pool.incomingGet(1000), await pool.incomingGet(1000)];
-    for (const [, stream] of taken) cleanups.push(() => void stream.destroy());
+    for (const [, stream] of taken) scope.defer(() => void stream.destroy());
     expect(taken.map(([id]) => id)).toEqual(['00000000', second.frames[0]!.payload.toString('hex')]);
   });
 
@@ -80,7 +78,7 @@ describe('wire: server side (npws-server.txt)', () => {
     ]);
     await client.wait(() => client.ended, 5000, 'EOF');
     const [id, stream] = await pool.incomingGet(1000);
-    cleanups.push(() => void stream.destroy());
+    scope.defer(() => void stream.destroy());
     expect(id).toBe('00000000');
     expect((await readToEnd(stream, 2000)).toString()).toBe('hello');
   });
@@ -155,7 +153,7 @@ describe('wire: client side (npws-client.txt)', () => {
       }, () => undefined);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
+    scope.defer(
       () =>
         new Promise<void>((resolve) => {
           for (const client of clients) client.socket.destroy();
@@ -168,10 +166,10 @@ describe('wire: client side (npws-client.txt)', () => {
   it('the upgrade request: GET / HTTP/1.1, version 13, a key, no permessage-deflate offer; frames masked; end() = CLOSE 1000', async () => {
     const raw = await rawServer();
     const pool = createClientPool({ transport: 'ws', address: `127.0.0.1:${raw.port}`, keepAlive: 60_000, minIvl: 20, maxIvl: 20 });
-    cleanups.push(() => pool.close());
+    scope.defer(() => pool.close());
     pool.start();
     const stream = await pool.outgoingGet('dead0001', 5000);
-    cleanups.push(() => void stream.destroy());
+    scope.defer(() => void stream.destroy());
     const request = raw.requests[0]!;
     expect(request.startsWith('GET / HTTP/1.1\r\n')).toBe(true);
     expect(request).toMatch(/\r\nUpgrade: websocket\r\n/i);
@@ -195,6 +193,6 @@ describe('wire: client side (npws-client.txt)', () => {
     await pool.waitForActive(1, 5000);
     expect(raw.requests).toHaveLength(2);
     const next = await pool.outgoingGet('dead0002', 1000);
-    cleanups.push(() => void next.destroy());
+    scope.defer(() => void next.destroy());
   });
 });

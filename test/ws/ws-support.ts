@@ -3,35 +3,18 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import type { ServerPool } from '../../lib/core/server-pool.js';
-import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
+import type { ClientPoolConfig, ServerPoolConfig } from '../../lib/pool-factory.js';
+import { startPair, type PoolPair } from '../support/pools.js';
 import type { WebSocketDuplex } from '../../lib/transports/ws/ws-duplex.js';
 
 export type WsServerConfig = Omit<Extract<ServerPoolConfig, { transport: 'ws' }>, 'transport'>;
 export type WsClientConfig = Omit<Extract<ClientPoolConfig, { transport: 'ws' }>, 'transport'>;
 
-export interface WsPair {
-  server: ServerPool;
-  client: ClientPool;
-  port: number;
-  close(): Promise<void>;
-}
+export type WsPair = PoolPair;
 
 /** A started ws server pool on 127.0.0.1:0 and a started client pool dialing it (through `via` when given). */
-export async function startWsPair(server: WsServerConfig = {}, client: WsClientConfig = {}, via?: (port: number) => number): Promise<WsPair> {
-  const serverPool = createServerPool({ transport: 'ws', host: '127.0.0.1', port: 0, ...server });
-  await serverPool.start();
-  const port = serverPool.address()!.port;
-  const clientPool = createClientPool({ transport: 'ws', address: `127.0.0.1:${via ? via(port) : port}`, minIvl: 50, maxIvl: 50, ...client });
-  clientPool.start();
-  return {
-    server: serverPool,
-    client: clientPool,
-    port,
-    close: async () => {
-      await clientPool.close();
-      await serverPool.close();
-    },
-  };
+export function startWsPair(server: WsServerConfig = {}, client: WsClientConfig = {}, via?: (port: number) => number): Promise<WsPair> {
+  return startPair({ transport: 'ws', ...server }, client, via);
 }
 
 /** The pooled stream as the ws transport made it (for bufferedAmount and the paused state). */

@@ -1,30 +1,17 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { eventually, readBytes, sleep } from '../support/net.js';
-import { asWs, startWsPair, wsStats, type WsClientConfig, type WsPair } from './ws-support.js';
+import { asWs, startWsPair, wsStats, type WsClientConfig } from './ws-support.js';
+import { useTestScope } from '../support/scope.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-async function pair(...args: Parameters<typeof startWsPair>): Promise<WsPair> {
-  const p = await startWsPair(...args);
-  cleanups.push(() => p.close());
-  return p;
-}
-function track<T extends Duplex>(stream: T): T {
-  cleanups.push(() => void stream.destroy());
-  return stream;
-}
-async function handOff(p: WsPair): Promise<{ id: string; server: Duplex; client: Duplex }> {
-  const [id, server] = await p.server.incomingGet(5000);
-  const client = await p.client.outgoingGet(id, 5000);
-  return { id, server: track(server), client: track(client) };
-}
+const scope = useTestScope();
+const pair = (...args: Parameters<typeof startWsPair>) => scope.pair(startWsPair, ...args);
+const { track } = scope;
+const { handOff } = scope;
 function waitFor(emitter: NodeJS.EventEmitter, event: string, timeout = 5000): Promise<unknown[]> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no '${event}' within ${timeout} ms`)), timeout);
@@ -43,7 +30,7 @@ async function rawWsServer(onConnection: (ws: WebSocket, request: http.IncomingM
     onConnection(ws, request);
   });
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  cleanups.push(
+  scope.defer(
     () =>
       new Promise<void>((resolve) => {
         for (const client of wss.clients) client.terminate();
@@ -55,7 +42,7 @@ async function rawWsServer(onConnection: (ws: WebSocket, request: http.IncomingM
 
 function wsClient(port: number, extra: WsClientConfig = {}) {
   const pool = createClientPool({ transport: 'ws', address: `127.0.0.1:${port}`, minIvl: 20, maxIvl: 20, ...extra });
-  cleanups.push(() => pool.close());
+  scope.defer(() => pool.close());
   pool.start();
   return pool;
 }
@@ -261,7 +248,7 @@ describe('ws transport, end to end', () => {
   it('dials through an agent (an HTTP CONNECT proxy here)', async () => {
     const serverPool = createServerPool({ transport: 'ws', port: 0 });
     await serverPool.start();
-    cleanups.push(() => serverPool.close());
+    scope.defer(() => serverPool.close());
     const serverPort = serverPool.address()!.port;
     const connects: string[] = [];
     const proxy = http.createServer();
@@ -274,13 +261,13 @@ describe('ws transport, end to end', () => {
       });
       upstream.on('error', () => socket.destroy());
       socket.on('error', () => upstream.destroy());
-      cleanups.push(() => {
+      scope.defer(() => {
         upstream.destroy();
         socket.destroy();
       });
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+    scope.defer(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
     const proxyPort = (proxy.address() as net.AddressInfo).port;
     class ConnectAgent extends http.Agent {
       override createConnection(options: http.ClientRequestArgs, callback?: (error: Error | null, stream: Duplex) => void): Duplex | null | undefined {
@@ -296,7 +283,7 @@ describe('ws transport, end to end', () => {
       }
     }
     const agent = new ConnectAgent();
-    cleanups.push(() => agent.destroy());
+    scope.defer(() => agent.destroy());
     const client = wsClient(serverPort, { minCap: 2, maxCap: 2, agent });
     await client.waitForActive(2, 5000);
     expect(connects).toEqual([`127.0.0.1:${serverPort}`, `127.0.0.1:${serverPort}`]);
@@ -310,9 +297,9 @@ describe('ws transport, end to end', () => {
   it('handshakeTimeout: a server that upgrades but sends no ID, or never answers, is a counted handshake error', async () => {
     const { port } = await rawWsServer(() => undefined); // upgrades, then silence
     const mute = wsClient(port, { handshakeTimeout: 150 });
-    const silentTcp = net.createServer((socket) => cleanups.push(() => void socket.destroy()));
+    const silentTcp = net.createServer((socket) => scope.defer(() => void socket.destroy()));
     await new Promise<void>((resolve) => silentTcp.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => silentTcp.close(() => resolve())));
+    scope.defer(() => new Promise<void>((resolve) => silentTcp.close(() => resolve())));
     const deaf = wsClient((silentTcp.address() as net.AddressInfo).port, { handshakeTimeout: 150 });
     await eventually(() => (mute.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 2, 5000, 'two timeouts waiting for the ID');
     await eventually(() => (deaf.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 2, 5000, 'two timeouts waiting for the 101');
@@ -326,7 +313,7 @@ describe('ws transport, end to end', () => {
       const socket = net.connect(p.port, '127.0.0.1', () => resolve(socket));
       socket.once('error', reject);
     });
-    cleanups.push(() => void silent.destroy());
+    scope.defer(() => void silent.destroy());
     await new Promise((resolve) => silent.once('close', resolve));
     expect(p.server.stats.refusals['handshake-timeout']).toBe(1);
     expect(p.server.stats.handshaking).toBe(0);

@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import https from 'node:https';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -7,20 +7,11 @@ import { createCertificateAuthority, createSelfSignedCertificate, type Certifica
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { eventually, readBytes } from '../support/net.js';
 import { startWsPair, type WsPair } from './ws-support.js';
+import { useTestScope } from '../support/scope.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-async function pair(...args: Parameters<typeof startWsPair>): Promise<WsPair> {
-  const p = await startWsPair(...args);
-  cleanups.push(() => p.close());
-  return p;
-}
-function track<T extends Duplex>(stream: T): T {
-  cleanups.push(() => void stream.destroy());
-  return stream;
-}
+const scope = useTestScope();
+const pair = (...args: Parameters<typeof startWsPair>) => scope.pair(startWsPair, ...args);
+const { track } = scope;
 
 let selfSigned: GeneratedCertificate;
 let authority: CertificateAuthority;
@@ -88,7 +79,7 @@ describe('ws transport over TLS 1.3 (wss://)', () => {
   it('mode "0" to port 443 is wss:// verified against hostname (the Go client’s rule)', async () => {
     const server = createServerPool({ transport: 'ws', port: 0, tls: { key: leaf.key, cert: leaf.cert } });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     const realPort = server.address()!.port;
     // Nothing may listen on 443 here: an https.Agent takes the connection for
     // port 443 (an http.Agent could not: ws:// would not use it) and opens it
@@ -101,16 +92,16 @@ describe('ws transport over TLS 1.3 (wss://)', () => {
       }
     }
     const agent = new RedirectingAgent();
-    cleanups.push(() => agent.destroy());
+    scope.defer(() => agent.destroy());
     const client = createClientPool({ transport: 'ws', address: '127.0.0.1:443', hostname: 'tunnel.test', ca: authority.cert, agent, minIvl: 20, maxIvl: 20 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(1, 5000);
     expect(client.stats.transport).toBe('ws');
     expect(seen[0]).toMatchObject({ port: 443, servername: 'tunnel.test', rejectUnauthorized: true, minVersion: 'TLSv1.3' });
     // Verification is on: a hostname the certificate does not name fails.
     const wrong = createClientPool({ transport: 'ws', address: '127.0.0.1:443', hostname: 'other.test', ca: authority.cert, agent });
-    cleanups.push(() => wrong.close());
+    scope.defer(() => wrong.close());
     await expect(wrong.transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
       code: 'POOL_ERR_HANDSHAKE',
       message: expect.stringMatching(/wss:\/\/127\.0\.0\.1:443\/.*(ERR_TLS_CERT_ALTNAME_INVALID|does not match)/),
@@ -124,14 +115,14 @@ describe('ws transport over TLS 1.3 (wss://)', () => {
       created++;
       return create(...args);
     };
-    cleanups.push(() => {
+    scope.defer(() => {
       (tls as { createSecureContext: typeof tls.createSecureContext }).createSecureContext = create;
     });
     const server = createServerPool({ transport: 'ws', port: 0, tls: { key: leaf.key, cert: leaf.cert } });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${server.address()!.port}`, tls: '2', hostname: 'tunnel.test', ca: authority.cert, minCap: 6, maxCap: 6 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     expect(created).toBe(2); // one server context, one client context
     client.start();
     await client.waitForActive(6, 5000);
@@ -141,15 +132,15 @@ describe('ws transport over TLS 1.3 (wss://)', () => {
   it('serves wss on an https.Server it is given', async () => {
     const web = https.createServer({ key: leaf.key, cert: leaf.cert, minVersion: 'TLSv1.3' }, (_request, response) => response.end('web\n'));
     await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => web.close(() => resolve())));
-    cleanups.push(() => web.closeAllConnections());
+    scope.defer(() => new Promise<void>((resolve) => web.close(() => resolve())));
+    scope.defer(() => web.closeAllConnections());
     const server = createServerPool({ transport: 'ws', server: web, path: '/tunnel' });
     await server.start();
-    cleanups.push(() => server.close());
+    scope.defer(() => server.close());
     expect(server.stats.transport).toBe('wss');
     const port = (web.address() as net.AddressInfo).port;
     const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${port}`, path: '/tunnel', tls: '2', hostname: 'tunnel.test', ca: authority.cert, minIvl: 20, maxIvl: 20 });
-    cleanups.push(() => client.close());
+    scope.defer(() => client.close());
     client.start();
     await client.waitForActive(1, 5000);
     const [id, theirs] = await server.incomingGet(1000);

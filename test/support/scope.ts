@@ -1,0 +1,42 @@
+import { afterEach } from '@jest/globals';
+import type { Duplex } from 'node:stream';
+import type { PoolPair } from './pools.js';
+
+export interface TestScope {
+  /** Runs `cleanup` after the test, in reverse order of registration. */
+  defer(cleanup: () => Promise<void> | void): void;
+  /** Destroys `stream` after the test; returns it. */
+  track<T extends Duplex>(stream: T): T;
+  /** Starts something with a `close()` (a pool pair) that is closed after the test. */
+  pair<A extends unknown[], P extends { close(): Promise<void> }>(start: (...args: A) => Promise<P>, ...args: A): Promise<P>;
+  /** Takes `[id, stream]` on the server side, then the matching stream on the client side; both tracked. */
+  handOff(p: PoolPair): Promise<{ id: string; server: Duplex; client: Duplex }>;
+}
+
+/** Per-test cleanup for specs that open real sockets: everything registered is closed after each test. */
+export function useTestScope(): TestScope {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  const scope: TestScope = {
+    defer: (cleanup) => {
+      cleanups.push(cleanup);
+    },
+    track: (stream) => {
+      cleanups.push(() => void stream.destroy());
+      return stream;
+    },
+    pair: async (start, ...args) => {
+      const started = await start(...args);
+      cleanups.push(() => started.close());
+      return started;
+    },
+    handOff: async (p) => {
+      const [id, server] = await p.server.incomingGet(5000);
+      const client = await p.client.outgoingGet(id, 5000);
+      return { id, server: scope.track(server), client: scope.track(client) };
+    },
+  };
+  return scope;
+}
