@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { adjustCapacity, adjustInterval } from './adaptive.js';
 import {
@@ -34,6 +35,14 @@ export interface ClientPoolOptions {
   /** Dials in flight at once (default 32). */
   maxConcurrentDials?: number;
   /**
+   * Closes and replaces streams idle for longer than this many ms (checked
+   * every round, so within maxIdle plus one interval); 0 (default) keeps
+   * them. Set it below the idle timeout of NATs and firewalls on the path:
+   * a middlebox that forgets a connection silently leaves both ends
+   * believing in it, and over plain tcp nothing may be sent to find out.
+   */
+  maxIdle?: number;
+  /**
    * Ceiling in ms of the back-off after rounds in which every dial failed
    * (default 30000). The wait doubles per failed round from the current
    * interval, with jitter, and while the server looks dead each round
@@ -48,7 +57,7 @@ export type ResolvedClientPoolOptions = Required<Omit<ClientPoolOptions, 'name'>
 
 /** The keys `ClientPool` reads; a factory uses this to split options between the core and a transport. */
 export const CLIENT_POOL_OPTION_KEYS = [
-  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'maxBackoff', 'closeTimeout',
+  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'maxBackoff', 'maxIdle', 'closeTimeout',
 ] as const;
 
 export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''): ResolvedClientPoolOptions {
@@ -71,6 +80,7 @@ export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''
     getTimeout: read.ms('getTimeout', 5000, 0, true),
     maxConcurrentDials: read.int('maxConcurrentDials', 32, 1, 4096),
     maxBackoff: read.ms('maxBackoff', Math.max(30_000, maxIvl), 1),
+    maxIdle: read.ms('maxIdle', 0, 0),
     closeTimeout: read.ms('closeTimeout', 5000, 0),
   };
   read.rejectUnknown();
@@ -117,9 +127,14 @@ export class ClientPool {
     options: ClientPoolOptions = {},
   ) {
     this.options = resolveClientPoolOptions(options);
+    // Every dial in flight listens for the pool's close on this signal.
+    setMaxListeners(this.options.maxConcurrentDials + 16, this.lifecycle.signal);
     this.capacityNow = this.options.minCap;
     this.intervalNow = this.options.minIvl;
-    this.idle = new IdleStreams((id, reason) => this.dropped(reason));
+    this.idle = new IdleStreams(
+      (_id, reason) => this.dropped(reason),
+      (stream) => this.transport.isUsable?.(stream) ?? true,
+    );
   }
 
   /** Started and not closed (the Go pools' `Ready()`). */
@@ -272,6 +287,7 @@ export class ClientPool {
     const bounds = { min: this.options.minCap, max: this.options.maxCap };
     const intervals = { min: this.options.minIvl, max: this.options.maxIvl };
     while (this.state === 'running') {
+      if (this.options.maxIdle > 0) this.idle.expire(Date.now() - this.options.maxIdle);
       this.intervalNow = adjustInterval(this.intervalNow, this.idle.size, this.capacityNow, intervals);
       const need = this.capacityNow - this.idle.size;
       let created: number;

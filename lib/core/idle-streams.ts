@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 
 /** Why an idle pooled stream left the pool without being taken. */
-export type DropReason = 'error' | 'end' | 'close' | 'stale' | 'duplicate' | 'flush' | 'shutdown' | 'late';
+export type DropReason = 'error' | 'end' | 'close' | 'stale' | 'expired' | 'duplicate' | 'flush' | 'shutdown' | 'late';
 
 interface Entry {
   readonly stream: Duplex;
@@ -19,7 +19,11 @@ interface Entry {
 export class IdleStreams {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly onDrop: (id: string, reason: DropReason, error?: unknown) => void) {}
+  constructor(
+    private readonly onDrop: (id: string, reason: DropReason, error?: unknown) => void,
+    /** The transport's own check at take time (a session known dead, a socket not open). */
+    private readonly isUsable: (stream: Duplex) => boolean = () => true,
+  ) {}
 
   get size(): number {
     return this.entries.size;
@@ -75,12 +79,29 @@ export class IdleStreams {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     this.remove(id);
-    if (isDead(entry.stream)) {
+    if (isDead(entry.stream) || !this.isUsable(entry.stream)) {
       entry.stream.destroy();
       this.onDrop(id, 'stale');
       return undefined;
     }
     return entry.stream;
+  }
+
+  /**
+   * Closes the streams that arrived before `before` (a timestamp), oldest
+   * first; returns how many. Entries are in arrival order, so this stops
+   * at the first younger one.
+   */
+  expire(before: number): number {
+    let expired = 0;
+    for (const [id, entry] of this.entries) {
+      if (entry.since >= before) break;
+      this.remove(id);
+      entry.stream.destroy();
+      this.onDrop(id, 'expired');
+      expired++;
+    }
+    return expired;
   }
 
   /** Takes the oldest live stream, dropping dead ones on the way. */

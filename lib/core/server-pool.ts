@@ -96,7 +96,10 @@ export class ServerPool {
     const { filter, ...resolved } = resolveServerPoolOptions(options);
     this.options = resolved;
     this.filter = filter;
-    this.idle = new IdleStreams((_id, reason) => this.dropped(reason));
+    this.idle = new IdleStreams(
+      (_id, reason) => this.dropped(reason),
+      (stream) => this.transport.isUsable?.(stream) ?? true,
+    );
     this.ids = new IdAllocator((id) => this.idle.has(id) || this.handshaking.has(id), transport.firstIdZero);
     this.acceptor = {
       limits: { maxCap: this.options.maxCap, closeTimeout: this.options.closeTimeout },

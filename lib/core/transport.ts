@@ -31,6 +31,12 @@ export interface ClientTransport {
   dial(context: DialContext): Promise<DialResult>;
   /** Releases what the transport shares between streams (sessions, agents). */
   close(): Promise<void>;
+  /**
+   * Checked when an idle stream is taken: false if the transport knows the
+   * stream cannot carry data any more although the stream itself has not
+   * said so yet (its session got GOAWAY, its socket is closing...).
+   */
+  isUsable?(stream: Duplex): boolean;
   /** Transport-specific figures merged into the pool's stats. */
   stats?(): Record<string, unknown>;
 }
@@ -72,5 +78,7 @@ export interface ServerTransport {
   address(): { address: string; port: number; family: string } | null;
   /** Stops accepting, frees the listener, aborts handshakes in progress. */
   close(): Promise<void>;
+  /** As `ClientTransport.isUsable`. */
+  isUsable?(stream: Duplex): boolean;
   stats?(): Record<string, unknown>;
 }

@@ -225,3 +225,42 @@ describe('ClientPool reconnect back-off (scripted transport)', () => {
     expect(pool.stats.nextRoundInMs).toBe(pool.interval);
   });
 });
+
+describe('ClientPool idle recycling and take-time checks (scripted transport)', () => {
+  it('closes streams idle longer than maxIdle and dials replacements', async () => {
+    const { pool, transport } = started({ minCap: 2, maxCap: 2, maxIdle: 100 });
+    await eventually(() => transport.pending.length === 2);
+    const old = [transport.complete('aaaaaaaa'), transport.complete('bbbbbbbb')];
+    await pool.waitForActive(2, 1000);
+    await eventually(() => old.every((s) => s.destroyed), 2000, 'the old streams to expire');
+    expect(pool.stats.drops.expired).toBe(2);
+    expect(pool.errorCount).toBe(0); // recycling is not an error
+    await eventually(() => transport.pending.length === 2, 1000, 'replacement dials');
+    await expect(pool.outgoingGet('aaaaaaaa', 10)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
+  });
+
+  it('keeps idle streams forever when maxIdle is 0 (the default)', async () => {
+    const { pool, transport } = started({ minCap: 1, maxCap: 1 });
+    await eventually(() => transport.pending.length === 1);
+    const stream = transport.complete('cccccccc');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(stream.destroyed).toBe(false);
+    expect(await pool.outgoingGet('cccccccc', 10)).toBe(stream);
+    stream.destroy();
+  });
+
+  it("never hands out a stream the transport's isUsable rejects", async () => {
+    const transport = new ManualTransport();
+    const unusable = new Set<Duplex>();
+    (transport as ManualTransport & { isUsable(s: Duplex): boolean }).isUsable = (s) => !unusable.has(s);
+    pool = new ClientPool(transport, { minCap: 1, maxCap: 1, minIvl: 10, maxIvl: 10 });
+    pool.start();
+    await eventually(() => transport.pending.length === 1);
+    const stream = transport.complete('dddddddd');
+    await pool.waitForActive(1, 1000);
+    unusable.add(stream);
+    await expect(pool.outgoingGet('dddddddd', 20)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
+    expect(stream.destroyed).toBe(true);
+    expect(pool.stats.drops.stale).toBe(1);
+  });
+});

@@ -1,4 +1,5 @@
-import { constants as http2Constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { constants as http2Constants, type ClientHttp2Stream, type Http2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -138,6 +139,12 @@ export class Http2ClientTransport implements ClientTransport {
       if (error instanceof PoolError) throw error;
       throw new HandshakeError(`the HTTP/2 stream failed before its ID arrived: ${describe(error)}`, { cause: error });
     }
+  }
+
+  /** A pooled stream whose session died (socket lost, PING timeout) is not handed out. */
+  isUsable(stream: Duplex): boolean {
+    const session = (stream as Partial<Http2Stream>).session;
+    return session === undefined || !session.destroyed;
   }
 
   /**

@@ -1,4 +1,5 @@
-import http2, { type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import http2, { type Http2Server, type Http2Stream, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { InvalidOptionsError } from '../../core/errors.js';
@@ -121,6 +122,12 @@ export class Http2ServerTransport implements ServerTransport {
   address(): { address: string; port: number; family: string } | null {
     const address = this.listener?.address();
     return address && typeof address === 'object' ? address : null;
+  }
+
+  /** A pooled stream whose session died (socket lost, PING timeout) is not handed out. */
+  isUsable(stream: Duplex): boolean {
+    const session = (stream as Partial<Http2Stream>).session;
+    return session === undefined || !session.destroyed;
   }
 
   /**

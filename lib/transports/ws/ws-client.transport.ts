@@ -107,6 +107,15 @@ export class WsClientTransport implements ClientTransport {
     return this.handshake(ws, url, readId, signal);
   }
 
+  /**
+   * A pooled stream whose WebSocket began closing is not handed out, unless
+   * the peer's bytes wait in it: those (and the end after them) are the
+   * taker's, as on a tcp socket that got data and then a FIN.
+   */
+  isUsable(stream: Duplex): boolean {
+    return !(stream instanceof WebSocketDuplex) || stream.open || stream.readableLength > 0;
+  }
+
   async close(): Promise<void> {
     // Nothing shared between connections: the secure context needs no release, the agent is the caller's.
   }

@@ -80,6 +80,11 @@ export class WebSocketDuplex extends Duplex {
     this.pingTimer = setInterval(() => this.ping(), keepAlive.keepAlive).unref();
   }
 
+  /** The WebSocket is open: no close frame sent or received, the socket alive. */
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
   /** Bytes queued in ws and its socket, not yet handed to the kernel. */
   get bufferedAmount(): number {
     return this.ws.bufferedAmount;

@@ -196,6 +196,15 @@ export class WsServerTransport implements ServerTransport {
     return address && typeof address === 'object' ? address : null;
   }
 
+  /**
+   * A pooled stream whose WebSocket began closing is not handed out, unless
+   * the peer's bytes wait in it: those (and the end after them) are the
+   * taker's, as on a tcp socket that got data and then a FIN.
+   */
+  isUsable(stream: Duplex): boolean {
+    return !(stream instanceof WebSocketDuplex) || stream.open || stream.readableLength > 0;
+  }
+
   async close(): Promise<void> {
     this.http?.off('upgrade', this.onUpgrade);
     for (const [socket, timer] of this.pending) {
