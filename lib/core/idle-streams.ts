@@ -6,7 +6,6 @@ export type DropReason = 'error' | 'end' | 'close' | 'stale' | 'expired' | 'dupl
 interface Entry {
   readonly stream: Duplex;
   readonly since: number;
-  readonly detach: () => void;
 }
 
 /**
@@ -15,15 +14,42 @@ interface Entry {
  * at once and its error never reaches the process. Bytes that arrive stay in
  * the stream's own buffer (it is never switched to flowing mode), so the
  * application reads them first when it takes the stream.
+ *
+ * The listeners are shared by every stream of the pool (Node calls them with
+ * `this` set to the stream), so an idle stream costs its two map entries and
+ * nothing per listener.
  */
 export class IdleStreams {
   private readonly entries = new Map<string, Entry>();
+  private readonly idOf = new Map<Duplex, string>();
+  private readonly onError: (this: Duplex, error: unknown) => void;
+  private readonly onEnd: (this: Duplex) => void;
+  private readonly onClose: (this: Duplex) => void;
+  private readonly onReadable: (this: Duplex) => void;
 
   constructor(
     private readonly onDrop: (id: string, reason: DropReason, error?: unknown) => void,
     /** The transport's own check at take time (a session known dead, a socket not open). */
     private readonly isUsable: (stream: Duplex) => boolean = () => true,
-  ) {}
+  ) {
+    const idle = this;
+    this.onError = function (error) {
+      idle.died(this, 'error', error);
+    };
+    this.onEnd = function () {
+      idle.died(this, 'end');
+    };
+    this.onClose = function () {
+      idle.died(this, 'close');
+    };
+    // A paused stream emits 'end' only once something reads. Node's sockets
+    // and streams usually read(0) on EOF themselves; this read(0) on an empty
+    // buffer is a defensive nudge for a Duplex that does not. With bytes
+    // buffered nothing is read: they and the EOF wait for the taker.
+    this.onReadable = function () {
+      if (this.readableLength === 0) this.read(0);
+    };
+  }
 
   get size(): number {
     return this.entries.size;
@@ -44,34 +70,13 @@ export class IdleStreams {
   }
 
   add(id: string, stream: Duplex): void {
-    const drop = (reason: DropReason, error?: unknown): void => {
-      if (this.entries.get(id)?.stream !== stream) return;
-      this.remove(id);
-      stream.destroy();
-      this.onDrop(id, reason, error);
-    };
-    const onError = (error: unknown): void => drop('error', error);
-    const onEnd = (): void => drop('end');
-    const onClose = (): void => drop('close');
-    // A paused stream emits 'end' only once something reads. Node's sockets
-    // and streams usually read(0) on EOF themselves; this read(0) on an empty
-    // buffer is a defensive nudge for a Duplex that does not. With bytes
-    // buffered nothing is read: they and the EOF wait for the taker.
-    const onReadable = (): void => {
-      if (stream.readableLength === 0) stream.read(0);
-    };
-    stream.on('error', onError);
-    stream.on('end', onEnd);
-    stream.on('close', onClose);
-    stream.on('readable', onReadable);
-    const detach = (): void => {
-      stream.off('error', onError);
-      stream.off('end', onEnd);
-      stream.off('close', onClose);
-      stream.off('readable', onReadable);
-    };
-    this.entries.set(id, { stream, since: Date.now(), detach });
-    if (isDead(stream)) drop('stale');
+    stream.on('error', this.onError);
+    stream.on('end', this.onEnd);
+    stream.on('close', this.onClose);
+    stream.on('readable', this.onReadable);
+    this.entries.set(id, { stream, since: Date.now() });
+    this.idOf.set(stream, id);
+    if (isDead(stream)) this.died(stream, 'stale');
   }
 
   /** Takes the stream with this ID, if it is here and still alive. */
@@ -85,6 +90,15 @@ export class IdleStreams {
       return undefined;
     }
     return entry.stream;
+  }
+
+  /** Takes the oldest live stream, dropping dead ones on the way. */
+  takeOldest(): [string, Duplex] | undefined {
+    for (const id of this.entries.keys()) {
+      const stream = this.take(id);
+      if (stream) return [id, stream];
+    }
+    return undefined;
   }
 
   /**
@@ -104,15 +118,6 @@ export class IdleStreams {
     return expired;
   }
 
-  /** Takes the oldest live stream, dropping dead ones on the way. */
-  takeOldest(): [string, Duplex] | undefined {
-    for (const id of this.entries.keys()) {
-      const stream = this.take(id);
-      if (stream) return [id, stream];
-    }
-    return undefined;
-  }
-
   /** Destroys every idle stream; returns how many there were. */
   destroyAll(reason: DropReason): number {
     const ids = [...this.entries.keys()];
@@ -125,11 +130,25 @@ export class IdleStreams {
     return ids.length;
   }
 
+  /** An idle stream died: it leaves, is destroyed, and is reported. */
+  private died(stream: Duplex, reason: DropReason, error?: unknown): void {
+    const id = this.idOf.get(stream);
+    if (id === undefined) return;
+    this.remove(id);
+    stream.destroy();
+    this.onDrop(id, reason, error);
+  }
+
   private remove(id: string): void {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
-    entry.detach();
+    this.idOf.delete(entry.stream);
+    const { stream } = entry;
+    stream.off('error', this.onError);
+    stream.off('end', this.onEnd);
+    stream.off('close', this.onClose);
+    stream.off('readable', this.onReadable);
   }
 }
 

@@ -38,7 +38,7 @@ describe('wire: server side (nph2-server.txt), seen by a raw HTTP/2 client', () 
     const session = await rawClient(pool.address()!.port);
     expect(session.alpnProtocol).toBe('h2');
     expect(session.remoteSettings.maxConcurrentStreams).toBe(7);
-    expect(session.remoteSettings.initialWindowSize).toBe(8 * 1024 * 1024);
+    expect(session.remoteSettings.initialWindowSize).toBe(1024 * 1024);
     expect(session.remoteSettings.enableConnectProtocol).toBe(false);
   });
 

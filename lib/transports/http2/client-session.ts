@@ -155,6 +155,9 @@ export class ClientSession {
     if (error) this.deathReason ??= error;
     this.markUnusable();
     if (!this.session.destroyed) this.session.destroy(error);
+    // A session frozen in a pending write does not free its socket on
+    // destroy() (Node waits for the write to flush); the socket goes too.
+    this.socket.destroy();
   }
 
   /** Streams on it not yet destroyed: after the pool dropped its idle ones, those the application holds. */

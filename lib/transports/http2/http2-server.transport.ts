@@ -63,6 +63,8 @@ export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Serv
 
 interface Connection {
   readonly remoteAddress: string | undefined;
+  /** The TLS socket under the session (Node forbids destroying it through `session.socket`). */
+  readonly socket?: tls.TLSSocket;
   readonly streams: Set<ServerHttp2Stream>;
   reason?: Http2StreamAbortedError;
 }
@@ -146,7 +148,11 @@ export class Http2ServerTransport implements ServerTransport {
       await new Promise<void>((resolve) => {
         if (this.sessions.size === 0) return resolve();
         const timer = setTimeout(() => {
-          for (const entry of this.sessions.values()) entry.session.destroy();
+          for (const entry of this.sessions.values()) {
+            entry.session.destroy();
+            // A session frozen in a pending write does not free its socket on destroy().
+            entry.connection.socket?.destroy();
+          }
           resolve();
         }, this.limits.closeTimeout);
         const check = (): void => {
@@ -212,7 +218,7 @@ export class Http2ServerTransport implements ServerTransport {
       (secured as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       // Registered before Node's own listeners, which end the streams without
       // an error: ours fail them first, with a typed one.
-      const connection: Connection = { remoteAddress: socket.remoteAddress, streams: new Set() };
+      const connection: Connection = { remoteAddress: socket.remoteAddress, socket: secured, streams: new Set() };
       const lost = (error?: Error): void => {
         connection.reason ??= new Http2StreamAbortedError('connection-lost', `the HTTP/2 session's connection ${error ? `failed: ${error.message}` : 'closed'}`);
         for (const stream of connection.streams) if (!stream.destroyed) stream.destroy(connection.reason);

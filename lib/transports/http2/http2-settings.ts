@@ -4,11 +4,18 @@ import type { OptionReader } from '../../core/validate.js';
 export interface Http2FlowOptions {
   /**
    * Receive window of each stream, in bytes (SETTINGS_INITIAL_WINDOW_SIZE;
-   * default 8 MiB, HTTP/2's own default is 64 KiB). How much one stream may
+   * default 1 MiB, HTTP/2's own default is 64 KiB). How much one stream may
    * have in flight towards this side before it is read.
    */
   initialWindowSize?: number;
-  /** Receive window of the whole session, in bytes (default 64 MiB; HTTP/2's own is 64 KiB). */
+  /**
+   * Receive window of the whole session, in bytes (default 2 MiB; HTTP/2's
+   * own is 64 KiB). Keep it within what the sockets' buffers absorb: Node
+   * stops reading a session's socket while its own write to it is pending,
+   * so two peers both allowed more in flight than the buffers hold can each
+   * wait for the other to read, and the session freezes (seen with 64 MiB
+   * and bulk data both ways; see README.md).
+   */
   sessionWindowSize?: number;
   /** Node's `maxSessionMemory` per session, in MiB (default 64; Node's own is 10). */
   maxSessionMemory?: number;
@@ -22,8 +29,8 @@ export interface ResolvedHttp2Flow {
   maxSessionMemory: number;
 }
 
-export const DEFAULT_INITIAL_WINDOW_SIZE = 8 * 1024 * 1024;
-export const DEFAULT_SESSION_WINDOW_SIZE = 64 * 1024 * 1024;
+export const DEFAULT_INITIAL_WINDOW_SIZE = 1024 * 1024;
+export const DEFAULT_SESSION_WINDOW_SIZE = 2 * 1024 * 1024;
 export const DEFAULT_MAX_SESSION_MEMORY_MIB = 64;
 const MAX_WINDOW = 2 ** 31 - 1;
 const HTTP2_DEFAULT_WINDOW = 65_535;

@@ -121,8 +121,11 @@ export class TcpClientTransport implements ClientTransport {
       throw new DialError(`dialing ${where} failed: ${describe(error)}`, { cause: error });
     }
     if (socket instanceof net.Socket) {
-      socket.setNoDelay(true);
-      socket.setKeepAlive(true, keepAlive);
+      if (dialer) {
+        // Ours was created with both; a user's socket gets them here.
+        socket.setNoDelay(true);
+        socket.setKeepAlive(true, keepAlive);
+      }
       if (socket.connecting) {
         try {
           await waitForEvent(socket, 'connect', dialTimeout, signal);
