@@ -292,3 +292,41 @@ describe('the built sample as a separate process (node dist/sample/main.js)', ()
     expect(stderr.split('\n').filter((line) => line && !/ExperimentalWarning|--trace-warnings/.test(line))).toEqual([]);
   }, 30_000);
 });
+
+// The sample's default TLS mode is "1": a ws pool over TLS reports itself as 'wss'.
+describe.each([
+  ['http2', 'http2'],
+  ['ws', 'wss'],
+])('the sample with TUNNEL_TRANSPORT=%s and no other change', (transport, kind) => {
+  let sample: SampleApp | undefined;
+
+  afterAll(async () => {
+    await sample?.app.close();
+  });
+
+  it('tunnels a request through a pooled stream of that transport and reports healthy', async () => {
+    const config = loadConfig({
+      TUNNEL_ROLE: 'both',
+      TUNNEL_TRANSPORT: transport,
+      PUBLIC_PORT: '0',
+      POOL_PORT: '0',
+      CONTROL_PORT: '0',
+      TARGET_PORT: '0',
+      HEALTH_PORT: '0',
+    });
+    sample = await createSampleApp(config, { logger: ['error', 'warn'] });
+    await sample.app.get(ClientPoolService).waitForActive(2, 10_000);
+    await sample.ready({ timeout: 10_000 });
+    const serverPool = sample.app.get(ServerPoolService).pool;
+    expect(serverPool.stats.transport).toBe(kind);
+    expect(sample.app.get(ClientPoolService).pool.stats.transport).toBe(kind);
+
+    const reply = await get(sample.urls.public!);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatch(HELLO);
+    expect(serverPool.stats.totals.taken).toBeGreaterThanOrEqual(1);
+
+    const health = await get(sample.urls.health!);
+    expect(health.status).toBe(200);
+  }, 30_000);
+});
