@@ -42,7 +42,8 @@ export function createAddressFilter(allowed: string | readonly string[] | undefi
     else list.addSubnet(address, prefix, type);
   }
   return (peer) => {
-    if (!peer) return false;
+    // Only an address as given is compared: normalizing "::1%x y" or "10.0.0.1%x" would make one.
+    if (!peer || isIP(peer) === 0) return false;
     const address = normalizeAddress(peer);
     const family = isIP(address);
     if (family === 0) return false;

@@ -4,7 +4,7 @@ import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { resolveClientPoolOptions } from '../../core/client-pool.js';
-import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolRefusedError, refusalForStatus } from '../../core/errors.js';
+import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolFullError, PoolRefusedError, refusalForStatus } from '../../core/errors.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
@@ -362,7 +362,9 @@ function waitForResponse(stream: ClientHttp2Stream, timeout: number, signal: Abo
       else reject(error);
     };
     const onResponse = (headers: IncomingHttpHeaders): void => finish(null, headers);
-    const onError = (error: unknown): void => finish(error);
+    // RST_STREAM(REFUSED_STREAM) before any response: the Go server's "full" (PROTOCOL.md), a refusal, not a failed handshake.
+    const onError = (error: unknown): void =>
+      finish(stream.rstCode === http2Constants.NGHTTP2_REFUSED_STREAM ? new PoolFullError('the server refused the stream (RST_STREAM REFUSED_STREAM: its pool is full)', { cause: error }) : error);
     const onClose = (): void =>
       finish(new PoolRefusedError(`the server closed the stream before answering (RST_STREAM code ${String(stream.rstCode)})`));
     const onAbort = (): void => finish(new PoolAbortedError('the pool closed during the handshake'));

@@ -74,10 +74,14 @@ interface SessionEntry {
   /** The connection under the session: its streams, and why they ended if it died. */
   readonly connection: Connection;
   open: number;
+  /** A stream was ever opened on it: a protocol error before that is a refusal of the connection. */
+  carried?: boolean;
   idleTimer?: NodeJS.Timeout;
 }
 
 const NOT_FOUND = 'not found\n';
+/** nghttp2's NGHTTP2_ERR_BAD_CLIENT_MAGIC: the connection did not start with the HTTP/2 preface. */
+const NGHTTP2_ERR_BAD_CLIENT_MAGIC = -903;
 const UNAUTHORIZED = 'unauthorized\n';
 
 /**
@@ -114,7 +118,11 @@ export class Http2ServerTransport implements ServerTransport {
     const h2 = http2.createServer({ settings: { maxConcurrentStreams, initialWindowSize }, maxSessionMemory });
     h2.on('session', (session) => this.track(session));
     h2.on('stream', (stream, headers) => this.handle(stream, headers, acceptor));
-    h2.on('sessionError', () => undefined);
+    h2.on('sessionError', (error: Error & { code?: string; errno?: number }, session: ServerHttp2Session) => {
+      // Bytes after TLS that are not HTTP/2: no connection preface (an HTTP/1.1 request), or frames nghttp2 cannot take.
+      if (error.code !== 'ERR_HTTP2_ERROR' || this.sessions.get(session)?.carried) return;
+      acceptor.refused(error.errno === NGHTTP2_ERR_BAD_CLIENT_MAGIC ? 'bad-preface' : 'h2-protocol');
+    });
     this.h2 = h2;
     const listener = net.createServer({ noDelay: true }, (socket) => this.secure(socket, acceptor));
     this.listener = listener;
@@ -200,7 +208,7 @@ export class Http2ServerTransport implements ServerTransport {
       acceptor.refused(reason);
     };
     const onError = (error: unknown): void => refuse(isAlpnFailure(error) ? 'alpn' : 'tls');
-    const onClose = (): void => refuse('tls');
+    const onClose = (): void => refuse('closed-in-handshake');
     const timer = setTimeout(() => refuse('handshake-timeout'), this.config.handshakeTimeout);
     const cleanup = (): void => {
       clearTimeout(timer);
@@ -279,6 +287,7 @@ export class Http2ServerTransport implements ServerTransport {
     this.totals.activeStreams++;
     if (entry) {
       entry.open++;
+      entry.carried = true;
       clearTimeout(entry.idleTimer);
     }
     guardStream(stream, () => entry?.connection.reason);
@@ -317,7 +326,9 @@ export class Http2ServerTransport implements ServerTransport {
       },
       (error: unknown) => {
         this.handshakes.delete(handshake);
-        admission.fail(abort.signal.aborted ? 'closed' : 'handshake', error);
+        // The peer ended or reset the stream before its first byte, or sent nothing in time.
+        const reason = abort.signal.aborted ? 'closed' : stream.readableEnded || stream.destroyed || stream.closed ? 'closed-in-handshake' : 'handshake-timeout';
+        admission.fail(reason, error);
         if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
       },
     );

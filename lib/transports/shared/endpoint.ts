@@ -24,9 +24,20 @@ export function parseEndpoint(input: unknown, option = 'address'): Endpoint {
   throw new InvalidOptionsError(option, `got ${show(input)}, expected "host:port", "[ipv6]:port" or { host, port }`);
 }
 
+/**
+ * Code points no host name may hold (the WHATWG URL "forbidden host code
+ * points", whitespace, and '%'): in a ws:// URL they would change what is
+ * dialed ("user@host" dials "host" with credentials), or fail untyped.
+ * An IPv6 literal (with its ':' and an optional "%zone") is checked apart.
+ */
+const NOT_IN_A_HOST = /[\s\x00-\x20\x7f#%/:<>?@[\\\]^|]/;
+
 function checked(endpoint: Endpoint, input: unknown, option: string): Endpoint {
   if (!endpoint.host || !Number.isInteger(endpoint.port) || endpoint.port < 1 || endpoint.port > 65535) {
     throw new InvalidOptionsError(option, `got ${show(input)}, expected a host and a port from 1 to 65535`);
+  }
+  if (isIP(endpoint.host) !== 6 && NOT_IN_A_HOST.test(endpoint.host)) {
+    throw new InvalidOptionsError(option, `got ${show(input)}, expected a host name or IP address (no spaces, "@", "/", "?", "#", "%" or ":" outside "[ipv6]")`);
   }
   return endpoint;
 }

@@ -151,6 +151,8 @@ export class WsServerTransport implements ServerTransport {
   /** Connections to our own port that have not upgraded yet. */
   private readonly pending = new Map<Duplex, NodeJS.Timeout>();
   private upgrades = 0;
+  /** Connections already counted as refused (TLS, parser, not an upgrade): not counted again when they close. */
+  private readonly refusedConnections = new WeakSet<Duplex>();
 
   constructor(private readonly config: ResolvedWsServer) {
     const options: ServerOptions & { closeTimeout: number } = {
@@ -183,8 +185,10 @@ export class WsServerTransport implements ServerTransport {
       this.http.on('upgrade', this.onUpgrade);
       return;
     }
-    const server = http.createServer(this.onPlainRequest);
+    // Without a Host header Node would answer 400 itself, uncounted: let onPlainRequest refuse (and count) it.
+    const server = http.createServer({ requireHostHeader: false }, this.onPlainRequest);
     server.on('upgrade', this.onUpgrade);
+    server.on('clientError', this.onClientError);
     this.http = server;
     const listener = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     this.listener = listener;
@@ -239,13 +243,15 @@ export class WsServerTransport implements ServerTransport {
     this.pending.set(stream, timer);
     stream.once('close', () => {
       clearTimeout(timer);
-      this.pending.delete(stream);
+      // Closed before its upgrade request (or mid-TLS), and not refused for a reason of its own.
+      if (this.pending.delete(stream) && !this.refusedConnections.has(stream)) this.acceptor?.refused('closed-in-handshake');
     });
     if (!secureContext) {
       this.http!.emit('connection', socket);
       return;
     }
     const onTlsError = (): void => {
+      this.refusedConnections.add(stream);
       stream.destroy();
       socket.destroy();
       this.acceptor?.refused('tls');
@@ -257,10 +263,33 @@ export class WsServerTransport implements ServerTransport {
     });
   }
 
-  private readonly onPlainRequest = (_request: http.IncomingMessage, response: http.ServerResponse): void => {
+  private readonly onPlainRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
+    this.refusedConnections.add(request.socket);
+    this.acceptor?.refused('not-upgrade');
     const body = 'this port serves WebSocket upgrades of a tunnel pool only\n';
     response.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Upgrade: 'websocket', Connection: 'close' });
     response.end(body);
+  };
+
+  /**
+   * Our own port: a request Node's HTTP parser cannot take (not HTTP at
+   * all, headers past its limit) is counted, then answered as Node would
+   * (400, or 431 for oversized headers) and dropped. A peer that hung up
+   * mid-request is just dropped.
+   */
+  private readonly onClientError = (error: Error & { code?: string }, socket: Duplex): void => {
+    // Over TLS, records already decrypted still reach the failed parser: one refusal per connection.
+    if (this.refusedConnections.has(socket)) return;
+    this.refusedConnections.add(socket);
+    socket.on('error', () => undefined);
+    if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') {
+      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+      this.acceptor?.refused(tooLarge ? 'headers-too-large' : 'bad-request');
+      if (socket.writable && (socket as Duplex & { bytesWritten?: number }).bytesWritten === 0) {
+        socket.write(tooLarge ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      }
+    }
+    socket.destroy();
   };
 
   private readonly onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {

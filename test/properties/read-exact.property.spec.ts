@@ -1,0 +1,70 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import { PassThrough } from 'node:stream';
+import { readExact } from '../../lib/transports/shared/read-exact.js';
+import { chunk, rejectionCode, runs, tick } from './fc.js';
+
+type Ending = 'end' | 'close' | 'error' | 'hold' | 'abort';
+
+const EVENTS = ['readable', 'end', 'error', 'close'] as const;
+
+describe('readExact (property): any bytes, any chunking, any ending', () => {
+  it('resolves with exactly the first `length` bytes and leaves the rest unread, or rejects with a typed error', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(1, 4, 8),
+        fc.uint8Array({ minLength: 0, maxLength: 24 }),
+        fc.array(fc.nat({ max: 64 }), { maxLength: 6 }),
+        fc.constantFrom<Ending>('end', 'close', 'error', 'hold', 'abort'),
+        fc.boolean(),
+        async (length, payload, cuts, ending, withRefusal) => {
+          const stream = new PassThrough();
+          const abort = new AbortController();
+          // The caller's own listener (a transport destroys the stream on failure; the pool listens after success).
+          stream.on('error', () => undefined);
+          const before = EVENTS.map((event) => stream.listenerCount(event));
+          const reading = readExact(stream, length, 30, abort.signal, withRefusal ? { refusal: 'refused' } : {});
+          // One chunk per turn of the event loop, as a socket delivers them.
+          for (const piece of chunk(payload, cuts)) {
+            stream.write(piece);
+            await tick();
+          }
+          if (ending === 'end') stream.end();
+          else if (ending === 'close') stream.destroy();
+          else if (ending === 'error') stream.destroy(Object.assign(new Error('boom'), { code: 'ECONNRESET' }));
+          else if (ending === 'abort') abort.abort();
+          const settled = await reading.then(
+            (bytes) => ({ bytes }),
+            (error: unknown) => ({ error: error as { code?: string } }),
+          );
+          // Whatever happened, readExact left no listener behind.
+          expect(EVENTS.map((event) => stream.listenerCount(event))).toEqual(before);
+          if (payload.length >= length) {
+            // Every byte arrived before the ending: success, whatever the ending.
+            expect('bytes' in settled).toBe(true);
+            const { bytes } = settled as { bytes: Buffer };
+            expect(bytes.equals(Buffer.from(payload.subarray(0, length)))).toBe(true);
+            // The rest is still in the stream, in order, for the application.
+            const rest = stream.read() as Buffer | null;
+            expect(Buffer.from(rest ?? []).equals(Buffer.from(payload.subarray(length)))).toBe(true);
+          } else {
+            expect('error' in settled).toBe(true);
+            const { code } = (settled as { error: { code?: string } }).error;
+            const refused = withRefusal && payload.length === 0 && (ending === 'end' || ending === 'close');
+            expect(code).toBe(ending === 'abort' ? 'POOL_ERR_ABORTED' : refused ? 'POOL_ERR_REFUSED' : 'POOL_ERR_HANDSHAKE');
+          }
+          stream.destroy();
+        },
+      ),
+      runs(300, 2000),
+    );
+  });
+
+  it('a stream that ended before the read started is rejected, typed, within the timeout', async () => {
+    const stream = new PassThrough();
+    stream.end();
+    stream.resume();
+    await new Promise((resolve) => stream.once('end', resolve));
+    expect(await rejectionCode(readExact(stream, 8, 50))).toMatch(/^POOL_ERR_(HANDSHAKE|REFUSED)$/);
+  });
+});
