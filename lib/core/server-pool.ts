@@ -78,6 +78,8 @@ export class ServerPool {
   private errors = 0;
   private readonly idle: IdleStreams;
   private readonly handshaking = new Set<string>();
+  /** Connections in a transport-level handshake, before any admission (see ServerAcceptor.connecting). */
+  private connectingCount = 0;
   private readonly ids: IdAllocator;
   private readonly acceptor: ServerAcceptor;
   private readonly incoming = new WaiterQueue<IncomingStream>();
@@ -105,6 +107,7 @@ export class ServerPool {
       limits: { maxCap: this.options.maxCap, closeTimeout: this.options.closeTimeout },
       admit: (remoteAddress) => this.admit(remoteAddress),
       refused: (reason) => this.refuse(reason),
+      connecting: () => this.connecting(),
     };
   }
 
@@ -251,7 +254,7 @@ export class ServerPool {
       capacity: this.options.maxCap,
       maxCap: this.options.maxCap,
       errorCount: this.errors,
-      handshaking: this.handshaking.size,
+      handshaking: this.handshaking.size + this.connectingCount,
       waiting: this.incoming.size,
       oldestIdleMs: this.idle.oldestAge(),
       totals: { ...this.totals },
@@ -267,7 +270,7 @@ export class ServerPool {
   private admit(remoteAddress: string | undefined): Admission | Refusal {
     if (this.state !== 'running') return this.refuse('closed');
     if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full');
-    if (this.handshaking.size >= this.options.maxHandshakes) return this.refuse('busy');
+    if (this.handshaking.size + this.connectingCount >= this.options.maxHandshakes) return this.refuse('busy');
     if (!this.filter(remoteAddress)) return this.refuse('ip');
     const id = this.ids.next();
     this.handshaking.add(id);
@@ -287,6 +290,18 @@ export class ServerPool {
         this.errors++;
         countInto(this.refusals, reason);
       },
+    };
+  }
+
+  private connecting(): (() => void) | Refusal {
+    if (this.state !== 'running') return this.refuse('closed');
+    if (this.handshaking.size + this.connectingCount >= this.options.maxHandshakes) return this.refuse('busy');
+    this.connectingCount++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.connectingCount--;
     };
   }
 

@@ -66,6 +66,14 @@ export interface ServerAcceptor {
   admit(remoteAddress: string | undefined): Admission | Refusal;
   /** Counts a refusal the transport decided on its own (bad ALPN, wrong path...). */
   refused(reason: string): void;
+  /**
+   * For a transport whose connection handshake (TLS, an HTTP upgrade) comes
+   * before any pooled stream is admitted: takes one of the pool's
+   * maxHandshakes slots for that connection, or refuses ('busy', 'closed';
+   * close the connection bare). Call the returned function once the
+   * connection's handshake is over, whichever way; further calls do nothing.
+   */
+  connecting(): (() => void) | Refusal;
 }
 
 export interface ServerTransport {

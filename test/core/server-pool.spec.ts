@@ -101,6 +101,23 @@ describe('ServerPool (core, scripted transport)', () => {
     expect(pool.stats.handshaking).toBe(2);
   });
 
+  it('holds connection-level handshake slots (TLS before admission) against maxHandshakes', async () => {
+    const { pool, transport } = await started({ maxCap: 10, maxHandshakes: 2 });
+    const acceptor = transport.acceptor!;
+    const first = acceptor.connecting();
+    expect(typeof first).toBe('function');
+    expect(typeof transport.begin()).toBe('object'); // one admission in its handshake
+    expect(acceptor.connecting()).toBe('busy');
+    expect(transport.begin()).toBe('busy');
+    expect(pool.stats.handshaking).toBe(2);
+    (first as () => void)();
+    (first as () => void)(); // releasing twice frees one slot only
+    expect(pool.stats.handshaking).toBe(1);
+    expect(typeof acceptor.connecting()).toBe('function');
+    expect(acceptor.connecting()).toBe('busy');
+    expect(pool.stats.refusals).toEqual({ busy: 3 });
+  });
+
   it('refuses peers outside allowedIps, comparing IPv4-mapped addresses', async () => {
     const { pool, transport } = await started({ allowedIps: ['127.0.0.1'] });
     expect(transport.connect('10.1.1.1')).toBe('ip');

@@ -196,6 +196,12 @@ export class Http2ServerTransport implements ServerTransport {
       socket.destroy();
       return;
     }
+    // TLS comes before any stream is admitted: hold a handshake slot for it.
+    const release = acceptor.connecting();
+    if (typeof release === 'string') {
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, this.config.keepAlive);
     socket.on('error', () => undefined);
@@ -211,6 +217,7 @@ export class Http2ServerTransport implements ServerTransport {
     const onClose = (): void => refuse('closed-in-handshake');
     const timer = setTimeout(() => refuse('handshake-timeout'), this.config.handshakeTimeout);
     const cleanup = (): void => {
+      release();
       clearTimeout(timer);
       this.handshakes.delete(secured);
       secured.off('error', onError);

@@ -149,7 +149,8 @@ export class WsServerTransport implements ServerTransport {
   /** Our own port, when no server was given. */
   private listener?: net.Server;
   /** Connections to our own port that have not upgraded yet. */
-  private readonly pending = new Map<Duplex, NodeJS.Timeout>();
+  /** Connections before their upgrade request: their deadline and their handshake slot. */
+  private readonly pending = new Map<Duplex, { timer: NodeJS.Timeout; release: () => void }>();
   private upgrades = 0;
   /** Connections already counted as refused (TLS, parser, not an upgrade): not counted again when they close. */
   private readonly refusedConnections = new WeakSet<Duplex>();
@@ -211,8 +212,9 @@ export class WsServerTransport implements ServerTransport {
 
   async close(): Promise<void> {
     this.http?.off('upgrade', this.onUpgrade);
-    for (const [socket, timer] of this.pending) {
+    for (const [socket, { timer, release }] of this.pending) {
       clearTimeout(timer);
+      release();
       socket.destroy();
     }
     this.pending.clear();
@@ -230,19 +232,27 @@ export class WsServerTransport implements ServerTransport {
 
   /** Our own port: optional TLS, then plain HTTP parsing, under one handshake deadline. */
   private onConnection(socket: net.Socket): void {
+    // TLS and the upgrade request come before any admission: hold a handshake slot for them.
+    const release = this.acceptor?.connecting() ?? (() => undefined);
+    if (typeof release === 'string') {
+      socket.destroy();
+      return;
+    }
     socket.setKeepAlive(true, this.config.keepAlive.keepAlive);
     socket.on('error', () => socket.destroy());
     const { secureContext } = this.config;
     const stream: Duplex = secureContext ? new tls.TLSSocket(socket, { isServer: true, secureContext }) : socket;
     const timer = setTimeout(() => {
       this.pending.delete(stream);
+      release();
       stream.destroy();
       socket.destroy();
       this.acceptor?.refused('handshake-timeout');
     }, this.config.handshakeTimeout);
-    this.pending.set(stream, timer);
+    this.pending.set(stream, { timer, release });
     stream.once('close', () => {
       clearTimeout(timer);
+      release();
       // Closed before its upgrade request (or mid-TLS), and not refused for a reason of its own.
       if (this.pending.delete(stream) && !this.refusedConnections.has(stream)) this.acceptor?.refused('closed-in-handshake');
     });
@@ -336,9 +346,10 @@ export class WsServerTransport implements ServerTransport {
 
   /** The connection reached its upgrade request: no handshake deadline of ours from here. */
   private settle(socket: Duplex): void {
-    const timer = this.pending.get(socket);
-    if (timer === undefined) return;
-    clearTimeout(timer);
+    const pending = this.pending.get(socket);
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
+    pending.release();
     this.pending.delete(socket);
   }
 
