@@ -1,0 +1,138 @@
+/**
+ * Issue 6, scenario 6 (and the Go failure mode "closing the pool kills
+ * streams the application already took"): close() on both pools while 16
+ * taken streams transfer.
+ *
+ * Pending gets reject with POOL_ERR_CLOSED, the listener is freed, idle
+ * streams are closed (and their peers hear it), the taken streams carry
+ * every byte to the end, and once the application closes them nothing is
+ * left to keep the process alive.
+ *
+ * A pending incomingGet and an idle server-side stream cannot coexist (the
+ * get would take it), so the server side here has none idle: the eight
+ * streams not transferring are taken on the server side only, their client
+ * ends stay idle in the client pool.
+ */
+import { describe, expect, it } from '@jest/globals';
+import type { Duplex } from 'node:stream';
+import { connect, eventually, sleep } from '../support/net.js';
+import { useTestScope } from '../support/scope.js';
+import {
+  closedOf,
+  finishStream,
+  readHashed,
+  resourceCounts,
+  resourcesBackTo,
+  startKind,
+  watchUnhandledRejections,
+  writeRandom,
+  type Kind,
+  type Progress,
+} from './support.js';
+
+const scope = useTestScope();
+const MiB = 1 << 20;
+const TRANSFERS = 16;
+const SPARE = 8;
+const BYTES = 8 * MiB;
+
+describe.each<Kind>(['tcp', 'tls', 'http2', 'ws'])('%s: shutdown under load', (kind) => {
+  it(`close() on both pools while ${TRANSFERS} taken streams transfer`, async () => {
+    const unhandled = watchUnhandledRejections();
+    scope.defer(() => unhandled.stop());
+    const baseline = resourceCounts();
+    // One fill at start, then no refill before close (the interval is a minute).
+    const p = await scope.pair(startKind, kind, { closeTimeout: 20_000 }, { minCap: TRANSFERS + SPARE, maxCap: TRANSFERS + SPARE, minIvl: 60_000, maxIvl: 60_000 });
+    await p.client.waitForActive(TRANSFERS + SPARE, 20_000);
+    await eventually(() => p.server.active === TRANSFERS + SPARE, 5000, 'the server to hold every stream');
+
+    const pairs: Array<{ server: Duplex; client: Duplex }> = [];
+    for (let i = 0; i < TRANSFERS; i++) pairs.push(await scope.handOff(p));
+    // The spare ones: taken by the server-side application, idle in the client pool.
+    const spares: Duplex[] = [];
+    for (let i = 0; i < SPARE; i++) spares.push(scope.track((await p.server.incomingGet(5000))[1]));
+    const sparesClosed = spares.map((stream) => {
+      stream.on('error', () => undefined);
+      stream.resume();
+      return closedOf(stream, 30_000).then(() => Date.now());
+    });
+    expect(p.server.active).toBe(0);
+    expect(p.client.active).toBe(SPARE);
+
+    const moved: Progress = { bytes: 0 };
+    const received: Progress = { bytes: 0 };
+    const transfers = Promise.all(
+      pairs.map(async ({ server, client }, i) => {
+        const [upWritten, downWritten, upRead, downRead] = await Promise.all([
+          writeRandom(client, BYTES, 2 * i + 1, moved),
+          writeRandom(server, BYTES, 2 * i + 2, moved),
+          readHashed(server, BYTES, received),
+          readHashed(client, BYTES, received),
+        ]);
+        return upWritten === upRead && downWritten === downRead;
+      }),
+    );
+    const pendingIn = p.server.incomingGet(30_000).then(
+      () => 'resolved',
+      (error: { code?: string }) => error.code,
+    );
+    const pendingOut = p.client.outgoingGet('0badc0de', 30_000).then(
+      () => 'resolved',
+      (error: { code?: string }) => error.code,
+    );
+    const pendingActive = p.client.waitForActive(TRANSFERS + SPARE + 1, 30_000).then(
+      () => 'resolved',
+      (error: { code?: string }) => error.code,
+    );
+    await eventually(() => received.bytes >= TRANSFERS * BYTES * 0.2, 30_000, 'a tenth of the bytes to arrive');
+
+    const closeStarted = Date.now();
+    const receivedAtClose = received.bytes;
+    let closedAt = 0;
+    const closing = Promise.all([p.client.close(), p.server.close()]).then(() => (closedAt = Date.now()));
+    expect(await Promise.all([pendingIn, pendingOut, pendingActive])).toEqual(['POOL_ERR_CLOSED', 'POOL_ERR_CLOSED', 'POOL_ERR_CLOSED']);
+    await expect(p.server.incomingGet(10)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    await expect(p.client.outgoingGet('0badc0de', 10)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+
+    // The listener is freed: a new connection is refused.
+    const refuseBy = Date.now() + 5000;
+    let attempt = await tryConnect(p.port);
+    while (attempt !== 'ECONNREFUSED' && Date.now() < refuseBy) {
+      await sleep(20);
+      attempt = await tryConnect(p.port);
+    }
+    expect(attempt).toBe('ECONNREFUSED');
+    // Idle streams are closed, and their peers (the spares) hear it promptly.
+    expect(p.client.active).toBe(0);
+    expect(p.client.stats.drops.shutdown).toBe(SPARE);
+    const spareClosedAt = await Promise.all(sparesClosed);
+    expect(Math.max(...spareClosedAt) - closeStarted).toBeLessThan(10_000);
+
+    // The taken streams carry every byte to the end.
+    const intact = await transfers;
+    expect(intact).toEqual(Array.from({ length: TRANSFERS }, () => true));
+    expect(moved.bytes).toBe(2 * TRANSFERS * BYTES);
+    expect(received.bytes).toBe(2 * TRANSFERS * BYTES);
+    expect(receivedAtClose).toBeLessThan(2 * TRANSFERS * BYTES); // the pools closed mid-transfer
+
+    // The application closes its streams; then nothing is left.
+    await Promise.all(pairs.flatMap(({ server, client }) => [finishStream(server, 10_000), finishStream(client, 10_000)]));
+    for (const spare of spares) spare.destroy();
+    await closing;
+    expect(closedAt).toBeGreaterThan(0);
+    expect([p.client.stats.state, p.server.stats.state]).toEqual(['closed', 'closed']);
+    await resourcesBackTo(baseline, 10_000, 'handles after shutdown');
+    expect(unhandled.seen).toEqual([]);
+  }, 90_000);
+});
+
+/** Tries to connect; resolves with 'connected' or the error code. */
+async function tryConnect(port: number): Promise<string> {
+  try {
+    const socket = await connect(port);
+    socket.destroy();
+    return 'connected';
+  } catch (error) {
+    return String((error as { code?: string }).code);
+  }
+}
