@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 // own write to it is pending, so windows larger than the socket buffers can
 // freeze the session (both peers waiting for the other to read). The
 // default windows must not. The script reports a stall after 3 s without
-// a byte; it is built from bench/repro by `npm test`'s build step.
+// a byte; it is built from bench/repro by `npm test`'s build step. (With
+// 8 MiB / 64 MiB windows it froze in most runs here, not all, so there is
+// no control case asserting the stall.)
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const script = resolve(root, 'dist/bench/repro/http2-bidi-stall.js');
@@ -30,9 +32,5 @@ describe('http2: bulk data both ways across processes', () => {
 
   it('completes with the default windows', async () => {
     expect(await run('--size', '64')).toMatch(/the transport defaults: completed/);
-  });
-
-  it('freezes with 8 MiB / 64 MiB windows (the control: the check does see a stall)', async () => {
-    expect(await run('--size', '64', '--window', '8', '--session', '64')).toMatch(/STALLED/);
   });
 });

@@ -116,7 +116,7 @@ describe.each<Kind>(['tls', 'http2', 'wss'])('%s: 500 silent connections in the 
 
   it('maxHandshakes 100: the surplus is refused "busy" at once with a bare close; a real client is served once the flood is gone', async () => {
     const MAX_HANDSHAKES = 100;
-    const HANDSHAKE_TIMEOUT = 3000;
+    const HANDSHAKE_TIMEOUT = 2500;
     const server = createServerPool(serverConfig(kind, { handshakeTimeout: HANDSHAKE_TIMEOUT, maxHandshakes: MAX_HANDSHAKES }));
     await server.start();
     scope.defer(() => server.close());

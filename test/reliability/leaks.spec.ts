@@ -22,14 +22,14 @@ const scope = useTestScope();
  * Hand-offs per transport. Every one costs a refill: tcp does the issue's
  * 20 000 (a new connection each); the others do fewer to keep the folder
  * within its time budget on two busy cores, both ends in this process:
- * http2 10 000 (a new stream on a live session), ws 3 000 (an HTTP upgrade
- * each), TLS 2 000 (a full handshake each).
+ * http2 5 000 (a new stream on a live session), ws 2 000 (an HTTP upgrade
+ * each), TLS 1 500 (a full handshake each).
  */
 const RUNS: Array<[Kind, number]> = [
   ['tcp', 20_000],
-  ['tls', 2_000],
-  ['http2', 10_000],
-  ['ws', 3_000],
+  ['tls', 1_500],
+  ['http2', 5_000],
+  ['ws', 2_000],
 ];
 const CONCURRENCY = 8;
 /** Hand-offs on a throw-away pair before the baseline: the first ones leave ~0.5 MiB of optimised code behind. */
@@ -37,7 +37,7 @@ const WARM_UP = 500;
 /**
  * Heap after GC may grow by at most this much over the run (measured: under
  * 0.6 MiB, none of it growing with the count); a leak of 75 bytes per
- * hand-off exceeds it at 20 000, of 750 bytes at 2 000.
+ * hand-off exceeds it at 20 000, of 1 KiB at 1 500.
  */
 const HEAP_BOUND = 1.5 * (1 << 20);
 

@@ -72,6 +72,7 @@ export function readToEnd(stream: Readable, timeout = 5000): Promise<Buffer> {
       clearTimeout(timer);
       reject(error);
     });
+    stream.resume(); // readBytes() leaves a stream paused
   });
 }
 
