@@ -114,7 +114,7 @@ export class TcpClientTransport implements ClientTransport {
       } else {
         const endpoint = await this.config.endpoint();
         where = formatEndpoint(endpoint);
-        socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAlive, allowHalfOpen: true });
+        socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAlive });
       }
     } catch (error) {
       if (error instanceof PoolError) throw error;

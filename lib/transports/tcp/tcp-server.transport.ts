@@ -74,7 +74,7 @@ export class TcpServerTransport implements ServerTransport {
   }
 
   async listen(acceptor: ServerAcceptor): Promise<void> {
-    const server = this.config.server ?? net.createServer({ noDelay: true, allowHalfOpen: true });
+    const server = this.config.server ?? net.createServer({ noDelay: true });
     this.server = server;
     this.onConnection = (socket) => this.handle(socket, acceptor);
     server.on('connection', this.onConnection);
@@ -133,16 +133,10 @@ export class TcpServerTransport implements ServerTransport {
       stream.off('error', onError);
       stream.off('close', onClose);
       socket.off('error', onError);
-      socket.off('end', onClose);
-      stream.off('end', onClose);
     };
     timer = setTimeout(() => fail('handshake-timeout'), this.config.handshakeTimeout);
     stream.on('error', onError);
     stream.on('close', onClose);
-    // Sockets are half-open (a tunnel carries a FIN one way only), so a
-    // peer's FIN before its ID no longer closes ours: it ends the handshake.
-    socket.once('end', onClose);
-    if (stream !== socket) stream.once('end', onClose);
     if (stream !== socket) socket.on('error', onError);
     const sendId = (): void => this.sendId(stream, admission, cleanup);
     if (secureContext) stream.once('secure', sendId);
