@@ -47,6 +47,8 @@ export class ClientSession {
   private pingTimer?: NodeJS.Timeout;
   private pingDeadline?: NodeJS.Timeout;
   private unusableSignalled = false;
+  /** drain() was called: close the session once nothing is open on it. */
+  private draining = false;
   /** Set when the session was cut from our side or its socket died, so streams say why. */
   private deathReason?: Http2StreamAbortedError;
 
@@ -128,6 +130,7 @@ export class ClientSession {
       this.streams.delete(stream);
       this.open--;
       if (!closedGracefully(stream)) this.countReset();
+      this.closeIfDrained();
     });
     stream.write(Buffer.of(0));
     return stream;
@@ -136,13 +139,20 @@ export class ClientSession {
   /** Releases a slot reserved for a request that was never made. */
   release(): void {
     this.open--;
+    this.closeIfDrained();
   }
 
-  /** No new streams; open ones finish on their own (sends GOAWAY). */
+  /**
+   * No new streams; the session closes (GOAWAY) once the last open one has
+   * ended. Not before: a request still queued on this side may reach the
+   * server after the GOAWAY, which a Node server answers with a GOAWAY of
+   * its own that fails that request.
+   */
   drain(): void {
     if (this.state === 'closed') return;
+    this.draining = true;
     this.markUnusable();
-    if (!this.session.closed && !this.session.destroyed) this.session.close();
+    this.closeIfDrained();
   }
 
   /** Lets the process exit while streams the application holds still run. */
@@ -172,6 +182,10 @@ export class ClientSession {
   }
 
   // ---- internals ------------------------------------------------------
+
+  private closeIfDrained(): void {
+    if (this.draining && this.open === 0 && !this.session.closed && !this.session.destroyed) this.session.close();
+  }
 
   private countReset(): void {
     this.resets++;

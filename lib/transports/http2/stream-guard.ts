@@ -8,6 +8,15 @@ import { Http2StreamAbortedError } from './http2-stream.error.js';
  * into an `Http2StreamAbortedError`, with the session's reason when it
  * knows one. A stream closed from this side (`destroy()`, `close()`) is
  * left alone: whoever closed it knows.
+ *
+ * `destroy()` of a stream still open resets it with CANCEL rather than
+ * Node's NO_ERROR. Node 20 spins for ever (SendPendingData under
+ * SubmitRstStream) when a stream is reset with any other code while its
+ * session is still inside the callback that reported a peer's RST_STREAM
+ * (a 'close' handler, or a promise it resolves), and both the pool
+ * (close, flush) and applications destroy streams there. CANCEL is queued
+ * until that callback returns. It is also what the reset means: the peer's
+ * reader sees a cut, not a clean end.
  */
 export function guardStream(stream: Http2Stream, reason: () => Http2StreamAbortedError | undefined = () => undefined): void {
   let closedHere = false;
@@ -15,6 +24,11 @@ export function guardStream(stream: Http2Stream, reason: () => Http2StreamAborte
   stream.close = function (this: Http2Stream, ...args: Parameters<Http2Stream['close']>) {
     closedHere = true;
     return close.apply(this, args);
+  };
+  const destroy = stream.destroy;
+  stream.destroy = function (this: Http2Stream, error?: Error) {
+    if (!this.closed && !this.destroyed) this.close(constants.NGHTTP2_CANCEL);
+    return destroy.call(this, error);
   };
   stream.once('aborted', () => {
     const known = reason();
