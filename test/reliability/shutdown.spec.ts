@@ -8,6 +8,10 @@
  * every byte to the end, and once the application closes them nothing is
  * left to keep the process alive.
  *
+ * The application behaves as a real one: pooled tcp/TLS and http2 streams
+ * are half-open, so the peer's end only ends its direction; the application
+ * ends its own side when it is done (as `pipe` does on the peer's end).
+ *
  * A pending incomingGet and an idle server-side stream cannot coexist (the
  * get would take it), so the server side here has none idle: the eight
  * streams not transferring are taken on the server side only, their client
@@ -48,11 +52,14 @@ describe.each<Kind>(['tcp', 'tls', 'http2', 'ws'])('%s: shutdown under load', (k
 
     const pairs: Array<{ server: Duplex; client: Duplex }> = [];
     for (let i = 0; i < TRANSFERS; i++) pairs.push(await scope.handOff(p));
-    // The spare ones: taken by the server-side application, idle in the client pool.
+    // The spare ones: taken by the server-side application, idle in the
+    // client pool. The application reads them and ends its side once the
+    // peer has ended its own.
     const spares: Duplex[] = [];
     for (let i = 0; i < SPARE; i++) spares.push(scope.track((await p.server.incomingGet(5000))[1]));
     const sparesClosed = spares.map((stream) => {
       stream.on('error', () => undefined);
+      stream.once('end', () => stream.end());
       stream.resume();
       return closedOf(stream, 30_000).then(() => Date.now());
     });
@@ -115,7 +122,8 @@ describe.each<Kind>(['tcp', 'tls', 'http2', 'ws'])('%s: shutdown under load', (k
     expect(received.bytes).toBe(2 * TRANSFERS * BYTES);
     expect(receivedAtClose).toBeLessThan(2 * TRANSFERS * BYTES); // the pools closed mid-transfer
 
-    // The application closes its streams; then nothing is left.
+    // The application ends its side of each stream (both directions end);
+    // then nothing is left.
     await Promise.all(pairs.flatMap(({ server, client }) => [finishStream(server, 10_000), finishStream(client, 10_000)]));
     for (const spare of spares) spare.destroy();
     await closing;

@@ -326,7 +326,12 @@ export function closedOf(stream: Duplex, timeout = 5000): Promise<void> {
   });
 }
 
-/** Ends a pooled stream politely once both directions are through, and waits for it to close. */
+/**
+ * Ends the application's side of a pooled stream once both directions are
+ * through, reads the peer's side to its end and waits for the stream to
+ * close. Pooled streams are half-open on tcp/TLS and http2: one closes once
+ * both sides have ended, so call this on both ends.
+ */
 export async function finishStream(stream: Duplex, timeout = 5000): Promise<void> {
   stream.on('error', () => undefined);
   stream.resume();

@@ -8,9 +8,9 @@ export interface RawServer {
   close(): Promise<void>;
 }
 
-export async function listenRaw(onSocket: (socket: net.Socket) => void = () => undefined, host = '127.0.0.1'): Promise<RawServer> {
+export async function listenRaw(onSocket: (socket: net.Socket) => void = () => undefined, host = '127.0.0.1', options: net.ServerOpts = {}): Promise<RawServer> {
   const sockets: net.Socket[] = [];
-  const server = net.createServer((socket) => {
+  const server = net.createServer(options, (socket) => {
     sockets.push(socket);
     socket.on('error', () => undefined);
     onSocket(socket);
@@ -74,6 +74,22 @@ export function readToEnd(stream: Readable, timeout = 5000): Promise<Buffer> {
     });
     stream.resume(); // readBytes() leaves a stream paused
   });
+}
+
+/**
+ * A request, FIN, then the reply, as a tunnel carries it: `asker` writes
+ * `request` and ends its side; `answerer` reads to the end and only then
+ * writes `reply` and ends. Resolves with what each side read. Needs
+ * half-open streams: a stream that ends its side on the peer's end sends
+ * an empty reply (or fails the write).
+ */
+export async function requestThenReply(asker: Duplex, answerer: Duplex, request: Buffer, reply: Buffer, timeout = 5000): Promise<{ request: Buffer; reply: Buffer }> {
+  const replied = readToEnd(asker, timeout);
+  replied.catch(() => undefined); // awaited below; not unhandled if the answerer fails first
+  asker.end(request);
+  const got = await readToEnd(answerer, timeout);
+  answerer.end(reply);
+  return { request: got, reply: await replied };
 }
 
 /** Polls `check` until it returns true: for asserting on state that settles asynchronously. */

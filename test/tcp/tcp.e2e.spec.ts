@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import type { ClientPool } from '../../lib/core/client-pool.js';
-import { connect, eventually, listenRaw, readBytes, sleep, type RawServer } from '../support/net.js';
+import { connect, eventually, listenRaw, readBytes, requestThenReply, sleep, type RawServer } from '../support/net.js';
 import { startPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 
@@ -23,7 +24,8 @@ describe('tcp transport, plain TCP, end to end', () => {
     expect((await readBytes(server, 16)).toString()).toBe('ping from client');
     server.write('pong from server');
     expect((await readBytes(client, 16)).toString()).toBe('pong from server');
-    // Half-close: the client ends its side, the server sees the end and can still answer.
+    // Half-close: the client ends its side, the server sees the end (the
+    // answer after it: 'pooled streams are half-open' below).
     client.end();
     await new Promise((resolve) => server.once('end', resolve));
     expect(p.client.stats.transport).toBe('tcp');
@@ -116,6 +118,8 @@ describe('tcp transport, plain TCP, end to end', () => {
     const [id, server] = await p.server.incomingGet(1000);
     kill(server as net.Socket);
     await eventually(() => (p.client.stats.drops[reason] ?? 0) === 1, 3000, `a '${reason}' drop`);
+    // Dropped means destroyed: the server's end of it closes too.
+    await eventually(() => server.destroyed, 3000, 'the server side to close');
     await expect(p.client.outgoingGet(id, 50)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
     await p.client.waitForActive(2, 5000);
     expect(p.client.errorCount).toBe(1);
@@ -204,5 +208,91 @@ describe('tcp transport, plain TCP, end to end', () => {
     const stream = track(await client.outgoingGet('', 1000));
     stream.write('echo me');
     expect((await readBytes(stream, 7)).toString()).toBe('echo me');
+  });
+});
+
+describe('tcp transport, plain TCP: pooled streams are half-open', () => {
+  const request = Buffer.from('GET / HTTP/1.0\r\n\r\n');
+  const reply = randomBytes(1 << 20);
+
+  it("a request, the client's FIN, then the reply: the server answers after the client ended its side", async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await handOff(p);
+    const got = await requestThenReply(client, server, request, reply);
+    expect(got.request.equals(request)).toBe(true);
+    expect(got.reply.length).toBe(reply.length);
+    expect(got.reply.equals(reply)).toBe(true);
+    // Both directions ended: both sockets close on their own.
+    await eventually(() => client.destroyed && server.destroyed, 2000, 'both sockets to close');
+  });
+
+  it("the other way: the server's FIN first, then the client's answer", async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await handOff(p);
+    const got = await requestThenReply(server, client, request, reply);
+    expect(got.request.equals(request)).toBe(true);
+    expect(got.reply.equals(reply)).toBe(true);
+    await eventually(() => client.destroyed && server.destroyed, 2000, 'both sockets to close');
+  });
+
+  it('also on a net.Server of your own and a socket from your dialer (both made without allowHalfOpen)', async () => {
+    const own = net.createServer();
+    const server = createServerPool({ server: own, port: 0 });
+    await server.start();
+    scope.defer(() => server.close());
+    const client = createClientPool({ dialer: () => net.connect(server.address()!.port, '127.0.0.1'), minCap: 2, maxCap: 2 });
+    scope.defer(() => client.close());
+    client.start();
+    await client.waitForActive(2, 5000);
+    for (const clientFirst of [true, false]) {
+      const [id, serverSide] = await server.incomingGet(1000);
+      track(serverSide);
+      const clientSide = track(await client.outgoingGet(id, 1000));
+      const [asker, answerer] = clientFirst ? [clientSide, serverSide] : [serverSide, clientSide];
+      const got = await requestThenReply(asker, answerer, request, reply);
+      expect(got.reply.equals(reply)).toBe(true);
+    }
+  });
+
+  it("an idle server stream whose peer sends FIN leaves the pool ('end') and is destroyed", async () => {
+    const server = createServerPool({ port: 0 });
+    await server.start();
+    scope.defer(() => server.close());
+    const peer = track(net.connect({ port: server.address()!.port, host: '127.0.0.1', allowHalfOpen: true }));
+    expect((await readBytes(peer, 8)).toString()).toMatch(/^[0-9a-f]{8}$/);
+    await eventually(() => server.active === 1, 2000, 'the stream to be pooled');
+    peer.end();
+    await eventually(() => (server.stats.drops.end ?? 0) === 1, 2000, "an 'end' drop");
+    expect(server.active).toBe(0);
+    // The server closed its side too (the peer stays half-open until it does).
+    await eventually(() => peer.readableEnded, 2000, "the server's FIN");
+    await expect(server.incomingGet(50)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
+  });
+
+  it.each([
+    ['no ID at all', '', 'POOL_ERR_REFUSED'],
+    ['half an ID', '0bad', 'POOL_ERR_HANDSHAKE'],
+  ])("a server's FIN during the client's ID read (%s) ends the handshake at once and closes the socket", async (_what, sent, code) => {
+    const ended: number[] = [];
+    const raw = await listenRaw(
+      (socket) => {
+        socket.end(sent);
+        socket.once('end', () => ended.push(Date.now()));
+        socket.resume();
+      },
+      '127.0.0.1',
+      { allowHalfOpen: true },
+    );
+    scope.defer(() => raw.close());
+    const client = createClientPool({ address: `127.0.0.1:${raw.port}`, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, handshakeTimeout: 10_000 });
+    scope.defer(() => client.close());
+    const started = Date.now();
+    client.start();
+    await eventually(() => (client.stats.failures[code] ?? 0) === 1, 2000, `a ${code} failure`);
+    await eventually(() => ended.length === 1, 2000, 'the client to close its side');
+    expect(ended[0]! - started).toBeLessThan(2000); // far below the 10 s handshake timeout
+    expect(client.active).toBe(0);
   });
 });

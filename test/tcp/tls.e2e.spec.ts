@@ -1,8 +1,10 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import tls from 'node:tls';
 import { createCertificateAuthority, createSelfSignedCertificate, type CertificateAuthority, type GeneratedCertificate } from '../../lib/certs/index.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
-import { connect, eventually, readBytes, sleep } from '../support/net.js';
+import { connect, eventually, listenRaw, readBytes, requestThenReply, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 
@@ -130,5 +132,109 @@ describe('tcp transport over TLS 1.3', () => {
     await client.waitForActive(6, 5000);
     expect(afterConstruction).toBe(2); // one server context, one client context
     expect(created).toBe(2); // none per connection
+  });
+});
+
+describe('tcp transport over TLS 1.3: pooled streams are half-open', () => {
+  const request = Buffer.from('GET / HTTP/1.0\r\n\r\n');
+  const reply = randomBytes(1 << 20);
+  const serverTls = () => ({ tls: { key: selfSigned.key, cert: selfSigned.cert } });
+
+  it("a request, the client's FIN, then the reply: the server answers after the client ended its side", async () => {
+    const p = await pair(serverTls(), { tls: '1', minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await scope.handOff(p);
+    const got = await requestThenReply(client, server, request, reply);
+    expect(got.request.equals(request)).toBe(true);
+    expect(got.reply.length).toBe(reply.length);
+    expect(got.reply.equals(reply)).toBe(true);
+    await eventually(() => client.destroyed && server.destroyed, 2000, 'both sockets to close');
+  });
+
+  it("the other way: the server's FIN first, then the client's answer", async () => {
+    const p = await pair(serverTls(), { tls: '1', minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await scope.handOff(p);
+    const got = await requestThenReply(server, client, request, reply);
+    expect(got.request.equals(request)).toBe(true);
+    expect(got.reply.equals(reply)).toBe(true);
+    await eventually(() => client.destroyed && server.destroyed, 2000, 'both sockets to close');
+  });
+
+  it("an idle server stream whose peer ends its side leaves the pool ('end') and is destroyed", async () => {
+    const server = createServerPool({ port: 0, ...serverTls() });
+    await server.start();
+    scope.defer(() => server.close());
+    const peer = track(tls.connect({ port: server.address()!.port, host: '127.0.0.1', rejectUnauthorized: false }));
+    expect((await readBytes(peer, 8)).toString()).toMatch(/^[0-9a-f]{8}$/);
+    await eventually(() => server.active === 1, 2000, 'the stream to be pooled');
+    peer.end();
+    await eventually(() => (server.stats.drops.end ?? 0) === 1, 2000, "an 'end' drop");
+    expect(server.active).toBe(0);
+    await eventually(() => peer.readableEnded || peer.destroyed, 2000, 'the server to close its side');
+  });
+
+  it("an idle client stream whose server ends its side leaves the pool ('end') and is destroyed", async () => {
+    const p = await pair(serverTls(), { tls: '1', minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    await p.client.waitForActive(1, 5000);
+    const [id, server] = await p.server.incomingGet(1000);
+    track(server);
+    server.end();
+    await eventually(() => (p.client.stats.drops.end ?? 0) === 1, 2000, "an 'end' drop");
+    expect(p.client.active).toBe(0);
+    await eventually(() => server.destroyed, 2000, 'the server side to close');
+    await expect(p.client.outgoingGet(id, 50)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
+  });
+
+  it.each([
+    ['before a byte', Buffer.alloc(0)],
+    ['in the middle of its ClientHello', Buffer.from('160301020001', 'hex')],
+  ])("a peer's FIN %s ends the server's handshake at once and closes the socket", async (_when, sent) => {
+    const server = createServerPool({ port: 0, ...serverTls(), handshakeTimeout: 10_000 });
+    await server.start();
+    scope.defer(() => server.close());
+    const peer = track(net.connect({ port: server.address()!.port, host: '127.0.0.1', allowHalfOpen: true }));
+    peer.on('error', () => undefined);
+    await new Promise((resolve) => peer.once('connect', resolve));
+    await eventually(() => server.stats.handshaking === 1, 2000, 'the handshake to start');
+    const started = Date.now();
+    peer.end(sent);
+    await eventually(() => server.stats.handshaking === 0, 2000, 'the handshake to end');
+    await eventually(() => peer.readableEnded || peer.destroyed, 2000, 'the server to close its side');
+    expect(Date.now() - started).toBeLessThan(2000); // far below the 10 s handshake timeout
+    expect(server.stats.refusals['handshake-timeout']).toBeUndefined();
+    expect(server.active).toBe(0);
+  });
+
+  it.each([
+    ['during the TLS handshake', false],
+    ['after the TLS handshake, before the ID', true],
+  ])("a server's FIN %s ends the client's handshake at once and closes the socket", async (_when, afterTls) => {
+    const ended: number[] = [];
+    const onSocket = (socket: net.Socket | tls.TLSSocket): void => {
+      socket.on('error', () => undefined);
+      socket.once('end', () => ended.push(Date.now()));
+      socket.resume();
+      socket.end();
+    };
+    let port: number;
+    if (afterTls) {
+      const raw = tls.createServer({ key: selfSigned.key, cert: selfSigned.cert, allowHalfOpen: true }, onSocket);
+      await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+      scope.defer(() => new Promise<void>((resolve) => raw.close(() => resolve())));
+      port = (raw.address() as net.AddressInfo).port;
+    } else {
+      const raw = await listenRaw(onSocket, '127.0.0.1', { allowHalfOpen: true });
+      scope.defer(() => raw.close());
+      port = raw.port;
+    }
+    const client = createClientPool({ address: `127.0.0.1:${port}`, tls: '1', minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, handshakeTimeout: 10_000 });
+    scope.defer(() => client.close());
+    const started = Date.now();
+    client.start();
+    await eventually(() => (client.stats.failures.POOL_ERR_REFUSED ?? 0) === 1, 2000, 'a refused dial');
+    await eventually(() => ended.length === 1, 2000, 'the client to close its side');
+    expect(ended[0]! - started).toBeLessThan(2000); // far below the 10 s handshake timeout
+    expect(client.active).toBe(0);
   });
 });

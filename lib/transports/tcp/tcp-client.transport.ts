@@ -72,7 +72,11 @@ export function resolveTcpClientOptions(read: OptionReader): ResolvedTcpClient {
 /**
  * Dials the server pool over TCP, optionally wraps the socket in TLS 1.3,
  * and reads the ID. The pooled stream is the socket itself (or its
- * TLSSocket): no extra layer between the application and the wire.
+ * TLSSocket): no extra layer between the application and the wire. It is
+ * half-open (`allowHalfOpen`): the peer's FIN ends one direction, so a
+ * reply after a request's FIN still arrives; the application ends its side.
+ * During the handshake a FIN still ends it (`readExact`, and Node's own
+ * check before `secureConnect`).
  */
 export class TcpClientTransport implements ClientTransport {
   readonly kind: string;
@@ -114,7 +118,7 @@ export class TcpClientTransport implements ClientTransport {
       } else {
         const endpoint = await this.config.endpoint();
         where = formatEndpoint(endpoint);
-        socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAlive });
+        socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAlive, allowHalfOpen: true });
       }
     } catch (error) {
       if (error instanceof PoolError) throw error;
@@ -122,9 +126,11 @@ export class TcpClientTransport implements ClientTransport {
     }
     if (socket instanceof net.Socket) {
       if (dialer) {
-        // Ours was created with both; a user's socket gets them here.
+        // Ours was created with all three; a user's socket gets them here
+        // (a Duplex may change allowHalfOpen until its 'end').
         socket.setNoDelay(true);
         socket.setKeepAlive(true, keepAlive);
+        socket.allowHalfOpen = true;
       }
       if (socket.connecting) {
         try {

@@ -58,7 +58,8 @@ export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
  * Accepts pooled connections: capacity and address checks before any TLS
  * (a refusal is a bare close, as in the Go pools), then the optional TLS
  * handshake, then the ID in a single write, each connection on its own so a
- * silent peer never blocks the others.
+ * silent peer never blocks the others. Pooled sockets are half-open, as on
+ * the client side.
  */
 export class TcpServerTransport implements ServerTransport {
   readonly kind: string;
@@ -74,7 +75,7 @@ export class TcpServerTransport implements ServerTransport {
   }
 
   async listen(acceptor: ServerAcceptor): Promise<void> {
-    const server = this.config.server ?? net.createServer({ noDelay: true });
+    const server = this.config.server ?? net.createServer({ noDelay: true, allowHalfOpen: true });
     this.server = server;
     this.onConnection = (socket) => this.handle(socket, acceptor);
     server.on('connection', this.onConnection);
@@ -115,6 +116,10 @@ export class TcpServerTransport implements ServerTransport {
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, this.config.keepAlive);
+    // Pooled streams are half-open (a tunnel carries a FIN one way only);
+    // set here too for a server of the user's own. A TLSSocket takes it
+    // from the socket it wraps.
+    socket.allowHalfOpen = true;
     const secureContext = this.config.secureContext;
     const stream: Duplex = secureContext ? new tls.TLSSocket(socket, { isServer: true, secureContext }) : socket;
     this.handshakes.add(stream);
@@ -126,17 +131,22 @@ export class TcpServerTransport implements ServerTransport {
       admission.fail(reason, error);
     };
     const onError = (error: unknown): void => fail(secureContext ? 'tls' : 'socket-error', error);
+    // Half-open sockets do not close on the peer's FIN: before the ID it
+    // ends the handshake here ('end'), or the socket would linger until the
+    // timeout.
     const onClose = (): void => fail('closed-in-handshake');
     const cleanup = (): void => {
       clearTimeout(timer);
       this.handshakes.delete(stream);
       stream.off('error', onError);
       stream.off('close', onClose);
+      stream.off('end', onClose);
       socket.off('error', onError);
     };
     timer = setTimeout(() => fail('handshake-timeout'), this.config.handshakeTimeout);
     stream.on('error', onError);
     stream.on('close', onClose);
+    stream.on('end', onClose); // the TLSSocket reads the wrapped socket's FIN itself
     if (stream !== socket) socket.on('error', onError);
     const sendId = (): void => this.sendId(stream, admission, cleanup);
     if (secureContext) stream.once('secure', sendId);
