@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type tls from 'node:tls';
-import { closedGracefully, guardStream } from './stream-guard.js';
+import { closedGracefully, guardStream, type StreamOwner } from './stream-guard.js';
 import { Http2StreamAbortedError } from './http2-stream.error.js';
 
 export type SessionState = 'connecting' | 'ready' | 'draining' | 'closed';
@@ -29,7 +29,7 @@ export interface ClientSessionEvents {
  * how many the peer allows, how many resets it has cost, and its PINGs.
  * A session in any state but 'ready' opens no new streams.
  */
-export class ClientSession {
+export class ClientSession implements StreamOwner {
   state: SessionState = 'connecting';
   /** Streams open on it (idle, handed out or handshaking), plus slots reserved for a request about to be made. */
   open = 0;
@@ -125,15 +125,20 @@ export class ClientSession {
     }
     this.streamsOpened++;
     this.streams.add(stream);
-    guardStream(stream, () => this.deathReason);
-    stream.once('close', () => {
-      this.streams.delete(stream);
-      this.open--;
-      if (!closedGracefully(stream)) this.countReset();
-      this.closeIfDrained();
-    });
+    guardStream(stream, this);
     stream.write(Buffer.of(0));
     return stream;
+  }
+
+  get abortReason(): Http2StreamAbortedError | undefined {
+    return this.deathReason;
+  }
+
+  streamClosed(stream: ClientHttp2Stream): void {
+    this.streams.delete(stream);
+    this.open--;
+    if (!closedGracefully(stream)) this.countReset();
+    this.closeIfDrained();
   }
 
   /** Releases a slot reserved for a request that was never made. */

@@ -3,14 +3,14 @@ import http2, { type Http2Server, type Http2Stream, type IncomingHttpHeaders, ty
 import net from 'node:net';
 import tls from 'node:tls';
 import { InvalidOptionsError } from '../../core/errors.js';
-import type { ServerAcceptor, ServerTransport } from '../../core/transport.js';
+import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { listen } from '../shared/listen.js';
 import { readExact } from '../shared/read-exact.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 import { resolveHttp2Flow, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
 import { Http2StreamAbortedError } from './http2-stream.error.js';
-import { closedGracefully, guardStream } from './stream-guard.js';
+import { closedGracefully, guardStream, type StreamOwner } from './stream-guard.js';
 
 export interface Http2ServerOptions extends Http2FlowOptions {
   /** Interface to listen on (default '127.0.0.1'; '0.0.0.0' or '::' to serve other machines). */
@@ -69,14 +69,27 @@ interface Connection {
   reason?: Http2StreamAbortedError;
 }
 
-interface SessionEntry {
-  readonly session: ServerHttp2Session;
-  /** The connection under the session: its streams, and why they ended if it died. */
-  readonly connection: Connection;
-  open: number;
+/** A session of the server and what its streams need to know: the owner of every stream on it. */
+class SessionEntry implements StreamOwner {
+  open = 0;
   /** A stream was ever opened on it: a protocol error before that is a refusal of the connection. */
-  carried?: boolean;
+  carried = false;
   idleTimer?: NodeJS.Timeout;
+
+  constructor(
+    readonly session: ServerHttp2Session,
+    /** The connection under the session: its streams, and why they ended if it died. */
+    readonly connection: Connection,
+    private readonly onStreamClosed: (entry: SessionEntry | undefined, stream: Http2Stream) => void,
+  ) {}
+
+  get abortReason(): Http2StreamAbortedError | undefined {
+    return this.connection.reason;
+  }
+
+  streamClosed(stream: Http2Stream): void {
+    this.onStreamClosed(this, stream);
+  }
 }
 
 const NOT_FOUND = 'not found\n';
@@ -249,7 +262,7 @@ export class Http2ServerTransport implements ServerTransport {
 
   private track(session: ServerHttp2Session): void {
     const connection = this.connecting ?? { remoteAddress: undefined, streams: new Set<ServerHttp2Stream>() };
-    const entry: SessionEntry = { session, connection, open: 0 };
+    const entry = new SessionEntry(session, connection, (closedOn, stream) => this.streamClosed(closedOn, stream));
     this.sessions.set(session, entry);
     this.totals.sessionsOpened++;
     session.on('error', () => undefined);
@@ -270,6 +283,19 @@ export class Http2ServerTransport implements ServerTransport {
     this.armIdle(entry);
     if (this.closing) this.goaway(entry);
   }
+
+  private streamClosed(entry: SessionEntry | undefined, stream: Http2Stream): void {
+    this.totals.activeStreams--;
+    if (!closedGracefully(stream)) this.totals.resets++;
+    if (entry) {
+      entry.connection.streams.delete(stream as ServerHttp2Stream);
+      entry.open--;
+      this.armIdle(entry);
+    }
+  }
+
+  /** The owner of a stream whose session is not tracked (none is expected: Node announces a session before its streams). */
+  private readonly untracked: StreamOwner = { abortReason: undefined, streamClosed: (stream) => this.streamClosed(undefined, stream) };
 
   /** A session with no stream for 2 × keepAlive is closed (GOAWAY), as the Go server does. */
   private armIdle(entry: SessionEntry): void {
@@ -296,18 +322,9 @@ export class Http2ServerTransport implements ServerTransport {
       entry.open++;
       entry.carried = true;
       clearTimeout(entry.idleTimer);
+      entry.connection.streams.add(stream);
     }
-    guardStream(stream, () => entry?.connection.reason);
-    entry?.connection.streams.add(stream);
-    stream.once('close', () => {
-      entry?.connection.streams.delete(stream);
-      this.totals.activeStreams--;
-      if (!closedGracefully(stream)) this.totals.resets++;
-      if (entry) {
-        entry.open--;
-        this.armIdle(entry);
-      }
-    });
+    guardStream(stream, entry ?? this.untracked);
     if (headers[':method'] !== 'POST' || headers[':path'] !== '/stream') {
       acceptor.refused('not-found');
       return refuse(stream, 404, NOT_FOUND);
@@ -316,6 +333,11 @@ export class Http2ServerTransport implements ServerTransport {
     if (typeof admission === 'string') {
       return admission === 'ip' ? refuse(stream, 403, UNAUTHORIZED) : refuse(stream, 404, NOT_FOUND);
     }
+    this.handshake(stream, admission);
+  }
+
+  /** Apart from handle(), so that nothing of the handshake stays reachable from an idle stream. */
+  private handshake(stream: ServerHttp2Stream, admission: Admission): void {
     const onError = (): void => undefined;
     stream.on('error', onError);
     const abort = new AbortController();

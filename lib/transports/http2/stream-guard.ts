@@ -1,11 +1,27 @@
 import { constants, type Http2Stream } from 'node:http2';
 import { Http2StreamAbortedError } from './http2-stream.error.js';
 
+/** What a guarded stream's session tells it: why streams are being cut, and that one closed. */
+export interface StreamOwner {
+  /** Set when the session was cut (socket lost, PING timeout...), so its streams say why. */
+  readonly abortReason: Http2StreamAbortedError | undefined;
+  /** Called once, when a guarded stream of this owner has closed. */
+  streamClosed(stream: Http2Stream): void;
+}
+
+const kOwner = Symbol('owner');
+const kClosedHere = Symbol('closedHere');
+
+interface Guarded extends Http2Stream {
+  [kOwner]: StreamOwner;
+  [kClosedHere]?: true;
+}
+
 /**
  * Node ends an HTTP/2 stream that is cut under it (peer RST_STREAM
  * CANCEL, its socket closing) with 'aborted' and 'close' but no 'error':
  * a reader cannot tell that from a clean end. This turns it
- * into an `Http2StreamAbortedError`, with the session's reason when it
+ * into an `Http2StreamAbortedError`, with the owner's reason when it
  * knows one. A stream closed from this side (`destroy()`, `close()`) is
  * left alone: whoever closed it knows.
  *
@@ -17,31 +33,42 @@ import { Http2StreamAbortedError } from './http2-stream.error.js';
  * (close, flush) and applications destroy streams there. CANCEL is queued
  * until that callback returns. It is also what the reset means: the peer's
  * reader sees a cut, not a clean end.
+ *
+ * A pool may hold thousands of idle streams, so nothing here is made per
+ * stream: the functions and listeners are shared, `this` being the stream,
+ * and the stream carries its owner in one property.
  */
-export function guardStream(stream: Http2Stream, reason: () => Http2StreamAbortedError | undefined = () => undefined): void {
-  let closedHere = false;
-  const close = stream.close;
-  stream.close = function (this: Http2Stream, ...args: Parameters<Http2Stream['close']>) {
-    closedHere = true;
-    return close.apply(this, args);
-  };
-  const destroy = stream.destroy;
-  stream.destroy = function (this: Http2Stream, error?: Error) {
-    if (!this.closed && !this.destroyed) this.close(constants.NGHTTP2_CANCEL);
-    return destroy.call(this, error);
-  };
-  stream.once('aborted', () => {
-    const known = reason();
-    // Node itself calls close(CANCEL) when the socket dies: a known reason wins.
-    if (stream.destroyed || (closedHere && !known)) return;
-    // RST_STREAM(NO_ERROR) is a peer's "stop sending" after its own END_STREAM:
-    // Node keeps what was received readable up to a clean end; so do we.
-    if (!known && stream.rstCode === constants.NGHTTP2_NO_ERROR) return;
-    const error =
-      known ??
-      new Http2StreamAbortedError('reset', `the peer reset the HTTP/2 stream (RST_STREAM code ${String(stream.rstCode)})`, stream.rstCode);
-    stream.destroy(error);
-  });
+export function guardStream(stream: Http2Stream, owner: StreamOwner): void {
+  const guarded = stream as Guarded;
+  guarded[kOwner] = owner;
+  guarded.close = closeHere;
+  guarded.destroy = destroyHere;
+  guarded.on('aborted', onAborted);
+  guarded.on('close', onClose);
+}
+
+function closeHere(this: Guarded, ...args: Parameters<Http2Stream['close']>): void {
+  this[kClosedHere] = true;
+  (Object.getPrototypeOf(this) as Http2Stream).close.apply(this, args);
+}
+
+function destroyHere(this: Guarded, error?: Error): Guarded {
+  if (!this.closed && !this.destroyed) this.close(constants.NGHTTP2_CANCEL);
+  return (Object.getPrototypeOf(this) as Http2Stream).destroy.call(this, error) as Guarded;
+}
+
+function onAborted(this: Guarded): void {
+  const known = this[kOwner].abortReason;
+  // Node itself calls close(CANCEL) when the socket dies: a known reason wins.
+  if (this.destroyed || (this[kClosedHere] && !known)) return;
+  // RST_STREAM(NO_ERROR) is a peer's "stop sending" after its own END_STREAM:
+  // Node keeps what was received readable up to a clean end; so do we.
+  if (!known && this.rstCode === constants.NGHTTP2_NO_ERROR) return;
+  this.destroy(known ?? new Http2StreamAbortedError('reset', `the peer reset the HTTP/2 stream (RST_STREAM code ${String(this.rstCode)})`, this.rstCode));
+}
+
+function onClose(this: Guarded): void {
+  this[kOwner].streamClosed(this);
 }
 
 /**
