@@ -68,3 +68,36 @@ describe('readExact (property): any bytes, any chunking, any ending', () => {
     expect(await rejectionCode(readExact(stream, 8, 50))).toMatch(/^POOL_ERR_(HANDSHAKE|REFUSED)$/);
   });
 });
+
+describe('readExact on a stream that is already over', () => {
+  // Regression: none of these emits an event any more, so readExact waited for its timeout.
+  const long = 60_000;
+
+  it('rejects at once when the stream has already ended', async () => {
+    const stream = new PassThrough();
+    stream.end();
+    stream.resume();
+    await new Promise((resolve) => stream.once('end', resolve));
+    await expect(readExact(stream, 4, long)).rejects.toMatchObject({ code: 'POOL_ERR_HANDSHAKE' });
+  });
+
+  it('rejects at once when the stream is already destroyed', async () => {
+    const stream = new PassThrough();
+    stream.destroy();
+    await new Promise((resolve) => stream.once('close', resolve));
+    await expect(readExact(stream, 4, long)).rejects.toMatchObject({ code: 'POOL_ERR_HANDSHAKE' });
+  });
+
+  it('rejects at once with the refusal when the stream closed before a byte', async () => {
+    const stream = new PassThrough();
+    stream.destroy();
+    await new Promise((resolve) => stream.once('close', resolve));
+    await expect(readExact(stream, 4, long, undefined, { refusal: 'refused' })).rejects.toMatchObject({ code: 'POOL_ERR_REFUSED' });
+  });
+
+  it('rejects at once when the signal is already aborted', async () => {
+    const stream = new PassThrough();
+    await expect(readExact(stream, 4, long, AbortSignal.abort())).rejects.toMatchObject({ code: 'POOL_ERR_ABORTED' });
+    expect(EVENTS.map((event) => stream.listenerCount(event))).toEqual([0, 0, 0, 0]);
+  });
+});

@@ -41,6 +41,10 @@ export function readExact(stream: Readable, length: number, timeout: number, sig
     const onClose = (): void => finish(closedEarly(`the connection closed before ${what} arrived`));
     const onError = (error: Error): void => finish(new HandshakeError(`the connection failed while reading ${what}: ${error.message}`, { cause: error }));
     const onAbort = (): void => finish(new PoolAbortedError('the pool closed during the handshake'));
+    // Already over: no event would come, so it would wait for the timeout.
+    if (signal?.aborted) return reject(new PoolAbortedError('the pool closed during the handshake'));
+    if (stream.destroyed) return reject(closedEarly(`the connection closed before ${what} arrived`));
+    if (stream.readableEnded) return reject(closedEarly(`the peer closed before sending ${what}`));
     const timer = setTimeout(() => finish(new HandshakeError(`${what} did not arrive within ${timeout} ms`)), timeout);
     stream.on('readable', onReadable);
     stream.on('end', onEnd);
