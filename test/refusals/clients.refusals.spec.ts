@@ -82,3 +82,18 @@ describe('ws client: a raw WebSocket server sends garbage where the ID belongs',
     expect((await readBytes(stream, 2)).toString()).toBe('hi');
   });
 });
+
+describe('ws client: an address ws cannot put in a URL', () => {
+  // Regression: ws threw a URL SyntaxError synchronously and the pool counted it as UNKNOWN.
+  it('a zoned IPv6 address is a dial failure (POOL_ERR_DIAL) that says why', async () => {
+    const pool = createClientPool({ transport: 'ws', address: '[fe80::1%lo]:9', ...fast });
+    scope.defer(() => pool.close());
+    const errors: unknown[] = [];
+    const transport = (pool as unknown as { transport: { dial: (context: unknown) => Promise<unknown> } }).transport;
+    await transport.dial({ signal: new AbortController().signal, readId: true }).catch((error: unknown) => errors.push(error));
+    expect(errors[0]).toMatchObject({ code: 'POOL_ERR_DIAL', message: expect.stringMatching(/IPv6 zone/) });
+    pool.start();
+    await eventually(() => (pool.stats.failures.POOL_ERR_DIAL ?? 0) >= 1, 3000, 'a POOL_ERR_DIAL failure');
+    expect(Object.keys(pool.stats.failures)).toEqual(['POOL_ERR_DIAL']);
+  });
+});

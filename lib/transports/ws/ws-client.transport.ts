@@ -103,7 +103,14 @@ export class WsClientTransport implements ClientTransport {
     }
     const tls = this.tlsFor(endpoint);
     const url = `${tls ? 'wss' : 'ws'}://${formatEndpoint(endpoint)}${this.config.path}`;
-    const ws = new WebSocket(url, this.clientOptions(endpoint, tls));
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url, this.clientOptions(endpoint, tls));
+    } catch (error) {
+      // ws parses the URL synchronously; a URL cannot carry an IPv6 zone (fe80::1%eth0).
+      const hint = endpoint.host.includes('%') ? ': a WebSocket URL cannot name an IPv6 zone; use an address without one' : '';
+      throw new DialError(`cannot dial ${url}: ${describe(error)}${hint}`, { cause: error });
+    }
     return this.handshake(ws, url, readId, signal);
   }
 
