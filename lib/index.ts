@@ -26,6 +26,7 @@ export {
   DuplicatePoolError,
   ListenError,
   PoolAbortedError,
+  FirstStreamLostError,
   refusalForStatus,
 } from './core/errors.js';
 

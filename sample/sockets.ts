@@ -3,8 +3,11 @@ import type { Duplex } from 'node:stream';
 
 /**
  * Pipes `a` and `b` into each other. An end on one side ends the other
- * side's writable half once its data is flushed; an error or a close before
- * both halves are done on either side destroys both. `done` runs once: when
+ * side's writable half once its data is flushed, and only that: with
+ * half-open streams (`allowHalfOpen`, as the pooled tcp/TLS and HTTP/2
+ * streams are) the other direction carries on, so "request, FIN, reply"
+ * works. An error or a close before both halves are done on either side
+ * destroys both. `done` runs once: when
  * both directions are flushed, or with the first error. Both streams are
  * destroyed by then. (Two `stream.pipeline` calls would do the same with
  * three times the listeners per socket.)

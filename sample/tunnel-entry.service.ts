@@ -37,7 +37,9 @@ export class TunnelEntryService implements OnModuleInit, OnModuleDestroy {
     @Inject(SAMPLE_TLS) tls: TunnelTlsMaterial,
     @Inject(SAMPLE_ENDPOINTS) endpoints: TunnelEndpoints,
   ) {
-    this.publicServer = net.createServer({ noDelay: true }, (socket) => void this.forward(socket));
+    // Half-open, as the pooled streams: a client's FIN ends only its
+    // direction, and the reply still comes back (splice passes each end on).
+    this.publicServer = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => void this.forward(socket));
     this.controlServer = createControlServer(tls, (socket) => this.attachControl(socket));
     endpoints.register('pool', () => this.pool.address()?.port);
     endpoints.register('control', () => boundPort(this.controlServer));

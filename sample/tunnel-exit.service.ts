@@ -111,7 +111,9 @@ export class TunnelExitService implements OnApplicationBootstrap, OnModuleDestro
     }
     this.track(stream);
     const to = this.endpoints.dial('target');
-    const socket = net.connect({ host: to.host, port: to.port, noDelay: true });
+    // Half-open, as the pooled stream: the target's FIN ends only its
+    // direction, and what the client still sends reaches the target.
+    const socket = net.connect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: true });
     this.track(socket);
     // Registered before splice writes anything, so the tag is there before the request is.
     let taggedPort: number | undefined;

@@ -11,6 +11,8 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { ClientPoolService, ServerPoolService } from '../lib/index.js';
 import { loadConfig } from '../sample/config.js';
+import type { TunnelEndpoints } from '../sample/endpoints.js';
+import { SAMPLE_ENDPOINTS } from '../sample/sample.constants.js';
 import { createSampleApp, type SampleApp } from '../sample/sample-app.js';
 import { TargetService } from '../sample/target.js';
 import { TunnelExitService } from '../sample/tunnel-exit.service.js';
@@ -73,6 +75,43 @@ async function until(condition: () => boolean, timeout: number, what: string): P
     if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
     await new Promise((done) => setTimeout(done, 10));
   }
+}
+
+/** Every byte `socket` sends until its end, bounded by `timeout`. */
+function readAll(socket: net.Socket, timeout = 5000): Promise<Buffer> {
+  return new Promise((resolvePromise, reject) => {
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => reject(new Error(`no end within ${timeout} ms (${Buffer.concat(chunks).length} bytes so far)`)), timeout);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.once('end', () => {
+      clearTimeout(timer);
+      resolvePromise(Buffer.concat(chunks));
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+/** A half-open TCP server on 127.0.0.1:0 that runs `serve` for each connection. */
+async function rawTarget(serve: (socket: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    serve(socket);
+  });
+  await new Promise<void>((resolvePromise) => server.listen(0, '127.0.0.1', resolvePromise));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolvePromise) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolvePromise());
+      }),
+  };
 }
 
 /** `promise`'s value, or 'timeout' after `ms` (the timer is cleared either way). */
@@ -195,6 +234,63 @@ describe('sample tunnel in this process (TUNNEL_ROLE=both, ephemeral ports)', ()
     await sample.ready({ timeout: 5000 });
     expect((await get(sample.urls.public!)).body).toMatch(HELLO);
   }, 15_000);
+
+  describe('half-open end to end: a FIN crosses the tunnel one way only', () => {
+    /** Points the exit at a target of the test's own for one test, then back at the sample's. */
+    async function withTarget(serve: (socket: net.Socket) => void, run: () => Promise<void>): Promise<void> {
+      const target = await rawTarget(serve);
+      const endpoints = sample.app.get<string, TunnelEndpoints>(SAMPLE_ENDPOINTS);
+      endpoints.register('target', () => target.port);
+      try {
+        await run();
+      } finally {
+        endpoints.register('target', () => sample.app.get(TargetService).address()?.port);
+        await target.close();
+      }
+    }
+
+    it('a request, then FIN: the target reads to the end and the client still gets the whole reply', async () => {
+      const request = Buffer.from('the whole request; the client sends nothing after it\n');
+      // The target answers only once it has read the request to its end.
+      const reply = (got: Buffer): Buffer => Buffer.concat([Buffer.from(`got ${got.length} bytes: `), got, Buffer.alloc(256 * 1024, 'r')]);
+      await withTarget(
+        (socket) => void readAll(socket).then((got) => socket.end(reply(got)), () => socket.destroy()),
+        async () => {
+          const client = net.connect({ host: '127.0.0.1', port: sample.ports.public!, allowHalfOpen: true });
+          try {
+            const answer = readAll(client, 10_000);
+            await once(client, 'connect');
+            client.end(request);
+            expect((await answer).equals(reply(request))).toBe(true);
+          } finally {
+            client.destroy();
+          }
+        },
+      );
+    });
+
+    it('the target replies and ends first: what the client sends after that still reaches it', async () => {
+      const upload = Buffer.alloc(128 * 1024, 'u');
+      let received: Promise<Buffer> | undefined;
+      await withTarget(
+        (socket) => {
+          received = readAll(socket, 10_000);
+          socket.end('greeting, then FIN; still reading\n');
+        },
+        async () => {
+          const client = net.connect({ host: '127.0.0.1', port: sample.ports.public!, allowHalfOpen: true });
+          try {
+            expect((await readAll(client, 10_000)).toString()).toBe('greeting, then FIN; still reading\n');
+            client.end(upload);
+            await until(() => received !== undefined, 5000, 'the target to see the connection');
+            expect((await received!).equals(upload)).toBe(true);
+          } finally {
+            client.destroy();
+          }
+        },
+      );
+    });
+  });
 
   it('an unreachable target closes only that public connection', async () => {
     const target = sample.app.get(TargetService);

@@ -12,6 +12,7 @@ import {
 import { assertValidId, randomId } from './ids.js';
 import { IdleStreams, type DropReason } from './idle-streams.js';
 import { countInto, type ClientPoolStats } from './stats.js';
+import { TakenStreams } from './taken-streams.js';
 import type { ClientTransport, DialResult } from './transport.js';
 import { OptionReader, orderedPair } from './validate.js';
 import { KeyedWaiters, type WaitOptions } from './waiters.js';
@@ -49,7 +50,11 @@ export interface ClientPoolOptions {
    * probes with a single dial instead of a burst of `capacity`.
    */
   maxBackoff?: number;
-  /** Upper bound of `close()` in ms (default 5000). */
+  /**
+   * Upper bound of `close()` in ms (default 5000): how long streams already
+   * taken get to close on their own before the pool cuts them with a
+   * `PoolClosedError`.
+   */
   closeTimeout?: number;
 }
 
@@ -108,6 +113,8 @@ export class ClientPool {
   private intervalNow: number;
   private errors = 0;
   private readonly idle: IdleStreams;
+  /** Streams handed to the application and still open. */
+  private readonly taken = new TakenStreams();
   private readonly byId = new KeyedWaiters<Duplex>();
   private readonly activeWaiters = new Set<ActiveWaiter>();
   private readonly lifecycle = new AbortController();
@@ -231,10 +238,14 @@ export class ClientPool {
   }
 
   /**
-   * Graceful close: stops dialing, rejects pending gets with
-   * `PoolClosedError`, closes idle streams and the transport's shared
-   * resources, bounded by `timeout`. Streams already taken are the
-   * application's and stay open. Idempotent; never rejects.
+   * Graceful close. At once: stops dialing, rejects pending gets with
+   * `PoolClosedError`, closes idle streams and starts closing the
+   * transport's shared resources. Then the streams already taken get until
+   * `timeout` ms to close on their own (the application ends them as usual);
+   * those still open then are destroyed with a `PoolClosedError`
+   * (`POOL_ERR_CLOSED`), which their 'error' listeners see. Resolves once
+   * every taken stream has closed or was cut and the transport closed,
+   * within about `timeout`. Idempotent; never rejects.
    */
   close(timeout = this.options.closeTimeout): Promise<void> {
     if (this.closing) return this.closing;
@@ -246,8 +257,12 @@ export class ClientPool {
     this.byId.failAll(closed);
     for (const waiter of [...this.activeWaiters]) waiter.reject(closed);
     this.idle.destroyAll('shutdown');
-    const drained = Promise.allSettled([this.manager, this.transport.close()]).then(() => undefined);
-    this.closing = withTimeout(wasRunning ? drained : this.transport.close().catch(() => undefined), timeout).then(() => {
+    // Armed before the transport's close, so at the same deadline the pool's
+    // typed error reaches a taken stream before anything the transport does.
+    const takenClosed = this.taken.closeWithin(timeout, () => this.cutError(timeout));
+    const transportClosed = this.transport.close();
+    const drained = Promise.allSettled(wasRunning ? [this.manager, transportClosed] : [transportClosed]);
+    this.closing = Promise.all([takenClosed, withTimeout(drained, timeout)]).then(() => {
       this.state = 'closed';
     });
     return this.closing;
@@ -273,6 +288,7 @@ export class ClientPool {
       failedRounds: this.failedRounds,
       nextRoundInMs: this.delayNow,
       waiting: this.byId.size + this.activeWaiters.size,
+      inUse: this.taken.size,
       oldestIdleMs: this.idle.oldestAge(),
       totals: { ...this.totals },
       failures: { ...this.failures },
@@ -372,6 +388,7 @@ export class ClientPool {
     this.totals.created++;
     if (this.byId.offer(key, stream)) {
       this.totals.taken++;
+      this.taken.add(stream);
       return true;
     }
     this.idle.add(key, stream);
@@ -384,8 +401,12 @@ export class ClientPool {
     if (ready) return this.handOut(ready[1]);
     const dial = this.dial().then(({ stream }) => stream);
     try {
-      return this.handOut(await withDeadline(dial, timeout, signal, `single-mode dial did not complete within ${timeout} ms`));
+      const stream = await withDeadline(dial, timeout, signal, `single-mode dial did not complete within ${timeout} ms`);
+      if (this.state === 'running') return this.handOut(stream);
+      stream.destroy();
+      throw new PoolClosedError(`client pool ${this.options.name} is closed`);
     } catch (error) {
+      if (error instanceof PoolClosedError) throw error;
       dial.then((stream) => stream.destroy(), () => undefined);
       if (error instanceof PoolError) {
         if (error.code !== PoolErrorCode.TIMEOUT) this.failed(error);
@@ -397,7 +418,11 @@ export class ClientPool {
 
   private handOut(stream: Duplex): Duplex {
     this.totals.taken++;
-    return stream;
+    return this.taken.add(stream);
+  }
+
+  private cutError(timeout: number): PoolClosedError {
+    return new PoolClosedError(`client pool ${this.options.name} closed: this taken stream was still open at the close timeout (${timeout} ms) and was cut`);
   }
 
   private localId(): string {

@@ -16,6 +16,7 @@ export const PoolErrorCode = {
   DUPLICATE_POOL: 'POOL_ERR_DUPLICATE_POOL',
   LISTEN: 'POOL_ERR_LISTEN',
   ABORTED: 'POOL_ERR_ABORTED',
+  FIRST_STREAM_LOST: 'POOL_ERR_FIRST_STREAM_LOST',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -139,5 +140,17 @@ export class DuplicatePoolError extends PoolError {
 export class PoolAbortedError extends PoolError {
   constructor(message = 'the operation was aborted') {
     super(PoolErrorCode.ABORTED, message);
+  }
+}
+
+/**
+ * The reserved first stream (`reserveFirstId`, ID `00000000`) died before
+ * `firstStream()` took it: the peer ended or reset it. A pool issues that ID
+ * once in its life, so it never comes again; `firstStream()` rejects with
+ * this (the stream's own error, if any, in `cause`).
+ */
+export class FirstStreamLostError extends PoolError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(PoolErrorCode.FIRST_STREAM_LOST, message, options);
   }
 }

@@ -1,10 +1,11 @@
 import type { Duplex } from 'node:stream';
 import { withTimeout } from './async.js';
-import { InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
+import { FirstStreamLostError, InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
 import { FIRST_ID, IdAllocator } from './ids.js';
 import { IdleStreams, type DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
 import { countInto, type ServerPoolStats } from './stats.js';
+import { TakenStreams } from './taken-streams.js';
 import type { Admission, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
 import { WaiterQueue, type WaitOptions } from './waiters.js';
@@ -20,10 +21,17 @@ export interface ServerPoolOptions {
   /**
    * Keep the first stream of the pool's life (ID `00000000`, on transports
    * that issue it) out of `incomingGet`/`incoming`; take it with
-   * `firstStream()`, e.g. as a control channel, as NodePass does.
+   * `firstStream()`, e.g. as a control channel, as NodePass does. Until
+   * taken it is held as an idle stream: if it dies first it is dropped
+   * (counted in `stats.drops`) and `firstStream()` rejects with
+   * `FirstStreamLostError`.
    */
   reserveFirstId?: boolean;
-  /** Upper bound of `close()` in ms (default 5000). */
+  /**
+   * Upper bound of `close()` in ms (default 5000): how long streams already
+   * taken get to close on their own before the pool cuts them with a
+   * `PoolClosedError`.
+   */
   closeTimeout?: number;
   /**
    * Connections allowed to be in their handshake (TLS, HTTP, ID) at once
@@ -84,7 +92,12 @@ export class ServerPool {
   private readonly acceptor: ServerAcceptor;
   private readonly incoming = new WaiterQueue<IncomingStream>();
   private readonly reserved = new WaiterQueue<Duplex>();
-  private reservedStream?: Duplex;
+  /** The reserved first stream until `firstStream()` takes it, watched like an idle stream. */
+  private readonly reservedIdle: IdleStreams;
+  /** Why the reserved first stream is gone, if it died before it was taken. */
+  private firstLost?: FirstStreamLostError;
+  /** Streams handed to the application and still open. */
+  private readonly taken = new TakenStreams();
   private closing?: Promise<void>;
   private starting?: Promise<void>;
   private readonly totals = { accepted: 0, taken: 0 };
@@ -100,6 +113,10 @@ export class ServerPool {
     this.filter = filter;
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
+      (stream) => this.transport.isUsable?.(stream) ?? true,
+    );
+    this.reservedIdle = new IdleStreams(
+      (_id, reason, error) => this.firstDropped(reason, error),
       (stream) => this.transport.isUsable?.(stream) ?? true,
     );
     this.ids = new IdAllocator((id) => this.idle.has(id) || this.handshaking.has(id), transport.firstIdZero);
@@ -202,17 +219,21 @@ export class ServerPool {
     return unsubscribe;
   }
 
-  /** With `reserveFirstId`: the `00000000` stream, once it is there. */
+  /**
+   * With `reserveFirstId`: the `00000000` stream, once it is there. Rejects
+   * with `FirstStreamLostError` if that stream died before it was taken (it
+   * never comes again), `PoolTimeoutError` after `timeout` ms,
+   * `PoolClosedError` once the pool closes.
+   */
   firstStream(options: number | WaitOptions = {}): Promise<Duplex> {
     const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
     if (!this.options.reserveFirstId || !this.transport.firstIdZero) {
       return Promise.reject(new InvalidOptionsError('reserveFirstId', `server pool ${this.options.name} reserves no first stream: set reserveFirstId on a transport that issues ${FIRST_ID} first (http2, ws, tcp with idFormat "raw4")`));
     }
-    if (this.reservedStream) {
-      const stream = this.reservedStream;
-      this.reservedStream = undefined;
-      return Promise.resolve(stream);
-    }
+    if (this.state === 'closing' || this.state === 'closed') return Promise.reject(new PoolClosedError(`server pool ${this.options.name} is closed`));
+    const held = this.reservedIdle.take(FIRST_ID);
+    if (held) return Promise.resolve(this.taken.add(held));
+    if (this.firstLost) return Promise.reject(this.firstLost);
     const timeout = wait.timeout ?? this.options.getTimeout;
     return this.reserved.wait({ timeout, signal: wait.signal }, () => `the first stream (${FIRST_ID}) did not arrive within ${timeout} ms`);
   }
@@ -223,9 +244,14 @@ export class ServerPool {
   }
 
   /**
-   * Graceful close: stops accepting, rejects pending gets with
-   * `PoolClosedError`, closes idle streams and the listener, bounded by
-   * `timeout`. Streams already taken stay open. Idempotent; never rejects.
+   * Graceful close. At once: stops accepting, rejects pending gets with
+   * `PoolClosedError`, completes `onIncoming` subscriptions, closes idle
+   * streams (the reserved first stream too) and frees the listener. Then the
+   * streams already taken get until `timeout` ms to close on their own;
+   * those still open then are destroyed with a `PoolClosedError`
+   * (`POOL_ERR_CLOSED`), which their 'error' listeners see. Resolves once
+   * every taken stream has closed or was cut and the transport closed,
+   * within about `timeout`. Idempotent; never rejects.
    */
   close(timeout = this.options.closeTimeout): Promise<void> {
     if (this.closing) return this.closing;
@@ -234,10 +260,13 @@ export class ServerPool {
     const closed = new PoolClosedError(`server pool ${this.options.name} is closed`);
     this.incoming.failAll(closed);
     this.reserved.failAll(closed);
-    this.reservedStream?.destroy();
+    this.reservedIdle.destroyAll('shutdown');
     this.idle.destroyAll('shutdown');
+    // Armed before the transport's close, so at the same deadline the pool's
+    // typed error reaches a taken stream before anything the transport does.
+    const takenClosed = this.taken.closeWithin(timeout, () => this.cutError(timeout));
     const transportClosed = wasStarted ? this.transport.close() : Promise.resolve();
-    this.closing = withTimeout(transportClosed, timeout).then(() => {
+    this.closing = Promise.all([takenClosed, withTimeout(transportClosed, timeout)]).then(() => {
       this.state = 'closed';
     });
     return this.closing;
@@ -256,6 +285,7 @@ export class ServerPool {
       errorCount: this.errors,
       handshaking: this.handshaking.size + this.connectingCount,
       waiting: this.incoming.size,
+      inUse: this.taken.size,
       oldestIdleMs: this.idle.oldestAge(),
       totals: { ...this.totals },
       refusals: { ...this.refusals },
@@ -313,11 +343,15 @@ export class ServerPool {
     }
     this.totals.accepted++;
     if (id === FIRST_ID && this.options.reserveFirstId) {
-      if (!this.reserved.offer(stream)) this.reservedStream = stream;
+      if (this.reserved.offer(stream)) this.taken.add(stream);
+      else this.reservedIdle.add(FIRST_ID, stream);
       return;
     }
     this.totals.taken++;
-    if (this.incoming.offer([id, stream])) return;
+    if (this.incoming.offer([id, stream])) {
+      this.taken.add(stream);
+      return;
+    }
     this.totals.taken--;
     this.idle.add(id, stream);
   }
@@ -329,8 +363,25 @@ export class ServerPool {
 
   private takeOldest(): IncomingStream | undefined {
     const ready = this.idle.takeOldest();
-    if (ready) this.totals.taken++;
+    if (!ready) return undefined;
+    this.totals.taken++;
+    this.taken.add(ready[1]);
     return ready;
+  }
+
+  /** The reserved first stream left before it was taken. */
+  private firstDropped(reason: DropReason, error: unknown): void {
+    this.dropped(reason);
+    if (reason === 'shutdown') return;
+    const how = reason === 'error' ? 'failed' : reason === 'end' ? 'was ended by the peer' : reason === 'close' ? 'closed' : 'was dead';
+    this.firstLost = new FirstStreamLostError(
+      `the first stream (${FIRST_ID}) of server pool ${this.options.name} ${how} before firstStream() took it; a pool issues that ID once, so it will not come again`,
+      error === undefined ? undefined : { cause: error },
+    );
+  }
+
+  private cutError(timeout: number): PoolClosedError {
+    return new PoolClosedError(`server pool ${this.options.name} closed: this taken stream was still open at the close timeout (${timeout} ms) and was cut`);
   }
 
   private dropped(reason: DropReason): void {

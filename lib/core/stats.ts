@@ -15,6 +15,11 @@ interface CommonStats {
   errorCount: number;
   /** Pending gets. */
   waiting: number;
+  /**
+   * Streams handed to the application and not closed yet. On `close()`
+   * the pool waits up to its close timeout for them, then cuts the rest.
+   */
+  inUse: number;
   /** Age in ms of the oldest idle stream. */
   oldestIdleMs: number;
   /** Idle streams that left without being taken, by reason. */

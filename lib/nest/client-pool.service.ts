@@ -45,9 +45,11 @@ export class ClientPoolService extends PoolServiceBase<ClientPool> {
   }
 
   /**
-   * Graceful close (pending gets rejected with `PoolClosedError`, idle
-   * streams closed, taken streams left alone), bounded by `timeout` ms.
-   * The module does it on shutdown; idempotent, never rejects.
+   * Graceful close: pending gets rejected with `PoolClosedError` and idle
+   * streams closed at once; streams already taken get `timeout` ms to
+   * finish, then those still open are destroyed with a `PoolClosedError`.
+   * The module does it on shutdown with `shutdownTimeout`; idempotent,
+   * never rejects.
    */
   async close(timeout?: number): Promise<void> {
     await this.core?.close(timeout);

@@ -11,7 +11,11 @@ export interface PoolModuleOptions {
   server?: ServerPoolConfig;
   /** Start the pools with the application (default true); otherwise call `start()` on the services. */
   autoStart?: boolean;
-  /** Bound in ms on the graceful close when the application shuts down (default 5000). */
+  /**
+   * Bound in ms on the graceful close when the application shuts down
+   * (default 5000): streams the application took get this long to finish;
+   * those still open then are destroyed with a `PoolClosedError`.
+   */
   shutdownTimeout?: number;
 }
 

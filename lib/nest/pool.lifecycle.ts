@@ -4,6 +4,13 @@ import type { PoolRegistration } from './pool-registration.js';
 import type { ServerPoolService } from './server-pool.service.js';
 
 /**
+ * The module's own guard on a close fires this long after `shutdownTimeout`:
+ * the core cuts the streams still open at `shutdownTimeout` and resolves
+ * then, so the guard only catches a close that hangs.
+ */
+const CLOSE_GUARD_MARGIN_MS = 200;
+
+/**
  * Starts one registration's pools with the application and closes them with
  * it. One provider per registration holds the hooks, so the services (which
  * the default pool also provides under their class) never run them twice.
@@ -41,10 +48,11 @@ export class PoolLifecycle implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Graceful close of both sides, bounded by `shutdownTimeout`: pending gets
-   * are rejected with `PoolClosedError`, idle streams and the listener are
-   * closed; streams the application took stay open. Never throws; safe when
-   * the pools never started.
+   * Graceful close of both sides, bounded by `shutdownTimeout`: at once
+   * pending gets are rejected with `PoolClosedError`, idle streams and the
+   * listener are closed; streams the application took get `shutdownTimeout`
+   * ms to finish, and those still open then are destroyed with a
+   * `PoolClosedError`. Never throws; safe when the pools never started.
    */
   async onModuleDestroy(): Promise<void> {
     const { name, shutdownTimeout } = this.registration;
@@ -54,7 +62,7 @@ export class PoolLifecycle implements OnModuleInit, OnModuleDestroy {
       const closing = Promise.allSettled([this.client.close(shutdownTimeout), this.server.close(shutdownTimeout)]);
       // The core bounds its own close; this bound holds even if it did not.
       const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), shutdownTimeout);
+        timer = setTimeout(() => resolve('timeout'), shutdownTimeout + CLOSE_GUARD_MARGIN_MS);
       });
       const outcome = await Promise.race([closing, timedOut]);
       if (outcome === 'timeout') {

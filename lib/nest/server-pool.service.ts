@@ -37,7 +37,8 @@ export class ServerPoolService extends PoolServiceBase<ServerPool> {
    * `incomingGet`, taking turns, and while nobody subscribes they stay in
    * the pool. A subscription made before the pool starts is attached when it
    * starts. Completes when the pool closes. A stream handed to a subscriber
-   * is the subscriber's to use and to destroy.
+   * is the subscriber's to use and to destroy; one still open when the pool
+   * closes is cut at the close timeout.
    */
   readonly incoming$: Observable<IncomingStream> = new Observable<IncomingStream>((subscriber) => this.subscribe(subscriber));
 
@@ -83,10 +84,11 @@ export class ServerPoolService extends PoolServiceBase<ServerPool> {
   }
 
   /**
-   * Graceful close (pending gets rejected with `PoolClosedError`, idle
-   * streams and the listener closed, `incoming$` completed, taken streams
-   * left alone), bounded by `timeout` ms. The module does it on shutdown;
-   * idempotent, never rejects.
+   * Graceful close: pending gets rejected with `PoolClosedError`, idle
+   * streams and the listener closed, `incoming$` completed at once; streams
+   * already taken get `timeout` ms to finish, then those still open are
+   * destroyed with a `PoolClosedError`. The module does it on shutdown with
+   * `shutdownTimeout`; idempotent, never rejects.
    */
   async close(timeout?: number): Promise<void> {
     this.closed = true;

@@ -3,11 +3,12 @@ import type { Duplex } from 'node:stream';
 import { ClientPool, type ClientPoolOptions } from '../../lib/core/client-pool.js';
 import { DialError, HandshakeError } from '../../lib/core/errors.js';
 import { ManualTransport } from '../support/manual-transport.js';
-import { eventually } from '../support/net.js';
+import { eventually, sleep } from '../support/net.js';
 
 let pool: ClientPool | undefined;
 afterEach(async () => {
-  await pool?.close();
+  // 0: cut at once whatever a test left taken (close() waits for taken streams).
+  await pool?.close(0);
   pool = undefined;
 });
 
@@ -181,14 +182,75 @@ describe('ClientPool (core, scripted transport)', () => {
     await expect(pool.close()).resolves.toBeUndefined();
   });
 
-  it('leaves streams already taken open on close', async () => {
+  it('close() leaves taken streams open until the close timeout, then cuts them with POOL_ERR_CLOSED', async () => {
+    const { pool, transport } = started({ minCap: 2, maxCap: 2 });
+    await eventually(() => transport.pending.length === 2);
+    transport.complete('88888888');
+    transport.complete('99999999');
+    const finished = await pool.outgoingGet('88888888', 1000);
+    const forgotten = await pool.outgoingGet('99999999', 1000);
+    expect(pool.stats.inUse).toBe(2);
+    let cutWith: { code?: string; message?: string } | undefined;
+    let cutAt = 0;
+    forgotten.on('error', (error) => {
+      cutWith = error;
+      cutAt = Date.now();
+    });
+    let closedAt = 0;
+    const closeStarted = Date.now();
+    const closing = pool.close(300).then(() => (closedAt = Date.now()));
+
+    // Within the close timeout both are still the application's.
+    await sleep(20);
+    expect(pool.stats.state).toBe('closing');
+    expect([finished.destroyed, forgotten.destroyed]).toEqual([false, false]);
+    forgotten.write('still usable');
+    expect(forgotten.read()?.toString()).toBe('still usable');
+    finished.destroy(); // the application is done with this one
+    await eventually(() => pool.stats.inUse === 1, 1000, 'the finished stream to leave inUse');
+    expect(closedAt).toBe(0);
+
+    await closing;
+    expect(cutWith).toMatchObject({ name: 'PoolClosedError', code: 'POOL_ERR_CLOSED' });
+    expect(cutWith!.message).toMatch(/close timeout \(300 ms\)/);
+    expect(cutAt).toBeGreaterThanOrEqual(closeStarted + 300);
+    expect(closedAt).toBeGreaterThanOrEqual(cutAt);
+    expect(forgotten.destroyed).toBe(true);
+    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
+  });
+
+  it('close() resolves as soon as the taken streams have closed, long before the timeout', async () => {
+    // One round, then the manager sleeps: the only dial after it is the get's own.
+    const { pool, transport } = started({ isSingle: true, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    await eventually(() => transport.pending.length === 1);
+    transport.complete(null);
+    await pool.waitForActive(1, 1000);
+    const idleTaken = await pool.outgoingGet('', 100);
+    const fresh = pool.outgoingGet('', 1000); // none idle now: a dial of its own
+    await eventually(() => transport.pending.length >= 1);
+    transport.complete(null);
+    const dialed = await fresh;
+    expect(pool.stats.inUse).toBe(2);
+    let closed = false;
+    const closing = pool.close(60_000).then(() => (closed = true));
+    await sleep(20);
+    expect(closed).toBe(false);
+    idleTaken.end();
+    idleTaken.destroy();
+    dialed.destroy();
+    await closing; // the test's own timeout (30 s) is half the close timeout
+    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
+    expect([idleTaken.errored, dialed.errored]).toEqual([null, null]);
+  });
+
+  it('cuts a taken stream nobody listens to for errors without crashing the process', async () => {
     const { pool, transport } = started();
     await eventually(() => transport.pending.length === 1);
-    transport.complete('88888888');
-    const taken = await pool.outgoingGet('88888888', 1000);
-    await pool.close();
-    expect(taken.destroyed).toBe(false);
-    taken.destroy();
+    transport.complete('12121212');
+    const taken = await pool.outgoingGet('12121212', 1000);
+    await pool.close(10);
+    expect(taken.destroyed).toBe(true);
+    expect(taken.errored).toMatchObject({ code: 'POOL_ERR_CLOSED' });
   });
 });
 

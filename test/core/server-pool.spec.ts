@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { PassThrough, type Duplex } from 'node:stream';
 import { ServerPool, type ServerPoolOptions, type IncomingStream } from '../../lib/core/server-pool.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../lib/core/transport.js';
-import { eventually } from '../support/net.js';
+import { eventually, sleep } from '../support/net.js';
 
 /** A server transport for core specs: the test plays the network. */
 class ManualServer implements ServerTransport {
@@ -34,7 +34,8 @@ class ManualServer implements ServerTransport {
 
 let pool: ServerPool | undefined;
 afterEach(async () => {
-  await pool?.close();
+  // 0: cut at once whatever a test left taken (close() waits for taken streams).
+  await pool?.close(0);
   pool = undefined;
 });
 
@@ -168,29 +169,154 @@ describe('ServerPool (core, scripted transport)', () => {
     expect((await pool.incomingGet(10))[0]).toBe(second.id);
   });
 
-  it('close(): rejects pending gets, completes subscribers, destroys idle and late streams', async () => {
+  it('close(): rejects pending gets, completes subscribers, destroys idle and late streams at once', async () => {
     const { pool, transport } = await started();
-    const idle = connected(transport);
+    const first = connected(transport);
     const taken: Duplex = (await pool.incomingGet(10))[1];
+    expect(taken).toBe(first.stream);
     const again = connected(transport);
     const pendingAdmission = transport.begin() as Admission;
     let closedWith: string | undefined;
-    const waiting = pool.incomingGet(10_000);
-    // `again` was given to the waiter; subscribe after to see the close.
-    await expect(waiting).resolves.toEqual([again.id, again.stream]);
+    // `again` waits idle in the pool, so this get takes it at once.
+    await expect(pool.incomingGet(10_000)).resolves.toEqual([again.id, again.stream]);
     const next = pool.incomingGet(10_000);
     pool.onIncoming(() => undefined, (error) => (closedWith = error.code));
-    await pool.close();
-    await expect(next).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    // The subscriber takes turns with `next`: one more stream goes to `next`, the one after that stays idle.
+    const toNext = connected(transport);
+    await expect(next).resolves.toEqual([toNext.id, toNext.stream]);
+    const pending = pool.incomingGet(10_000);
+    const closing = pool.close(10_000);
+    await expect(pending).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
     expect(closedWith).toBe('POOL_ERR_CLOSED');
     expect(transport.closed).toBe(true);
-    expect(taken.destroyed).toBe(false);
-    expect(idle.stream).toBe(taken);
+    // Taken streams are the application's until the close timeout.
+    expect([taken.destroyed, again.stream.destroyed, toNext.stream.destroyed]).toEqual([false, false, false]);
+    expect(pool.stats.inUse).toBe(3);
     const late = new PassThrough();
     pendingAdmission.accept(late);
     expect(late.destroyed).toBe(true);
     expect(transport.begin()).toBe('closed');
     taken.destroy();
     again.stream.destroy();
+    toNext.stream.destroy();
+    await closing;
+    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
+  });
+
+  it('close() destroys idle streams at once and counts them', async () => {
+    const { pool, transport } = await started();
+    const idle = [connected(transport), connected(transport)];
+    await pool.close(10_000);
+    expect(idle.map(({ stream }) => stream.destroyed)).toEqual([true, true]);
+    expect(pool.stats.drops).toEqual({ shutdown: 2 });
+  });
+
+  it('counts streams handed out by every path in inUse until they close', async () => {
+    const { pool, transport } = await started({ reserveFirstId: true }, true);
+    const first = connected(transport); // reserved: not in inUse until taken
+    const viaGet = connected(transport);
+    expect(pool.stats.inUse).toBe(0);
+    expect((await pool.incomingGet(10))[1]).toBe(viaGet.stream);
+    const waiting = pool.incomingGet(1000);
+    const viaWaiter = connected(transport);
+    expect((await waiting)[1]).toBe(viaWaiter.stream);
+    const queued = connected(transport);
+    const viaSubscriber: Duplex[] = [];
+    const off = pool.onIncoming(([, stream]) => viaSubscriber.push(stream));
+    const live = connected(transport);
+    off();
+    expect(viaSubscriber).toEqual([queued.stream, live.stream]);
+    expect(await pool.firstStream(10)).toBe(first.stream);
+    expect(pool.stats.inUse).toBe(5);
+    expect(pool.stats.totals.taken).toBe(4); // the first stream is not one of the pool's
+    for (const stream of [first, viaGet, viaWaiter, queued, live].map((c) => c.stream)) stream.destroy();
+    await eventually(() => pool.stats.inUse === 0, 1000, 'inUse back to 0');
+  });
+
+  it('close() cuts the taken streams still open at the close timeout with POOL_ERR_CLOSED, then resolves', async () => {
+    const { pool, transport } = await started();
+    const finished = connected(transport);
+    const forgotten = connected(transport);
+    await pool.incomingGet(10);
+    await pool.incomingGet(10);
+    let cutWith: { code?: string; message?: string } | undefined;
+    let cutAt = 0;
+    forgotten.stream.on('error', (error) => {
+      cutWith = error;
+      cutAt = Date.now();
+    });
+    let closedAt = 0;
+    const closeStarted = Date.now();
+    const closing = pool.close(300).then(() => (closedAt = Date.now()));
+    await sleep(20);
+    expect(pool.stats).toMatchObject({ state: 'closing', inUse: 2 });
+    expect(forgotten.stream.destroyed).toBe(false);
+    finished.stream.end(); // the application finishes this one
+    finished.stream.resume();
+    await eventually(() => pool.stats.inUse === 1, 1000, 'the finished stream to leave inUse');
+    expect(closedAt).toBe(0);
+
+    await closing;
+    expect(cutWith).toMatchObject({ name: 'PoolClosedError', code: 'POOL_ERR_CLOSED' });
+    expect(cutWith!.message).toMatch(/close timeout \(300 ms\)/);
+    expect(cutAt).toBeGreaterThanOrEqual(closeStarted + 300);
+    expect(closedAt).toBeGreaterThanOrEqual(cutAt);
+    expect(finished.stream.errored).toBeNull();
+    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
+  });
+
+  it('close() resolves as soon as the taken streams have closed, long before the timeout', async () => {
+    const { pool, transport } = await started();
+    const a = connected(transport);
+    await pool.incomingGet(10);
+    let closed = false;
+    const closing = pool.close(60_000).then(() => (closed = true));
+    await sleep(20);
+    expect(closed).toBe(false);
+    a.stream.destroy();
+    await closing; // the test's own timeout (30 s) is half the close timeout
+    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
+  });
+});
+
+describe('ServerPool: the reserved first stream before it is taken', () => {
+  it.each([
+    ['an error', (stream: PassThrough) => stream.destroy(Object.assign(new Error('reset'), { code: 'ECONNRESET' })), 'error'],
+    ['an end', (stream: PassThrough) => stream.end(), 'end'],
+    ['a close', (stream: PassThrough) => stream.destroy(), 'close'],
+  ])('dies by %s: dropped and counted, never crashes, and firstStream() rejects with POOL_ERR_FIRST_STREAM_LOST', async (_what, kill, reason) => {
+    const { pool, transport } = await started({ reserveFirstId: true }, true);
+    const first = connected(transport);
+    expect(first.id).toBe('00000000');
+    kill(first.stream);
+    await eventually(() => (pool.stats.drops[reason] ?? 0) === 1, 1000, `a '${reason}' drop`);
+    expect(pool.stats.drops).toEqual({ [reason]: 1 });
+    expect(pool.errorCount).toBe(1);
+    const error = await pool.firstStream(10_000).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'FirstStreamLostError', code: 'POOL_ERR_FIRST_STREAM_LOST' });
+    expect((error as Error).message).toContain('00000000');
+    // The rest of the pool is unaffected.
+    const next = connected(transport);
+    expect((await pool.incomingGet(10))[1]).toBe(next.stream);
+    next.stream.destroy();
+  });
+
+  it('a firstStream() waiting when it arrives takes it at once; after close() it rejects with POOL_ERR_CLOSED', async () => {
+    const { pool, transport } = await started({ reserveFirstId: true }, true);
+    const waiting = pool.firstStream(1000);
+    const first = connected(transport);
+    expect(await waiting).toBe(first.stream);
+    expect(pool.stats.inUse).toBe(1);
+    first.stream.destroy();
+    await pool.close();
+    await expect(pool.firstStream(10)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+  });
+
+  it('an untaken reserved stream is closed with the pool and counted as a shutdown drop', async () => {
+    const { pool, transport } = await started({ reserveFirstId: true }, true);
+    const first = connected(transport);
+    await pool.close();
+    expect(first.stream.destroyed).toBe(true);
+    expect(pool.stats.drops).toEqual({ shutdown: 1 });
   });
 });

@@ -151,24 +151,28 @@ describe('http2 transport, end to end', () => {
     expect(build).toThrow(expect.objectContaining({ code: 'POOL_ERR_INVALID_OPTIONS', option }) as never);
   });
 
-  it('client close never kills a handed-out stream and does not wait for it; the session closes once it ends', async () => {
+  it('client close does not kill a handed-out stream but waits for it; the session closes once it ends', async () => {
     const p = await pair({}, { minCap: 3, maxCap: 3 });
     await p.client.waitForActive(3, 5000);
     const { server, client } = await handOff(p);
     const started = Date.now();
-    await p.client.close();
-    expect(p.client.stats.state).toBe('closed');
-    expect(Date.now() - started).toBeLessThan(p.client.options.closeTimeout); // it did not wait for the stream
+    let closed = false;
+    const closing = p.client.close().then(() => (closed = true));
     client.write('after close');
     expect((await readBytes(server, 11)).toString()).toBe('after close');
     server.write('still here');
     expect((await readBytes(client, 10)).toString()).toBe('still here');
     // The idle ones are gone, the session holds only the handed-out stream.
     await eventually(() => h2Stats(p.server).activeStreams === 1, 5000, 'idle streams gone on the server');
+    expect(closed).toBe(false);
+    expect(p.client.stats).toMatchObject({ state: 'closing', inUse: 1 });
     client.end();
     server.end();
     client.resume();
     server.resume();
+    await closing;
+    expect(p.client.stats.state).toBe('closed');
+    expect(Date.now() - started).toBeLessThan(p.client.options.closeTimeout); // it resolved when the stream ended, not at the cut
     await eventually(() => h2Stats(p.client).sessions === 0, 5000, 'the client session to close');
   });
 

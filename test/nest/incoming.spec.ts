@@ -136,8 +136,10 @@ describe('ServerPoolService.incoming$', () => {
     destroys(early.fromInit);
     expect(ids(early.received)).not.toContain(early.fromInit[0]![0]);
 
-    await server.close();
-    expect(early.completed).toBe(true);
+    const closing = server.close();
+    expect(early.completed).toBe(true); // at once, while the close waits for the taken streams
+    for (const [, stream] of [...early.received, ...early.fromInit]) stream.destroy();
+    await closing;
   });
 
   it('completes on app.close(), and pending gets reject with POOL_ERR_CLOSED', async () => {

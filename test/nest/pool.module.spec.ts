@@ -129,17 +129,52 @@ describe('PoolModule.forRoot', () => {
     expect(moduleRef.get(ClientPoolService).stats).toMatchObject({ state: 'new', totals: { dials: 0 } });
   });
 
-  it('leaves streams the application took open on shutdown', async () => {
-    const moduleRef = await startDefaultPool();
+  it('gives streams the application took shutdownTimeout to finish, then cuts them with POOL_ERR_CLOSED', async () => {
+    const logger = new CapturingLogger();
+    const loop = loopback();
+    const moduleRef = closes(await compile({ imports: [PoolModule.forRoot({ server: { port: 0 }, client: fastClient(loop.addressResolver), shutdownTimeout: 400 })] }, logger));
+    loop.bind(() => moduleRef.get(SERVER_POOL));
+    await moduleRef.init();
     const client = moduleRef.get(ClientPoolService);
     const [id, serverSide] = await moduleRef.get(ServerPoolService).incomingGet(2000);
     const clientSide = await client.outgoingGet(id, 2000);
     destroys(serverSide, clientSide);
+    const errors: Array<string | undefined> = [];
+    for (const stream of [serverSide, clientSide]) stream.on('error', (error: { code?: string }) => errors.push(error.code));
 
-    await moduleRef.close();
-    expect(client.stats.state).toBe('closed');
-    expect([serverSide.destroyed, clientSide.destroyed]).toEqual([false, false]);
+    let closedAt = 0;
+    const shutdownStarted = Date.now();
+    const shutdown = moduleRef.close().then(() => (closedAt = Date.now()));
+    // While the application shuts down, its streams still carry data.
     await expectEcho(clientSide, serverSide);
+    expect([serverSide.destroyed, clientSide.destroyed]).toEqual([false, false]);
+    expect(client.stats.state).toBe('closing');
+
+    await shutdown;
+    expect(closedAt - shutdownStarted).toBeGreaterThanOrEqual(400);
+    expect([serverSide.destroyed, clientSide.destroyed]).toEqual([true, true]);
+    expect(errors).toEqual(['POOL_ERR_CLOSED', 'POOL_ERR_CLOSED']);
+    expect(client.stats).toMatchObject({ state: 'closed', inUse: 0 });
+    // The core's own bound ended the close, not the module's guard.
+    expect(logger.messages('warn')).toEqual([]);
+  });
+
+  it('finishes shutting down as soon as the streams the application took have closed', async () => {
+    const loop = loopback();
+    const moduleRef = closes(await compile({ imports: [PoolModule.forRoot({ server: { port: 0 }, client: fastClient(loop.addressResolver), shutdownTimeout: 60_000 })] }));
+    loop.bind(() => moduleRef.get(SERVER_POOL));
+    await moduleRef.init();
+    const [id, serverSide] = await moduleRef.get(ServerPoolService).incomingGet(2000);
+    const clientSide = await moduleRef.get(ClientPoolService).outgoingGet(id, 2000);
+    destroys(serverSide, clientSide);
+    let closed = false;
+    const shutdown = moduleRef.close().then(() => (closed = true));
+    await expectEcho(clientSide, serverSide);
+    expect(closed).toBe(false);
+    serverSide.destroy();
+    clientSide.destroy();
+    await shutdown; // the test's own timeout (30 s) is half shutdownTimeout
+    expect(moduleRef.get(ServerPoolService).stats).toMatchObject({ state: 'closed', inUse: 0 });
   });
 
   it('never throws on shutdown: a close that hangs is cut at shutdownTimeout and logged', async () => {

@@ -3,6 +3,10 @@
  * streams the application already took"): close() on both pools while 16
  * taken streams transfer.
  *
+ * Then the close timeout: a taken stream the application never ends is cut
+ * then with POOL_ERR_CLOSED (not at once), and close() resolves once it is;
+ * when the taken streams finish first, close() resolves then.
+ *
  * Pending gets reject with POOL_ERR_CLOSED, the listener is freed, idle
  * streams are closed (and their peers hear it), the taken streams carry
  * every byte to the end, and once the application closes them nothing is
@@ -19,7 +23,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import type { Duplex } from 'node:stream';
-import { connect, eventually, sleep } from '../support/net.js';
+import { connect, eventually, readBytes, sleep } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 import {
   closedOf,
@@ -133,6 +137,96 @@ describe.each<Kind>(['tcp', 'tls', 'http2', 'ws'])('%s: shutdown under load', (k
     expect(unhandled.seen).toEqual([]);
   }, 90_000);
 });
+
+describe.each<Kind>(['tcp', 'tls', 'http2', 'ws'])('%s: taken streams and the close timeout', (kind) => {
+  const CLOSE_TIMEOUT = 1000;
+
+  // One side's pool closes: in one process the two pools' deadlines would
+  // race, and a peer cut first hears the other side's cut, not its own.
+  it.each(['client', 'server'] as const)(
+    '%s pool: a taken stream the application never ends is cut at the close timeout with POOL_ERR_CLOSED; close() resolves then',
+    async (side) => {
+      const unhandled = watchUnhandledRejections();
+      scope.defer(() => unhandled.stop());
+      const baseline = resourceCounts();
+      const p = await scope.pair(startKind, kind, { closeTimeout: CLOSE_TIMEOUT }, { minCap: 2, maxCap: 2, closeTimeout: CLOSE_TIMEOUT });
+      await p.client.waitForActive(2, 10_000);
+      const { server, client } = await scope.handOff(p);
+      const [pool, other] = side === 'client' ? [p.client, p.server] : [p.server, p.client];
+      const [mine, peer] = side === 'client' ? [client, server] : [server, client];
+      const cut = new Promise<{ code?: string; message: string; at: number }>((resolve) =>
+        mine.once('error', (error: { code?: string; message: string }) => resolve({ code: error.code, message: error.message, at: Date.now() })),
+      );
+      expect(pool.stats.inUse).toBe(1);
+
+      const closeStarted = Date.now();
+      let closedAt = 0;
+      const closing = pool.close().then(() => (closedAt = Date.now()));
+      // Not killed at once: the pair still carries data both ways while the pool closes.
+      await echo(client, server, 'up');
+      await echo(server, client, 'down');
+      expect([server.destroyed, client.destroyed]).toEqual([false, false]);
+      expect(pool.stats).toMatchObject({ state: 'closing', inUse: 1 });
+      expect(closedAt).toBe(0);
+      // The peer's application ends its side once the peer is gone, as a real one does.
+      peer.on('error', () => undefined);
+      peer.once('end', () => peer.end());
+      peer.resume();
+
+      const { code, message, at } = await cut;
+      await closing;
+      expect(code).toBe('POOL_ERR_CLOSED');
+      expect(message).toMatch(/close timeout/);
+      expect(at).toBeGreaterThanOrEqual(closeStarted + CLOSE_TIMEOUT);
+      expect(closedAt).toBeGreaterThanOrEqual(at);
+      expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
+      // The peer hears the cut; with nothing taken left the other pool closes at once.
+      await closedOf(peer, 5000);
+      await other.close();
+      await resourcesBackTo(baseline, 10_000, 'handles after the cut');
+      expect(unhandled.seen).toEqual([]);
+    },
+    30_000,
+  );
+
+  it('close() resolves once the taken streams have finished, before the close timeout', async () => {
+    const unhandled = watchUnhandledRejections();
+    scope.defer(() => unhandled.stop());
+    const baseline = resourceCounts();
+    const LONG = 60_000; // beyond the test's own timeout: close() must not wait for it
+    const p = await scope.pair(startKind, kind, { closeTimeout: LONG }, { minCap: 2, maxCap: 2, closeTimeout: LONG });
+    await p.client.waitForActive(2, 10_000);
+    const { server, client } = await scope.handOff(p);
+    const errors: unknown[] = [];
+    const streamClosedAt: number[] = [];
+    for (const stream of [server, client]) {
+      stream.on('error', (error) => errors.push(error));
+      stream.once('close', () => streamClosedAt.push(Date.now()));
+    }
+
+    let closedAt = 0;
+    const closing = Promise.all([p.client.close(), p.server.close()]).then(() => (closedAt = Date.now()));
+    await echo(client, server, 'last words');
+    await sleep(100);
+    expect(closedAt).toBe(0); // still waiting for the taken pair
+
+    // The application finishes: both sides end, both streams close.
+    await Promise.all([finishStream(server, 10_000), finishStream(client, 10_000)]);
+    await closing;
+    expect(streamClosedAt).toHaveLength(2);
+    expect(closedAt).toBeGreaterThanOrEqual(Math.max(...streamClosedAt));
+    expect(errors).toEqual([]);
+    expect([p.client.stats.state, p.server.stats.state]).toEqual(['closed', 'closed']);
+    await resourcesBackTo(baseline, 10_000, 'handles after shutdown');
+    expect(unhandled.seen).toEqual([]);
+  }, 30_000);
+});
+
+/** Writes `text` on `from` and reads exactly it on `to`. */
+async function echo(from: Duplex, to: Duplex, text: string): Promise<void> {
+  from.write(text);
+  expect((await readBytes(to, Buffer.byteLength(text))).toString()).toBe(text);
+}
 
 /** Tries to connect; resolves with 'connected' or the error code. */
 async function tryConnect(port: number): Promise<string> {

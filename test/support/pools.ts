@@ -37,9 +37,11 @@ export async function startPair(
     server: serverPool,
     client: clientPool,
     port,
+    // Both at once (the client first, so it stops dialing before the
+    // listener goes): each close() waits for its own taken streams, and a
+    // client waiting for its streams must not keep the server listening.
     close: async () => {
-      await clientPool.close();
-      await serverPool.close();
+      await Promise.all([clientPool.close(), serverPool.close()]);
     },
   };
 }

@@ -5,7 +5,7 @@ import type { PoolPair } from './pools.js';
 export interface TestScope {
   /** Runs `cleanup` after the test, in reverse order of registration. */
   defer(cleanup: () => Promise<void> | void): void;
-  /** Destroys `stream` after the test; returns it. */
+  /** Destroys `stream` after the test, before any other cleanup runs; returns it. */
   track<T extends Duplex>(stream: T): T;
   /** Starts something with a `close()` (a pool pair) that is closed after the test. */
   pair<A extends unknown[], P extends { close(): Promise<void> }>(start: (...args: A) => Promise<P>, ...args: A): Promise<P>;
@@ -13,10 +13,18 @@ export interface TestScope {
   handOff(p: PoolPair): Promise<{ id: string; server: Duplex; client: Duplex }>;
 }
 
-/** Per-test cleanup for specs that open real sockets: everything registered is closed after each test. */
+/**
+ * Per-test cleanup for specs that open real sockets: everything registered
+ * is closed after each test. Tracked streams are destroyed first: a pool's
+ * close() waits (up to its close timeout) for the streams it handed out, so
+ * closing pools before their taken streams would only make tests slow.
+ */
 export function useTestScope(): TestScope {
   const cleanups: Array<() => Promise<void> | void> = [];
+  const streams = new Set<Duplex>();
   afterEach(async () => {
+    for (const stream of [...streams]) stream.destroy();
+    streams.clear();
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
   const scope: TestScope = {
@@ -24,7 +32,7 @@ export function useTestScope(): TestScope {
       cleanups.push(cleanup);
     },
     track: (stream) => {
-      cleanups.push(() => void stream.destroy());
+      streams.add(stream);
       return stream;
     },
     pair: async (start, ...args) => {

@@ -133,18 +133,22 @@ describe('tcp transport, plain TCP, end to end', () => {
     await eventually(() => (p.server.stats.drops.end ?? 0) + (p.server.stats.drops.error ?? 0) >= 2, 3000, 'server-side drops');
   });
 
-  it('close(): pending gets reject with POOL_ERR_CLOSED, the port is freed, taken streams survive', async () => {
+  it('close(): pending gets reject with POOL_ERR_CLOSED, the port is freed, taken streams survive until they end', async () => {
     const p = await pair({}, { minCap: 1, maxCap: 1 });
     await p.client.waitForActive(1, 5000);
     const { server, client } = await handOff(p);
     const pendingOut = expect(p.client.outgoingGet('12345678', 10_000)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
     const pendingIn = expect(p.server.incomingGet(10_000)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
-    await p.close();
+    const closing = p.close();
     await pendingOut;
     await pendingIn;
     await expect(connect(p.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     client.write('still here');
     expect((await readBytes(server, 10)).toString()).toBe('still here');
+    // close() waits for the taken streams (up to closeTimeout): the application ends them.
+    client.destroy();
+    server.destroy();
+    await closing;
   });
 
   it('asks addressResolver on every dial', async () => {

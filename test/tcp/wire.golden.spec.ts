@@ -29,7 +29,8 @@ describe('wire: server side (pool-v105.txt, pool-latest.txt)', () => {
     const { chunk } = await firstChunk(pool.address()!.port);
     expect(chunk).toHaveLength(8);
     expect(chunk.toString('latin1')).toMatch(/^[0-9a-f]{8}$/);
-    const [id] = await pool.incomingGet(1000);
+    const [id, stream] = await pool.incomingGet(1000);
+    scope.track(stream);
     expect(id).toBe(chunk.toString('latin1'));
   });
 
@@ -40,8 +41,9 @@ describe('wire: server side (pool-v105.txt, pool-latest.txt)', () => {
     const second = await firstChunk(pool.address()!.port);
     expect(second.chunk).toHaveLength(4);
     expect(second.chunk.toString('hex')).not.toBe('00000000');
-    const ids = [(await pool.incomingGet(1000))[0], (await pool.incomingGet(1000))[0]];
-    expect(ids).toEqual(['00000000', second.chunk.toString('hex')]);
+    const taken = [await pool.incomingGet(1000), await pool.incomingGet(1000)];
+    for (const [, stream] of taken) scope.track(stream);
+    expect(taken.map(([id]) => id)).toEqual(['00000000', second.chunk.toString('hex')]);
   });
 
   it.each([

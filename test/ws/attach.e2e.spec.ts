@@ -35,7 +35,11 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   });
 }
 
-/** Dials `path` with a client pool, takes a stream on both sides and echoes both ways; returns the client pool. */
+/**
+ * Dials `path` with a client pool, takes a stream on both sides, echoes both
+ * ways and destroys the pair (a pool's close() would wait for it); returns
+ * the client pool.
+ */
 async function tunnelThrough(port: number, path: string, take: () => Promise<[string, Duplex]>): Promise<ClientPool> {
   const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${port}`, path, minCap: 2, maxCap: 2, minIvl: 20, maxIvl: 20 });
   scope.defer(() => client.close());
@@ -49,6 +53,8 @@ async function tunnelThrough(port: number, path: string, take: () => Promise<[st
   expect((await readBytes(theirs, 15)).toString()).toBe('through the app');
   theirs.write('and back');
   expect((await readBytes(mine, 8)).toString()).toBe('and back');
+  mine.destroy();
+  theirs.destroy();
   return client;
 }
 

@@ -329,12 +329,12 @@ describe('ws transport, end to end', () => {
     expect(pool.active).toBe(0);
   });
 
-  it('close(): pending gets reject, the port is freed, taken streams survive', async () => {
+  it('close(): pending gets reject, the port is freed, taken streams survive until they end', async () => {
     const p = await pair({}, { minCap: 1, maxCap: 1 });
     await p.client.waitForActive(1, 5000);
     const { server, client } = await handOff(p);
     const pendingIn = expect(p.server.incomingGet(10_000)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
-    await p.close();
+    const closing = p.close();
     await pendingIn;
     await expect(
       new Promise((resolve, reject) => {
@@ -345,6 +345,10 @@ describe('ws transport, end to end', () => {
     client.write('still here');
     expect((await readBytes(server, 10)).toString()).toBe('still here');
     expect(asWs(client).bufferedAmount).toBe(0);
+    // close() waits for the taken streams (up to closeTimeout): the application ends them.
+    client.destroy();
+    server.destroy();
+    await closing;
   });
 
   it('single mode: no ID message, any stream of a plain ws echo server', async () => {
