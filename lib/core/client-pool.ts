@@ -260,7 +260,7 @@ export class ClientPool {
     // Armed before the transport's close, so at the same deadline the pool's
     // typed error reaches a taken stream before anything the transport does.
     const takenClosed = this.taken.closeWithin(timeout, () => this.cutError(timeout));
-    const transportClosed = this.transport.close();
+    const transportClosed = this.transport.close(timeout);
     const drained = Promise.allSettled(wasRunning ? [this.manager, transportClosed] : [transportClosed]);
     this.closing = Promise.all([takenClosed, withTimeout(drained, timeout)]).then(() => {
       this.state = 'closed';

@@ -121,7 +121,7 @@ export class ServerPool {
     );
     this.ids = new IdAllocator((id) => this.idle.has(id) || this.handshaking.has(id), transport.firstIdZero);
     this.acceptor = {
-      limits: { maxCap: this.options.maxCap, closeTimeout: this.options.closeTimeout },
+      limits: { maxCap: this.options.maxCap },
       admit: (remoteAddress) => this.admit(remoteAddress),
       refused: (reason) => this.refuse(reason),
       connecting: () => this.connecting(),
@@ -265,7 +265,7 @@ export class ServerPool {
     // Armed before the transport's close, so at the same deadline the pool's
     // typed error reaches a taken stream before anything the transport does.
     const takenClosed = this.taken.closeWithin(timeout, () => this.cutError(timeout));
-    const transportClosed = wasStarted ? this.transport.close() : Promise.resolve();
+    const transportClosed = wasStarted ? this.transport.close(timeout) : Promise.resolve();
     this.closing = Promise.all([takenClosed, withTimeout(transportClosed, timeout)]).then(() => {
       this.state = 'closed';
     });

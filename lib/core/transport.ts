@@ -29,8 +29,13 @@ export interface ClientTransport {
    * `InvalidIdError`...) and leaves nothing open when it fails.
    */
   dial(context: DialContext): Promise<DialResult>;
-  /** Releases what the transport shares between streams (sessions, agents). */
-  close(): Promise<void>;
+  /**
+   * Releases what the transport shares between streams (sessions, agents).
+   * `timeout` is the pool's close timeout: then the pool cuts the streams
+   * the application still holds, and what the transport still holds open
+   * shortly after is destroyed, so nothing outlives the close.
+   */
+  close(timeout: number): Promise<void>;
   /**
    * Checked when an idle stream is taken: false if the transport knows the
    * stream cannot carry data any more although the stream itself has not
@@ -54,8 +59,8 @@ export interface Admission {
 }
 
 export interface ServerAcceptor {
-  /** The pool's limits, for transports that advertise or enforce them (HTTP/2 SETTINGS, drain time). */
-  readonly limits: { readonly maxCap: number; readonly closeTimeout: number };
+  /** The pool's limits, for transports that advertise or enforce them (HTTP/2 SETTINGS). */
+  readonly limits: { readonly maxCap: number };
   /**
    * Called for each new connection, before any TLS: checks capacity (idle
    * plus handshaking against maxCap, then handshakes in progress against
@@ -84,8 +89,8 @@ export interface ServerTransport {
   listen(acceptor: ServerAcceptor): Promise<void>;
   /** The bound address once listening. */
   address(): { address: string; port: number; family: string } | null;
-  /** Stops accepting, frees the listener, aborts handshakes in progress. */
-  close(): Promise<void>;
+  /** Stops accepting, frees the listener, aborts handshakes in progress; `timeout` as for `ClientTransport.close`. */
+  close(timeout: number): Promise<void>;
   /** As `ClientTransport.isUsable`. */
   isUsable?(stream: Duplex): boolean;
   stats?(): Record<string, unknown>;

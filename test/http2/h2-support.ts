@@ -42,6 +42,8 @@ export interface Proxy {
   readonly connections: number;
   /** Existing connections stop forwarding in both directions; new ones still work. */
   freeze(): void;
+  /** Existing connections stop reading in both directions, so writes into them back up. */
+  stall(): void;
   /** Destroys every connection made so far. */
   cut(): void;
   close(): Promise<void>;
@@ -72,6 +74,12 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     },
     freeze: () => {
       for (const pair of pairs) pair.frozen = true;
+    },
+    stall: () => {
+      for (const pair of pairs) {
+        pair.inbound.pause();
+        pair.outbound.pause();
+      }
     },
     cut: () => {
       for (const pair of pairs) {

@@ -195,13 +195,16 @@ describe('http2 transport, end to end', () => {
     expect(closed).toBe(true);
   });
 
-  it('server close destroys what is still open after closeTimeout', async () => {
+  it('server close cuts what is still open after closeTimeout: the client side hears a reset', async () => {
     const p = await pair({ closeTimeout: 300 }, { minCap: 1, maxCap: 1 });
     await p.client.waitForActive(1, 5000);
-    const { client } = await handOff(p);
+    const { server, client } = await handOff(p);
+    const cut = new Promise<{ code?: string }>((resolve) => server.once('error', resolve));
     const failed = new Promise<{ code?: string }>((resolve) => client.once('error', resolve));
     await p.server.close();
-    expect(await failed).toMatchObject({ code: 'ECONNRESET', reason: 'connection-lost' });
+    expect(await cut).toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    // RST_STREAM(CANCEL): what destroy() sends on a pooled stream.
+    expect(await failed).toMatchObject({ code: 'ECONNRESET', reason: 'reset', rstCode: 8 });
     expect(client.destroyed).toBe(true);
   });
 

@@ -160,4 +160,25 @@ describe('http2 transport: stream resets', () => {
     expect(p.client.stats.failures).toEqual({});
     await p.client.waitForActive(64, 10_000);
   }, 90_000);
+
+  it('close() destroys a session stuck in a write shortly after the close timeout, cutting the stream the application held', async () => {
+    const server = createServerPool({ transport: 'http2', port: 0, tls: testCertificate() });
+    await server.start();
+    scope.defer(() => server.close());
+    const proxy = await startProxy(server.address()!.port);
+    scope.defer(() => proxy.close());
+    const client = createClientPool({ transport: 'http2', address: `127.0.0.1:${proxy.port}`, tls: '1', minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    scope.defer(() => client.close());
+    client.start();
+    const [id, serverSide] = await server.incomingGet(5000);
+    const clientSide = track(await client.outgoingGet(id, 5000));
+    serverSide.on('error', () => undefined);
+    const cut = nextError(clientSide, 5000);
+    proxy.stall(); // nothing is read any more: the session's socket backs up
+    clientSide.write(Buffer.alloc(16 << 20));
+    await eventually(() => clientSide.writableLength > 0, 2000, 'the write to back up');
+    await client.close(300);
+    expect(await cut).toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    await eventually(() => h2Stats(client).sessions === 0, 3000, 'the stuck session to be destroyed');
+  });
 });

@@ -160,11 +160,6 @@ export class ClientSession implements StreamOwner {
     this.closeIfDrained();
   }
 
-  /** Lets the process exit while streams the application holds still run. */
-  unref(): void {
-    if (!this.session.destroyed) this.session.unref();
-  }
-
   /** Kills the session and every stream on it. */
   destroy(error?: Http2StreamAbortedError): void {
     if (error) this.deathReason ??= error;

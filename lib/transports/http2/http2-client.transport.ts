@@ -3,7 +3,6 @@ import { constants as http2Constants, type ClientHttp2Stream, type Http2Stream, 
 import { setMaxListeners } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import { resolveClientPoolOptions } from '../../core/client-pool.js';
 import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolFullError, PoolRefusedError, refusalForStatus } from '../../core/errors.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
@@ -12,7 +11,7 @@ import { readExact } from '../shared/read-exact.js';
 import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
 import { waitForEvent } from '../shared/wait-for-event.js';
 import { ClientSession } from './client-session.js';
-import { resolveHttp2Flow, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
+import { resolveHttp2Flow, SESSION_CLOSE_GRACE, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
 
 export interface Http2ClientOptions extends Http2FlowOptions {
   /** Where the server pool listens: "host:port", "[v6]:port" or { host, port }. */
@@ -57,8 +56,6 @@ export interface ResolvedHttp2Client extends ResolvedHttp2Flow {
   resetBudget: number;
   dialTimeout: number;
   handshakeTimeout: number;
-  /** How long `close()` waits for streams the application holds before letting the process exit without them. */
-  closeTimeout: number;
 }
 
 export function resolveHttp2ClientOptions(read: OptionReader): ResolvedHttp2Client {
@@ -79,13 +76,7 @@ export function resolveHttp2ClientOptions(read: OptionReader): ResolvedHttp2Clie
     dialTimeout: read.ms('dialTimeout', 10_000),
     handshakeTimeout: read.ms('handshakeTimeout', 10_000),
     ...resolveHttp2Flow(read),
-    closeTimeout: coreOption(read, 'closeTimeout'),
   };
-}
-
-/** The pool's own `closeTimeout`, resolved by the core (its default included) from the same definition. */
-function coreOption(read: OptionReader, key: 'closeTimeout'): number {
-  return resolveClientPoolOptions({ [key]: read.raw(key) } as Record<string, unknown>, '')[key];
 }
 
 /**
@@ -148,28 +139,32 @@ export class Http2ClientTransport implements ClientTransport {
   }
 
   /**
-   * Closes every session gracefully (GOAWAY; Node closes a session once its
-   * last stream ends). Resolves once the sessions that carry no stream are
-   * closed. Streams the application holds are never killed: like sockets of
-   * the tcp transport they are the application's, and their session closes
-   * when they end; past `closeTimeout` such sessions are unref'd, so a
-   * forgotten stream does not hold the process open.
+   * Every session takes no new stream and closes (GOAWAY) once its last
+   * stream has ended. Streams the application holds are not killed here:
+   * the pool gives them until `timeout`, then cuts them, and their sessions
+   * close. A session still open `SESSION_CLOSE_GRACE` ms after that (a
+   * socket frozen in a write, a peer that never answers) is destroyed.
    */
-  close(): Promise<void> {
+  close(timeout: number): Promise<void> {
     if (this.closing) return this.closing;
     this.lifecycle.abort();
-    const sessions = [...this.sessions];
+    const sessions = [...this.sessions].filter((session) => !session.isClosed);
     for (const session of sessions) session.drain();
-    // The pool destroyed its idle streams just before: what is still live is the application's.
-    const carrying = sessions.filter((session) => !session.isClosed && session.liveStreams() > 0);
-    if (carrying.length > 0) {
+    this.closing = new Promise<void>((resolve) => {
+      if (sessions.length === 0) return resolve();
+      let open = sessions.length;
       const timer = setTimeout(() => {
-        for (const session of carrying) session.unref();
-      }, this.config.closeTimeout);
-      timer.unref();
-    }
-    const waitFor = sessions.filter((session) => !session.isClosed && !carrying.includes(session));
-    this.closing = Promise.all(waitFor.map((session) => new Promise<void>((resolve) => this.whenClosed(session, resolve)))).then(() => undefined);
+        for (const session of sessions) session.destroy();
+        resolve();
+      }, timeout + SESSION_CLOSE_GRACE);
+      for (const session of sessions) {
+        this.whenClosed(session, () => {
+          if (--open > 0) return;
+          clearTimeout(timer);
+          resolve();
+        });
+      }
+    });
     return this.closing;
   }
 

@@ -8,7 +8,7 @@ import type { OptionReader } from '../../core/validate.js';
 import { listen } from '../shared/listen.js';
 import { readExact } from '../shared/read-exact.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
-import { resolveHttp2Flow, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
+import { resolveHttp2Flow, SESSION_CLOSE_GRACE, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
 import { Http2StreamAbortedError } from './http2-stream.error.js';
 import { closedGracefully, guardStream, type StreamOwner } from './stream-guard.js';
 
@@ -119,7 +119,7 @@ export class Http2ServerTransport implements ServerTransport {
   private readonly totals = { sessionsOpened: 0, streamsOpened: 0, activeStreams: 0, goawaysReceived: 0, goawaysSent: 0, resets: 0 };
 
   /** Learnt from the pool at listen(). */
-  private limits = { maxConcurrentStreams: 0, closeTimeout: 5000 };
+  private limits = { maxConcurrentStreams: 0 };
 
   constructor(private readonly config: ResolvedHttp2Server) {}
 
@@ -127,7 +127,7 @@ export class Http2ServerTransport implements ServerTransport {
     const { initialWindowSize, maxSessionMemory } = this.config;
     // As the Go server: SETTINGS_MAX_CONCURRENT_STREAMS = the pool's maxCap unless set.
     const maxConcurrentStreams = this.config.maxConcurrentStreams ?? acceptor.limits.maxCap;
-    this.limits = { maxConcurrentStreams, closeTimeout: acceptor.limits.closeTimeout };
+    this.limits = { maxConcurrentStreams };
     const h2 = http2.createServer({ settings: { maxConcurrentStreams, initialWindowSize }, maxSessionMemory });
     h2.on('session', (session) => this.track(session));
     h2.on('stream', (stream, headers) => this.handle(stream, headers, acceptor));
@@ -155,10 +155,11 @@ export class Http2ServerTransport implements ServerTransport {
 
   /**
    * Stops listening, aborts handshakes, sends GOAWAY on every session and
-   * lets streams already handed out finish; sessions still open after the
-   * pool's `closeTimeout` are destroyed.
+   * lets streams already handed out finish: the pool gives them until
+   * `timeout`, then cuts them. Sessions still open `SESSION_CLOSE_GRACE` ms
+   * after that are destroyed.
    */
-  close(): Promise<void> {
+  close(timeout: number): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       if (this.listener?.listening) this.listener.close();
@@ -175,7 +176,7 @@ export class Http2ServerTransport implements ServerTransport {
             entry.connection.socket?.destroy();
           }
           resolve();
-        }, this.limits.closeTimeout);
+        }, timeout + SESSION_CLOSE_GRACE);
         const check = (): void => {
           if (this.sessions.size > 0) return;
           clearTimeout(timer);

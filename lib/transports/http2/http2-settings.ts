@@ -42,3 +42,6 @@ export function resolveHttp2Flow(read: OptionReader): ResolvedHttp2Flow {
     maxSessionMemory: read.int('maxSessionMemory', DEFAULT_MAX_SESSION_MEMORY_MIB, 1, 1 << 20),
   };
 }
+
+/** After the pool's close timeout (when it cuts what the application still holds), how long sessions get to close before they are destroyed. */
+export const SESSION_CLOSE_GRACE = 250;
