@@ -12,6 +12,7 @@ import { ClientPool, type ClientPoolOptions } from '../lib/core/client-pool.js';
 import type { ServerPool, ServerPoolOptions } from '../lib/core/server-pool.js';
 import type { ClientTransport } from '../lib/core/transport.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../lib/pool-factory.js';
+import { DEFAULT_INITIAL_WINDOW_SIZE, DEFAULT_MAX_SESSION_MEMORY_MIB, DEFAULT_SESSION_WINDOW_SIZE } from '../lib/transports/http2/http2-settings.js';
 import { wsMasking } from '../lib/transports/ws/masking.js';
 import { TRANSPORTS } from '../lib/transports/index.js';
 import { MiB, noop, quiet, within, type StreamPair } from './util.js';
@@ -207,8 +208,17 @@ class RawTls extends RawLink {
   }
 }
 
-/** The http2 transport's defaults (lib/transports/http2/http2-settings.ts), used on both raw ends too. */
-export const H2_WINDOWS = { initialWindowSize: 8 * MiB, sessionWindowSize: 64 * MiB, maxSessionMemory: 64 };
+/**
+ * The http2 transport's defaults, used on both raw ends too: imported, not
+ * copied, so the raw reference cannot drift from what the pool uses (it
+ * once did: the raw side kept 8/64 MiB windows after the transport moved
+ * to 1/2 MiB, and stalled both ways where the pool did not).
+ */
+export const H2_WINDOWS = {
+  initialWindowSize: DEFAULT_INITIAL_WINDOW_SIZE,
+  sessionWindowSize: DEFAULT_SESSION_WINDOW_SIZE,
+  maxSessionMemory: DEFAULT_MAX_SESSION_MEMORY_MIB,
+};
 
 function widen(session: http2.Http2Session): void {
   const apply = (): void => {

@@ -128,7 +128,7 @@ function describeSizes(sizes: Sizes): string {
   const multi = sizes.multiBytes / 1024 ** 2;
   return (
     `${sizes.runs} runs each; throughput ${bytes} per single-stream run (c↔s: half each way), ${multi >= 1024 ? `${multi / 1024} GiB` : `${multi} MiB`} shared by ${sizes.streams} streams; ` +
-    `${sizes.handoffs} hand-offs and ${sizes.rendezvous} rendezvous per run; warm-up to ${sizes.warmup}; ${sizes.idle} idle for memory; ` +
+    `${sizes.handoffs} hand-offs and ${sizes.rendezvous} rendezvous per run (rendezvous time-boxed to ${sizes.rendezvousSeconds} s); warm-up to ${sizes.idle} streams, then memory with them idle; ` +
     `hand-off rate ${sizes.rateSeconds} s at c=${sizes.rateConcurrency}, pool ${sizes.ratePool}`
   );
 }
@@ -160,7 +160,7 @@ export function textTable(results: Results): string {
   }
   out.push('');
   for (const [note, n] of notes) out.push(`[${n}] ${note}`);
-  out.push('Ratios are per run (pooled / raw measured back to back, order alternating), then min / median / max. Targets are reported, not asserted.');
+  out.push('Ratios are per run (pooled / raw of the same run: side by side in two processes for throughput, warm-up, memory and rate; one after the other, order alternating, for hand-off latency), then min / median / max. Targets are reported, not asserted.');
   return out.join('\n');
 }
 
@@ -178,7 +178,7 @@ export function markdown(results: Results, svgName?: string): string {
   out.push('');
   for (const [note, n] of notes) out.push(`${n}. ${note}`);
   out.push('');
-  out.push('Ratios are per run (pooled / raw measured back to back in the same process, order alternating), then min / median / max over the runs; a target is judged on the median. Targets are reported, not asserted. Produced by `npm run bench` (see `bench/README.md`).');
+  out.push('Ratios are per run (pooled / raw of the same run: measured side by side in two processes for throughput, warm-up, memory and rate; one after the other, order alternating, for hand-off latency), then min / median / max over the runs; a target is judged on the median. Targets are reported, not asserted. Produced by `npm run bench` (see `bench/README.md`).');
   return `${out.join('\n')}\n`;
 }
 

@@ -34,11 +34,11 @@ const SCENARIOS: Record<ScenarioName, (context: ScenarioContext) => Promise<Row[
 
 const USAGE = `Usage: npm run bench [-- options]   (or: node dist/bench/run.js [options] after npm run build)
 
-  --quick                 sizes scaled down (64 MiB instead of 1 GiB, fewer hand-offs...): a smoke run under 30 s
+  --quick                 sizes scaled down (32 MiB instead of 1 GiB, fewer hand-offs...): a smoke run under 30 s
   --transport <list>      comma-separated: ${ADAPTER_NAMES.join(',')} (default: all registered)
   --scenario <list>       comma-separated: ${SCENARIO_NAMES.join(',')} (default: all)
   --runs <n>              runs per measurement (default 3)
-  --size <MiB>            bytes per single-stream throughput run, in MiB (default 1024, quick 64)
+  --size <MiB>            bytes per single-stream throughput run, in MiB (default 1024, quick 32)
   --out <name>            result files bench/results/<name>.{json,md,svg} (default: latest, quick with --quick)
   --no-write              print the table only
   -h, --help`;
@@ -177,7 +177,7 @@ async function main(): Promise<number> {
   const timings: Timing[] = [];
   for (const adapter of adapters) {
     for (const scenario of options.scenarios) {
-      const context: ScenarioContext = { adapter, sizes, progress: (step) => progress.step(`${adapter.name} · ${step}`) };
+      const context: ScenarioContext = { adapter, sizes, scenarios: options.scenarios, progress: (step) => progress.step(`${adapter.name} · ${step}`) };
       const started = progress.seconds;
       try {
         rows.push(...(await SCENARIOS[scenario](context)));

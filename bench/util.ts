@@ -1,6 +1,8 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { ClientTransport, DialContext, DialResult } from '../lib/core/transport.js';
 
 export const KiB = 1024;
@@ -12,6 +14,22 @@ export const noop = (): void => undefined;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+let gcFunction: (() => void) | undefined;
+
+/**
+ * A full garbage collection now (the bench process is not started with
+ * `--expose-gc`, so the flag is set at run time). Used between measured
+ * batches, so that the garbage of the work before (refilling a pool) is
+ * not collected in the middle of the next measurement.
+ */
+export function collectGarbage(): void {
+  if (!gcFunction) {
+    v8.setFlagsFromString('--expose-gc');
+    gcFunction = vm.runInNewContext('gc') as () => void;
+  }
+  gcFunction();
 }
 
 /** Lets pending I/O callbacks and timers of this turn run. */
@@ -136,19 +154,25 @@ export interface StreamPair {
   readonly server: Duplex;
 }
 
+export interface Transfer {
+  /** From the first write until the last byte was read. */
+  readonly seconds: number;
+  /** Bytes received in all (every direction, every pair). */
+  readonly bytes: number;
+}
+
 /**
  * Moves `bytesPerStream` client → server on every pair (and server → client
- * at the same time when `bothWays`), all pairs at once. Returns the seconds
- * from the first write until the last byte was read. Rejects with
- * `StallError` when no byte arrives anywhere for `stallMs`.
+ * at the same time when `bothWays`), all pairs at once. Resolves with the
+ * seconds from the first write until the last byte was read. Rejects with `StallError` when no byte arrives anywhere for `stallMs`.
  */
-export async function transfer(pairs: readonly StreamPair[], bytesPerStream: number, bothWays: boolean, stallMs = 3000): Promise<number> {
+export async function transfer(pairs: readonly StreamPair[], bytesPerStream: number, bothWays: boolean, stallMs = 3000): Promise<Transfer> {
   let failed: ((error: Error) => void) | undefined;
   const failure = new Promise<never>((_, reject) => {
     failed = reject;
   });
-  const progress: Progress = { received: 0 };
   const expected = bytesPerStream * pairs.length * (bothWays ? 2 : 1);
+  const progress: Progress = { received: 0 };
   const reads: Promise<void>[] = [];
   for (const { client, server } of pairs) {
     reads.push(receive(server, bytesPerStream, progress));
@@ -171,7 +195,7 @@ export async function transfer(pairs: readonly StreamPair[], bytesPerStream: num
       if (bothWays) pump(server, bytesPerStream, failed!);
     }
     await Promise.race([Promise.all(reads), failure]);
-    return (now() - start) / 1000;
+    return { seconds: (now() - start) / 1000, bytes: progress.received };
   } finally {
     clearInterval(watch);
     for (const { client, server } of pairs) {
@@ -277,9 +301,10 @@ export class ObservedTransport implements ClientTransport {
     return result;
   }
 
-  close(): Promise<void> {
+  /** `timeout`: the pool's close timeout, passed on (transports that take none ignore it). */
+  close(timeout?: number): Promise<void> {
     this.resume();
-    return this.inner.close();
+    return (this.inner.close as (this: ClientTransport, timeout?: number) => Promise<void>).call(this.inner, timeout);
   }
 
   stats(): Record<string, unknown> {

@@ -1,57 +1,26 @@
-import { openPools } from '../adapters.js';
 import type { ScenarioContext } from '../context.js';
 import { judge, type Row } from '../report-types.js';
 import { pairedRatios, summarize } from '../stats.js';
-import { now, runConcurrently, within } from '../util.js';
-
-/** The client pool's default `maxConcurrentDials`; the raw side dials with the same concurrency. */
-const CONCURRENCY = 32;
+import { idleRuns } from './idle.js';
 
 /**
- * Time from `start()` to a full client pool of `warmup` streams (pool
+ * Time from `start()` to a full client pool of `idle` streams (pool
  * defaults: `maxConcurrentDials` 32, one round fills it), as streams per
  * second, against raw connections of the same kind opened by 32 workers
- * (for tls: `tls.connect` handshakes per second), in the same run.
+ * (for tls: `tls.connect` handshakes per second), in the same run and at
+ * the same time (see `idle.ts`: the memory scenario's connections).
  */
 export async function warmup(context: ScenarioContext): Promise<Row[]> {
-  const { adapter, sizes } = context;
-  const count = sizes.warmup;
-  const raw: number[] = [];
-  const pooled: number[] = [];
-  const pooledMs: number[] = [];
-  for (let run = 0; run < sizes.runs; run++) {
-    const order = run % 2 === 0 ? (['raw', 'pooled'] as const) : (['pooled', 'raw'] as const);
-    for (const side of order) {
-      context.progress(`warm-up ${count} · run ${run + 1}/${sizes.runs} · ${side}`);
-      if (side === 'pooled') {
-        const pools = await openPools(adapter, { client: { minCap: count, maxCap: count, minIvl: 1000, maxIvl: 1000 }, start: false });
-        try {
-          const start = now();
-          pools.client.start();
-          await pools.client.waitForActive(count, 120_000);
-          const ms = now() - start;
-          pooledMs.push(ms);
-          pooled.push(count / (ms / 1000));
-        } finally {
-          await pools.close();
-        }
-      } else {
-        const link = await adapter.openRaw();
-        try {
-          const start = now();
-          await within(
-            runConcurrently(count, CONCURRENCY, () => link.open()),
-            120_000,
-            `${adapter.name} raw warm-up`,
-          );
-          raw.push(count / ((now() - start) / 1000));
-        } finally {
-          await link.close();
-        }
-      }
-    }
-  }
+  const { adapter } = context;
+  const runs = await idleRuns(context);
+  const count = runs.pooled[0]?.count ?? context.sizes.idle;
+  const raw = runs.raw.map((r) => r.count / (r.warmupMs / 1000));
+  const pooled = runs.pooled.map((r) => r.count / (r.warmupMs / 1000));
   const tls = adapter.name === 'tls';
+  const cpuRaw = runs.raw.map((r) => r.warmupCpuMs / r.count);
+  const cpuPooled = runs.pooled.map((r) => r.warmupCpuMs / r.count);
+  const cpuRatio = summarize(pairedRatios(cpuPooled, cpuRaw));
+  const µs = (ms: number): string => `${Math.round(ms * 1000)} µs`;
   return [
     judge({
       transport: adapter.name,
@@ -62,7 +31,11 @@ export async function warmup(context: ScenarioContext): Promise<Row[]> {
       pooled: summarize(pooled),
       ratio: summarize(pairedRatios(pooled, raw)),
       ...(tls ? { target: { label: '≥ 0.9', value: 0.9, on: 'ratio', better: 'higher', inclusive: true } as const } : {}),
-      note: `start() to ${count} idle: median ${Math.round(summarize(pooledMs).median)} ms; raw: ${CONCURRENCY} workers opening raw connections/streams of the same kind, each done once the server side has it too`,
+      note:
+        `start() to ${count} idle: median ${Math.round(summarize(runs.pooled.map((r) => r.warmupMs)).median)} ms; ` +
+        'raw: 32 workers opening raw connections/streams of the same kind, each done once the server side has it too; ' +
+        `raw and pooled side by side, each in ${context.sizes.isolateRuns ? 'a fresh process' : 'its own process'} (after 8 warm-up connections); ` +
+        `CPU per stream (both ends) raw ${µs(summarize(cpuRaw).median)}, pooled ${µs(summarize(cpuPooled).median)}, ratio ${cpuRatio.median.toFixed(2)} (${cpuRatio.min.toFixed(2)}–${cpuRatio.max.toFixed(2)})`,
     }),
   ];
 }
