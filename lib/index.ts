@@ -27,6 +27,7 @@ export {
   ListenError,
   PoolAbortedError,
   FirstStreamLostError,
+  FirstStreamTakenError,
   refusalForStatus,
 } from './core/errors.js';
 

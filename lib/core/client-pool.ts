@@ -36,11 +36,14 @@ export interface ClientPoolOptions {
   /** Dials in flight at once (default 32). */
   maxConcurrentDials?: number;
   /**
-   * Closes and replaces streams idle for longer than this many ms (checked
-   * every round, so within maxIdle plus one interval); 0 (default) keeps
-   * them. Set it below the idle timeout of NATs and firewalls on the path:
-   * a middlebox that forgets a connection silently leaves both ends
-   * believing in it, and over plain tcp nothing may be sent to find out.
+   * Streams idle for longer than this many ms are never handed out (checked
+   * when taken) and are closed and replaced (swept every round, so within
+   * maxIdle plus one interval); 0 (default) keeps them. Set it below the
+   * idle timeout of NATs and firewalls on the path: a middlebox that forgets
+   * a connection silently leaves both ends believing in it, and over plain
+   * tcp nothing may be sent to find out. Pair it with the server's
+   * `maxIdle`, set lower (e.g. server 50 s, client 55 s), so the server
+   * stops handing out a stream before the client recycles it.
    */
   maxIdle?: number;
   /**
@@ -141,6 +144,7 @@ export class ClientPool {
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,
+      this.options.maxIdle,
     );
   }
 
@@ -186,7 +190,10 @@ export class ClientPool {
    * Takes the stream the server named `id`. Resolves as soon as that stream
    * is in the pool, also when it arrives after the call; rejects with
    * `PoolTimeoutError` after `timeout` ms. In single mode `id` may be `''`:
-   * any ready stream, or a freshly dialed one.
+   * any ready stream, or a freshly dialed one. A stream found dead, vetoed
+   * by the transport or idle for longer than `maxIdle` is closed, not
+   * handed out (counted in `stats.drops` as 'stale' or 'expired'), and the
+   * get goes on waiting as if it had not been there.
    */
   async outgoingGet(id: string, options: number | WaitOptions = {}): Promise<Duplex> {
     const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
@@ -303,7 +310,7 @@ export class ClientPool {
     const bounds = { min: this.options.minCap, max: this.options.maxCap };
     const intervals = { min: this.options.minIvl, max: this.options.maxIvl };
     while (this.state === 'running') {
-      if (this.options.maxIdle > 0) this.idle.expire(Date.now() - this.options.maxIdle);
+      this.idle.expire();
       this.intervalNow = adjustInterval(this.intervalNow, this.idle.size, this.capacityNow, intervals);
       const need = this.capacityNow - this.idle.size;
       let created: number;

@@ -17,6 +17,7 @@ export const PoolErrorCode = {
   LISTEN: 'POOL_ERR_LISTEN',
   ABORTED: 'POOL_ERR_ABORTED',
   FIRST_STREAM_LOST: 'POOL_ERR_FIRST_STREAM_LOST',
+  FIRST_STREAM_TAKEN: 'POOL_ERR_FIRST_STREAM_TAKEN',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -152,5 +153,17 @@ export class PoolAbortedError extends PoolError {
 export class FirstStreamLostError extends PoolError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(PoolErrorCode.FIRST_STREAM_LOST, message, options);
+  }
+}
+
+/**
+ * `firstStream()` after the reserved first stream (`reserveFirstId`, ID
+ * `00000000`) was already taken, by an earlier call or by another call
+ * waiting at the same time. A pool issues that ID once in its life, so such
+ * a call could only wait for ever; it rejects with this at once instead.
+ */
+export class FirstStreamTakenError extends PoolError {
+  constructor(message: string) {
+    super(PoolErrorCode.FIRST_STREAM_TAKEN, message);
   }
 }

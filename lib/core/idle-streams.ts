@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 
 /** Why an idle pooled stream left the pool without being taken. */
@@ -5,6 +6,7 @@ export type DropReason = 'error' | 'end' | 'close' | 'stale' | 'expired' | 'dupl
 
 interface Entry {
   readonly stream: Duplex;
+  /** When it joined, on the monotonic clock (`performance.now()`): a wall-clock step never makes a stream look younger. */
   readonly since: number;
 }
 
@@ -18,6 +20,9 @@ interface Entry {
  * The listeners are shared by every stream of the pool (Node calls them with
  * `this` set to the stream), so an idle stream costs its two map entries and
  * nothing per listener.
+ *
+ * With a `maxAge`, a stream idle for longer is never taken: `take` closes it
+ * instead (reason 'expired'), and `expire()` closes all such streams.
  */
 export class IdleStreams {
   private readonly entries = new Map<string, Entry>();
@@ -31,6 +36,8 @@ export class IdleStreams {
     private readonly onDrop: (id: string, reason: DropReason, error?: unknown) => void,
     /** The transport's own check at take time (a session known dead, a socket not open). */
     private readonly isUsable: (stream: Duplex) => boolean = () => true,
+    /** Milliseconds a stream may wait before it is too old to hand out; 0 never expires. */
+    private readonly maxAge = 0,
   ) {
     const idle = this;
     this.onError = function (error) {
@@ -64,7 +71,7 @@ export class IdleStreams {
   }
 
   /** Milliseconds the oldest idle stream has waited. */
-  oldestAge(now = Date.now()): number {
+  oldestAge(now = performance.now()): number {
     const first = this.entries.values().next();
     return first.done ? 0 : now - first.value.since;
   }
@@ -74,25 +81,26 @@ export class IdleStreams {
     stream.on('end', this.onEnd);
     stream.on('close', this.onClose);
     stream.on('readable', this.onReadable);
-    this.entries.set(id, { stream, since: Date.now() });
+    this.entries.set(id, { stream, since: performance.now() });
     this.idOf.set(stream, id);
     if (isDead(stream)) this.died(stream, 'stale');
   }
 
-  /** Takes the stream with this ID, if it is here and still alive. */
+  /** Takes the stream with this ID, if it is here, still alive and not older than `maxAge`. */
   take(id: string): Duplex | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     this.remove(id);
-    if (isDead(entry.stream) || !this.isUsable(entry.stream)) {
+    const reason = isDead(entry.stream) || !this.isUsable(entry.stream) ? 'stale' : this.tooOld(entry) ? 'expired' : undefined;
+    if (reason) {
       entry.stream.destroy();
-      this.onDrop(id, 'stale');
+      this.onDrop(id, reason);
       return undefined;
     }
     return entry.stream;
   }
 
-  /** Takes the oldest live stream, dropping dead ones on the way. */
+  /** Takes the oldest live stream, dropping dead and expired ones on the way. */
   takeOldest(): [string, Duplex] | undefined {
     for (const id of this.entries.keys()) {
       const stream = this.take(id);
@@ -102,14 +110,15 @@ export class IdleStreams {
   }
 
   /**
-   * Closes the streams that arrived before `before` (a timestamp), oldest
-   * first; returns how many. Entries are in arrival order, so this stops
-   * at the first younger one.
+   * Closes the streams idle for longer than `maxAge`, oldest first; returns
+   * how many (none without a `maxAge`). Entries are in arrival order, so
+   * this stops at the first younger one.
    */
-  expire(before: number): number {
+  expire(now = performance.now()): number {
+    if (this.maxAge <= 0) return 0;
     let expired = 0;
     for (const [id, entry] of this.entries) {
-      if (entry.since >= before) break;
+      if (!this.tooOld(entry, now)) break;
       this.remove(id);
       entry.stream.destroy();
       this.onDrop(id, 'expired');
@@ -128,6 +137,10 @@ export class IdleStreams {
       this.onDrop(id, reason);
     }
     return ids.length;
+  }
+
+  private tooOld(entry: Entry, now?: number): boolean {
+    return this.maxAge > 0 && (now ?? performance.now()) - entry.since > this.maxAge;
   }
 
   /** An idle stream died: it leaves, is destroyed, and is reported. */

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { withTimeout } from './async.js';
-import { FirstStreamLostError, InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
+import { FirstStreamLostError, FirstStreamTakenError, InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
 import { FIRST_ID, IdAllocator } from './ids.js';
 import { IdleStreams, type DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
@@ -39,6 +39,18 @@ export interface ServerPoolOptions {
    * costs bounded memory and CPU. It never exceeds maxCap.
    */
   maxHandshakes?: number;
+  /**
+   * Idle streams older than this many ms are never handed out (checked at
+   * every hand-out: `incomingGet`, `onIncoming`, `incoming$`) and are closed
+   * (counted in `stats.drops.expired`; swept every maxIdle / 4, so closed
+   * within 1.25 × maxIdle); 0 (default) keeps them. Not applied to the
+   * reserved first stream. Set it below the client's `maxIdle` (e.g. server
+   * 50 s, client 55 s, both below the idle timeout of the middleboxes on the
+   * path): the server then stops handing out a stream before the client
+   * recycles it, so an ID it hands out always finds its stream on the
+   * client, even through a middlebox that silently stopped forwarding.
+   */
+  maxIdle?: number;
 }
 
 export type ResolvedServerPoolOptions = {
@@ -49,9 +61,10 @@ export type ResolvedServerPoolOptions = {
   reserveFirstId: boolean;
   closeTimeout: number;
   maxHandshakes: number;
+  maxIdle: number;
 };
 
-export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes'] as const;
+export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes', 'maxIdle'] as const;
 
 export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''): ResolvedServerPoolOptions & { filter: AddressFilter } {
   const read = new OptionReader(options as Record<string, unknown>, prefix);
@@ -65,6 +78,7 @@ export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''
     reserveFirstId: read.bool('reserveFirstId', false),
     closeTimeout: read.ms('closeTimeout', 5000, 0),
     maxHandshakes: read.int('maxHandshakes', 256, 1, 1_000_000),
+    maxIdle: read.ms('maxIdle', 0, 0),
     filter,
   };
   read.rejectUnknown();
@@ -96,6 +110,10 @@ export class ServerPool {
   private readonly reservedIdle: IdleStreams;
   /** Why the reserved first stream is gone, if it died before it was taken. */
   private firstLost?: FirstStreamLostError;
+  /** `firstStream()` has handed the reserved first stream out. */
+  private firstTaken = false;
+  /** Closes expired idle streams (only with `maxIdle`). */
+  private sweeper?: NodeJS.Timeout;
   /** Streams handed to the application and still open. */
   private readonly taken = new TakenStreams();
   private closing?: Promise<void>;
@@ -114,7 +132,10 @@ export class ServerPool {
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,
+      this.options.maxIdle,
     );
+    // No maxIdle here: the first stream is issued once, and expiring it
+    // would leave firstStream() nothing to take, ever.
     this.reservedIdle = new IdleStreams(
       (_id, reason, error) => this.firstDropped(reason, error),
       (stream) => this.transport.isUsable?.(stream) ?? true,
@@ -169,8 +190,13 @@ export class ServerPool {
     if (this.starting) return this.starting;
     if (this.state !== 'new') return Promise.reject(new PoolClosedError(`server pool ${this.options.name} is closed and cannot be restarted`));
     this.state = 'running';
+    if (this.options.maxIdle > 0) {
+      this.sweeper = setInterval(() => this.idle.expire(), Math.max(10, Math.ceil(this.options.maxIdle / 4)));
+      this.sweeper.unref();
+    }
     this.starting = this.transport.listen(this.acceptor).catch((error: unknown) => {
       this.state = 'closed';
+      clearInterval(this.sweeper);
       throw error;
     });
     return this.starting;
@@ -222,8 +248,10 @@ export class ServerPool {
   /**
    * With `reserveFirstId`: the `00000000` stream, once it is there. Rejects
    * with `FirstStreamLostError` if that stream died before it was taken (it
-   * never comes again), `PoolTimeoutError` after `timeout` ms,
-   * `PoolClosedError` once the pool closes.
+   * never comes again), `FirstStreamTakenError` at once if it was already
+   * taken (and every other call still waiting when one takes it),
+   * `PoolTimeoutError` after `timeout` ms, `PoolClosedError` once the pool
+   * closes.
    */
   firstStream(options: number | WaitOptions = {}): Promise<Duplex> {
     const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
@@ -232,8 +260,12 @@ export class ServerPool {
     }
     if (this.state === 'closing' || this.state === 'closed') return Promise.reject(new PoolClosedError(`server pool ${this.options.name} is closed`));
     const held = this.reservedIdle.take(FIRST_ID);
-    if (held) return Promise.resolve(this.taken.add(held));
+    if (held) {
+      this.firstTaken = true;
+      return Promise.resolve(this.taken.add(held));
+    }
     if (this.firstLost) return Promise.reject(this.firstLost);
+    if (this.firstTaken) return Promise.reject(this.firstTakenError());
     const timeout = wait.timeout ?? this.options.getTimeout;
     return this.reserved.wait({ timeout, signal: wait.signal }, () => `the first stream (${FIRST_ID}) did not arrive within ${timeout} ms`);
   }
@@ -257,6 +289,7 @@ export class ServerPool {
     if (this.closing) return this.closing;
     const wasStarted = this.state !== 'new';
     this.state = 'closing';
+    clearInterval(this.sweeper);
     const closed = new PoolClosedError(`server pool ${this.options.name} is closed`);
     this.incoming.failAll(closed);
     this.reserved.failAll(closed);
@@ -343,8 +376,14 @@ export class ServerPool {
     }
     this.totals.accepted++;
     if (id === FIRST_ID && this.options.reserveFirstId) {
-      if (this.reserved.offer(stream)) this.taken.add(stream);
-      else this.reservedIdle.add(FIRST_ID, stream);
+      if (this.reserved.offer(stream)) {
+        this.firstTaken = true;
+        this.taken.add(stream);
+        // The calls still waiting would wait for a stream that never comes.
+        this.reserved.failAll(this.firstTakenError());
+      } else {
+        this.reservedIdle.add(FIRST_ID, stream);
+      }
       return;
     }
     this.totals.taken++;
@@ -377,6 +416,12 @@ export class ServerPool {
     this.firstLost = new FirstStreamLostError(
       `the first stream (${FIRST_ID}) of server pool ${this.options.name} ${how} before firstStream() took it; a pool issues that ID once, so it will not come again`,
       error === undefined ? undefined : { cause: error },
+    );
+  }
+
+  private firstTakenError(): FirstStreamTakenError {
+    return new FirstStreamTakenError(
+      `the first stream (${FIRST_ID}) of server pool ${this.options.name} was already taken by firstStream(); a pool issues that ID once, so it will not come again`,
     );
   }
 

@@ -311,6 +311,36 @@ describe('ClientPool idle recycling and take-time checks (scripted transport)', 
     stream.destroy();
   });
 
+  it('never hands out a stream idle longer than maxIdle, even before the next round sweeps it', async () => {
+    // One round a minute: only the take-time check can catch the old stream.
+    const { pool, transport } = started({ minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, maxIdle: 50 });
+    await eventually(() => transport.pending.length === 1);
+    const old = transport.complete('eeeeeeee');
+    await pool.waitForActive(1, 1000);
+    await sleep(80);
+    expect(old.destroyed).toBe(false); // not swept yet
+    await expect(pool.outgoingGet('eeeeeeee', 20)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
+    expect(old.destroyed).toBe(true);
+    expect(pool.stats.drops).toEqual({ expired: 1 });
+    expect(pool.errorCount).toBe(0);
+  });
+
+  it('never hands out a stream idle longer than maxIdle in single mode either', async () => {
+    const { pool, transport } = started({ isSingle: true, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, maxIdle: 50 });
+    await eventually(() => transport.pending.length === 1);
+    const old = transport.complete(null);
+    await pool.waitForActive(1, 1000);
+    await sleep(80);
+    const taking = pool.outgoingGet('', 1000);
+    // The old stream is closed at take time; a fresh dial serves the get.
+    await eventually(() => transport.pending.length === 1, 1000, 'a fresh dial');
+    expect(old.destroyed).toBe(true);
+    const fresh = transport.complete(null);
+    expect(await taking).toBe(fresh);
+    expect(pool.stats.drops).toEqual({ expired: 1 });
+    fresh.destroy();
+  });
+
   it("never hands out a stream the transport's isUsable rejects", async () => {
     const transport = new ManualTransport();
     const unusable = new Set<Duplex>();

@@ -21,6 +21,8 @@ describe('client pool options', () => {
     [{ address, transport: 'carrier-pigeon' }, 'transport', /one of "tcp"/],
     [{ address, keepAlive: -1 }, 'keepAlive', /got -1/],
     [{ address, getTimeout: 'soon' }, 'getTimeout', /got "soon"/],
+    [{ address, maxIdle: -1 }, 'maxIdle', /got -1, expected an integer from 0/],
+    [{ address, maxIdle: Infinity }, 'maxIdle', /got Infinity/],
   ])('%j fails on %s', (options, option, message) => {
     let caught: unknown;
     try {
@@ -55,6 +57,10 @@ describe('server pool options', () => {
     [{ host: '' }, 'host', /non-empty string/],
     [{ server: {} }, 'server', /a net.Server/],
     [{ reserveFirstID: true }, 'reserveFirstID', /did you mean "reserveFirstId"/],
+    [{ maxIdle: -1 }, 'maxIdle', /got -1, expected an integer from 0/],
+    [{ maxIdle: 1.5 }, 'maxIdle', /got 1.5/],
+    [{ maxIdle: Infinity }, 'maxIdle', /got Infinity/],
+    [{ maxIdleMs: 1000 }, 'maxIdleMs', /did you mean "maxIdle"/],
   ])('%j fails on %s', (options, option, message) => {
     let caught: unknown;
     try {

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { PassThrough, type Duplex } from 'node:stream';
 import { ServerPool, type ServerPoolOptions, type IncomingStream } from '../../lib/core/server-pool.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../lib/core/transport.js';
@@ -312,11 +312,123 @@ describe('ServerPool: the reserved first stream before it is taken', () => {
     await expect(pool.firstStream(10)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
   });
 
+  it('a second firstStream() after the stream was taken rejects at once with POOL_ERR_FIRST_STREAM_TAKEN', async () => {
+    const { pool, transport } = await started({ reserveFirstId: true }, true);
+    const first = connected(transport);
+    expect(await pool.firstStream()).toBe(first.stream);
+    // No timeout given: the default getTimeout is Infinity, so only a rejection can settle this.
+    const error = await pool.firstStream().catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'FirstStreamTakenError', code: 'POOL_ERR_FIRST_STREAM_TAKEN' });
+    expect((error as Error).message).toContain('00000000');
+    first.stream.destroy();
+  });
+
+  it('of two firstStream() calls waiting when it arrives, one takes it and the other rejects with POOL_ERR_FIRST_STREAM_TAKEN', async () => {
+    const { pool, transport } = await started({ reserveFirstId: true }, true);
+    const a = pool.firstStream();
+    const b = pool.firstStream();
+    const first = connected(transport);
+    expect(await a).toBe(first.stream);
+    await expect(b).rejects.toMatchObject({ code: 'POOL_ERR_FIRST_STREAM_TAKEN' });
+    await expect(pool.firstStream()).rejects.toMatchObject({ code: 'POOL_ERR_FIRST_STREAM_TAKEN' });
+    first.stream.destroy();
+  });
+
   it('an untaken reserved stream is closed with the pool and counted as a shutdown drop', async () => {
     const { pool, transport } = await started({ reserveFirstId: true }, true);
     const first = connected(transport);
     await pool.close();
     expect(first.stream.destroyed).toBe(true);
     expect(pool.stats.drops).toEqual({ shutdown: 1 });
+  });
+});
+
+describe('ServerPool maxIdle: idle streams too old to hand out', () => {
+  /**
+   * Fakes only setInterval, so the pool's sweep runs when the test says
+   * (jest.advanceTimersByTime) while real time, the clock the ages are
+   * measured on, and every other timer go on as usual.
+   */
+  function fakeSweepOnly(): void {
+    jest.useFakeTimers({
+      doNotFake: ['Date', 'hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout'],
+    });
+  }
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  it.each([
+    ['incomingGet', (p: ServerPool) => p.incomingGet(1000)],
+    [
+      'onIncoming',
+      (p: ServerPool) =>
+        new Promise<IncomingStream>((resolve) => {
+          p.onIncoming((incoming, unsubscribe) => {
+            unsubscribe();
+            resolve(incoming);
+          });
+        }),
+    ],
+  ])('%s never hands out a stream idle longer than maxIdle: it is closed at take time and counted as expired', async (_path, take) => {
+    fakeSweepOnly();
+    const { pool, transport } = await started({ maxIdle: 50 });
+    const old = connected(transport);
+    await sleep(80);
+    // The sweep has not run (it is faked): only the take-time check can catch it.
+    expect(old.stream.destroyed).toBe(false);
+    expect(pool.active).toBe(1);
+    const fresh = connected(transport);
+    const [id, stream] = await take(pool);
+    expect([id, stream]).toEqual([fresh.id, fresh.stream]);
+    expect(old.stream.destroyed).toBe(true);
+    expect(pool.stats.drops).toEqual({ expired: 1 });
+    expect(pool.errorCount).toBe(0); // recycling is not an error
+    stream.destroy();
+  });
+
+  it('hands out a stream younger than maxIdle as usual', async () => {
+    fakeSweepOnly();
+    const { pool, transport } = await started({ maxIdle: 60_000 });
+    const a = connected(transport);
+    await sleep(30);
+    expect(await pool.incomingGet(10)).toEqual([a.id, a.stream]);
+    expect(pool.stats.drops).toEqual({});
+    a.stream.destroy();
+  });
+
+  it('sweeps: an idle stream older than maxIdle is closed without anyone taking it', async () => {
+    const { pool, transport } = await started({ maxIdle: 40 });
+    const old = connected(transport);
+    await eventually(() => old.stream.destroyed, 2000, 'the sweep to close the old stream');
+    expect(pool.active).toBe(0);
+    expect(pool.stats.drops).toEqual({ expired: 1 });
+    expect(pool.errorCount).toBe(0);
+  });
+
+  it('runs one sweep timer only with maxIdle, on the maxIdle / 4 period, and clears it on close()', async () => {
+    fakeSweepOnly();
+    const { pool, transport } = await started({ maxIdle: 200 });
+    expect(jest.getTimerCount()).toBe(1);
+    const old = connected(transport);
+    await sleep(220);
+    expect(old.stream.destroyed).toBe(false);
+    jest.advanceTimersByTime(50);
+    expect(old.stream.destroyed).toBe(true);
+    expect(pool.stats.drops).toEqual({ expired: 1 });
+    await pool.close();
+    expect(jest.getTimerCount()).toBe(0);
+
+    await started();
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('does not expire the reserved first stream', async () => {
+    const { pool, transport } = await started({ reserveFirstId: true, maxIdle: 20 }, true);
+    const first = connected(transport);
+    await sleep(100);
+    expect(first.stream.destroyed).toBe(false);
+    expect(await pool.firstStream(10)).toBe(first.stream);
+    first.stream.destroy();
   });
 });
