@@ -58,9 +58,11 @@ describe.each(SERVERS)('%s server, TLS (property): arbitrary bytes instead of a 
         await sleep(20);
         const { counted, total } = counts();
         expect(total).toBe(1);
-        // The same reasons on every TLS server: bytes TLS cannot take are 'tls' (an RST too); a peer
-        // that closed first, 'closed-in-handshake'; one still waited for (a record header promises more), 'handshake-timeout'.
-        const reasons = { end: ['closed-in-handshake', 'tls'], reset: ['tls'], hold: ['handshake-timeout', 'tls'] }[ending];
+        // The same reasons on every TLS server: bytes TLS cannot take are 'tls'; a peer that closed
+        // first, 'closed-in-handshake'; one still waited for (a record header promises more),
+        // 'handshake-timeout'. An RST is usually read as ECONNRESET ('tls'), but now and then (seen
+        // on the tcp TLS server, seed 2119655149) the socket reports the hang-up before the error.
+        const reasons = { end: ['closed-in-handshake', 'tls'], reset: ['tls', 'closed-in-handshake'], hold: ['handshake-timeout', 'tls'] }[ending];
         expect(reasons).toContain(counted[0]);
       }),
       runs(30, 10_000),
