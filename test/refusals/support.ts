@@ -98,8 +98,8 @@ export function noise(length: number): Buffer {
 }
 
 /** An HTTP/2 client session over TLS to `port` (no verification), closed after the test. */
-export function h2Session(scope: TestScope, port: number): http2.ClientHttp2Session {
-  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+export function h2Session(scope: TestScope, port: number, options: http2.SecureClientSessionOptions = {}): http2.ClientHttp2Session {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, ...options });
   session.on('error', () => undefined);
   scope.defer(() => void session.destroy());
   return session;
