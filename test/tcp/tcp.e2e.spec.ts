@@ -219,25 +219,18 @@ describe('tcp transport, plain TCP: pooled streams are half-open', () => {
   const request = Buffer.from('GET / HTTP/1.0\r\n\r\n');
   const reply = randomBytes(1 << 20);
 
-  it("a request, the client's FIN, then the reply: the server answers after the client ended its side", async () => {
+  it.each<[string, 'client' | 'server']>([
+    ["a request, the client's FIN, then the reply: the server answers after the client ended its side", 'client'],
+    ["the other way: the server's FIN first, then the client's answer", 'server'],
+  ])('%s', async (_what, asks) => {
     const p = await pair({}, { minCap: 1, maxCap: 1 });
     await p.client.waitForActive(1, 5000);
     const { server, client } = await handOff(p);
-    const got = await requestThenReply(client, server, request, reply);
+    const got = asks === 'client' ? await requestThenReply(client, server, request, reply) : await requestThenReply(server, client, request, reply);
     expect(got.request.equals(request)).toBe(true);
     expect(got.reply.length).toBe(reply.length);
     expect(got.reply.equals(reply)).toBe(true);
     // Both directions ended: both sockets close on their own.
-    await eventually(() => client.destroyed && server.destroyed, 2000, 'both sockets to close');
-  });
-
-  it("the other way: the server's FIN first, then the client's answer", async () => {
-    const p = await pair({}, { minCap: 1, maxCap: 1 });
-    await p.client.waitForActive(1, 5000);
-    const { server, client } = await handOff(p);
-    const got = await requestThenReply(server, client, request, reply);
-    expect(got.request.equals(request)).toBe(true);
-    expect(got.reply.equals(reply)).toBe(true);
     await eventually(() => client.destroyed && server.destroyed, 2000, 'both sockets to close');
   });
 
