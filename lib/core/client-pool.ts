@@ -394,8 +394,7 @@ export class ClientPool {
     }
     this.totals.created++;
     if (this.byId.offer(key, stream)) {
-      this.totals.taken++;
-      this.taken.add(stream);
+      this.handOut(stream);
       return true;
     }
     this.idle.add(key, stream);

@@ -170,13 +170,6 @@ export class ClientSession implements StreamOwner {
     this.socket.destroy();
   }
 
-  /** Streams on it not yet destroyed: after the pool dropped its idle ones, those the application holds. */
-  liveStreams(): number {
-    let live = 0;
-    for (const stream of this.streams) if (!stream.destroyed) live++;
-    return live;
-  }
-
   get isClosed(): boolean {
     return this.state === 'closed';
   }
