@@ -38,7 +38,7 @@ export interface Sizes {
 /**
  * The issue's sizes (1 GiB per single-stream run, ≥ 2000 hand-offs per run,
  * 1000 streams for warm-up and memory, c=64 with a pool of 256, 3 runs),
- * trimmed where it leaves room so the default run stays well under 3
+ * trimmed where it leaves room so the default run stays under 3
  * minutes on 2 cores with all five transports: both ways moves the same
  * 1 GiB in all (512 MiB each way), 16 streams move 128 MiB in all (8 MiB
  * each), rendezvous stops at 1000 samples or after 0.5 s once it has 300,
