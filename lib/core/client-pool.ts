@@ -1,12 +1,21 @@
 import { setMaxListeners } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { adjustCapacity, adjustInterval } from './adaptive.js';
+import {
+  adjustCapacity,
+  adjustCapacityAfterRefusals,
+  adjustInterval,
+  mostlyFailed,
+  nextDialWindow,
+  slowDownInterval,
+  type RoundOutcome,
+} from './adaptive.js';
 import {
   InvalidIdError,
   PoolClosedError,
   PoolError,
   PoolErrorCode,
   PoolNotStartedError,
+  PoolRefusedError,
   PoolTimeoutError,
 } from './errors.js';
 import { assertValidId, randomId } from './ids.js';
@@ -47,10 +56,16 @@ export interface ClientPoolOptions {
    */
   maxIdle?: number;
   /**
-   * Ceiling in ms of the back-off after rounds in which every dial failed
-   * (default 30000). The wait doubles per failed round from the current
-   * interval, with jitter, and while the server looks dead each round
-   * probes with a single dial instead of a burst of `capacity`.
+   * Ceiling in ms of the back-off after rounds in which most dials failed
+   * (default 30000). The wait doubles per such round from the current
+   * interval, with jitter, and each round then starts with a single probe.
+   * Refusals slow the pool down too: after a round that mostly failed, the
+   * next one dials at most twice what the server took (then twice more per
+   * clean round), the interval steps up instead of down, and when the
+   * server refused (full, busy) the capacity halves towards what the pool
+   * holds. So a server that accepts fewer streams than the client's
+   * capacity sees about one refused dial per accepted one, not the whole
+   * deficit every round.
    */
   maxBackoff?: number;
   /**
@@ -122,8 +137,10 @@ export class ClientPool {
   private readonly activeWaiters = new Set<ActiveWaiter>();
   private readonly lifecycle = new AbortController();
   private dialing = 0;
-  /** Consecutive rounds in which dials were made and none succeeded. */
+  /** Consecutive rounds in which dials were made and most of them failed. */
   private failedRounds = 0;
+  /** The most dials the next round may make (see nextDialWindow); Infinity while dials succeed. */
+  private dialWindow = Infinity;
   private delayNow = 0;
   private manager?: Promise<void>;
   private wake?: () => void;
@@ -311,19 +328,26 @@ export class ClientPool {
     const intervals = { min: this.options.minIvl, max: this.options.maxIvl };
     while (this.state === 'running') {
       this.idle.expire();
-      this.intervalNow = adjustInterval(this.intervalNow, this.idle.size, this.capacityNow, intervals);
-      const need = this.capacityNow - this.idle.size;
-      let created: number;
+      // After a round that mostly failed, the idle ratio is low because the
+      // server would not give more: create later, not sooner.
+      this.intervalNow = this.failedRounds > 0 ? slowDownInterval(this.intervalNow, intervals) : adjustInterval(this.intervalNow, this.idle.size, this.capacityNow, intervals);
+      const need = Math.min(this.capacityNow - this.idle.size, this.dialWindow);
+      const round: RoundOutcome = { dialed: 0, created: 0, failed: 0, refused: 0 };
       if (this.failedRounds > 0 && need > 1) {
-        // The server looked dead last round: one probe before a burst.
-        created = await this.fill(1);
-        if (created > 0) created += await this.fill(this.capacityNow - this.idle.size);
+        // Most dials failed last round: one probe before a burst.
+        await this.fill(1, round);
+        if (round.created > 0) await this.fill(need - 1, round);
       } else {
-        created = await this.fill(need);
+        await this.fill(need, round);
       }
       if (this.state !== 'running') return;
-      this.capacityNow = adjustCapacity(this.capacityNow, created, bounds);
-      this.failedRounds = need > 0 && created === 0 ? this.failedRounds + 1 : 0;
+      const failing = mostlyFailed(round);
+      this.capacityNow =
+        failing && round.refused * 2 > round.dialed
+          ? adjustCapacityAfterRefusals(this.capacityNow, this.idle.size, bounds)
+          : adjustCapacity(this.capacityNow, round.created, bounds);
+      this.dialWindow = nextDialWindow(this.dialWindow, round, this.capacityNow);
+      this.failedRounds = failing ? this.failedRounds + 1 : 0;
       this.totals.rounds++;
       this.delayNow = this.nextDelay();
       await this.sleep(this.delayNow);
@@ -342,31 +366,35 @@ export class ClientPool {
     return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
-  /** One creation round: `need` dials, at most `maxConcurrentDials` at once. */
-  private async fill(need: number): Promise<number> {
-    if (need <= 0) return 0;
+  /** `need` dials, at most `maxConcurrentDials` at once, counted into `round`. */
+  private async fill(need: number, round: RoundOutcome): Promise<void> {
+    if (need <= 0) return;
     let started = 0;
-    let created = 0;
     const worker = async (): Promise<void> => {
       while (started < need && this.state === 'running') {
         started++;
-        if (await this.createOne()) created++;
+        round.dialed++;
+        const outcome = await this.createOne();
+        if (outcome === 'created') round.created++;
+        else if (outcome !== 'dropped') {
+          round.failed++;
+          if (outcome === 'refused') round.refused++;
+        }
       }
     };
     const workers = Math.min(need, this.options.maxConcurrentDials);
     await Promise.all(Array.from({ length: workers }, worker));
-    return created;
   }
 
-  private async createOne(): Promise<boolean> {
+  private async createOne(): Promise<'created' | 'dropped' | 'refused' | 'failed'> {
     let result: DialResult;
     try {
       result = await this.dial();
     } catch (error) {
       if (this.state === 'running') this.failed(error);
-      return false;
+      return error instanceof PoolRefusedError ? 'refused' : 'failed';
     }
-    return this.admit(result);
+    return this.admit(result) ? 'created' : 'dropped';
   }
 
   private async dial(): Promise<DialResult> {

@@ -38,7 +38,7 @@ export interface ClientPoolStats extends CommonStats {
   isSingle: boolean;
   /** Dials in flight. */
   dialing: number;
-  /** Consecutive creation rounds in which every dial failed (0 when healthy). */
+  /** Consecutive creation rounds in which most dials failed (0 when healthy). */
   failedRounds: number;
   /** The wait chosen after the last round: the interval, or the back-off. */
   nextRoundInMs: number;
