@@ -28,6 +28,7 @@ export {
   PoolAbortedError,
   FirstStreamLostError,
   FirstStreamTakenError,
+  FdLimitError,
   refusalForStatus,
 } from './core/errors.js';
 

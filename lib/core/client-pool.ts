@@ -11,6 +11,7 @@ import {
 } from './adaptive.js';
 import {
   InvalidIdError,
+  FdLimitError,
   PoolClosedError,
   PoolError,
   PoolErrorCode,
@@ -18,6 +19,7 @@ import {
   PoolRefusedError,
   PoolTimeoutError,
 } from './errors.js';
+import { processFds, type FdBudget } from './fd-budget.js';
 import { assertValidId, randomId } from './ids.js';
 import { IdleStreams, type DropReason } from './idle-streams.js';
 import { countInto, type ClientPoolStats } from './stats.js';
@@ -152,6 +154,8 @@ export class ClientPool {
   constructor(
     readonly transport: ClientTransport,
     options: ClientPoolOptions = {},
+    /** The process's file descriptors, shared by every pool (a spec may pass its own). */
+    private readonly fds: FdBudget = processFds,
   ) {
     this.options = resolveClientPoolOptions(options);
     // Every dial in flight listens for the pool's close on this signal.
@@ -398,6 +402,10 @@ export class ClientPool {
   }
 
   private async dial(): Promise<DialResult> {
+    if (!this.fds.take()) {
+      const { limit, reserve } = this.fds.figures();
+      throw new FdLimitError(`client pool ${this.options.name} did not dial: the process is near its limit of ${limit} open files (ulimit -n), and the last ${reserve} are left to the rest of the application; raise the limit or lower maxCap`);
+    }
     this.dialing++;
     this.totals.dials++;
     try {

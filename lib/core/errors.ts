@@ -18,6 +18,7 @@ export const PoolErrorCode = {
   ABORTED: 'POOL_ERR_ABORTED',
   FIRST_STREAM_LOST: 'POOL_ERR_FIRST_STREAM_LOST',
   FIRST_STREAM_TAKEN: 'POOL_ERR_FIRST_STREAM_TAKEN',
+  FD_LIMIT: 'POOL_ERR_FD_LIMIT',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -165,5 +166,16 @@ export class FirstStreamLostError extends PoolError {
 export class FirstStreamTakenError extends PoolError {
   constructor(message: string) {
     super(PoolErrorCode.FIRST_STREAM_TAKEN, message);
+  }
+}
+
+/**
+ * A client pool did not dial: the process is near its limit on open file
+ * descriptors (`ulimit -n`), and the last ones are left to the rest of the
+ * application. Raise the limit or lower `maxCap`.
+ */
+export class FdLimitError extends PoolError {
+  constructor(message: string) {
+    super(PoolErrorCode.FD_LIMIT, message);
   }
 }

@@ -6,6 +6,7 @@ import { IdleStreams, type DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
 import { countInto, type ServerPoolStats } from './stats.js';
 import { TakenStreams } from './taken-streams.js';
+import { processFds, type FdBudget } from './fd-budget.js';
 import type { Admission, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
 import { WaiterQueue, type WaitOptions } from './waiters.js';
@@ -125,6 +126,8 @@ export class ServerPool {
   constructor(
     readonly transport: ServerTransport,
     options: ServerPoolOptions = {},
+    /** The process's file descriptors, shared by every pool (a spec may pass its own). */
+    private readonly fds: FdBudget = processFds,
   ) {
     const { filter, ...resolved } = resolveServerPoolOptions(options);
     this.options = resolved;
@@ -335,6 +338,7 @@ export class ServerPool {
     if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full');
     if (this.handshaking.size + this.connectingCount >= this.options.maxHandshakes) return this.refuse('busy');
     if (!this.filter(remoteAddress)) return this.refuse('ip');
+    if (!this.fds.take()) return this.refuseForFds();
     const id = this.ids.next();
     this.handshaking.add(id);
     let settled = false;
@@ -359,6 +363,7 @@ export class ServerPool {
   private connecting(): (() => void) | Refusal {
     if (this.state !== 'running') return this.refuse('closed');
     if (this.handshaking.size + this.connectingCount >= this.options.maxHandshakes) return this.refuse('busy');
+    if (!this.fds.take()) return this.refuseForFds();
     this.connectingCount++;
     let released = false;
     return () => {
@@ -393,6 +398,16 @@ export class ServerPool {
     }
     this.totals.taken--;
     this.idle.add(id, stream);
+  }
+
+  /**
+   * The process is near its file descriptor limit: turned away as 'busy'
+   * (the peer sees the pool full), counted as 'fds', so the last
+   * descriptors stay with the application (see fd-budget.ts).
+   */
+  private refuseForFds(): Refusal {
+    countInto(this.refusals, 'fds');
+    return 'busy';
   }
 
   private refuse<R extends string>(reason: R): R {
