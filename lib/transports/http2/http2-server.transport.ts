@@ -139,7 +139,7 @@ export class Http2ServerTransport implements ServerTransport {
     this.h2 = h2;
     const listener = net.createServer({ noDelay: true }, (socket) => this.secure(socket, acceptor));
     this.listener = listener;
-    await listen(listener, this.config.port, this.config.host, this.config.portOption);
+    await listen(listener, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
   }
 
   address(): { address: string; port: number; family: string } | null {

@@ -4,8 +4,25 @@ import { ListenError } from '../../core/errors.js';
 /**
  * Listens `server` on `host:port`, turning a failure (port taken, address
  * unavailable, no permission) into a `ListenError` that names the option.
+ *
+ * Once listening, `server` keeps an 'error' listener for as long as it is
+ * open: Node reports a failed accept as an 'error' on the server, which
+ * would be uncaught and end the process. Such an error is passed to
+ * `onAcceptError` with a reason to count ('accept-emfile', 'accept-enfile',
+ * 'accept-error'), and the server goes on accepting. Out of descriptors,
+ * libuv does not even report that much as a rule: it keeps one descriptor
+ * in reserve, frees it to accept each pending connection and close it at
+ * once, and reports nothing; Node emits the error only when that reserve is
+ * gone too. See FdBudget (lib/core/fd-budget.ts) for what the pools do
+ * before it comes to that.
  */
-export function listen(server: Server, port: number, host: string, portOption: string): Promise<void> {
+export function listen(
+  server: Server,
+  port: number,
+  host: string,
+  portOption: string,
+  onAcceptError: (reason: string, error: Error) => void = () => undefined,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onError = (error: Error & { code?: string }): void => {
       const hint = error.code === 'EADDRINUSE' ? '; the port is taken: choose another or stop what uses it' : '';
@@ -14,7 +31,20 @@ export function listen(server: Server, port: number, host: string, portOption: s
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
+      watchAcceptErrors(server, onAcceptError);
       resolve();
     });
   });
+}
+
+/** The reason a failed accept is counted under. */
+export function acceptErrorReason(error: Error & { code?: string }): string {
+  return error.code === 'EMFILE' || error.code === 'ENFILE' ? `accept-${error.code.toLowerCase()}` : 'accept-error';
+}
+
+/** Keeps failed accepts of a listening `server` from ending the process, until it closes. */
+export function watchAcceptErrors(server: Server, onAcceptError: (reason: string, error: Error) => void): void {
+  const onError = (error: Error): void => onAcceptError(acceptErrorReason(error), error);
+  server.on('error', onError);
+  server.once('close', () => server.off('error', onError));
 }

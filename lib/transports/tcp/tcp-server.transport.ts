@@ -82,7 +82,7 @@ export class TcpServerTransport implements ServerTransport {
     if (server.listening) return;
     this.ownsServer = true;
     try {
-      await listen(server, this.config.port, this.config.host, this.config.portOption);
+      await listen(server, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
     } catch (error) {
       server.off('connection', this.onConnection);
       throw error;

@@ -193,7 +193,7 @@ export class WsServerTransport implements ServerTransport {
     this.http = server;
     const listener = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     this.listener = listener;
-    await listen(listener, this.config.port, this.config.host, this.config.portOption);
+    await listen(listener, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
   }
 
   address(): { address: string; port: number; family: string } | null {
