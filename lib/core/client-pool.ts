@@ -315,6 +315,7 @@ export class ClientPool {
       dialing: this.dialing,
       failedRounds: this.failedRounds,
       nextRoundInMs: this.delayNow,
+      nextRoundMaxDials: Number.isFinite(this.dialWindow) ? this.dialWindow : null,
       waiting: this.byId.size + this.activeWaiters.size,
       inUse: this.taken.size,
       oldestIdleMs: this.idle.oldestAge(),

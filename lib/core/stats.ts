@@ -42,6 +42,8 @@ export interface ClientPoolStats extends CommonStats {
   failedRounds: number;
   /** The wait chosen after the last round: the interval, or the back-off. */
   nextRoundInMs: number;
+  /** The most dials the next round may make after refusals; null: the whole deficit. */
+  nextRoundMaxDials: number | null;
   totals: { dials: number; created: number; taken: number; rounds: number };
   /** Failed dials, by error code. */
   failures: Record<string, number>;

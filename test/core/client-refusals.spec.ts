@@ -30,6 +30,7 @@ describe('ClientPool refusals (scripted transport)', () => {
     for (let i = 0; i < 9; i++) transport.fail(new PoolRefusedError('closed before the ID'));
     await eventually(() => pool!.stats.failedRounds === 1, 1000, 'a failed round');
     expect(pool.stats.nextRoundInMs).toBeGreaterThanOrEqual(10); // backing off, not the plain interval alone
+    expect(pool.stats.nextRoundMaxDials).toBe(2);
     // Round 2: a probe, then (window 2) one more dial, not the deficit of 9.
     await eventually(() => transport.pending.length === 1, 1000, 'the probe');
     transport.complete(hex(next++));
@@ -47,6 +48,7 @@ describe('ClientPool refusals (scripted transport)', () => {
     }
     expect(bursts).toEqual([4, 3]);
     expect(pool.stats.failedRounds).toBe(0);
+    expect(pool.stats.nextRoundMaxDials).toBeNull();
     expect(pool.stats.failures).toEqual({ POOL_ERR_REFUSED: 9 });
   });
 
