@@ -25,26 +25,26 @@ describe('ClientPool refusals (scripted transport)', () => {
     pool.start();
     let next = 0;
     // Round 1: the whole deficit; the server takes one and refuses nine.
-    await eventually(() => transport.pending.length === 10, 1000, 'the first burst');
+    await eventually(() => transport.pending.length === 10, 5000, 'the first burst');
     transport.complete(hex(next++));
     for (let i = 0; i < 9; i++) transport.fail(new PoolRefusedError('closed before the ID'));
-    await eventually(() => pool!.stats.failedRounds === 1, 1000, 'a failed round');
+    await eventually(() => pool!.stats.failedRounds === 1, 5000, 'a failed round');
     expect(pool.stats.nextRoundInMs).toBeGreaterThanOrEqual(10); // backing off, not the plain interval alone
     expect(pool.stats.nextRoundMaxDials).toBe(2);
     // Round 2: a probe, then (window 2) one more dial, not the deficit of 9.
-    await eventually(() => transport.pending.length === 1, 1000, 'the probe');
+    await eventually(() => transport.pending.length === 1, 5000, 'the probe');
     transport.complete(hex(next++));
-    await eventually(() => transport.pending.length === 1, 1000, 'the rest of the window');
+    await eventually(() => transport.pending.length === 1, 5000, 'the rest of the window');
     expect(transport.dials).toBe(12);
     transport.complete(hex(next++));
     // Clean rounds: the window doubles (4, 8) until it covers the deficit.
     const bursts: number[] = [];
     while (pool.active < 10) {
-      await eventually(() => transport.pending.length > 0, 1000, 'a round');
+      await eventually(() => transport.pending.length > 0, 5000, 'a round');
       await new Promise((resolve) => setTimeout(resolve, 5)); // the whole burst is started synchronously
       bursts.push(transport.pending.length);
       while (transport.pending.length > 0) transport.complete(hex(next++));
-      await eventually(() => pool!.stats.dialing === 0, 1000, 'the round to end');
+      await eventually(() => pool!.stats.dialing === 0, 5000, 'the round to end');
     }
     expect(bursts).toEqual([4, 3]);
     expect(pool.stats.failedRounds).toBe(0);
@@ -59,25 +59,25 @@ describe('ClientPool refusals (scripted transport)', () => {
     // Grow the capacity with clean rounds: every dial succeeds, the streams are taken at once.
     let next = 0;
     while (pool.capacity < 16) {
-      await eventually(() => transport.pending.length > 0, 1000, 'a round');
+      await eventually(() => transport.pending.length > 0, 5000, 'a round');
       while (transport.pending.length > 0) {
         const id = hex(next++);
         transport.complete(id);
-        await pool.outgoingGet(id, 1000).then((stream) => stream.destroy());
+        await pool.outgoingGet(id, 5000).then((stream) => stream.destroy());
       }
     }
     // Now the server is full: everything refused, one success.
-    await eventually(() => transport.pending.length > 1, 1000, 'a burst');
+    await eventually(() => transport.pending.length > 1, 5000, 'a burst');
     await new Promise((resolve) => setTimeout(resolve, 5)); // the whole burst is started synchronously
     const capacity = pool.capacity;
     const interval = pool.interval;
     expect(transport.pending.length).toBe(capacity);
     transport.complete(hex(next++));
     while (transport.pending.length > 0) transport.fail(new PoolFullError());
-    await eventually(() => pool!.stats.failedRounds === 1, 1000, 'a failed round');
+    await eventually(() => pool!.stats.failedRounds === 1, 5000, 'a failed round');
     expect(pool.capacity).toBe(Math.max(2, Math.ceil(capacity / 2)));
     // The next round starts with a slower interval, not a faster one.
-    await eventually(() => transport.pending.length === 1, 1000, 'the probe');
+    await eventually(() => transport.pending.length === 1, 5000, 'the probe');
     expect(pool.interval).toBeGreaterThan(interval);
     transport.fail(new PoolFullError());
   });
