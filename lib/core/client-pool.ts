@@ -10,8 +10,8 @@ import {
   type RoundOutcome,
 } from './adaptive.js';
 import {
-  InvalidIdError,
   FdLimitError,
+  InvalidIdError,
   PoolClosedError,
   PoolError,
   PoolErrorCode,

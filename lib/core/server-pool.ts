@@ -1,12 +1,12 @@
 import type { Duplex } from 'node:stream';
 import { withTimeout } from './async.js';
 import { FirstStreamLostError, FirstStreamTakenError, InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
+import { processFds, type FdBudget } from './fd-budget.js';
 import { FIRST_ID, IdAllocator } from './ids.js';
 import { IdleStreams, type DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
 import { countInto, type ServerPoolStats } from './stats.js';
 import { TakenStreams } from './taken-streams.js';
-import { processFds, type FdBudget } from './fd-budget.js';
 import type { Admission, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
 import { WaiterQueue, type WaitOptions } from './waiters.js';
