@@ -8,6 +8,7 @@ import { countInto, type ServerPoolStats } from './stats.js';
 import { TakenStreams } from './taken-streams.js';
 import type { Admission, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
+import { DEFAULT_LOG_INTERVAL_MS, FailureReporter, readLogger, type PoolLogger } from './logger.js';
 import { WaiterQueue, type WaitOptions } from './waiters.js';
 
 export interface ServerPoolOptions {
@@ -51,6 +52,10 @@ export interface ServerPoolOptions {
    * client, even through a middlebox that silently stopped forwarding.
    */
   maxIdle?: number;
+  /** Where failed handshakes of clients are reported, rate-limited (default: silent; the Nest module passes its Logger). */
+  logger?: PoolLogger;
+  /** At most one summary of ongoing failures per this many ms (default 60000). */
+  logInterval?: number;
 }
 
 export type ResolvedServerPoolOptions = {
@@ -62,9 +67,11 @@ export type ResolvedServerPoolOptions = {
   closeTimeout: number;
   maxHandshakes: number;
   maxIdle: number;
+  logger: PoolLogger;
+  logInterval: number;
 };
 
-export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes', 'maxIdle'] as const;
+export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes', 'maxIdle', 'logger', 'logInterval'] as const;
 
 export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''): ResolvedServerPoolOptions & { filter: AddressFilter } {
   const read = new OptionReader(options as Record<string, unknown>, prefix);
@@ -79,6 +86,8 @@ export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''
     closeTimeout: read.ms('closeTimeout', 5000, 0),
     maxHandshakes: read.int('maxHandshakes', 256, 1, 1_000_000),
     maxIdle: read.ms('maxIdle', 0, 0),
+    logger: readLogger(read),
+    logInterval: read.ms('logInterval', DEFAULT_LOG_INTERVAL_MS, 1),
     filter,
   };
   read.rejectUnknown();
@@ -121,6 +130,7 @@ export class ServerPool {
   private readonly totals = { accepted: 0, taken: 0 };
   private readonly refusals: Record<string, number> = {};
   private readonly drops: Record<string, number> = {};
+  private readonly reporter: FailureReporter;
 
   constructor(
     readonly transport: ServerTransport,
@@ -129,6 +139,7 @@ export class ServerPool {
     const { filter, ...resolved } = resolveServerPoolOptions(options);
     this.options = resolved;
     this.filter = filter;
+    this.reporter = new FailureReporter(resolved.logger, `server pool '${resolved.name}'`, 'handshakes of clients', resolved.logInterval);
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,
@@ -290,6 +301,7 @@ export class ServerPool {
     const wasStarted = this.state !== 'new';
     this.state = 'closing';
     clearInterval(this.sweeper);
+    this.reporter.close();
     const closed = new PoolClosedError(`server pool ${this.options.name} is closed`);
     this.incoming.failAll(closed);
     this.reserved.failAll(closed);
@@ -344,6 +356,7 @@ export class ServerPool {
         if (settled) return;
         settled = true;
         this.handshaking.delete(id);
+        this.reporter.success();
         this.arrived(id, stream);
       },
       fail: (reason) => {
@@ -352,6 +365,7 @@ export class ServerPool {
         this.handshaking.delete(id);
         this.errors++;
         countInto(this.refusals, reason);
+        this.reporter.failure(Object.assign(new Error(`a client's handshake failed (${reason})`), { code: reason }));
       },
     };
   }
