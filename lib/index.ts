@@ -29,6 +29,7 @@ export {
   PoolAbortedError,
   FirstStreamLostError,
   FirstStreamTakenError,
+  MissingModuleError,
   refusalForStatus,
 } from './core/errors.js';
 

@@ -18,6 +18,7 @@ export const PoolErrorCode = {
   ABORTED: 'POOL_ERR_ABORTED',
   FIRST_STREAM_LOST: 'POOL_ERR_FIRST_STREAM_LOST',
   FIRST_STREAM_TAKEN: 'POOL_ERR_FIRST_STREAM_TAKEN',
+  MISSING_MODULE: 'POOL_ERR_MISSING_MODULE',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -165,5 +166,16 @@ export class FirstStreamLostError extends PoolError {
 export class FirstStreamTakenError extends PoolError {
   constructor(message: string) {
     super(PoolErrorCode.FIRST_STREAM_TAKEN, message);
+  }
+}
+
+/**
+ * A Nest provider of this library was set up without the module it needs
+ * (e.g. `PoolHealthIndicator` without `PoolHealthModule`); the message
+ * names the import that fixes it.
+ */
+export class MissingModuleError extends PoolError {
+  constructor(message: string) {
+    super(PoolErrorCode.MISSING_MODULE, message);
   }
 }
