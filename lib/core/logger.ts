@@ -61,7 +61,7 @@ export class FailureReporter {
     private readonly logger: PoolLogger,
     /** e.g. "client pool 'default'". */
     private readonly subject: string,
-    /** e.g. "dialing", "handshakes". */
+    /** What failed, as the subject of "... failed": e.g. "dialing", "accepting clients". */
     private readonly activity: string,
     private readonly interval = DEFAULT_LOG_INTERVAL_MS,
     private readonly now: () => number = () => performance.now(),
@@ -108,7 +108,7 @@ export class FailureReporter {
   private summary(): void {
     const codes = Object.entries(this.pendingCodes).map(([code, n]) => `${code} ×${n}`).join(', ');
     const state = this.episode ? 'still failing' : 'it works again';
-    this.emit('warn', `${this.subject}: ${this.pending} ${this.activity} failure${this.pending === 1 ? '' : 's'} in the last ${seconds(this.interval)} (${codes}), latest: ${this.latest}; ${state}`);
+    this.emit('warn', `${this.subject}: ${this.activity} failed ${this.pending === 1 ? 'once' : `${this.pending} times`} in the last ${seconds(this.interval)} (${codes}), latest: ${this.latest}; ${state}`);
   }
 
   private emit(level: 'warn' | 'log', message: string): void {

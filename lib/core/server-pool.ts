@@ -139,7 +139,7 @@ export class ServerPool {
     const { filter, ...resolved } = resolveServerPoolOptions(options);
     this.options = resolved;
     this.filter = filter;
-    this.reporter = new FailureReporter(resolved.logger, `server pool '${resolved.name}'`, 'handshakes of clients', resolved.logInterval);
+    this.reporter = new FailureReporter(resolved.logger, `server pool '${resolved.name}'`, 'accepting clients', resolved.logInterval);
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,

@@ -40,7 +40,7 @@ describe('FailureReporter (rate limiting, fake timers)', () => {
     jest.advanceTimersByTime(5_000);
     expect(logger.lines).toHaveLength(2);
     expect(logger.lines[1]!.level).toBe('warn');
-    expect(logger.lines[1]!.message).toMatch(/500 dialing failures in the last 10 s \(POOL_ERR_DIAL ×500\).*still failing/);
+    expect(logger.lines[1]!.message).toMatch(/dialing failed 500 times in the last 10 s \(POOL_ERR_DIAL ×500\).*still failing/);
     // Nothing more while nothing fails.
     jest.advanceTimersByTime(60_000);
     expect(logger.lines).toHaveLength(2);
@@ -55,7 +55,7 @@ describe('FailureReporter (rate limiting, fake timers)', () => {
     jest.advanceTimersByTime(10_000);
     expect(logger.lines).toHaveLength(2);
     expect(logger.lines[1]!.message).toContain('POOL_ERR_HANDSHAKE ×1, POOL_ERR_DIAL ×1');
-    expect(logger.lines[1]!.message).toContain('2 dialing failures');
+    expect(logger.lines[1]!.message).toContain('dialing failed 2 times');
     reporter.close();
   });
 
@@ -85,7 +85,7 @@ describe('FailureReporter (rate limiting, fake timers)', () => {
     expect(logger.lines.length).toBeLessThanOrEqual(3);
     jest.advanceTimersByTime(10_000);
     const summary = logger.lines.at(-1)!;
-    expect(summary.message).toMatch(/99 dialing failures in the last 10 s.*it works again/);
+    expect(summary.message).toMatch(/dialing failed 99 times in the last 10 s.*it works again/);
     expect(logger.lines.length).toBeLessThanOrEqual(3);
     reporter.close();
   });
