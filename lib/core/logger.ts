@@ -154,7 +154,7 @@ function codeOf(error: unknown): string {
 /** The message plus its cause's, when the cause adds something. */
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? error.cause.message : error.cause === undefined ? '' : String(error.cause);
+  const cause = (error.cause instanceof Error ? error.cause.message : error.cause === undefined ? '' : String(error.cause)).trim();
   return cause && !error.message.includes(cause) ? `${error.message} (cause: ${cause})` : error.message;
 }
 

@@ -359,13 +359,14 @@ export class ServerPool {
         this.reporter.success();
         this.arrived(id, stream);
       },
-      fail: (reason) => {
+      fail: (reason, error) => {
         if (settled) return;
         settled = true;
         this.handshaking.delete(id);
         this.errors++;
         countInto(this.refusals, reason);
-        this.reporter.failure(Object.assign(new Error(`a client's handshake failed (${reason})`), { code: reason }));
+        const failure = new Error(`the handshake of ${remoteAddress ?? 'a client'} failed (${reason})`, error === undefined ? undefined : { cause: error });
+        this.reporter.failure(Object.assign(failure, { code: reason }));
       },
     };
   }
