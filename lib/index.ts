@@ -8,7 +8,7 @@ export type { ClientPoolStats, ServerPoolStats, PoolStats, PoolState } from './c
 export type { WaitOptions } from './core/waiters.js';
 export { FIRST_ID, isValidId, type IdWireForm } from './core/ids.js';
 export { adjustCapacity, adjustInterval } from './core/adaptive.js';
-export { FailureReporter, silentLogger, type PoolLogger } from './core/logger.js';
+export type { PoolLogger } from './core/logger.js';
 
 // Errors
 export {
