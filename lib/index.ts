@@ -8,6 +8,7 @@ export type { ClientPoolStats, ServerPoolStats, PoolStats, PoolState } from './c
 export type { WaitOptions } from './core/waiters.js';
 export { FIRST_ID, isValidId, type IdWireForm } from './core/ids.js';
 export { adjustCapacity, adjustInterval } from './core/adaptive.js';
+export type { PoolLogger } from './core/logger.js';
 
 // Errors
 export {
@@ -29,6 +30,7 @@ export {
   FirstStreamLostError,
   FirstStreamTakenError,
   FdLimitError,
+  MissingModuleError,
   refusalForStatus,
 } from './core/errors.js';
 

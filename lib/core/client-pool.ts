@@ -28,6 +28,7 @@ import type { ClientTransport, DialResult } from './transport.js';
 import { OptionReader, orderedPair } from './validate.js';
 import { KeyedWaiters, type WaitOptions } from './waiters.js';
 import { withDeadline, withTimeout } from './async.js';
+import { DEFAULT_LOG_INTERVAL_MS, FailureReporter, readLogger, type PoolLogger } from './logger.js';
 
 export interface ClientPoolOptions {
   /** A name for stats, logs and errors. */
@@ -76,13 +77,17 @@ export interface ClientPoolOptions {
    * `PoolClosedError`.
    */
   closeTimeout?: number;
+  /** Where background dial and handshake failures are reported, rate-limited (default: silent; the Nest module passes its Logger). */
+  logger?: PoolLogger;
+  /** At most one summary of ongoing failures per this many ms (default 60000). */
+  logInterval?: number;
 }
 
 export type ResolvedClientPoolOptions = Required<Omit<ClientPoolOptions, 'name'>> & { name: string };
 
 /** The keys `ClientPool` reads; a factory uses this to split options between the core and a transport. */
 export const CLIENT_POOL_OPTION_KEYS = [
-  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'maxBackoff', 'maxIdle', 'closeTimeout',
+  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'maxBackoff', 'maxIdle', 'closeTimeout', 'logger', 'logInterval',
 ] as const;
 
 export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''): ResolvedClientPoolOptions {
@@ -107,6 +112,8 @@ export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''
     maxBackoff: read.ms('maxBackoff', Math.max(30_000, maxIvl), 1),
     maxIdle: read.ms('maxIdle', 0, 0),
     closeTimeout: read.ms('closeTimeout', 5000, 0),
+    logger: readLogger(read),
+    logInterval: read.ms('logInterval', DEFAULT_LOG_INTERVAL_MS, 1),
   };
   read.rejectUnknown();
   return resolved;
@@ -150,6 +157,7 @@ export class ClientPool {
   private readonly totals = { dials: 0, created: 0, taken: 0, rounds: 0 };
   private readonly failures: Record<string, number> = {};
   private readonly drops: Record<string, number> = {};
+  private readonly reporter: FailureReporter;
 
   constructor(
     readonly transport: ClientTransport,
@@ -162,6 +170,7 @@ export class ClientPool {
     setMaxListeners(this.options.maxConcurrentDials + 16, this.lifecycle.signal);
     this.capacityNow = this.options.minCap;
     this.intervalNow = this.options.minIvl;
+    this.reporter = new FailureReporter(this.options.logger, `client pool '${this.options.name}'`, 'dialing', this.options.logInterval);
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,
@@ -280,6 +289,7 @@ export class ClientPool {
     const wasRunning = this.state === 'running';
     this.state = 'closing';
     this.lifecycle.abort();
+    this.reporter.close();
     this.wake?.();
     const closed = new PoolClosedError(`client pool ${this.options.name} is closed`);
     this.byId.failAll(closed);
@@ -430,6 +440,7 @@ export class ClientPool {
       return false;
     }
     this.totals.created++;
+    this.reporter.success();
     if (this.byId.offer(key, stream)) {
       this.handOut(stream);
       return true;
@@ -478,6 +489,7 @@ export class ClientPool {
     this.errors++;
     const code = error instanceof PoolError ? error.code : 'UNKNOWN';
     countInto(this.failures, code);
+    this.reporter.failure(error);
   }
 
   private dropped(reason: DropReason): void {

@@ -19,6 +19,7 @@ export const PoolErrorCode = {
   FIRST_STREAM_LOST: 'POOL_ERR_FIRST_STREAM_LOST',
   FIRST_STREAM_TAKEN: 'POOL_ERR_FIRST_STREAM_TAKEN',
   FD_LIMIT: 'POOL_ERR_FD_LIMIT',
+  MISSING_MODULE: 'POOL_ERR_MISSING_MODULE',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -177,5 +178,16 @@ export class FirstStreamTakenError extends PoolError {
 export class FdLimitError extends PoolError {
   constructor(message: string) {
     super(PoolErrorCode.FD_LIMIT, message);
+  }
+}
+
+/**
+ * A Nest provider of this library was set up without the module it needs
+ * (e.g. `PoolHealthIndicator` without `PoolHealthModule`); the message
+ * names the import that fixes it.
+ */
+export class MissingModuleError extends PoolError {
+  constructor(message: string) {
+    super(PoolErrorCode.MISSING_MODULE, message);
   }
 }

@@ -9,6 +9,7 @@ import { countInto, type ServerPoolStats } from './stats.js';
 import { TakenStreams } from './taken-streams.js';
 import type { Admission, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
+import { DEFAULT_LOG_INTERVAL_MS, FailureReporter, readLogger, type PoolLogger } from './logger.js';
 import { WaiterQueue, type WaitOptions } from './waiters.js';
 
 export interface ServerPoolOptions {
@@ -52,6 +53,10 @@ export interface ServerPoolOptions {
    * client, even through a middlebox that silently stopped forwarding.
    */
   maxIdle?: number;
+  /** Where failed handshakes of clients are reported, rate-limited (default: silent; the Nest module passes its Logger). */
+  logger?: PoolLogger;
+  /** At most one summary of ongoing failures per this many ms (default 60000). */
+  logInterval?: number;
 }
 
 export type ResolvedServerPoolOptions = {
@@ -63,9 +68,11 @@ export type ResolvedServerPoolOptions = {
   closeTimeout: number;
   maxHandshakes: number;
   maxIdle: number;
+  logger: PoolLogger;
+  logInterval: number;
 };
 
-export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes', 'maxIdle'] as const;
+export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes', 'maxIdle', 'logger', 'logInterval'] as const;
 
 export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''): ResolvedServerPoolOptions & { filter: AddressFilter } {
   const read = new OptionReader(options as Record<string, unknown>, prefix);
@@ -80,6 +87,8 @@ export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''
     closeTimeout: read.ms('closeTimeout', 5000, 0),
     maxHandshakes: read.int('maxHandshakes', 256, 1, 1_000_000),
     maxIdle: read.ms('maxIdle', 0, 0),
+    logger: readLogger(read),
+    logInterval: read.ms('logInterval', DEFAULT_LOG_INTERVAL_MS, 1),
     filter,
   };
   read.rejectUnknown();
@@ -122,6 +131,7 @@ export class ServerPool {
   private readonly totals = { accepted: 0, taken: 0 };
   private readonly refusals: Record<string, number> = {};
   private readonly drops: Record<string, number> = {};
+  private readonly reporter: FailureReporter;
 
   constructor(
     readonly transport: ServerTransport,
@@ -132,6 +142,7 @@ export class ServerPool {
     const { filter, ...resolved } = resolveServerPoolOptions(options);
     this.options = resolved;
     this.filter = filter;
+    this.reporter = new FailureReporter(resolved.logger, `server pool '${resolved.name}'`, 'accepting clients', resolved.logInterval);
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,
@@ -293,6 +304,7 @@ export class ServerPool {
     const wasStarted = this.state !== 'new';
     this.state = 'closing';
     clearInterval(this.sweeper);
+    this.reporter.close();
     const closed = new PoolClosedError(`server pool ${this.options.name} is closed`);
     this.incoming.failAll(closed);
     this.reserved.failAll(closed);
@@ -348,14 +360,17 @@ export class ServerPool {
         if (settled) return;
         settled = true;
         this.handshaking.delete(id);
+        this.reporter.success();
         this.arrived(id, stream);
       },
-      fail: (reason) => {
+      fail: (reason, error) => {
         if (settled) return;
         settled = true;
         this.handshaking.delete(id);
         this.errors++;
         countInto(this.refusals, reason);
+        const failure = new Error(`the handshake of ${remoteAddress ?? 'a client'} failed (${reason})`, error === undefined ? undefined : { cause: error });
+        this.reporter.failure(Object.assign(failure, { code: reason }));
       },
     };
   }

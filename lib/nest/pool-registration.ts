@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import type { ClientPool } from '../core/client-pool.js';
 import { InvalidOptionsError } from '../core/errors.js';
 import type { ServerPool } from '../core/server-pool.js';
@@ -65,7 +66,8 @@ export function createPoolRegistration(options: unknown, fixed: StaticPoolOption
     throw new InvalidOptionsError('client', `pool ${show(name)} sets neither client nor server: set client (the dialing side), server (the listening side) or both`);
   }
 
-  // The core names its pools for stats, logs and errors; default that name to the registration's.
+  // The core names its pools for stats, logs and errors; default that name to the
+  // registration's. Background failures go to Nest's Logger, context = the pool name.
   return {
     name,
     autoStart,
@@ -77,5 +79,10 @@ export function createPoolRegistration(options: unknown, fixed: StaticPoolOption
 
 function withName<T>(config: T, name: string): T {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) return config; // the core names the error
-  return 'name' in config && (config as { name?: unknown }).name !== undefined ? config : { ...config, name };
+  const given = config as { name?: unknown; logger?: unknown };
+  return {
+    ...config,
+    ...(given.name === undefined ? { name } : {}),
+    ...(given.logger === undefined ? { logger: new Logger(`PoolModule:${name}`) } : {}),
+  };
 }

@@ -2,6 +2,7 @@ import { Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common'
 import type { ClientPoolService } from './client-pool.service.js';
 import type { PoolRegistration } from './pool-registration.js';
 import type { ServerPoolService } from './server-pool.service.js';
+import type { PoolShutdownGroup } from './pool-shutdown-group.js';
 
 /**
  * The module's own guard on a close fires this long after `shutdownTimeout`:
@@ -22,7 +23,11 @@ export class PoolLifecycle implements OnModuleInit, OnModuleDestroy {
     private readonly registration: PoolRegistration,
     private readonly client: ClientPoolService,
     private readonly server: ServerPoolService,
-  ) {}
+    /** The application's registrations, closed together (see PoolShutdownGroup). */
+    private readonly group?: PoolShutdownGroup,
+  ) {
+    group?.join(this);
+  }
 
   /**
    * With `autoStart`: the server first, awaited, so a port that cannot be
@@ -53,8 +58,15 @@ export class PoolLifecycle implements OnModuleInit, OnModuleDestroy {
    * listener are closed; streams the application took get `shutdownTimeout`
    * ms to finish, and those still open then are destroyed with a
    * `PoolClosedError`. Never throws; safe when the pools never started.
+   * Every registration of the application closes at the same time, so the
+   * whole shutdown takes one `shutdownTimeout`, not one per registration.
    */
-  async onModuleDestroy(): Promise<void> {
+  onModuleDestroy(): Promise<void> {
+    return this.group ? this.group.close() : this.closeOwn();
+  }
+
+  /** Closes this registration's pools (called once, by the group). */
+  async closeOwn(): Promise<void> {
     const { name, shutdownTimeout } = this.registration;
     let timer: NodeJS.Timeout | undefined;
     try {

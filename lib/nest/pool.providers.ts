@@ -12,6 +12,7 @@ import {
   getServerPoolToken,
 } from './pool.constants.js';
 import { PoolLifecycle } from './pool.lifecycle.js';
+import { shutdownGroupOf } from './pool-shutdown-group.js';
 import { createPoolRegistration, type PoolRegistration, type StaticPoolOptions } from './pool-registration.js';
 import { ServerPoolService } from './server-pool.service.js';
 
@@ -43,9 +44,9 @@ export function createPoolProviders(name: string, fixed: StaticPoolOptions): Pro
     },
     {
       provide: getPoolLifecycleToken(name),
-      useFactory: (registration: PoolRegistration, client: ClientPoolService, server: ServerPoolService) =>
-        new PoolLifecycle(registration, client, server),
-      inject: [registrationToken, getClientPoolToken(name), getServerPoolToken(name)],
+      useFactory: (registration: PoolRegistration, client: ClientPoolService, server: ServerPoolService, modules: ModulesContainer) =>
+        new PoolLifecycle(registration, client, server, shutdownGroupOf(modules)),
+      inject: [registrationToken, getClientPoolToken(name), getServerPoolToken(name), ModulesContainer],
     },
   ];
   if (name === DEFAULT_POOL_NAME) {

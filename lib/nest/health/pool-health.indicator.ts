@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import { MissingModuleError } from '../../core/errors.js';
 import { OptionReader } from '../../core/validate.js';
 import type { ClientPoolService } from '../client-pool.service.js';
 import { DEFAULT_POOL_NAME, getClientPoolToken, getServerPoolToken } from '../pool.constants.js';
@@ -34,10 +35,21 @@ type Status = 'up' | 'degraded' | 'down';
  */
 @Injectable()
 export class PoolHealthIndicator {
+  private readonly healthIndicatorService: HealthIndicatorService;
+
   constructor(
     private readonly moduleRef: ModuleRef,
-    private readonly healthIndicatorService: HealthIndicatorService,
-  ) {}
+    // Optional only to replace Nest's generic "can't resolve dependencies"
+    // with an error that names the fix.
+    @Optional() healthIndicatorService?: HealthIndicatorService,
+  ) {
+    if (!healthIndicatorService) {
+      throw new MissingModuleError(
+        "PoolHealthIndicator needs Terminus's HealthIndicatorService: do not list PoolHealthIndicator in your providers, import PoolHealthModule from 'nestjs-tunnel-pool/health' instead (it brings TerminusModule)",
+      );
+    }
+    this.healthIndicatorService = healthIndicatorService;
+  }
 
   async isHealthy<const Key extends string>(key: Key, options: PoolHealthCheckOptions = {}): Promise<HealthIndicatorResult<Key>> {
     const indicator = this.healthIndicatorService.check(key);
@@ -92,3 +104,10 @@ function judge(role: PoolRole, stats: Stats, minActive: number): { status: Statu
   if (stats.active === 0) return { status: 'degraded', reason: `${role} pool is ready but has no idle stream` };
   return { status: 'up' };
 }
+
+// Nest names a missing dependency by its class name, and only says "is the
+// module containing it imported?". This name makes that error name the
+// module to import when a controller injects the indicator without it.
+Object.defineProperty(PoolHealthIndicator, 'name', {
+  value: "PoolHealthIndicator (import PoolHealthModule from 'nestjs-tunnel-pool/health')",
+});

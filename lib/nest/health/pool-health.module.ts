@@ -3,13 +3,14 @@ import { TerminusModule } from '@nestjs/terminus';
 import { PoolHealthIndicator } from './pool-health.indicator.js';
 
 /**
- * Provides `PoolHealthIndicator`. Import it beside `TerminusModule` (for
- * `HealthCheckService`) in the module of your health controller; it finds
- * the pools by token anywhere in the application.
+ * Provides `PoolHealthIndicator`, and re-exports `TerminusModule` (so
+ * `HealthCheckService` too): importing this one module in the module of your
+ * health controller is enough. The indicator finds the pools by token
+ * anywhere in the application.
  */
 @Module({
   imports: [TerminusModule],
   providers: [PoolHealthIndicator],
-  exports: [PoolHealthIndicator],
+  exports: [PoolHealthIndicator, TerminusModule],
 })
 export class PoolHealthModule {}

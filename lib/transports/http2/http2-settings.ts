@@ -1,6 +1,6 @@
 import type { OptionReader } from '../../core/validate.js';
 
-/** Flow-control and memory knobs shared by both sides (see README.md beside this file for what they cost). */
+/** Flow-control and memory knobs shared by both sides (see docs/transports/http2.md for what they cost). */
 export interface Http2FlowOptions {
   /**
    * Receive window of each stream, in bytes (SETTINGS_INITIAL_WINDOW_SIZE;
@@ -14,7 +14,7 @@ export interface Http2FlowOptions {
    * stops reading a session's socket while its own write to it is pending,
    * so two peers both allowed more in flight than the buffers hold can each
    * wait for the other to read, and the session freezes (seen with 64 MiB
-   * and bulk data both ways; see README.md).
+   * and bulk data both ways; see docs/transports/http2.md).
    */
   sessionWindowSize?: number;
   /** Node's `maxSessionMemory` per session, in MiB (default 64; Node's own is 10). */
