@@ -21,6 +21,7 @@ export {
   PoolFullError,
   DialError,
   HandshakeError,
+  TlsMismatchError,
   InvalidIdError,
   InvalidOptionsError,
   DuplicatePoolError,

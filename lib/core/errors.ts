@@ -18,6 +18,7 @@ export const PoolErrorCode = {
   ABORTED: 'POOL_ERR_ABORTED',
   FIRST_STREAM_LOST: 'POOL_ERR_FIRST_STREAM_LOST',
   FIRST_STREAM_TAKEN: 'POOL_ERR_FIRST_STREAM_TAKEN',
+  TLS_MISMATCH: 'POOL_ERR_TLS_MISMATCH',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -99,8 +100,19 @@ export class DialError extends PoolError {
 
 /** TLS or the ID exchange failed (bad certificate, wrong hostname, short or malformed ID, timeout). */
 export class HandshakeError extends PoolError {
+  constructor(message: string, options?: { cause?: unknown }, code: PoolErrorCode = PoolErrorCode.HANDSHAKE) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * One end speaks TLS and the other does not: a client with `tls` on dialing
+ * a plain server (its TLS layer got the server's ID, not a TLS answer). The
+ * message says what to change. A `HandshakeError` with its own code.
+ */
+export class TlsMismatchError extends HandshakeError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(PoolErrorCode.HANDSHAKE, message, options);
+    super(message, options, PoolErrorCode.TLS_MISMATCH);
   }
 }
 
