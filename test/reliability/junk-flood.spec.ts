@@ -123,6 +123,33 @@ describe('http2: strangers open POST /stream, send 0x00, then 10 bytes and END_S
   }, 60_000);
 });
 
+describe('ws: strangers upgrade, then send 10 bytes that are no WebSocket frame, and a FIN', () => {
+  it('none stays in the pool (ws drops the connection on the bad frame)', async () => {
+    const STRANGERS = 100;
+    const server = createServerPool(serverConfig('ws', { maxCap: 200, maxHandshakes: 200 }));
+    await server.start();
+    scope.defer(() => server.close(1000));
+    const strangers: RawOutcome[] = [];
+    scope.defer(() => strangers.forEach(({ socket }) => socket.destroy()));
+    await inBatches(STRANGERS, 20, async () => {
+      const outcome = await rawConnect(
+        server.address()!.port,
+        'GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+      strangers.push(outcome);
+      // The 101 and the ID frame (2 + 4 bytes) are in: the stream is idle on the server.
+      await eventually(() => outcome.received.includes(Buffer.from([0x82, 0x04])), 10_000, 'the upgrade and the ID');
+      outcome.socket.end(JUNK);
+    });
+    await eventually(() => strangers.every((s) => s.closedAt !== undefined), 20_000, 'the server to close every stranger');
+    await eventually(() => server.active === 0, 5000, 'no stranger idle in the pool');
+    const drops = server.stats.drops;
+    expect(Object.values(drops).reduce((sum, n) => sum + n, 0)).toBe(STRANGERS);
+    await servesARealClient(server, 'ws');
+  }, 60_000);
+});
+
 describe.each<[string, Record<string, unknown>]>([
   ['hex8', {}],
   ['raw4', { idFormat: 'raw4' }],
