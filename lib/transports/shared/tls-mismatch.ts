@@ -24,7 +24,7 @@ export function isPlainAnswer(error: unknown): boolean {
 
 /** The message of a client with TLS on whose server does not speak TLS. */
 export function serverNotTlsMessage(where: string): string {
-  return `the server at ${where} does not speak TLS: it answered the TLS ClientHello with bytes that are not TLS (a plain server's ID). Dial it with tls "0", or give the server pool a TLS config`;
+  return `the server at ${where} does not speak TLS: it answered the TLS ClientHello with bytes that are not TLS (a plain server's ID or HTTP answer). Dial it with tls "0", or give the server pool a TLS config`;
 }
 
 /** The hint for a plain client that got nothing at all from its server. */
