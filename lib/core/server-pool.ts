@@ -135,6 +135,9 @@ export class ServerPool {
       (stream) => this.transport.isUsable?.(stream) ?? true,
       this.options.maxIdle,
       transport.quietIdle ? (stream, bytes) => this.unexpectedData(stream, bytes) : undefined,
+      // The other side knows 00000000 without being told (NodePass's control
+      // channel): it may write first, reserved or not.
+      transport.firstIdZero ? FIRST_ID : undefined,
     );
     // No maxIdle here: the first stream is issued once, and expiring it
     // would leave firstStream() nothing to take, ever.
@@ -397,7 +400,7 @@ export class ServerPool {
         this.dropped('stale');
         return;
       }
-      if (!(this.transport.quietIdle && stream.readableLength > 0)) {
+      if (!this.carriesJunk(id, stream)) {
         this.totals.taken++;
         this.guard(stream);
         this.incoming.offer([id, stream]);
@@ -407,6 +410,11 @@ export class ServerPool {
     // Nobody waits, or the stream carries bytes it should not: the idle
     // pool keeps it, or drops and counts it at once.
     this.idle.add(id, stream);
+  }
+
+  /** Bytes its peer should not have sent yet (see ServerTransport.quietIdle); the idle pool drops such a stream. */
+  private carriesJunk(id: string, stream: Duplex): boolean {
+    return this.transport.quietIdle === true && stream.readableLength > 0 && !(id === FIRST_ID && this.transport.firstIdZero);
   }
 
   /** Alive, and not vetoed by the transport: what every hand-out checks. */

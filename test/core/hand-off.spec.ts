@@ -255,4 +255,16 @@ describe('quiet transports: bytes on an idle server stream drop it', () => {
     const taken = await quiet.pool.firstStream(1000);
     expect(String(taken.read())).toBe('control');
   });
+
+  it('nor on an unreserved 00000000: its peer knows that ID without being told; the next stream is held to the rule', async () => {
+    const { pool, transport } = await server(new ScriptedServer({ quietIdle: true, firstIdZero: true }));
+    const first = transport.arrive();
+    expect(first.id).toBe('00000000');
+    (first.stream as PassThrough).write('control');
+    const second = transport.arrive();
+    (second.stream as PassThrough).write('junk');
+    await eventually(() => pool.active === 1, 2000, 'the second stream to leave');
+    const [id, stream] = await pool.incomingGet(1000);
+    expect({ id, data: String(stream.read()), drops: pool.stats.drops }).toEqual({ id: '00000000', data: 'control', drops: { 'unexpected-data': 1 } });
+  });
 });
