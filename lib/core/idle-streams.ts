@@ -123,6 +123,11 @@ export class IdleStreams {
   take(id: string): Duplex | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
+    // Bytes whose 'readable' has not been emitted yet.
+    if (this.unexpectedData && id !== this.mayWriteFirst && entry.stream.readableLength > 0) {
+      this.junk(entry.stream);
+      return undefined;
+    }
     this.remove(id);
     const reason = isDead(entry.stream) || !this.isUsable(entry.stream) ? 'stale' : this.tooOld(entry) ? 'expired' : undefined;
     if (reason) {

@@ -229,6 +229,17 @@ describe('quiet transports: bytes on an idle server stream drop it', () => {
     expect(pool.stats.drops).toEqual({ 'unexpected-data': 4 });
   });
 
+  it('bytes whose readable event has not fired yet are caught when the stream is taken', async () => {
+    const { pool, transport } = await server(new ScriptedServer({ quietIdle: true }));
+    const a = transport.arrive();
+    await sleep(5);
+    (a.stream as PassThrough).write('junk');
+    // Same tick: 'readable' is still queued.
+    const taken = pool.incomingGet(200);
+    expect(pool.stats.drops).toEqual({ 'unexpected-data': 1 });
+    await expect(taken).rejects.toBeInstanceOf(PoolTimeoutError);
+  });
+
   it('the transport may recognise the bytes and name the reason', async () => {
     const { pool, transport } = await server(new ScriptedServer({ quietIdle: true, recognise: true }));
     const a = transport.arrive();
