@@ -188,3 +188,65 @@ describe.each(CASES)('$name: connect + reset flood against a waiting incomingGet
     });
   }, 60_000);
 });
+
+/**
+ * The application gets its stream and does something else (tells the
+ * other side the ID, awaits a lookup) before it listens for errors; the
+ * peer resets in between. Before the guard, that reset was an uncaught
+ * ECONNRESET; now the stream is found destroyed with it.
+ */
+describe('an application that listens late', () => {
+  it.each<Kind>(['tcp', 'tls'])('%s server: the peer resets after reading its ID, before the application listens', async (kind) => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => void uncaught.push(error);
+    realProcess.on('uncaughtException', onUncaught);
+    scope.defer(() => void realProcess.off('uncaughtException', onUncaught));
+    const server = createServerPool(serverConfig(kind));
+    await server.start();
+    scope.defer(() => server.close(1000));
+    const raw = net.connect({ port: server.address()!.port, host: '127.0.0.1' });
+    raw.on('error', () => undefined);
+    scope.defer(() => void raw.destroy());
+    const carrier: Duplex = kind === 'tls' ? tls.connect({ socket: raw, rejectUnauthorized: false }) : raw;
+    carrier.on('error', () => undefined);
+    // The peer resets as soon as its ID is in.
+    carrier.once('data', () => reset(raw));
+    const [, stream] = await server.incomingGet(10_000);
+    scope.track(stream);
+    await new Promise((resolve) => raw.once('close', resolve));
+    await sleep(100);
+    expect({ uncaught: uncaught.map(String), destroyed: stream.destroyed, errored: (stream.errored as NodeJS.ErrnoException | null)?.code }).toEqual({
+      uncaught: [],
+      destroyed: true,
+      errored: 'ECONNRESET',
+    });
+  });
+
+  it('tcp client: the server resets right after the ID, while the application waits in outgoingGet and listens late', async () => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => void uncaught.push(error);
+    realProcess.on('uncaughtException', onUncaught);
+    scope.defer(() => void realProcess.off('uncaughtException', onUncaught));
+    const ID = '0000abcd';
+    const sockets: net.Socket[] = [];
+    const rawServer = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      socket.write(ID, () => setTimeout(() => reset(socket), 20));
+    });
+    await new Promise<void>((resolve) => rawServer.listen(0, '127.0.0.1', resolve));
+    scope.defer(() => new Promise<void>((resolve) => {
+      sockets.forEach((socket) => socket.destroy());
+      rawServer.close(() => resolve());
+    }));
+    const client = createClientPool({ transport: 'tcp', address: `127.0.0.1:${(rawServer.address() as net.AddressInfo).port}`, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    scope.defer(() => client.close(1000));
+    client.start();
+    // Called before the dial can complete: the stream goes to this waiter.
+    const waiting = client.outgoingGet(ID, 10_000);
+    const stream = scope.track(await waiting);
+    await new Promise((resolve) => stream.once('close', resolve));
+    await sleep(50);
+    expect({ uncaught: uncaught.map(String), errored: (stream.errored as NodeJS.ErrnoException | null)?.code }).toEqual({ uncaught: [], errored: 'ECONNRESET' });
+  });
+});
