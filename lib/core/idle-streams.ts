@@ -48,8 +48,7 @@ interface Entry {
  * With `unexpectedData` (a server whose peers send nothing before the
  * hand-out), a stream on which bytes arrive while idle leaves at once: its
  * bytes are read out, `unexpectedData` closes it and names the reason.
- * Otherwise (and on the stream `mayWriteFirst` names) the bytes wait for
- * the taker, as above.
+ * Otherwise the bytes wait for the taker, as above.
  */
 export class IdleStreams {
   private readonly entries = new Map<string, Entry>();
@@ -67,8 +66,6 @@ export class IdleStreams {
     private readonly maxAge = 0,
     /** Set: the peers send nothing while a stream is idle, and bytes that come anyway drop it. */
     private readonly unexpectedData?: UnexpectedData,
-    /** The one ID exempt from that rule: its peer knows it without being told (`00000000`) and may write first. */
-    private readonly mayWriteFirst?: string,
   ) {
     const idle = this;
     this.onError = function (error) {
@@ -124,7 +121,7 @@ export class IdleStreams {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     // Bytes whose 'readable' has not been emitted yet.
-    if (this.unexpectedData && id !== this.mayWriteFirst && entry.stream.readableLength > 0) {
+    if (this.unexpectedData && entry.stream.readableLength > 0) {
       this.junk(entry.stream);
       return undefined;
     }
@@ -193,7 +190,7 @@ export class IdleStreams {
   /** Bytes arrived on an idle stream whose peer should have sent none. */
   private junk(stream: Duplex): void {
     const id = this.idOf.get(stream);
-    if (id === undefined || !this.unexpectedData || id === this.mayWriteFirst) return;
+    if (id === undefined || !this.unexpectedData) return;
     this.remove(id);
     const read = stream.read() as Buffer | string | null;
     const bytes = read === null ? Buffer.alloc(0) : Buffer.isBuffer(read) ? read : Buffer.from(read);

@@ -135,9 +135,6 @@ export class ServerPool {
       (stream) => this.transport.isUsable?.(stream) ?? true,
       this.options.maxIdle,
       transport.quietIdle ? (stream, bytes) => this.unexpectedData(stream, bytes) : undefined,
-      // The other side knows 00000000 without being told (NodePass's control
-      // channel): it may write first, reserved or not.
-      transport.firstIdZero ? FIRST_ID : undefined,
     );
     // No maxIdle here: the first stream is issued once, and expiring it
     // would leave firstStream() nothing to take, ever.
@@ -400,7 +397,7 @@ export class ServerPool {
         this.dropped('stale');
         return;
       }
-      if (!this.carriesJunk(id, stream)) {
+      if (!this.carriesJunk(stream)) {
         this.totals.taken++;
         this.guard(stream);
         this.incoming.offer([id, stream]);
@@ -412,9 +409,13 @@ export class ServerPool {
     this.idle.add(id, stream);
   }
 
-  /** Bytes its peer should not have sent yet (see ServerTransport.quietIdle); the idle pool drops such a stream. */
-  private carriesJunk(id: string, stream: Duplex): boolean {
-    return this.transport.quietIdle === true && stream.readableLength > 0 && !(id === FIRST_ID && this.transport.firstIdZero);
+  /**
+   * Bytes its peer should not have sent yet (see ServerTransport.quietIdle);
+   * the idle pool drops such a stream. Not asked for the reserved first
+   * stream, whose peer knows its ID untold and may write first.
+   */
+  private carriesJunk(stream: Duplex): boolean {
+    return this.transport.quietIdle === true && stream.readableLength > 0;
   }
 
   /** Alive, and not vetoed by the transport: what every hand-out checks. */

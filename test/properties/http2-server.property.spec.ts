@@ -85,18 +85,6 @@ describe('http2 server request checks and first-byte read (property): a raw HTTP
       return session;
     };
     const seenIds = new Set<string>();
-    // The first ID, 00000000, is exempt from the junk rule (its client knows
-    // it without being told): issue it before the runs.
-    {
-      const first = await send(connect(), { method: 'POST', path: '/stream', body: Uint8Array.from([0]), cuts: [], ending: 'hold' });
-      expect(await first.status).toBe(200);
-      expect((await readBytes(first.stream, 4, 2000)).toString('hex')).toBe('00000000');
-      const [, taken] = await p.server.incomingGet(2000);
-      taken.on('error', () => undefined);
-      taken.destroy();
-      first.stream.close(http2.constants.NGHTTP2_CANCEL);
-    }
-
     await fc.assert(
       fc.asyncProperty(request, async (r) => {
         const want = expected(r);
