@@ -378,9 +378,12 @@ export class ServerPool {
     }
     this.totals.accepted++;
     if (id === FIRST_ID && this.options.reserveFirstId) {
-      // Checked as an idle stream would be at take time (the IdleStreams
-      // below check it on add): a dead one is never handed out.
-      if (this.reserved.size > 0 && this.usable(stream)) {
+      // Checked as an idle stream is at take time: a dead one is never
+      // handed out, and the waiting calls learn that it is lost.
+      if (this.reserved.size > 0 && !this.usable(stream)) {
+        stream.destroy();
+        this.firstDropped('stale', undefined);
+      } else if (this.reserved.size > 0) {
         this.guard(stream);
         this.reserved.offer(stream);
         this.firstTaken = true;

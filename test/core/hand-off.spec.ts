@@ -133,6 +133,16 @@ describe('server hand-off: dead streams are never handed out', () => {
     transport.arrive(resetStream());
     await expect(waiting).rejects.toMatchObject({ code: 'POOL_ERR_FIRST_STREAM_LOST' });
   });
+
+  it('firstStream: nor one its transport vetoes; the waiting call learns it is lost', async () => {
+    const transport = new ScriptedServer({ firstIdZero: true });
+    (transport as ServerTransport & { isUsable?: (s: Duplex) => boolean }).isUsable = () => false;
+    const { pool } = await server(transport, { reserveFirstId: true });
+    const waiting = pool.firstStream(5000);
+    const first = transport.arrive();
+    await expect(waiting).rejects.toMatchObject({ code: 'POOL_ERR_FIRST_STREAM_LOST' });
+    expect({ destroyed: first.stream.destroyed, drops: pool.stats.drops }).toEqual({ destroyed: true, drops: { stale: 1 } });
+  });
 });
 
 describe('server hand-off: an error before the application listens is never uncaught', () => {
