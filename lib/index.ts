@@ -22,6 +22,7 @@ export {
   PoolFullError,
   DialError,
   HandshakeError,
+  TlsMismatchError,
   InvalidIdError,
   InvalidOptionsError,
   DuplicatePoolError,

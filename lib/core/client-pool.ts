@@ -11,6 +11,7 @@ import {
 } from './adaptive.js';
 import {
   FdLimitError,
+  DialError,
   InvalidIdError,
   PoolClosedError,
   PoolError,
@@ -20,6 +21,7 @@ import {
   PoolTimeoutError,
 } from './errors.js';
 import { processFds, type FdBudget } from './fd-budget.js';
+import { guardUntilListened, isDead } from './hand-off.js';
 import { assertValidId, randomId } from './ids.js';
 import { IdleStreams, type DropReason } from './idle-streams.js';
 import { countInto, type ClientPoolStats } from './stats.js';
@@ -441,7 +443,10 @@ export class ClientPool {
     }
     this.totals.created++;
     this.reporter.success();
-    if (this.byId.offer(key, stream)) {
+    // A waiter gets the stream only if it passes the checks an idle stream
+    // passes when taken; otherwise the idle pool drops and counts it.
+    if (this.byId.has(key) && this.usable(stream) && this.byId.offer(key, stream)) {
+      // Synchronously after the offer: the waiter's code runs later.
       this.handOut(stream);
       return true;
     }
@@ -456,6 +461,11 @@ export class ClientPool {
     const dial = this.dial().then(({ stream }) => stream);
     try {
       const stream = await withDeadline(dial, timeout, signal, `single-mode dial did not complete within ${timeout} ms`);
+      if (this.state === 'running' && !this.usable(stream)) {
+        // Counted below with the failures (POOL_ERR_DIAL).
+        stream.destroy();
+        throw new DialError('the freshly dialed stream was already dead when it was to be handed out (reset by the peer?)');
+      }
       if (this.state === 'running') return this.handOut(stream);
       stream.destroy();
       throw new PoolClosedError(`client pool ${this.options.name} is closed`);
@@ -470,9 +480,16 @@ export class ClientPool {
     }
   }
 
+  /** Tracks a stream the application takes, guarded until it listens for errors. */
   private handOut(stream: Duplex): Duplex {
     this.totals.taken++;
-    return this.taken.add(stream);
+    this.taken.add(stream);
+    return guardUntilListened(stream);
+  }
+
+  /** Alive, and not vetoed by the transport: what every hand-out checks. */
+  private usable(stream: Duplex): boolean {
+    return !isDead(stream) && (this.transport.isUsable?.(stream) ?? true);
   }
 
   private cutError(timeout: number): PoolClosedError {

@@ -20,6 +20,7 @@ export const PoolErrorCode = {
   FIRST_STREAM_TAKEN: 'POOL_ERR_FIRST_STREAM_TAKEN',
   FD_LIMIT: 'POOL_ERR_FD_LIMIT',
   MISSING_MODULE: 'POOL_ERR_MISSING_MODULE',
+  TLS_MISMATCH: 'POOL_ERR_TLS_MISMATCH',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -101,8 +102,19 @@ export class DialError extends PoolError {
 
 /** TLS or the ID exchange failed (bad certificate, wrong hostname, short or malformed ID, timeout). */
 export class HandshakeError extends PoolError {
+  constructor(message: string, options?: { cause?: unknown }, code: PoolErrorCode = PoolErrorCode.HANDSHAKE) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * One end speaks TLS and the other does not: a client with `tls` on dialing
+ * a plain server (its TLS layer got the server's ID, not a TLS answer). The
+ * message says what to change. A `HandshakeError` with its own code.
+ */
+export class TlsMismatchError extends HandshakeError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(PoolErrorCode.HANDSHAKE, message, options);
+    super(message, options, PoolErrorCode.TLS_MISMATCH);
   }
 }
 

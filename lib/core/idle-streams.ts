@@ -1,8 +1,29 @@
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import { isDead } from './hand-off.js';
 
 /** Why an idle pooled stream left the pool without being taken. */
-export type DropReason = 'error' | 'end' | 'close' | 'stale' | 'expired' | 'duplicate' | 'flush' | 'shutdown' | 'late';
+export type DropReason =
+  | 'error'
+  | 'end'
+  | 'close'
+  | 'stale'
+  | 'expired'
+  | 'duplicate'
+  | 'flush'
+  | 'shutdown'
+  | 'late'
+  /** Bytes arrived on an idle stream of a transport whose peers send nothing before the hand-out. */
+  | 'unexpected-data'
+  /** Those bytes were a TLS record: a TLS client dialed a plain server. */
+  | 'tls-on-plain';
+
+/**
+ * What a pool does with an idle stream on which bytes arrived although its
+ * peers send nothing before the hand-out (see `IdleStreams`): closes it and
+ * says why. `bytes` are what was buffered (already read out of the stream).
+ */
+export type UnexpectedData = (stream: Duplex, bytes: Buffer) => DropReason;
 
 interface Entry {
   readonly stream: Duplex;
@@ -23,6 +44,11 @@ interface Entry {
  *
  * With a `maxAge`, a stream idle for longer is never taken: `take` closes it
  * instead (reason 'expired'), and `expire()` closes all such streams.
+ *
+ * With `unexpectedData` (a server whose peers send nothing before the
+ * hand-out), a stream on which bytes arrive while idle leaves at once: its
+ * bytes are read out, `unexpectedData` closes it and names the reason.
+ * Otherwise the bytes wait for the taker, as above.
  */
 export class IdleStreams {
   private readonly entries = new Map<string, Entry>();
@@ -38,6 +64,8 @@ export class IdleStreams {
     private readonly isUsable: (stream: Duplex) => boolean = () => true,
     /** Milliseconds a stream may wait before it is too old to hand out; 0 never expires. */
     private readonly maxAge = 0,
+    /** Set: the peers send nothing while a stream is idle, and bytes that come anyway drop it. */
+    private readonly unexpectedData?: UnexpectedData,
   ) {
     const idle = this;
     this.onError = function (error) {
@@ -55,6 +83,7 @@ export class IdleStreams {
     // buffered nothing is read: they and the EOF wait for the taker.
     this.onReadable = function () {
       if (this.readableLength === 0) this.read(0);
+      else if (idle.unexpectedData) idle.junk(this);
     };
   }
 
@@ -84,12 +113,18 @@ export class IdleStreams {
     this.entries.set(id, { stream, since: performance.now() });
     this.idOf.set(stream, id);
     if (isDead(stream)) this.died(stream, 'stale');
+    else if (this.unexpectedData && stream.readableLength > 0) this.junk(stream);
   }
 
   /** Takes the stream with this ID, if it is here, still alive and not older than `maxAge`. */
   take(id: string): Duplex | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
+    // Bytes whose 'readable' has not been emitted yet.
+    if (this.unexpectedData && entry.stream.readableLength > 0) {
+      this.junk(entry.stream);
+      return undefined;
+    }
     this.remove(id);
     const reason = isDead(entry.stream) || !this.isUsable(entry.stream) ? 'stale' : this.tooOld(entry) ? 'expired' : undefined;
     if (reason) {
@@ -152,6 +187,18 @@ export class IdleStreams {
     this.onDrop(id, reason, error);
   }
 
+  /** Bytes arrived on an idle stream whose peer should have sent none. */
+  private junk(stream: Duplex): void {
+    const id = this.idOf.get(stream);
+    if (id === undefined || !this.unexpectedData) return;
+    this.remove(id);
+    const read = stream.read() as Buffer | string | null;
+    const bytes = read === null ? Buffer.alloc(0) : Buffer.isBuffer(read) ? read : Buffer.from(read);
+    // The stream is the pool's until it is closed: nothing it emits now may reach the process.
+    stream.on('error', noop);
+    this.onDrop(id, this.unexpectedData(stream, bytes));
+  }
+
   private remove(id: string): void {
     const entry = this.entries.get(id);
     if (!entry) return;
@@ -165,12 +212,4 @@ export class IdleStreams {
   }
 }
 
-/** A stream that can no longer carry data both ways. */
-function isDead(stream: Duplex): boolean {
-  return (
-    stream.destroyed ||
-    stream.writableEnded ||
-    (stream.readableEnded && stream.readableLength === 0) ||
-    stream.errored != null
-  );
-}
+const noop = (): void => undefined;

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { withTimeout } from './async.js';
 import { FirstStreamLostError, FirstStreamTakenError, InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
 import { processFds, type FdBudget } from './fd-budget.js';
+import { guardUntilListened, isDead } from './hand-off.js';
 import { FIRST_ID, IdAllocator } from './ids.js';
 import { IdleStreams, type DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
@@ -147,6 +148,7 @@ export class ServerPool {
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,
       this.options.maxIdle,
+      transport.quietIdle ? (stream, bytes) => this.unexpectedData(stream, bytes) : undefined,
     );
     // No maxIdle here: the first stream is issued once, and expiring it
     // would leave firstStream() nothing to take, ever.
@@ -276,7 +278,7 @@ export class ServerPool {
     const held = this.reservedIdle.take(FIRST_ID);
     if (held) {
       this.firstTaken = true;
-      return Promise.resolve(this.taken.add(held));
+      return Promise.resolve(this.guard(held));
     }
     if (this.firstLost) return Promise.reject(this.firstLost);
     if (this.firstTaken) return Promise.reject(this.firstTakenError());
@@ -396,9 +398,15 @@ export class ServerPool {
     }
     this.totals.accepted++;
     if (id === FIRST_ID && this.options.reserveFirstId) {
-      if (this.reserved.offer(stream)) {
+      // Checked as an idle stream is at take time: a dead one is never
+      // handed out, and the waiting calls learn that it is lost.
+      if (this.reserved.size > 0 && !this.usable(stream)) {
+        stream.destroy();
+        this.firstDropped('stale', undefined);
+      } else if (this.reserved.size > 0) {
+        this.guard(stream);
+        this.reserved.offer(stream);
         this.firstTaken = true;
-        this.taken.add(stream);
         // The calls still waiting would wait for a stream that never comes.
         this.reserved.failAll(this.firstTakenError());
       } else {
@@ -406,12 +414,21 @@ export class ServerPool {
       }
       return;
     }
-    this.totals.taken++;
-    if (this.incoming.offer([id, stream])) {
-      this.taken.add(stream);
-      return;
+    if (this.incoming.size > 0) {
+      if (!this.usable(stream)) {
+        stream.destroy();
+        this.dropped('stale');
+        return;
+      }
+      if (!this.carriesJunk(stream)) {
+        this.totals.taken++;
+        this.guard(stream);
+        this.incoming.offer([id, stream]);
+        return;
+      }
     }
-    this.totals.taken--;
+    // Nobody waits, or the stream carries bytes it should not: the idle
+    // pool keeps it, or drops and counts it at once.
     this.idle.add(id, stream);
   }
 
@@ -425,6 +442,39 @@ export class ServerPool {
     return 'busy';
   }
 
+  /**
+   * Bytes its peer should not have sent yet (see ServerTransport.quietIdle);
+   * the idle pool drops such a stream. Not asked for the reserved first
+   * stream, whose peer knows its ID untold and may write first.
+   */
+  private carriesJunk(stream: Duplex): boolean {
+    return this.transport.quietIdle === true && stream.readableLength > 0;
+  }
+
+  /** Alive, and not vetoed by the transport: what every hand-out checks. */
+  private usable(stream: Duplex): boolean {
+    return !isDead(stream) && (this.transport.isUsable?.(stream) ?? true);
+  }
+
+  /** Tracks a stream the application takes, guarded until it listens for errors. */
+  private guard(stream: Duplex): Duplex {
+    this.taken.add(stream);
+    return guardUntilListened(stream);
+  }
+
+  /**
+   * Bytes arrived on an idle stream of a transport whose clients send
+   * nothing before the hand-out: a stranger or a misconfigured peer. The
+   * transport may recognise them (a TLS ClientHello on a plain port) and
+   * answer; otherwise the stream is destroyed.
+   */
+  private unexpectedData(stream: Duplex, bytes: Buffer): DropReason {
+    const reason = this.transport.refuseIdleData?.(stream, bytes);
+    if (reason) return reason;
+    stream.destroy();
+    return 'unexpected-data';
+  }
+
   private refuse<R extends string>(reason: R): R {
     countInto(this.refusals, reason);
     return reason;
@@ -434,7 +484,7 @@ export class ServerPool {
     const ready = this.idle.takeOldest();
     if (!ready) return undefined;
     this.totals.taken++;
-    this.taken.add(ready[1]);
+    this.guard(ready[1]);
     return ready;
   }
 
@@ -447,6 +497,8 @@ export class ServerPool {
       `the first stream (${FIRST_ID}) of server pool ${this.options.name} ${how} before firstStream() took it; a pool issues that ID once, so it will not come again`,
       error === undefined ? undefined : { cause: error },
     );
+    // Calls waiting for it would wait for a stream that never comes.
+    this.reserved.failAll(this.firstLost);
   }
 
   private firstTakenError(): FirstStreamTakenError {
@@ -461,7 +513,7 @@ export class ServerPool {
 
   private dropped(reason: DropReason): void {
     countInto(this.drops, reason);
-    if (reason === 'error' || reason === 'end' || reason === 'close' || reason === 'stale') this.errors++;
+    if (reason === 'error' || reason === 'end' || reason === 'close' || reason === 'stale' || reason === 'unexpected-data' || reason === 'tls-on-plain') this.errors++;
   }
 
   private assertRunning(): void {

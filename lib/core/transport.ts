@@ -93,5 +93,22 @@ export interface ServerTransport {
   close(timeout: number): Promise<void>;
   /** As `ClientTransport.isUsable`. */
   isUsable?(stream: Duplex): boolean;
+  /**
+   * True when the clients of this transport send nothing on a pooled stream
+   * before the server hands it out (they learn its ID from the server's
+   * application first). Bytes that arrive on an idle stream then come from
+   * a stranger or a misconfigured peer: the pool drops the stream (counted
+   * 'unexpected-data', or the reason `refuseIdleData` gives) instead of
+   * handing the bytes to the application.
+   */
+  readonly quietIdle?: boolean;
+  /**
+   * With `quietIdle`: looks at the bytes that arrived on an idle stream
+   * (already read out of it). Returns a reason when it recognises them (a
+   * TLS ClientHello on a plain port: 'tls-on-plain'), having answered the
+   * peer and taken over closing the stream; undefined leaves it to the pool,
+   * which destroys it ('unexpected-data').
+   */
+  refuseIdleData?(stream: Duplex, bytes: Buffer): 'tls-on-plain' | undefined;
   stats?(): Record<string, unknown>;
 }

@@ -31,9 +31,15 @@ const request: fc.Arbitrary<Request> = fc.record({
   ending: fc.constantFrom('end' as const, 'rst' as const, 'hold' as const),
 });
 
-/** What the server must make of a request: a pooled stream (ID in the 200's body), or a refusal by reason. */
-function expected(r: Request): { pooled: true } | { status?: number; reason: string } {
+/**
+ * What the server must make of a request: a pooled stream (ID in the 200's
+ * body); a stream dropped once pooled because its client sent more than its
+ * first byte before the hand-out (issue 10: a client sends nothing more until
+ * then); or a refusal by reason.
+ */
+function expected(r: Request): { pooled: true } | { junk: true } | { status?: number; reason: string } {
   if (r.method !== 'POST' || r.path !== '/stream') return { status: 404, reason: 'not-found' };
+  if (r.body.length > 1) return { junk: true };
   if (r.body.length > 0) return { pooled: true };
   return { reason: r.ending === 'hold' ? 'handshake-timeout' : 'closed-in-handshake' };
 }
@@ -53,8 +59,8 @@ async function send(session: ClientHttp2Session, r: Request): Promise<{ stream: 
     stream.write(piece);
     await sleep(1);
   }
-  // A stream that is to be pooled stays open; the others end as the script says.
-  if (!('pooled' in pooled) && !stream.destroyed) {
+  // A stream that is to be pooled (or dropped as junk) stays open; the others end as the script says.
+  if (!('pooled' in pooled) && !('junk' in pooled) && !stream.destroyed) {
     if (r.ending === 'end') stream.end();
     else if (r.ending === 'rst') stream.close(http2.constants.NGHTTP2_CANCEL);
   }
@@ -79,12 +85,12 @@ describe('http2 server request checks and first-byte read (property): a raw HTTP
       return session;
     };
     const seenIds = new Set<string>();
-
     await fc.assert(
       fc.asyncProperty(request, async (r) => {
         const want = expected(r);
         const before = { ...p.server.stats.refusals };
         const accepted = p.server.stats.totals.accepted;
+        const dropped = p.server.stats.drops['unexpected-data'] ?? 0;
         const { stream, status } = await send(connect(), r);
         try {
           if ('pooled' in want) {
@@ -102,6 +108,12 @@ describe('http2 server request checks and first-byte read (property): a raw HTTP
             // The first byte was the handshake's (any value is taken); the rest is application data.
             const rest = Buffer.from(r.body.subarray(1));
             if (rest.length > 0) expect((await readBytes(server, rest.length, 2000)).equals(rest)).toBe(true);
+            expect(p.server.stats.refusals).toEqual(before);
+          } else if ('junk' in want) {
+            // Accepted (200 and its ID, unless the drop's reset overtook them), then dropped, never handed out.
+            expect([200, undefined]).toContain(await status);
+            await eventually(() => (p.server.stats.drops['unexpected-data'] ?? 0) === dropped + 1, 2000, "an 'unexpected-data' drop");
+            expect(p.server.active).toBe(0);
             expect(p.server.stats.refusals).toEqual(before);
           } else {
             const got = await status;

@@ -110,6 +110,8 @@ const UNAUTHORIZED = 'unauthorized\n';
 export class Http2ServerTransport implements ServerTransport {
   readonly kind = 'http2';
   readonly firstIdZero = true;
+  /** Clients send their 0x00 and then nothing until the stream is handed out: bytes on an idle stream drop it. */
+  readonly quietIdle = true;
   private listener?: net.Server;
   private h2?: Http2Server;
   private readonly sessions = new Map<ServerHttp2Session, SessionEntry>();

@@ -1,13 +1,14 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolRefusedError } from '../../core/errors.js';
+import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolRefusedError, TlsMismatchError } from '../../core/errors.js';
 import { decodeId, idWireLength, type IdWireForm } from '../../core/ids.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
 import { readExact } from '../shared/read-exact.js';
 import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
+import { isPlainAnswer, serverMaySpeakTlsHint, serverNotTlsMessage } from '../shared/tls-mismatch.js';
 import { waitForEvent } from '../shared/wait-for-event.js';
 
 export interface TcpClientOptions {
@@ -89,8 +90,9 @@ export class TcpClientTransport implements ClientTransport {
     if (signal.aborted) throw new PoolAbortedError('the pool closed');
     const socket = await this.connect(signal);
     let stream: Duplex = socket;
+    const started = Date.now();
     try {
-      const deadline = Date.now() + this.config.handshakeTimeout;
+      const deadline = started + this.config.handshakeTimeout;
       if (this.config.tls.mode !== '0') stream = await this.secure(socket, signal);
       if (!readId) return { id: null, stream };
       const bytes = await readExact(stream, idWireLength(this.config.idFormat), Math.max(1, deadline - Date.now()), signal, {
@@ -100,8 +102,23 @@ export class TcpClientTransport implements ClientTransport {
     } catch (error) {
       stream.destroy();
       socket.destroy();
-      throw error;
+      throw this.plainToTls(error, socket, started);
     }
+  }
+
+  /**
+   * A plain client that got not one byte: a plain pool server writes the
+   * ID at once and refuses with a bare close at once, so silence until our
+   * timeout, or a close after a long silence (the server's own handshake
+   * timeout), points at a TLS server waiting for a ClientHello.
+   */
+  private plainToTls(error: unknown, socket: Duplex, started: number): unknown {
+    if (this.config.tls.mode !== '0' || !(socket instanceof net.Socket) || socket.bytesRead > 0) return error;
+    if (!(error instanceof HandshakeError || error instanceof PoolRefusedError) || error.code === 'POOL_ERR_TLS_MISMATCH') return error;
+    const silentFor = Date.now() - started;
+    const timedOut = error instanceof HandshakeError && /did not arrive within/.test(error.message);
+    if (!timedOut && silentFor < SILENCE_BEFORE_TLS_HINT) return error;
+    return new HandshakeError(`${error.message}; no byte came in ${silentFor} ms: ${serverMaySpeakTlsHint()}`, { cause: error });
   }
 
   async close(): Promise<void> {
@@ -153,6 +170,7 @@ export class TcpClientTransport implements ClientTransport {
     } catch (error) {
       secured.destroy();
       if (error instanceof PoolAbortedError) throw error;
+      if (isPlainAnswer(error)) throw new TlsMismatchError(serverNotTlsMessage(peerOf(socket)), { cause: error });
       if (isDisconnect(error)) {
         throw new PoolRefusedError('the server closed the connection during the TLS handshake (it refuses: pool full or this address is not allowed)', { cause: error });
       }
@@ -160,6 +178,14 @@ export class TcpClientTransport implements ClientTransport {
     }
   }
 }
+
+/** The dialed address, for messages. */
+function peerOf(socket: Duplex): string {
+  return socket instanceof net.Socket && socket.remoteAddress ? formatEndpoint({ host: socket.remoteAddress, port: socket.remotePort ?? 0 }) : 'the other end';
+}
+
+/** A close after this much silence is no bare-close refusal (those come at once). */
+const SILENCE_BEFORE_TLS_HINT = 1000;
 
 function describe(error: unknown): string {
   if (error && typeof error === 'object' && 'message' in error) {

@@ -54,6 +54,16 @@ export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
   };
 }
 
+const noop = (): void => undefined;
+
+/** A fatal TLS alert record, protocol_version (70), as a TLS 1.2/1.3 peer sends it. */
+const TLS_PROTOCOL_VERSION_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]);
+
+/** The start of a TLS record: handshake (0x16), then a 3.x version. */
+export function isTlsRecord(bytes: Buffer): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x16 && bytes[1] === 0x03;
+}
+
 /**
  * Accepts pooled connections: capacity and address checks before any TLS
  * (a refusal is a bare close, as in the Go pools), then the optional TLS
@@ -64,6 +74,11 @@ export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
 export class TcpServerTransport implements ServerTransport {
   readonly kind: string;
   readonly firstIdZero: boolean;
+  /**
+   * Clients of this transport send nothing before the server hands a stream
+   * out: bytes on an idle stream drop it (see ServerTransport.quietIdle).
+   */
+  readonly quietIdle = true;
   private server?: net.Server;
   private ownsServer = false;
   private readonly handshakes = new Set<Duplex>();
@@ -126,11 +141,16 @@ export class TcpServerTransport implements ServerTransport {
     let timer: NodeJS.Timeout | undefined;
     const fail = (reason: string, error?: unknown): void => {
       cleanup();
+      // A failed write still emits its error after this: it must find a listener.
+      stream.on('error', noop);
+      if (stream !== socket) socket.on('error', noop);
       stream.destroy();
       socket.destroy();
       admission.fail(reason, error);
     };
-    const onError = (error: unknown): void => fail(secureContext ? 'tls' : 'socket-error', error);
+    let secured = !secureContext;
+    // After TLS, a failure is the connection's (a reset before or during the ID write), not TLS's.
+    const onError = (error: unknown): void => fail(secured ? 'socket-error' : 'tls', error);
     // Half-open sockets do not close on the peer's FIN: before the ID it
     // ends the handshake here ('end'), or the socket would linger until the
     // timeout.
@@ -148,16 +168,48 @@ export class TcpServerTransport implements ServerTransport {
     stream.on('close', onClose);
     stream.on('end', onClose); // the TLSSocket reads the wrapped socket's FIN itself
     if (stream !== socket) socket.on('error', onError);
-    const sendId = (): void => this.sendId(stream, admission, cleanup);
+    const sendId = (): void => {
+      secured = true;
+      this.sendId(stream, admission, cleanup, fail);
+    };
     if (secureContext) stream.once('secure', sendId);
     else sendId();
   }
 
-  private sendId(stream: Duplex, admission: Admission, cleanup: () => void): void {
-    cleanup();
-    // One write, so the ID leaves in one segment / one TLS record: the Go
-    // client reads it with a single read.
-    stream.write(encodeId(admission.id, this.config.idFormat));
-    admission.accept(stream);
+  /**
+   * One write, so the ID leaves in one segment / one TLS record: the Go
+   * client reads it with a single read. The stream joins the pool once the
+   * write is done: a peer that reset before it (the write fails) is a
+   * failed handshake, never a pooled stream, and its error meets the
+   * handshake's listeners, not an application that could not listen yet.
+   */
+  private sendId(stream: Duplex, admission: Admission, cleanup: () => void, fail: (reason: string, error?: unknown) => void): void {
+    stream.write(encodeId(admission.id, this.config.idFormat), (error) => {
+      if (error) return fail('socket-error', error);
+      // Destroyed on the way (its 'close' ran fail(), which settled the admission).
+      if (stream.destroyed) return;
+      cleanup();
+      admission.accept(stream);
+    });
+  }
+
+  /**
+   * A TLS record (a ClientHello: 0x16 0x03) on a plain port is a client
+   * dialing with TLS on: answered with a TLS alert (protocol_version), so
+   * its TLS layer fails at once on bytes that are not TLS and it can say
+   * "the server does not speak TLS" (it already got the ID before it); then
+   * closed. Counted as 'tls-on-plain'.
+   */
+  refuseIdleData(stream: Duplex, bytes: Buffer): 'tls-on-plain' | undefined {
+    if (this.config.secureContext || !isTlsRecord(bytes)) return undefined;
+    if (stream.destroyed || !stream.writable) {
+      stream.destroy();
+    } else {
+      stream.end(TLS_PROTOCOL_VERSION_ALERT, () => stream.destroy());
+      // A peer that never reads would hold the socket open with our unsent bytes.
+      const timer = setTimeout(() => stream.destroy(), 2000);
+      stream.once('close', () => clearTimeout(timer));
+    }
+    return 'tls-on-plain';
   }
 }
