@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { SlotGate } from './admission.js';
 import { withTimeout } from './async.js';
 import { FirstStreamLostError, FirstStreamTakenError, InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
 import { FIRST_ID, IdAllocator } from './ids.js';
@@ -6,7 +7,7 @@ import { IdleStreams, type DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
 import { countInto, type ServerPoolStats } from './stats.js';
 import { TakenStreams } from './taken-streams.js';
-import type { Admission, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
+import type { Admission, ConnectingOptions, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
 import { WaiterQueue, type WaitOptions } from './waiters.js';
 
@@ -40,6 +41,20 @@ export interface ServerPoolOptions {
    */
   maxHandshakes?: number;
   /**
+   * Of those, how many one peer address may hold at once (default: half of
+   * maxHandshakes, 128); more from it are refused ('peer-busy'), so one
+   * address that floods the pool with silent connections leaves the other
+   * half to everyone else. It never exceeds maxHandshakes.
+   */
+  maxHandshakesPerPeer?: number;
+  /**
+   * Of those, how many pooled streams one connection may hold in their
+   * handshake at once where several share a connection (HTTP/2; default: a
+   * quarter of maxHandshakes, 64); more on it are refused
+   * ('connection-busy'). It never exceeds maxHandshakesPerPeer.
+   */
+  maxHandshakesPerConnection?: number;
+  /**
    * Idle streams older than this many ms are never handed out (checked at
    * every hand-out: `incomingGet`, `onIncoming`, `incoming$`) and are closed
    * (counted in `stats.drops.expired`; swept every maxIdle / 4, so closed
@@ -61,15 +76,21 @@ export type ResolvedServerPoolOptions = {
   reserveFirstId: boolean;
   closeTimeout: number;
   maxHandshakes: number;
+  maxHandshakesPerPeer: number;
+  maxHandshakesPerConnection: number;
   maxIdle: number;
 };
 
-export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes', 'maxIdle'] as const;
+export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes', 'maxHandshakesPerPeer', 'maxHandshakesPerConnection', 'maxIdle'] as const;
 
 export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''): ResolvedServerPoolOptions & { filter: AddressFilter } {
   const read = new OptionReader(options as Record<string, unknown>, prefix);
   const allowed = read.raw('allowedIps') as string | string[] | undefined;
   const filter = createAddressFilter(allowed, read.name('allowedIps'));
+  const maxHandshakes = read.int('maxHandshakes', 256, 1, 1_000_000);
+  // Derived defaults follow maxHandshakes; an explicit value above it is an error, not silently cut.
+  const maxHandshakesPerPeer = read.int('maxHandshakesPerPeer', Math.ceil(maxHandshakes / 2), 1, maxHandshakes);
+  const maxHandshakesPerConnection = read.int('maxHandshakesPerConnection', Math.min(Math.ceil(maxHandshakes / 4), maxHandshakesPerPeer), 1, maxHandshakesPerPeer);
   const resolved = {
     name: read.string('name') ?? 'default',
     maxCap: read.int('maxCap', 4096, 1, 1_000_000),
@@ -77,7 +98,9 @@ export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''
     getTimeout: read.ms('getTimeout', Infinity, 0, true),
     reserveFirstId: read.bool('reserveFirstId', false),
     closeTimeout: read.ms('closeTimeout', 5000, 0),
-    maxHandshakes: read.int('maxHandshakes', 256, 1, 1_000_000),
+    maxHandshakes,
+    maxHandshakesPerPeer,
+    maxHandshakesPerConnection,
     maxIdle: read.ms('maxIdle', 0, 0),
     filter,
   };
@@ -95,13 +118,13 @@ export type IncomingStream = [id: string, stream: Duplex];
  */
 export class ServerPool {
   readonly options: ResolvedServerPoolOptions;
-  private readonly filter: AddressFilter;
   private state: State = 'new';
   private errors = 0;
   private readonly idle: IdleStreams;
+  /** IDs reserved for pooled streams in their handshake. */
   private readonly handshaking = new Set<string>();
-  /** Connections in a transport-level handshake, before any admission (see ServerAcceptor.connecting). */
-  private connectingCount = 0;
+  /** Handshake slots (connections before admission, and pooled streams in their handshake), in total, per peer, per connection. */
+  private readonly gate: SlotGate;
   private readonly ids: IdAllocator;
   private readonly acceptor: ServerAcceptor;
   private readonly incoming = new WaiterQueue<IncomingStream>();
@@ -128,7 +151,8 @@ export class ServerPool {
   ) {
     const { filter, ...resolved } = resolveServerPoolOptions(options);
     this.options = resolved;
-    this.filter = filter;
+    const { maxHandshakes: total, maxHandshakesPerPeer: perPeer, maxHandshakesPerConnection: perConnection } = this.options;
+    this.gate = new SlotGate({ total, perPeer, perConnection }, filter);
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,
@@ -143,9 +167,9 @@ export class ServerPool {
     this.ids = new IdAllocator((id) => this.idle.has(id) || this.handshaking.has(id), transport.firstIdZero);
     this.acceptor = {
       limits: { maxCap: this.options.maxCap },
-      admit: (remoteAddress) => this.admit(remoteAddress),
+      admit: (remoteAddress, connection) => this.admit(remoteAddress, connection),
       refused: (reason) => this.refuse(reason),
-      connecting: () => this.connecting(),
+      connecting: (remoteAddress, options) => this.connecting(remoteAddress, options),
     };
   }
 
@@ -316,7 +340,7 @@ export class ServerPool {
       capacity: this.options.maxCap,
       maxCap: this.options.maxCap,
       errorCount: this.errors,
-      handshaking: this.handshaking.size + this.connectingCount,
+      handshaking: this.gate.size,
       waiting: this.incoming.size,
       inUse: this.taken.size,
       oldestIdleMs: this.idle.oldestAge(),
@@ -330,11 +354,11 @@ export class ServerPool {
   // ---- the transport's side -------------------------------------------
 
 
-  private admit(remoteAddress: string | undefined): Admission | Refusal {
+  private admit(remoteAddress: string | undefined, connection: object | undefined): Admission | Refusal {
     if (this.state !== 'running') return this.refuse('closed');
     if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full');
-    if (this.handshaking.size + this.connectingCount >= this.options.maxHandshakes) return this.refuse('busy');
-    if (!this.filter(remoteAddress)) return this.refuse('ip');
+    const release = this.gate.take(remoteAddress, connection, true);
+    if (typeof release === 'string') return this.refuse(release);
     const id = this.ids.next();
     this.handshaking.add(id);
     let settled = false;
@@ -343,12 +367,14 @@ export class ServerPool {
       accept: (stream) => {
         if (settled) return;
         settled = true;
+        release();
         this.handshaking.delete(id);
         this.arrived(id, stream);
       },
       fail: (reason) => {
         if (settled) return;
         settled = true;
+        release();
         this.handshaking.delete(id);
         this.errors++;
         countInto(this.refusals, reason);
@@ -356,16 +382,10 @@ export class ServerPool {
     };
   }
 
-  private connecting(): (() => void) | Refusal {
+  private connecting(remoteAddress: string | undefined, options: ConnectingOptions = {}): (() => void) | Refusal {
     if (this.state !== 'running') return this.refuse('closed');
-    if (this.handshaking.size + this.connectingCount >= this.options.maxHandshakes) return this.refuse('busy');
-    this.connectingCount++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.connectingCount--;
-    };
+    const release = this.gate.take(remoteAddress, undefined, options.checkAddress ?? true);
+    return typeof release === 'string' ? this.refuse(release) : release;
   }
 
   private arrived(id: string, stream: Duplex): void {
