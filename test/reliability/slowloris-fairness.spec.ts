@@ -1,7 +1,7 @@
 /**
  * Issue 10, item 3: a slowloris of 3000 connections from one address
  * (127.0.0.2: they connect and never speak, so each sits in its TLS
- * handshake or before its upgrade request until handshakeTimeout) must
+ * handshake or before its upgrade request, here for the whole test) must
  * leave a real client at another address (127.0.0.1) its streams: at least
  * 95 % of its hand-offs succeed while the attack holds its slots.
  *
@@ -19,7 +19,10 @@ import { startKind, type Kind } from './support.js';
 const scope = useTestScope();
 
 const ATTACK = 3000;
-const HANDSHAKE_TIMEOUT = 6000;
+/** Longer than the test: the attack holds its slots until the test drops it. */
+const HANDSHAKE_TIMEOUT = 60_000;
+/** How long hand-offs are measured while the attack holds its slots. */
+const WINDOW = 4000;
 /** The attacker's share: maxHandshakesPerPeer's default, half of maxHandshakes' (on http2 maxSessionsPerPeer, 32, is smaller still). */
 const SHARE = 128;
 /** Bound on each step of one hand-off; generous, the machine is shared. */
@@ -42,8 +45,8 @@ describe.each<Kind>(['tls', 'http2', 'ws', 'wss'])('%s: slowloris of 3000 connec
     let ok = 0;
     let failed = 0;
     const failures = new Map<string, number>();
-    const until = Date.now() + HANDSHAKE_TIMEOUT;
-    while (Date.now() < until && attack.open >= holding / 2) {
+    const until = Date.now() + WINDOW;
+    while (Date.now() < until) {
       try {
         const [id, server] = await p.server.incomingGet(STEP);
         scope.track(server);
@@ -59,12 +62,13 @@ describe.each<Kind>(['tls', 'http2', 'ws', 'wss'])('%s: slowloris of 3000 connec
         failures.set(code, (failures.get(code) ?? 0) + 1);
       }
     }
+    const stillHolding = attack.open;
     attack.destroy();
     const stats = p.server.stats;
     const refusedAtAccept = (stats.refusals['peer-busy'] ?? 0) + (stats.refusals['peer-sessions'] ?? 0);
     expect({
       attackOpened: attack.opened,
-      attackHeldSlots: holding > 0,
+      attackHeldSlotsThroughout: holding > 0 && stillHolding === holding,
       attackHeldAtMostItsShare: holding <= SHARE,
       refusedAtAccept: refusedAtAccept >= ATTACK - SHARE,
       enoughHandOffs: ok + failed >= 20,
@@ -72,7 +76,7 @@ describe.each<Kind>(['tls', 'http2', 'ws', 'wss'])('%s: slowloris of 3000 connec
       failures: Object.fromEntries(failures),
     }).toEqual({
       attackOpened: ATTACK,
-      attackHeldSlots: true,
+      attackHeldSlotsThroughout: true,
       attackHeldAtMostItsShare: true,
       refusedAtAccept: true,
       enoughHandOffs: true,
