@@ -109,6 +109,10 @@ export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''
 }
 
 type State = 'new' | 'running' | 'closing' | 'closed';
+
+/** Connections from refused addresses allowed through TLS / to their upgrade request at once, to hear a 403 (see ServerPool.strangers). */
+const STRANGER_SLOTS = 16;
+const STRANGER_SLOTS_PER_PEER = 4;
 export type IncomingStream = [id: string, stream: Duplex];
 
 /**
@@ -125,6 +129,13 @@ export class ServerPool {
   private readonly handshaking = new Set<string>();
   /** Handshake slots (connections before admission, and pooled streams in their handshake), in total, per peer, per connection. */
   private readonly gate: SlotGate;
+  /**
+   * Connections from addresses outside allowedIps, let through TLS or to
+   * their upgrade request only to be answered as the Go pools answer them
+   * (403 on http2 and ws): a small budget of their own, never the allowed
+   * peers' slots; beyond it they are closed bare at accept.
+   */
+  private readonly strangers: SlotGate;
   private readonly ids: IdAllocator;
   private readonly acceptor: ServerAcceptor;
   private readonly incoming = new WaiterQueue<IncomingStream>();
@@ -153,6 +164,7 @@ export class ServerPool {
     this.options = resolved;
     const { maxHandshakes: total, maxHandshakesPerPeer: perPeer, maxHandshakesPerConnection: perConnection } = this.options;
     this.gate = new SlotGate({ total, perPeer, perConnection }, filter);
+    this.strangers = new SlotGate({ total: Math.min(STRANGER_SLOTS, total), perPeer: Math.min(STRANGER_SLOTS_PER_PEER, total), perConnection: Infinity });
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,
@@ -340,7 +352,7 @@ export class ServerPool {
       capacity: this.options.maxCap,
       maxCap: this.options.maxCap,
       errorCount: this.errors,
-      handshaking: this.gate.size,
+      handshaking: this.gate.size + this.strangers.size,
       waiting: this.incoming.size,
       inUse: this.taken.size,
       oldestIdleMs: this.idle.oldestAge(),
@@ -384,7 +396,12 @@ export class ServerPool {
 
   private connecting(remoteAddress: string | undefined, options: ConnectingOptions = {}): (() => void) | Refusal {
     if (this.state !== 'running') return this.refuse('closed');
-    const release = this.gate.take(remoteAddress, undefined, options.checkAddress ?? true);
+    if ((options.checkAddress ?? true) && !this.gate.allows(remoteAddress)) {
+      // Refused either way: a few get their refusal in the transport's own words (403), the rest a bare close now.
+      const courtesy = this.strangers.take(remoteAddress, undefined, false);
+      return typeof courtesy === 'string' ? this.refuse('ip') : courtesy;
+    }
+    const release = this.gate.take(remoteAddress, undefined, false);
     return typeof release === 'string' ? this.refuse(release) : release;
   }
 

@@ -151,14 +151,24 @@ describe('ServerPool (core, scripted transport)', () => {
     expect(pool.stats.refusals).toEqual({ 'connection-busy': 1 });
   });
 
-  it('checks the peer address at connecting(), before any slot is taken; checkAddress false leaves it to admit()', async () => {
-    const { pool, transport } = await started({ maxCap: 10, maxHandshakes: 2, allowedIps: '127.0.0.1' });
+  it('checks the peer address at connecting(): a refused address never takes an allowed peer\'s slot; 4 per address (16 in all) may go on to hear the refusal, the rest are refused "ip" at once', async () => {
+    const { pool, transport } = await started({ maxCap: 10, maxHandshakes: 100, allowedIps: '127.0.0.1' });
     const acceptor = transport.acceptor!;
+    const strangers = Array.from({ length: 4 }, () => acceptor.connecting('10.0.0.1'));
+    expect(strangers.every((slot) => typeof slot === 'function')).toBe(true);
     expect(acceptor.connecting('10.0.0.1')).toBe('ip');
-    expect(pool.stats.handshaking).toBe(0);
-    const behindProxy = acceptor.connecting('10.0.0.1', { checkAddress: false });
-    expect(typeof behindProxy).toBe('function');
-    expect(pool.stats.refusals).toEqual({ ip: 1 });
+    for (let i = 2; i <= 4; i++) for (let j = 0; j < 4; j++) expect(typeof acceptor.connecting(`10.0.0.${i}`)).toBe('function');
+    expect(acceptor.connecting('10.0.0.5')).toBe('ip');
+    // They hold none of the allowed peers' slots, and hear 'ip' when they ask for a stream.
+    expect(transport.begin('10.0.0.1')).toBe('ip');
+    const allowed = Array.from({ length: 50 }, () => acceptor.connecting('127.0.0.1'));
+    expect(allowed.every((slot) => typeof slot === 'function')).toBe(true);
+    expect(pool.stats.handshaking).toBe(16 + 50);
+    (strangers[0] as () => void)();
+    expect(typeof acceptor.connecting('10.0.0.1')).toBe('function');
+    // Behind a trusted proxy the address is checked later, at admit().
+    expect(typeof acceptor.connecting('10.0.0.9', { checkAddress: false })).toBe('function');
+    expect(pool.stats.refusals).toEqual({ ip: 3 });
   });
 
   it('rejects per-peer and per-connection limits above the ones they divide', () => {

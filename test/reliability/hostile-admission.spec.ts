@@ -3,8 +3,10 @@
  *
  * - 300 stalled TLS / upgrade connections from an address outside
  *   allowedIps are refused at accept (bare close, counted 'ip') on every
- *   transport, so they take no handshake slot, and the allowed client is
- *   served at once;
+ *   transport, so they take no handshake slot of the allowed peers, and the
+ *   allowed client is served at once. On http2 and ws 4 of them (per
+ *   address; 16 in all) go on through TLS / to their upgrade request, to
+ *   get the 403 the Go pools answer with;
  * - one HTTP/2 connection that opens 256 `POST /stream` and never sends
  *   their first byte holds at most maxHandshakesPerConnection slots; another
  *   client gets its streams during the flood;
@@ -28,18 +30,20 @@ function transportStats(stats: { transportStats: Record<string, unknown> }): Rec
 }
 
 describe.each<Kind>(['tls', 'http2', 'ws', 'wss'])('%s: 300 stalled connections from an address outside allowedIps', (kind) => {
-  it('are refused at accept, before TLS or the upgrade: no handshake slot taken, the allowed client is served', async () => {
+  it('are refused at accept, before TLS or the upgrade: no slot of the allowed peers taken, the allowed client is served', async () => {
+    // tcp/TLS refuses every one bare (as the Go pool does); http2 and ws let 4 through to answer 403.
+    const heard = kind === 'tls' ? 0 : 4;
     const p = await scope.pair(startKind, kind, { allowedIps: '127.0.0.1', handshakeTimeout: 20_000 }, { minCap: 2, maxCap: 2, minIvl: 20, maxIvl: 20, maxBackoff: 200 });
     await p.client.waitForActive(2, 10_000);
     const stalled = await slowloris({ port: p.port, count: 300 });
     scope.defer(() => stalled.destroy());
-    // Every stalled connection is closed by the server at once, with nothing sent to it.
-    await eventually(() => stalled.open === 0, 10_000, 'the server to close every connection from the refused address');
+    // The stalled connections are closed by the server at once, with nothing sent to them.
+    await eventually(() => stalled.open === heard, 10_000, 'the server to close the connections from the refused address');
     expect({ opened: stalled.opened, bytesReceived: stalled.bytesReceived, ip: p.server.stats.refusals.ip ?? 0, handshaking: p.server.stats.handshaking }).toEqual({
       opened: 300,
       bytesReceived: 0,
-      ip: 300,
-      handshaking: 0,
+      ip: 300 - heard,
+      handshaking: heard,
     });
     // The allowed client still gets streams.
     for (let i = 0; i < 4; i++) {

@@ -294,7 +294,9 @@ export class Http2ServerTransport implements ServerTransport {
       secured.once('close', () => lost());
       // A peer that hangs up (even mid-frame) takes its session with it, at once.
       const hungUp = (): void => {
-        if (connection.session && !connection.session.destroyed) connection.session.destroy();
+        if (!connection.session || connection.session.destroyed) return;
+        lost(); // the streams in use get their typed error first
+        connection.session.destroy();
       };
       secured.once('end', hungUp);
       secured.once('close', hungUp);
@@ -345,19 +347,27 @@ export class Http2ServerTransport implements ServerTransport {
 
   /**
    * A session with no stream for 2 × keepAlive is closed (GOAWAY), as the Go
-   * server does; one that has not carried a stream yet gets handshakeTimeout
-   * to open one, then it is destroyed (it costs an fd and session memory).
+   * server does. One that has not carried a stream yet gets no longer than
+   * handshakeTimeout to open one (it costs an fd and session memory): then
+   * GOAWAY, counted 'no-stream', and destroyed if still open
+   * SESSION_CLOSE_GRACE ms later.
    */
   private armIdle(entry: SessionEntry): void {
     clearTimeout(entry.idleTimer);
     if (entry.open > 0) return;
+    const { keepAlive, handshakeTimeout } = this.config;
     entry.idleTimer = entry.carried
-      ? setTimeout(() => this.goaway(entry), 2 * this.config.keepAlive)
+      ? setTimeout(() => this.goaway(entry), 2 * keepAlive)
       : setTimeout(() => {
           this.acceptor?.refused('no-stream');
-          entry.session.destroy();
-          entry.connection.socket?.destroy();
-        }, this.config.handshakeTimeout);
+          this.goaway(entry);
+          entry.idleTimer = setTimeout(() => {
+            if (entry.session.destroyed) return;
+            entry.session.destroy();
+            entry.connection.socket?.destroy();
+          }, SESSION_CLOSE_GRACE);
+          entry.idleTimer.unref();
+        }, Math.min(2 * keepAlive, handshakeTimeout));
     entry.idleTimer.unref();
   }
 
