@@ -51,27 +51,30 @@ export class SlotGate {
    * Takes one handshake slot for a connection (or a stream on it) from
    * `remoteAddress`, or says why not. Checks the address first when
    * `checkAddress` (a refused address takes nothing), then the total, the
-   * peer's and the connection's share.
+   * peer's and the connection's share. `null`: the peer is not known yet
+   * (a proxy in front names it later); the slot counts in the total only.
    */
-  take(remoteAddress: string | undefined, connection: object | undefined, checkAddress: boolean): (() => void) | Refusal {
-    if (checkAddress && !this.filter(remoteAddress)) return 'ip';
+  take(remoteAddress: string | undefined | null, connection: object | undefined, checkAddress: boolean): (() => void) | Refusal {
+    if (checkAddress && !this.filter(remoteAddress ?? undefined)) return 'ip';
     if (this.total >= this.limits.total) return 'busy';
-    const peer = peerKey(remoteAddress);
-    const fromPeer = this.perPeer.get(peer) ?? 0;
-    if (fromPeer >= this.limits.perPeer) return 'peer-busy';
+    const peer = remoteAddress === null ? undefined : peerKey(remoteAddress);
+    const fromPeer = peer === undefined ? 0 : (this.perPeer.get(peer) ?? 0);
+    if (peer !== undefined && fromPeer >= this.limits.perPeer) return 'peer-busy';
     const onConnection = connection === undefined ? 0 : (this.perConnection.get(connection) ?? 0);
     if (connection !== undefined && onConnection >= this.limits.perConnection) return 'connection-busy';
     this.total++;
-    this.perPeer.set(peer, fromPeer + 1);
+    if (peer !== undefined) this.perPeer.set(peer, fromPeer + 1);
     if (connection !== undefined) this.perConnection.set(connection, onConnection + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.total--;
-      const left = (this.perPeer.get(peer) ?? 1) - 1;
-      if (left > 0) this.perPeer.set(peer, left);
-      else this.perPeer.delete(peer);
+      if (peer !== undefined) {
+        const left = (this.perPeer.get(peer) ?? 1) - 1;
+        if (left > 0) this.perPeer.set(peer, left);
+        else this.perPeer.delete(peer);
+      }
       if (connection !== undefined) this.perConnection.set(connection, (this.perConnection.get(connection) ?? 1) - 1);
     };
   }

@@ -401,7 +401,8 @@ export class ServerPool {
       const courtesy = this.strangers.take(remoteAddress, undefined, false);
       return typeof courtesy === 'string' ? this.refuse('ip') : courtesy;
     }
-    const release = this.gate.take(remoteAddress, undefined, false);
+    // Behind a trusted proxy the address is the proxy's: the peer's share is taken at admit(), once the real address is known.
+    const release = this.gate.take(options.checkAddress === false ? null : remoteAddress, undefined, false);
     return typeof release === 'string' ? this.refuse(release) : release;
   }
 

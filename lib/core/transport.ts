@@ -60,8 +60,9 @@ export interface ConnectingOptions {
   /**
    * Check the address against `allowedIps` here (default true). False when
    * the address to check is only known later (a ws server behind a trusted
-   * proxy learns it from `X-Forwarded-For`); the slot still counts against
-   * the address given.
+   * proxy learns it from `X-Forwarded-For`); the slot then counts in
+   * the total only (the address is a proxy's; the peer's share is taken at
+   * `admit`, with the address the proxy names).
    */
   readonly checkAddress?: boolean;
 }

@@ -166,9 +166,19 @@ describe('ServerPool (core, scripted transport)', () => {
     expect(pool.stats.handshaking).toBe(16 + 50);
     (strangers[0] as () => void)();
     expect(typeof acceptor.connecting('10.0.0.1')).toBe('function');
-    // Behind a trusted proxy the address is checked later, at admit().
+    // Behind a trusted proxy the address is checked later, at admit(), and the proxy's address takes no peer share.
     expect(typeof acceptor.connecting('10.0.0.9', { checkAddress: false })).toBe('function');
     expect(pool.stats.refusals).toEqual({ ip: 3 });
+  });
+
+  it('a connection behind a trusted proxy (checkAddress false) counts in the total only: the proxy\'s address has no share to exhaust', async () => {
+    const { pool, transport } = await started({ maxCap: 100, maxHandshakes: 8 });
+    const acceptor = transport.acceptor!;
+    const viaProxy = Array.from({ length: 8 }, () => acceptor.connecting('10.0.0.1', { checkAddress: false }));
+    expect(viaProxy.every((slot) => typeof slot === 'function')).toBe(true);
+    expect(acceptor.connecting('10.0.0.1', { checkAddress: false })).toBe('busy');
+    (viaProxy[0] as () => void)();
+    expect(pool.stats.handshaking).toBe(7);
   });
 
   it('rejects per-peer and per-connection limits above the ones they divide', () => {
