@@ -110,4 +110,17 @@ describe('http2: sessions are counted and do not outlive their use', () => {
     client.write('z');
     expect((await readBytes(server, 1, 10_000)).toString()).toBe('z');
   }, 60_000);
+  it('bounds connections in total (maxSessions), from all addresses together', async () => {
+    const server = createServerPool(serverConfig('http2', { maxSessions: 4, handshakeTimeout: 20_000 }));
+    await server.start();
+    scope.defer(() => server.close());
+    const port = server.address()!.port;
+    const first = await slowloris({ port, count: 3, localAddress: '127.0.0.2' });
+    scope.defer(() => first.destroy());
+    const second = await slowloris({ port, count: 3, localAddress: '127.0.0.3' });
+    scope.defer(() => second.destroy());
+    await eventually(() => first.open + second.open === 4, 10_000, 'the connections beyond maxSessions to be closed');
+    expect({ sessions: server.stats.refusals.sessions, connections: transportStats(server.stats).connections }).toEqual({ sessions: 2, connections: 4 });
+    expect(() => createServerPool(serverConfig('http2', { maxSessions: 4, maxSessionsPerPeer: 5 }))).toThrow(/maxSessionsPerPeer/);
+  }, 30_000);
 });
