@@ -110,6 +110,17 @@ describe('http2: sessions are counted and do not outlive their use', () => {
     client.write('z');
     expect((await readBytes(server, 1, 10_000)).toString()).toBe('z');
   }, 60_000);
+  it('a session from an address outside allowedIps gets its 403, then GOAWAY: it cannot sit on a session slot', async () => {
+    const server = createServerPool(serverConfig('http2', { allowedIps: '127.0.0.1', handshakeTimeout: 20_000 }));
+    await server.start();
+    scope.defer(() => server.close());
+    const flood = await h2StreamFlood({ port: server.address()!.port, streams: 1 });
+    scope.defer(() => flood.destroy());
+    await eventually(() => flood.statuses[0] === 403, 5000, 'the 403');
+    await eventually(() => transportStats(server.stats).sessions === 0, 5000, `the session to be closed ${JSON.stringify(server.stats.transportStats)}`);
+    expect({ ip: server.stats.refusals.ip, goawaysSent: transportStats(server.stats).goawaysSent }).toEqual({ ip: 1, goawaysSent: 1 });
+  }, 30_000);
+
   it('bounds connections in total (maxSessions), from all addresses together', async () => {
     const server = createServerPool(serverConfig('http2', { maxSessions: 4, handshakeTimeout: 20_000 }));
     await server.start();

@@ -94,6 +94,8 @@ class SessionEntry implements StreamOwner {
   open = 0;
   /** A stream was ever opened on it: a protocol error before that is a refusal of the connection. */
   carried = false;
+  /** GOAWAY sent by retire(): its deadline stands, stream closes do not re-arm the idle timer. */
+  retiring = false;
   idleTimer?: NodeJS.Timeout;
 
   constructor(
@@ -348,26 +350,47 @@ export class Http2ServerTransport implements ServerTransport {
   /**
    * A session with no stream for 2 × keepAlive is closed (GOAWAY), as the Go
    * server does. One that has not carried a stream yet gets no longer than
-   * handshakeTimeout to open one (it costs an fd and session memory): then
-   * GOAWAY, counted 'no-stream', and destroyed if still open
-   * SESSION_CLOSE_GRACE ms later.
+   * handshakeTimeout to open one (it costs an fd and session memory), and
+   * is counted 'no-stream' when it did not. Either way a peer that stays
+   * after the GOAWAY is dropped (see retire).
    */
   private armIdle(entry: SessionEntry): void {
+    if (entry.retiring) return;
     clearTimeout(entry.idleTimer);
     if (entry.open > 0) return;
     const { keepAlive, handshakeTimeout } = this.config;
     entry.idleTimer = entry.carried
-      ? setTimeout(() => this.goaway(entry), 2 * keepAlive)
+      ? setTimeout(() => this.retire(entry), 2 * keepAlive)
       : setTimeout(() => {
           this.acceptor?.refused('no-stream');
-          this.goaway(entry);
-          entry.idleTimer = setTimeout(() => {
-            if (entry.session.destroyed) return;
-            entry.session.destroy();
-            entry.connection.socket?.destroy();
-          }, SESSION_CLOSE_GRACE);
-          entry.idleTimer.unref();
+          this.retire(entry);
         }, Math.min(2 * keepAlive, handshakeTimeout));
+    entry.idleTimer.unref();
+  }
+
+  /**
+   * GOAWAY, and the session destroyed if it is still open
+   * SESSION_CLOSE_GRACE ms later with no stream: Node's close() waits for
+   * the peer, and a peer that neither opens a stream nor hangs up would
+   * keep the session (and its fd) for good.
+   */
+  private retire(entry: SessionEntry): void {
+    if (entry.retiring) return;
+    entry.retiring = true;
+    this.goaway(entry);
+    clearTimeout(entry.idleTimer);
+    const check = (): void => {
+      // Streams still open finish first (a 403 on its way out): look again later.
+      if (entry.open > 0 && !entry.session.destroyed) {
+        entry.idleTimer = setTimeout(check, SESSION_CLOSE_GRACE);
+        entry.idleTimer.unref();
+        return;
+      }
+      // A session Node already destroyed may still wait for its socket to close: the peer may never answer our FIN.
+      entry.session.destroy();
+      entry.connection.socket?.destroy();
+    };
+    entry.idleTimer = setTimeout(check, SESSION_CLOSE_GRACE);
     entry.idleTimer.unref();
   }
 
@@ -397,7 +420,11 @@ export class Http2ServerTransport implements ServerTransport {
     }
     const admission = acceptor.admit(entry?.connection.remoteAddress, entry?.connection);
     if (typeof admission === 'string') {
-      return admission === 'ip' ? refuse(stream, 403, UNAUTHORIZED) : refuse(stream, 404, NOT_FOUND);
+      if (admission !== 'ip') return refuse(stream, 404, NOT_FOUND);
+      refuse(stream, 403, UNAUTHORIZED);
+      // Its address will not change: the session gets no further stream (GOAWAY; the 403 still completes).
+      if (entry) this.retire(entry);
+      return;
     }
     this.handshake(stream, admission);
   }
