@@ -38,6 +38,7 @@ export type {
   ServerAcceptor,
   Admission,
   Refusal,
+  ConnectingOptions,
   DialContext,
   DialResult,
 } from './core/transport.js';
