@@ -15,6 +15,12 @@
  * flushed; and every ~10 s the server pool closed and a new one started on
  * the same port.
  *
+ * With --attacks (off by default), hostile peers from 127.0.0.2 hit the
+ * server port every ~1.5 s (bench/soak-attacks.ts): connect + reset floods,
+ * a 500-connection slowloris held 3 s, junk + FIN, an oversized ws message
+ * (must be closed with 1009), a 256-stream HTTP/2 flood on one connection
+ * (must hold no more than its share of handshake slots).
+ *
  * Exit status: 0 after --seconds with everything closed and the process
  * leaving on its own; 1 when hand-offs stall completely for more than 10 s;
  * 2 when the process would have crashed (uncaught exception, unhandled
@@ -34,6 +40,7 @@ import { createSelfSignedCertificate } from '../lib/certs/index.js';
 import type { ClientPool } from '../lib/core/client-pool.js';
 import type { ServerPool } from '../lib/core/server-pool.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../lib/pool-factory.js';
+import { ATTACKS, parseAttacks, startAttacks, type Attack } from './soak-attacks.js';
 
 type SoakTransport = 'tcp' | 'tls' | 'http2' | 'ws';
 const TRANSPORTS: readonly SoakTransport[] = ['tcp', 'tls', 'http2', 'ws'];
@@ -57,15 +64,17 @@ interface Options {
   transport: SoakTransport;
   concurrency: number;
   faults: ReadonlySet<Fault>;
+  attacks: ReadonlySet<Attack>;
 }
 
 function usage(): string {
   return [
-    'usage: npm run soak -- [--seconds N] [--transport tcp|tls|http2|ws] [--concurrency C] [--faults LIST]',
+    'usage: npm run soak -- [--seconds N] [--transport tcp|tls|http2|ws] [--concurrency C] [--faults LIST] [--attacks LIST]',
     `  --seconds      run time, 1..${MAX_SECONDS} (default 30)`,
     '  --transport    tcp (default), tls (tcp over TLS 1.3), http2, ws',
     '  --concurrency  hand-offs in flight at once, 1..256 (default 8)',
     `  --faults       comma-separated, from ${FAULTS.join(', ')}; "none" for none (default: all)`,
+    `  --attacks      hostile peers from 127.0.0.2 (bench/soak-attacks.ts), comma-separated from ${ATTACKS.join(', ')}; "all" or "none" (default: none)`,
   ].join('\n');
 }
 
@@ -77,6 +86,7 @@ function parseOptions(argv: string[]): Options {
       transport: { type: 'string', default: 'tcp' },
       concurrency: { type: 'string', default: '8' },
       faults: { type: 'string', default: FAULTS.join(',') },
+      attacks: { type: 'string', default: 'none' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -96,7 +106,7 @@ function parseOptions(argv: string[]): Options {
     if (!(FAULTS as readonly string[]).includes(name.trim())) throw new Error(`--faults takes ${FAULTS.join(', ')} or none, got ${name}`);
     faults.add(name.trim() as Fault);
   }
-  return { seconds, transport, concurrency, faults };
+  return { seconds, transport, concurrency, faults, attacks: parseAttacks(values.attacks!) };
 }
 
 // ---- pools ---------------------------------------------------------------------
@@ -268,7 +278,7 @@ async function main(): Promise<number> {
   process.on('uncaughtException', onUncaught);
   process.on('unhandledRejection', onUnhandled);
 
-  const { seconds, transport, concurrency, faults } = options;
+  const { seconds, transport, concurrency, faults, attacks } = options;
   const watchdog = startWatchdog();
   const configs = poolConfigs(transport);
   const source = randomFillSync(Buffer.allocUnsafe(MiB));
@@ -283,7 +293,7 @@ async function main(): Promise<number> {
   const port = server.address()!.port;
   const client: ClientPool = createClientPool({ ...configs.client, address: `127.0.0.1:${port}` } as ClientPoolConfig);
   client.start();
-  console.log(`soak: ${transport} on 127.0.0.1:${port}, ${seconds} s, concurrency ${concurrency}, faults ${[...faults].join(',') || 'none'}, pid ${process.pid}`);
+  console.log(`soak: ${transport} on 127.0.0.1:${port}, ${seconds} s, concurrency ${concurrency}, faults ${[...faults].join(',') || 'none'}, attacks ${[...attacks].join(',') || 'none'}, pid ${process.pid}`);
 
   const startedAt = Date.now();
   const endAt = startedAt + seconds * 1000;
@@ -439,6 +449,9 @@ async function main(): Promise<number> {
     }
   }, FAULT_TICK_MS);
 
+  // Hostile peers (--attacks), counted with the faults.
+  const attackRun = startAttacks({ transport, attacks, port: () => (server ? port : undefined), count: fault, failed });
+
   // Status once a second; the stall watchdog.
   let lastHandOffs = 0;
   let lastTick = Date.now();
@@ -477,6 +490,7 @@ async function main(): Promise<number> {
   running = false;
   clearInterval(faultTimer);
   clearInterval(status);
+  await attackRun.stop();
   await restarting;
   let drainTimer: NodeJS.Timeout | undefined;
   const drained = await Promise.race([

@@ -42,6 +42,7 @@ export type {
   ServerAcceptor,
   Admission,
   Refusal,
+  ConnectingOptions,
   DialContext,
   DialResult,
 } from './core/transport.js';

@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { SlotGate } from './admission.js';
 import { withTimeout } from './async.js';
 import { FirstStreamLostError, FirstStreamTakenError, InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
 import { processFds, type FdBudget } from './fd-budget.js';
@@ -8,7 +9,7 @@ import { IdleStreams, type DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
 import { countInto, type ServerPoolStats } from './stats.js';
 import { TakenStreams } from './taken-streams.js';
-import type { Admission, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
+import type { Admission, ConnectingOptions, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
 import { DEFAULT_LOG_INTERVAL_MS, FailureReporter, readLogger, type PoolLogger } from './logger.js';
 import { WaiterQueue, type WaitOptions } from './waiters.js';
@@ -43,6 +44,20 @@ export interface ServerPoolOptions {
    */
   maxHandshakes?: number;
   /**
+   * Of those, how many one peer address may hold at once (default: half of
+   * maxHandshakes, 128); more from it are refused ('peer-busy'), so one
+   * address that floods the pool with silent connections leaves the other
+   * half to everyone else. It never exceeds maxHandshakes.
+   */
+  maxHandshakesPerPeer?: number;
+  /**
+   * Of those, how many pooled streams one connection may hold in their
+   * handshake at once where several share a connection (HTTP/2; default: a
+   * quarter of maxHandshakes, 64); more on it are refused
+   * ('connection-busy'). It never exceeds maxHandshakesPerPeer.
+   */
+  maxHandshakesPerConnection?: number;
+  /**
    * Idle streams older than this many ms are never handed out (checked at
    * every hand-out: `incomingGet`, `onIncoming`, `incoming$`) and are closed
    * (counted in `stats.drops.expired`; swept every maxIdle / 4, so closed
@@ -68,17 +83,23 @@ export type ResolvedServerPoolOptions = {
   reserveFirstId: boolean;
   closeTimeout: number;
   maxHandshakes: number;
+  maxHandshakesPerPeer: number;
+  maxHandshakesPerConnection: number;
   maxIdle: number;
   logger: PoolLogger;
   logInterval: number;
 };
 
-export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes', 'maxIdle', 'logger', 'logInterval'] as const;
+export const SERVER_POOL_OPTION_KEYS = ['name', 'maxCap', 'allowedIps', 'getTimeout', 'reserveFirstId', 'closeTimeout', 'maxHandshakes', 'maxHandshakesPerPeer', 'maxHandshakesPerConnection', 'maxIdle', 'logger', 'logInterval'] as const;
 
 export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''): ResolvedServerPoolOptions & { filter: AddressFilter } {
   const read = new OptionReader(options as Record<string, unknown>, prefix);
   const allowed = read.raw('allowedIps') as string | string[] | undefined;
   const filter = createAddressFilter(allowed, read.name('allowedIps'));
+  const maxHandshakes = read.int('maxHandshakes', 256, 1, 1_000_000);
+  // Derived defaults follow maxHandshakes; an explicit value above it is an error, not silently cut.
+  const maxHandshakesPerPeer = read.int('maxHandshakesPerPeer', Math.ceil(maxHandshakes / 2), 1, maxHandshakes);
+  const maxHandshakesPerConnection = read.int('maxHandshakesPerConnection', Math.min(Math.ceil(maxHandshakes / 4), maxHandshakesPerPeer), 1, maxHandshakesPerPeer);
   const resolved = {
     name: read.string('name') ?? 'default',
     maxCap: read.int('maxCap', 4096, 1, 1_000_000),
@@ -86,7 +107,9 @@ export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''
     getTimeout: read.ms('getTimeout', Infinity, 0, true),
     reserveFirstId: read.bool('reserveFirstId', false),
     closeTimeout: read.ms('closeTimeout', 5000, 0),
-    maxHandshakes: read.int('maxHandshakes', 256, 1, 1_000_000),
+    maxHandshakes,
+    maxHandshakesPerPeer,
+    maxHandshakesPerConnection,
     maxIdle: read.ms('maxIdle', 0, 0),
     logger: readLogger(read),
     logInterval: read.ms('logInterval', DEFAULT_LOG_INTERVAL_MS, 1),
@@ -97,6 +120,10 @@ export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''
 }
 
 type State = 'new' | 'running' | 'closing' | 'closed';
+
+/** Connections from refused addresses allowed through TLS / to their upgrade request at once, to hear a 403 (see ServerPool.strangers). */
+const STRANGER_SLOTS = 16;
+const STRANGER_SLOTS_PER_PEER = 4;
 export type IncomingStream = [id: string, stream: Duplex];
 
 /**
@@ -106,13 +133,20 @@ export type IncomingStream = [id: string, stream: Duplex];
  */
 export class ServerPool {
   readonly options: ResolvedServerPoolOptions;
-  private readonly filter: AddressFilter;
   private state: State = 'new';
   private errors = 0;
   private readonly idle: IdleStreams;
+  /** IDs reserved for pooled streams in their handshake. */
   private readonly handshaking = new Set<string>();
-  /** Connections in a transport-level handshake, before any admission (see ServerAcceptor.connecting). */
-  private connectingCount = 0;
+  /** Handshake slots (connections before admission, and pooled streams in their handshake), in total, per peer, per connection. */
+  private readonly gate: SlotGate;
+  /**
+   * Connections from addresses outside allowedIps, let through TLS or to
+   * their upgrade request only to be answered as the Go pools answer them
+   * (403 on http2 and ws): a small budget of their own, never the allowed
+   * peers' slots; beyond it they are closed bare at accept.
+   */
+  private readonly strangers: SlotGate;
   private readonly ids: IdAllocator;
   private readonly acceptor: ServerAcceptor;
   private readonly incoming = new WaiterQueue<IncomingStream>();
@@ -142,8 +176,10 @@ export class ServerPool {
   ) {
     const { filter, ...resolved } = resolveServerPoolOptions(options);
     this.options = resolved;
-    this.filter = filter;
     this.reporter = new FailureReporter(resolved.logger, `server pool '${resolved.name}'`, 'accepting clients', resolved.logInterval);
+    const { maxHandshakes: total, maxHandshakesPerPeer: perPeer, maxHandshakesPerConnection: perConnection } = this.options;
+    this.gate = new SlotGate({ total, perPeer, perConnection }, filter);
+    this.strangers = new SlotGate({ total: Math.min(STRANGER_SLOTS, total), perPeer: Math.min(STRANGER_SLOTS_PER_PEER, total), perConnection: Infinity });
     this.idle = new IdleStreams(
       (_id, reason) => this.dropped(reason),
       (stream) => this.transport.isUsable?.(stream) ?? true,
@@ -159,9 +195,9 @@ export class ServerPool {
     this.ids = new IdAllocator((id) => this.idle.has(id) || this.handshaking.has(id), transport.firstIdZero);
     this.acceptor = {
       limits: { maxCap: this.options.maxCap },
-      admit: (remoteAddress) => this.admit(remoteAddress),
+      admit: (remoteAddress, connection) => this.admit(remoteAddress, connection),
       refused: (reason) => this.refuse(reason),
-      connecting: () => this.connecting(),
+      connecting: (remoteAddress, options) => this.connecting(remoteAddress, options),
     };
   }
 
@@ -333,7 +369,7 @@ export class ServerPool {
       capacity: this.options.maxCap,
       maxCap: this.options.maxCap,
       errorCount: this.errors,
-      handshaking: this.handshaking.size + this.connectingCount,
+      handshaking: this.gate.size + this.strangers.size,
       waiting: this.incoming.size,
       inUse: this.taken.size,
       oldestIdleMs: this.idle.oldestAge(),
@@ -347,12 +383,15 @@ export class ServerPool {
   // ---- the transport's side -------------------------------------------
 
 
-  private admit(remoteAddress: string | undefined): Admission | Refusal {
+  private admit(remoteAddress: string | undefined, connection: object | undefined): Admission | Refusal {
     if (this.state !== 'running') return this.refuse('closed');
     if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full');
-    if (this.handshaking.size + this.connectingCount >= this.options.maxHandshakes) return this.refuse('busy');
-    if (!this.filter(remoteAddress)) return this.refuse('ip');
-    if (!this.fds.take()) return this.refuseForFds();
+    const release = this.gate.take(remoteAddress, connection, true);
+    if (typeof release === 'string') return this.refuse(release);
+    if (!this.fds.take()) {
+      release();
+      return this.refuseForFds();
+    }
     const id = this.ids.next();
     this.handshaking.add(id);
     let settled = false;
@@ -361,6 +400,7 @@ export class ServerPool {
       accept: (stream) => {
         if (settled) return;
         settled = true;
+        release();
         this.handshaking.delete(id);
         this.reporter.success();
         this.arrived(id, stream);
@@ -368,6 +408,7 @@ export class ServerPool {
       fail: (reason, error) => {
         if (settled) return;
         settled = true;
+        release();
         this.handshaking.delete(id);
         this.errors++;
         countInto(this.refusals, reason);
@@ -377,17 +418,21 @@ export class ServerPool {
     };
   }
 
-  private connecting(): (() => void) | Refusal {
+  private connecting(remoteAddress: string | undefined, options: ConnectingOptions = {}): (() => void) | Refusal {
     if (this.state !== 'running') return this.refuse('closed');
-    if (this.handshaking.size + this.connectingCount >= this.options.maxHandshakes) return this.refuse('busy');
-    if (!this.fds.take()) return this.refuseForFds();
-    this.connectingCount++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.connectingCount--;
-    };
+    if ((options.checkAddress ?? true) && !this.gate.allows(remoteAddress)) {
+      // Refused either way: a few get their refusal in the transport's own words (403), the rest a bare close now.
+      const courtesy = this.strangers.take(remoteAddress, undefined, false);
+      return typeof courtesy === 'string' ? this.refuse('ip') : courtesy;
+    }
+    // Behind a trusted proxy the address is the proxy's: the peer's share is taken at admit(), once the real address is known.
+    const release = this.gate.take(options.checkAddress === false ? null : remoteAddress, undefined, false);
+    if (typeof release === 'string') return this.refuse(release);
+    if (!this.fds.take()) {
+      release();
+      return this.refuseForFds();
+    }
+    return release;
   }
 
   private arrived(id: string, stream: Duplex): void {

@@ -46,8 +46,26 @@ export interface ClientTransport {
   stats?(): Record<string, unknown>;
 }
 
-/** Why a server pool turned a connection away before its handshake. */
-export type Refusal = 'full' | 'busy' | 'ip' | 'closed';
+/**
+ * Why a server pool turned a connection away before its handshake: `full`
+ * (maxCap), `busy` (maxHandshakes), `peer-busy` (maxHandshakesPerPeer: this
+ * address holds its share of handshakes), `connection-busy`
+ * (maxHandshakesPerConnection: this connection does), `ip` (allowedIps),
+ * `closed` (the pool is closing).
+ */
+export type Refusal = 'full' | 'busy' | 'peer-busy' | 'connection-busy' | 'ip' | 'closed';
+
+/** How `ServerAcceptor.connecting` treats the address it is given. */
+export interface ConnectingOptions {
+  /**
+   * Check the address against `allowedIps` here (default true). False when
+   * the address to check is only known later (a ws server behind a trusted
+   * proxy learns it from `X-Forwarded-For`); the slot then counts in
+   * the total only (the address is a proxy's; the peer's share is taken at
+   * `admit`, with the address the proxy names).
+   */
+  readonly checkAddress?: boolean;
+}
 
 /** A slot and an ID reserved for a connection that is still handshaking. */
 export interface Admission {
@@ -62,23 +80,28 @@ export interface ServerAcceptor {
   /** The pool's limits, for transports that advertise or enforce them (HTTP/2 SETTINGS). */
   readonly limits: { readonly maxCap: number };
   /**
-   * Called for each new connection, before any TLS: checks capacity (idle
-   * plus handshaking against maxCap, then handshakes in progress against
-   * maxHandshakes), then the peer address, and reserves an ID. 'busy' is
-   * as full for the peer (tcp: bare close; ws: 503; http2: 404). A string is a refusal; the
-   * transport turns it away in its own way (bare close, 403, 503...).
+   * Called for each new pooled stream, before any TLS on tcp: checks
+   * capacity (idle plus handshaking against maxCap), then the peer address,
+   * then the handshake slots (in total, for the peer address, and for
+   * `connection` when several pooled streams share one, as on HTTP/2), and
+   * reserves an ID. 'busy', 'peer-busy' and 'connection-busy' are as full
+   * for the peer (tcp: bare close; ws: 503; http2: 404). A string is a
+   * refusal; the transport turns it away in its own way (bare close, 403,
+   * 503...).
    */
-  admit(remoteAddress: string | undefined): Admission | Refusal;
+  admit(remoteAddress: string | undefined, connection?: object): Admission | Refusal;
   /** Counts a refusal the transport decided on its own (bad ALPN, wrong path...). */
   refused(reason: string): void;
   /**
    * For a transport whose connection handshake (TLS, an HTTP upgrade) comes
-   * before any pooled stream is admitted: takes one of the pool's
-   * maxHandshakes slots for that connection, or refuses ('busy', 'closed';
-   * close the connection bare). Call the returned function once the
-   * connection's handshake is over, whichever way; further calls do nothing.
+   * before any pooled stream is admitted: called at accept, before any TLS.
+   * Checks the peer address (`allowedIps`), then takes one handshake slot
+   * for that connection (in total and for its address), or refuses ('ip',
+   * 'busy', 'peer-busy', 'closed'; close the connection bare). Call the
+   * returned function once the connection's handshake is over, whichever
+   * way; further calls do nothing.
    */
-  connecting(): (() => void) | Refusal;
+  connecting(remoteAddress?: string, options?: ConnectingOptions): (() => void) | Refusal;
 }
 
 export interface ServerTransport {

@@ -92,7 +92,7 @@ describe('ServerPool (core, scripted transport)', () => {
   });
 
   it('refuses beyond maxHandshakes while idle streams still fit', async () => {
-    const { pool, transport } = await started({ maxCap: 10, maxHandshakes: 2 });
+    const { pool, transport } = await started({ maxCap: 10, maxHandshakes: 2, maxHandshakesPerPeer: 2 });
     const first = transport.begin() as Admission;
     transport.begin();
     expect(transport.begin()).toBe('busy');
@@ -103,7 +103,7 @@ describe('ServerPool (core, scripted transport)', () => {
   });
 
   it('holds connection-level handshake slots (TLS before admission) against maxHandshakes', async () => {
-    const { pool, transport } = await started({ maxCap: 10, maxHandshakes: 2 });
+    const { pool, transport } = await started({ maxCap: 10, maxHandshakes: 2, maxHandshakesPerPeer: 2 });
     const acceptor = transport.acceptor!;
     const first = acceptor.connecting();
     expect(typeof first).toBe('function');
@@ -117,6 +117,74 @@ describe('ServerPool (core, scripted transport)', () => {
     expect(typeof acceptor.connecting()).toBe('function');
     expect(acceptor.connecting()).toBe('busy');
     expect(pool.stats.refusals).toEqual({ busy: 3 });
+  });
+
+  it('gives one peer address at most maxHandshakesPerPeer slots (half of maxHandshakes by default): another address still gets the rest', async () => {
+    const { pool, transport } = await started({ maxCap: 100, maxHandshakes: 8 });
+    expect(pool.options.maxHandshakesPerPeer).toBe(4);
+    const acceptor = transport.acceptor!;
+    const attacker = [acceptor.connecting('127.0.0.2'), acceptor.connecting('::ffff:127.0.0.2'), transport.begin('127.0.0.2'), transport.begin('127.0.0.2')];
+    expect(attacker.every((slot) => typeof slot !== 'string')).toBe(true);
+    expect(acceptor.connecting('127.0.0.2')).toBe('peer-busy');
+    expect(transport.begin('::ffff:127.0.0.2')).toBe('peer-busy');
+    const others = [transport.begin('127.0.0.1'), acceptor.connecting('127.0.0.3'), transport.begin('127.0.0.3'), acceptor.connecting('127.0.0.4')];
+    expect(others.every((slot) => typeof slot !== 'string')).toBe(true);
+    expect(transport.begin('127.0.0.5')).toBe('busy');
+    expect(pool.stats.handshaking).toBe(8);
+    (attacker[0] as () => void)();
+    expect(typeof transport.begin('127.0.0.2')).toBe('object');
+    expect(pool.stats.refusals).toEqual({ 'peer-busy': 2, busy: 1 });
+  });
+
+  it('gives one connection at most maxHandshakesPerConnection streams in their handshake (a quarter of maxHandshakes by default)', async () => {
+    const { pool, transport } = await started({ maxCap: 100, maxHandshakes: 8 });
+    expect(pool.options.maxHandshakesPerConnection).toBe(2);
+    const acceptor = transport.acceptor!;
+    const session = {};
+    const first = acceptor.admit('127.0.0.1', session) as Admission;
+    expect(typeof acceptor.admit('127.0.0.1', session)).toBe('object');
+    expect(acceptor.admit('127.0.0.1', session)).toBe('connection-busy');
+    // Another connection of the same peer still has room within the peer's share.
+    expect(typeof acceptor.admit('127.0.0.1', {})).toBe('object');
+    first.accept(new PassThrough());
+    expect(typeof acceptor.admit('127.0.0.1', session)).toBe('object');
+    expect(pool.stats.refusals).toEqual({ 'connection-busy': 1 });
+  });
+
+  it('checks the peer address at connecting(): a refused address never takes an allowed peer\'s slot; 4 per address (16 in all) may go on to hear the refusal, the rest are refused "ip" at once', async () => {
+    const { pool, transport } = await started({ maxCap: 10, maxHandshakes: 100, allowedIps: '127.0.0.1' });
+    const acceptor = transport.acceptor!;
+    const strangers = Array.from({ length: 4 }, () => acceptor.connecting('10.0.0.1'));
+    expect(strangers.every((slot) => typeof slot === 'function')).toBe(true);
+    expect(acceptor.connecting('10.0.0.1')).toBe('ip');
+    for (let i = 2; i <= 4; i++) for (let j = 0; j < 4; j++) expect(typeof acceptor.connecting(`10.0.0.${i}`)).toBe('function');
+    expect(acceptor.connecting('10.0.0.5')).toBe('ip');
+    // They hold none of the allowed peers' slots, and hear 'ip' when they ask for a stream.
+    expect(transport.begin('10.0.0.1')).toBe('ip');
+    const allowed = Array.from({ length: 50 }, () => acceptor.connecting('127.0.0.1'));
+    expect(allowed.every((slot) => typeof slot === 'function')).toBe(true);
+    expect(pool.stats.handshaking).toBe(16 + 50);
+    (strangers[0] as () => void)();
+    expect(typeof acceptor.connecting('10.0.0.1')).toBe('function');
+    // Behind a trusted proxy the address is checked later, at admit(), and the proxy's address takes no peer share.
+    expect(typeof acceptor.connecting('10.0.0.9', { checkAddress: false })).toBe('function');
+    expect(pool.stats.refusals).toEqual({ ip: 3 });
+  });
+
+  it('a connection behind a trusted proxy (checkAddress false) counts in the total only: the proxy\'s address has no share to exhaust', async () => {
+    const { pool, transport } = await started({ maxCap: 100, maxHandshakes: 8 });
+    const acceptor = transport.acceptor!;
+    const viaProxy = Array.from({ length: 8 }, () => acceptor.connecting('10.0.0.1', { checkAddress: false }));
+    expect(viaProxy.every((slot) => typeof slot === 'function')).toBe(true);
+    expect(acceptor.connecting('10.0.0.1', { checkAddress: false })).toBe('busy');
+    (viaProxy[0] as () => void)();
+    expect(pool.stats.handshaking).toBe(7);
+  });
+
+  it('rejects per-peer and per-connection limits above the ones they divide', () => {
+    expect(() => new ServerPool(new ManualServer(), { maxHandshakes: 10, maxHandshakesPerPeer: 11 })).toThrow(/maxHandshakesPerPeer/);
+    expect(() => new ServerPool(new ManualServer(), { maxHandshakes: 10, maxHandshakesPerPeer: 4, maxHandshakesPerConnection: 5 })).toThrow(/maxHandshakesPerConnection/);
+    expect(new ServerPool(new ManualServer(), { maxHandshakes: 1 }).options).toMatchObject({ maxHandshakesPerPeer: 1, maxHandshakesPerConnection: 1 });
   });
 
   it('refuses peers outside allowedIps, comparing IPv4-mapped addresses', async () => {

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import http2, { type Http2Server, type Http2Stream, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
+import { SlotGate } from '../../core/admission.js';
 import { InvalidOptionsError } from '../../core/errors.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
@@ -25,10 +26,22 @@ export interface Http2ServerOptions extends Http2FlowOptions {
   handshakeTimeout?: number;
   /** SETTINGS_MAX_CONCURRENT_STREAMS per session (default: the pool's maxCap, as the Go server does). */
   maxConcurrentStreams?: number;
+  /**
+   * Most connections (sessions, and connections still in TLS) open at once,
+   * all peers together (default 1024); more are closed bare at accept,
+   * counted as 'sessions'.
+   */
+  maxSessions?: number;
+  /**
+   * Most connections open at once from one peer address (default 32; a
+   * client of this library opens at most its `maxSessions`, 8 by default);
+   * more are closed bare at accept, counted as 'peer-sessions'.
+   */
+  maxSessionsPerPeer?: number;
 }
 
 export const HTTP2_SERVER_OPTION_KEYS = [
-  'host', 'port', 'tls', 'keepAlive', 'handshakeTimeout', 'maxConcurrentStreams', 'initialWindowSize', 'sessionWindowSize', 'maxSessionMemory',
+  'host', 'port', 'tls', 'keepAlive', 'handshakeTimeout', 'maxConcurrentStreams', 'maxSessions', 'maxSessionsPerPeer', 'initialWindowSize', 'sessionWindowSize', 'maxSessionMemory',
 ] as const;
 
 export interface ResolvedHttp2Server extends ResolvedHttp2Flow {
@@ -41,6 +54,8 @@ export interface ResolvedHttp2Server extends ResolvedHttp2Flow {
   handshakeTimeout: number;
   /** Unset: the pool's maxCap, learnt at listen(). */
   maxConcurrentStreams?: number;
+  maxSessions: number;
+  maxSessionsPerPeer: number;
 }
 
 export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Server {
@@ -49,6 +64,7 @@ export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Serv
     throw new InvalidOptionsError(read.name('tls'), 'the http2 transport runs over TLS 1.3 only: set tls to { key, cert }, { secureContext } or "self-signed"');
   }
   const maxConcurrentStreams = read.raw('maxConcurrentStreams') === undefined ? undefined : read.int('maxConcurrentStreams', 1, 1, 2 ** 31 - 1);
+  const maxSessions = read.int('maxSessions', 1024, 1, 1_000_000);
   return {
     portOption: read.name('port'),
     host: read.string('host') ?? '127.0.0.1',
@@ -57,6 +73,8 @@ export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Serv
     keepAlive: read.ms('keepAlive', 30_000),
     handshakeTimeout: read.ms('handshakeTimeout', 10_000),
     ...(maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams }),
+    maxSessions,
+    maxSessionsPerPeer: read.int('maxSessionsPerPeer', Math.min(32, maxSessions), 1, maxSessions),
     ...resolveHttp2Flow(read),
   };
 }
@@ -67,6 +85,8 @@ interface Connection {
   readonly socket?: tls.TLSSocket;
   readonly streams: Set<ServerHttp2Stream>;
   reason?: Http2StreamAbortedError;
+  /** The session on it, once Node made it. */
+  session?: ServerHttp2Session;
 }
 
 /** A session of the server and what its streams need to know: the owner of every stream on it. */
@@ -74,6 +94,8 @@ class SessionEntry implements StreamOwner {
   open = 0;
   /** A stream was ever opened on it: a protocol error before that is a refusal of the connection. */
   carried = false;
+  /** GOAWAY sent by retire(): its deadline stands, stream closes do not re-arm the idle timer. */
+  retiring = false;
   idleTimer?: NodeJS.Timeout;
 
   constructor(
@@ -118,18 +140,24 @@ export class Http2ServerTransport implements ServerTransport {
   private readonly handshakes = new Set<{ destroy(): void }>();
   private closing?: Promise<void>;
   private connecting?: Connection;
+  private acceptor?: ServerAcceptor;
   private readonly totals = { sessionsOpened: 0, streamsOpened: 0, activeStreams: 0, goawaysReceived: 0, goawaysSent: 0, resets: 0 };
+  /** Connections from accept to close (in TLS, or carrying a session), in total and per peer. */
+  private readonly connections: SlotGate;
 
   /** Learnt from the pool at listen(). */
   private limits = { maxConcurrentStreams: 0 };
 
-  constructor(private readonly config: ResolvedHttp2Server) {}
+  constructor(private readonly config: ResolvedHttp2Server) {
+    this.connections = new SlotGate({ total: config.maxSessions, perPeer: config.maxSessionsPerPeer, perConnection: Infinity });
+  }
 
   async listen(acceptor: ServerAcceptor): Promise<void> {
     const { initialWindowSize, maxSessionMemory } = this.config;
     // As the Go server: SETTINGS_MAX_CONCURRENT_STREAMS = the pool's maxCap unless set.
     const maxConcurrentStreams = this.config.maxConcurrentStreams ?? acceptor.limits.maxCap;
     this.limits = { maxConcurrentStreams };
+    this.acceptor = acceptor;
     const h2 = http2.createServer({ settings: { maxConcurrentStreams, initialWindowSize }, maxSessionMemory });
     h2.on('session', (session) => this.track(session));
     h2.on('stream', (stream, headers) => this.handle(stream, headers, acceptor));
@@ -193,6 +221,7 @@ export class Http2ServerTransport implements ServerTransport {
   stats(): Record<string, unknown> {
     return {
       sessions: this.sessions.size,
+      connections: this.connections.size,
       sessionsOpened: this.totals.sessionsOpened,
       streamsOpened: this.totals.streamsOpened,
       activeStreams: this.totals.activeStreams,
@@ -212,8 +241,17 @@ export class Http2ServerTransport implements ServerTransport {
       socket.destroy();
       return;
     }
-    // TLS comes before any stream is admitted: hold a handshake slot for it.
-    const release = acceptor.connecting();
+    // Every connection counts against maxSessions until it closes, from accept.
+    const counted = this.connections.take(socket.remoteAddress, undefined, false);
+    if (typeof counted === 'string') {
+      socket.destroy();
+      acceptor.refused(counted === 'busy' ? 'sessions' : 'peer-sessions');
+      return;
+    }
+    socket.once('close', counted);
+    // The peer address is checked here, before TLS; TLS comes before any
+    // stream is admitted: hold a handshake slot (in total and for the peer) for it.
+    const release = acceptor.connecting(socket.remoteAddress);
     if (typeof release === 'string') {
       socket.destroy();
       return;
@@ -223,6 +261,8 @@ export class Http2ServerTransport implements ServerTransport {
     socket.on('error', () => undefined);
     const secured = new tls.TLSSocket(socket, { isServer: true, secureContext: this.config.secureContext, ALPNProtocols: ['h2'] });
     this.handshakes.add(secured);
+    // Whichever closes first frees the connection's count (the TLS socket owns the handle).
+    secured.once('close', counted);
     const refuse = (reason: string): void => {
       cleanup();
       secured.destroy();
@@ -256,6 +296,14 @@ export class Http2ServerTransport implements ServerTransport {
       };
       secured.once('error', lost);
       secured.once('close', () => lost());
+      // A peer that hangs up (even mid-frame) takes its session with it, at once.
+      const hungUp = (): void => {
+        if (!connection.session || connection.session.destroyed) return;
+        lost(); // the streams in use get their typed error first
+        connection.session.destroy();
+      };
+      secured.once('end', hungUp);
+      secured.once('close', hungUp);
       // Node makes the session synchronously inside this emit: track() picks it up.
       this.connecting = connection;
       this.h2!.emit('connection', secured);
@@ -265,6 +313,7 @@ export class Http2ServerTransport implements ServerTransport {
 
   private track(session: ServerHttp2Session): void {
     const connection = this.connecting ?? { remoteAddress: undefined, streams: new Set<ServerHttp2Stream>() };
+    connection.session = session;
     const entry = new SessionEntry(session, connection, (closedOn, stream) => this.streamClosed(closedOn, stream));
     this.sessions.set(session, entry);
     this.totals.sessionsOpened++;
@@ -300,11 +349,50 @@ export class Http2ServerTransport implements ServerTransport {
   /** The owner of a stream whose session is not tracked (none is expected: Node announces a session before its streams). */
   private readonly untracked: StreamOwner = { abortReason: undefined, streamClosed: (stream) => this.streamClosed(undefined, stream) };
 
-  /** A session with no stream for 2 × keepAlive is closed (GOAWAY), as the Go server does. */
+  /**
+   * A session with no stream for 2 × keepAlive is closed (GOAWAY), as the Go
+   * server does. One that has not carried a stream yet gets no longer than
+   * handshakeTimeout to open one (it costs an fd and session memory), and
+   * is counted 'no-stream' when it did not. Either way a peer that stays
+   * after the GOAWAY is dropped (see retire).
+   */
   private armIdle(entry: SessionEntry): void {
+    if (entry.retiring) return;
     clearTimeout(entry.idleTimer);
     if (entry.open > 0) return;
-    entry.idleTimer = setTimeout(() => this.goaway(entry), 2 * this.config.keepAlive);
+    const { keepAlive, handshakeTimeout } = this.config;
+    entry.idleTimer = entry.carried
+      ? setTimeout(() => this.retire(entry), 2 * keepAlive)
+      : setTimeout(() => {
+          this.acceptor?.refused('no-stream');
+          this.retire(entry);
+        }, Math.min(2 * keepAlive, handshakeTimeout));
+    entry.idleTimer.unref();
+  }
+
+  /**
+   * GOAWAY, and the session destroyed if it is still open
+   * SESSION_CLOSE_GRACE ms later with no stream: Node's close() waits for
+   * the peer, and a peer that neither opens a stream nor hangs up would
+   * keep the session (and its fd) for good.
+   */
+  private retire(entry: SessionEntry): void {
+    if (entry.retiring) return;
+    entry.retiring = true;
+    this.goaway(entry);
+    clearTimeout(entry.idleTimer);
+    const check = (): void => {
+      // Streams still open finish first (a 403 on its way out): look again later.
+      if (entry.open > 0 && !entry.session.destroyed) {
+        entry.idleTimer = setTimeout(check, SESSION_CLOSE_GRACE);
+        entry.idleTimer.unref();
+        return;
+      }
+      // A session Node already destroyed may still wait for its socket to close: the peer may never answer our FIN.
+      entry.session.destroy();
+      entry.connection.socket?.destroy();
+    };
+    entry.idleTimer = setTimeout(check, SESSION_CLOSE_GRACE);
     entry.idleTimer.unref();
   }
 
@@ -332,9 +420,13 @@ export class Http2ServerTransport implements ServerTransport {
       acceptor.refused('not-found');
       return refuse(stream, 404, NOT_FOUND);
     }
-    const admission = acceptor.admit(entry?.connection.remoteAddress);
+    const admission = acceptor.admit(entry?.connection.remoteAddress, entry?.connection);
     if (typeof admission === 'string') {
-      return admission === 'ip' ? refuse(stream, 403, UNAUTHORIZED) : refuse(stream, 404, NOT_FOUND);
+      if (admission !== 'ip') return refuse(stream, 404, NOT_FOUND);
+      refuse(stream, 403, UNAUTHORIZED);
+      // Its address will not change: the session gets no further stream (GOAWAY; the 403 still completes).
+      if (entry) this.retire(entry);
+      return;
     }
     this.handshake(stream, admission);
   }

@@ -10,7 +10,7 @@ import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, ty
 import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
 import { wsMasking } from './masking.js';
 import { closeWebSocket, toBuffer, WebSocketDuplex, type WsKeepAlive } from './ws-duplex.js';
-import { readWsCommonOptions, type WsCommonOptions } from './ws-options.js';
+import { readWsCommonOptions, watchOversized, type WsCommonOptions } from './ws-options.js';
 
 export interface WsClientOptions extends WsCommonOptions {
   /** Where the server pool listens: "host:port", "[v6]:port" or { host, port }. */
@@ -87,6 +87,8 @@ export class WsClientTransport implements ClientTransport {
   readonly kind: string;
   /** Verification for mode "0" on port 443, made on first use and kept for the pool's life. */
   private implicitTls?: ClientTlsConfig;
+  /** Messages refused for exceeding maxPayload (closed with 1009). */
+  private oversizedMessages = 0;
 
   constructor(private readonly config: ResolvedWsClient) {
     this.kind = config.tls.mode === '0' ? 'ws' : 'wss';
@@ -111,6 +113,7 @@ export class WsClientTransport implements ClientTransport {
       const hint = endpoint.host.includes('%') ? ': a WebSocket URL cannot name an IPv6 zone; use an address without one' : '';
       throw new DialError(`cannot dial ${url}: ${describe(error)}${hint}`, { cause: error });
     }
+    watchOversized(ws, () => this.oversizedMessages++);
     return this.handshake(ws, url, readId, signal);
   }
 
@@ -128,7 +131,7 @@ export class WsClientTransport implements ClientTransport {
   }
 
   stats(): Record<string, unknown> {
-    return { masking: wsMasking() };
+    return { oversizedMessages: this.oversizedMessages, masking: wsMasking() };
   }
 
   private tlsFor(endpoint: Endpoint): ClientTlsConfig | undefined {

@@ -1,5 +1,6 @@
+import type WebSocket from 'ws';
 import type { OptionReader } from '../../core/validate.js';
-import type { WsKeepAlive } from './ws-duplex.js';
+import { MAX_MESSAGE_BYTES, type WsKeepAlive } from './ws-duplex.js';
 
 /** Options both ends of the ws transport take. */
 export interface WsCommonOptions {
@@ -17,7 +18,12 @@ export interface WsCommonOptions {
    * answered a ping it must keep answering).
    */
   requirePong?: boolean;
-  /** Largest message accepted, in bytes (default 0: no limit, as the Go pools; this library never sends one above 1 MiB). */
+  /**
+   * Largest message accepted, in bytes (default and least 1 MiB, the
+   * largest message this library sends; the Go pools send smaller ones). A
+   * peer that announces a bigger one is closed with 1009 before its payload
+   * is buffered, and counted in the transport's `oversizedMessages`.
+   */
   maxPayload?: number;
   /** Bound on the upgrade plus the ID message, in ms (default 10000). */
   handshakeTimeout?: number;
@@ -40,8 +46,18 @@ export function readWsCommonOptions(read: OptionReader): ResolvedWsCommon {
       pongTimeout: read.ms('pongTimeout', period),
       requirePong: read.bool('requirePong', false),
     },
-    maxPayload: read.int('maxPayload', 0, 0, 2 ** 31 - 1),
+    maxPayload: read.int('maxPayload', MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, 2 ** 31 - 1),
     handshakeTimeout: read.ms('handshakeTimeout', 10_000),
     closeHandshakeTimeout: read.ms('closeHandshakeTimeout', 30_000),
   };
+}
+
+/** ws's error code for a message above maxPayload (it then closes with 1009). */
+const OVERSIZED = 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
+
+/** Calls `count` when `ws` refuses a message above maxPayload. */
+export function watchOversized(ws: WebSocket, count: () => void): void {
+  ws.on('error', (error: Error & { code?: string }) => {
+    if (error.code === OVERSIZED) count();
+  });
 }

@@ -14,7 +14,7 @@ import { forwardedFor } from '../shared/forwarded-for.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 import { wsMasking } from './masking.js';
 import { WebSocketDuplex } from './ws-duplex.js';
-import { readWsCommonOptions, type ResolvedWsCommon, type WsCommonOptions } from './ws-options.js';
+import { readWsCommonOptions, watchOversized, type ResolvedWsCommon, type WsCommonOptions } from './ws-options.js';
 
 /** An HTTP(S) server, or where to get it when the pool starts: a function, a Nest `HttpAdapterHost`, or anything with `getHttpServer()`. */
 export type HttpServerSource =
@@ -129,6 +129,8 @@ function serverSource(value: unknown): (() => unknown) | null | undefined {
 const REFUSALS: Record<Refusal, { status: number; body: string }> = {
   full: { status: 503, body: 'pool full\n' },
   busy: { status: 503, body: 'pool full\n' },
+  'peer-busy': { status: 503, body: 'pool full\n' },
+  'connection-busy': { status: 503, body: 'pool full\n' },
   closed: { status: 503, body: 'pool closed\n' },
   ip: { status: 403, body: 'unauthorized\n' },
 };
@@ -152,6 +154,8 @@ export class WsServerTransport implements ServerTransport {
   /** Connections before their upgrade request: their deadline and their handshake slot. */
   private readonly pending = new Map<Duplex, { timer: NodeJS.Timeout; release: () => void }>();
   private upgrades = 0;
+  /** Messages refused for exceeding maxPayload (closed with 1009). */
+  private oversizedMessages = 0;
   /** Connections already counted as refused (TLS, parser, not an upgrade): not counted again when they close. */
   private readonly refusedConnections = new WeakSet<Duplex>();
 
@@ -227,13 +231,15 @@ export class WsServerTransport implements ServerTransport {
   }
 
   stats(): Record<string, unknown> {
-    return { upgrades: this.upgrades, masking: wsMasking() };
+    return { upgrades: this.upgrades, oversizedMessages: this.oversizedMessages, masking: wsMasking() };
   }
 
   /** Our own port: optional TLS, then plain HTTP parsing, under one handshake deadline. */
   private onConnection(socket: net.Socket): void {
-    // TLS and the upgrade request come before any admission: hold a handshake slot for them.
-    const release = this.acceptor?.connecting() ?? (() => undefined);
+    // The peer address is checked here, before TLS (unless a trusted proxy
+    // names the real peer in the upgrade request); TLS and the upgrade
+    // request come before any admission: hold a handshake slot for them.
+    const release = this.acceptor?.connecting(socket.remoteAddress, { checkAddress: this.config.trustedProxies === 0 }) ?? (() => undefined);
     if (typeof release === 'string') {
       socket.destroy();
       return;
@@ -331,6 +337,7 @@ export class WsServerTransport implements ServerTransport {
 
   private accept(ws: WebSocket, socket: Duplex, admission: Admission): void {
     this.upgrades++;
+    watchOversized(ws, () => this.oversizedMessages++);
     if (socket instanceof net.Socket) socket.setKeepAlive(true, this.config.keepAlive.keepAlive);
     // The ID: one binary message of 4 raw bytes, before any application byte.
     ws.send(encodeId(admission.id, 'raw4'), { binary: true, compress: false, fin: true });
