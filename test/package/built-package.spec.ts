@@ -67,7 +67,7 @@ describe('the built package', () => {
   it('declares its entry points and types in package.json', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { type: string; exports: Record<string, { types: string; default: string }> };
     expect(pkg.type).toBe('module');
-    for (const entry of ['.', './health']) {
+    for (const entry of ['.', './core', './health']) {
       expect(existsSync(join(root, pkg.exports[entry]!.types))).toBe(true);
       expect(existsSync(join(root, pkg.exports[entry]!.default))).toBe(true);
     }
