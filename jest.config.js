@@ -10,6 +10,8 @@ export default {
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/test/**/*.spec.ts'],
+  // The Node binaries of `npm run test:matrix` (each with a package.json of its own) are no modules of ours.
+  modulePathIgnorePatterns: ['<rootDir>/.cache/'],
   testTimeout: 30000,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.cjs'],
 };

@@ -1,68 +1,7 @@
 // The public API of nestjs-tunnel-pool. Nothing else is public.
 
-// Pools (usable without Nest)
-export { ClientPool, type ClientPoolOptions } from './core/client-pool.js';
-export { ServerPool, type ServerPoolOptions, type IncomingStream } from './core/server-pool.js';
-export { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from './pool-factory.js';
-export type { ClientPoolStats, ServerPoolStats, PoolStats, PoolState } from './core/stats.js';
-export type { WaitOptions } from './core/waiters.js';
-export { FIRST_ID, isValidId, type IdWireForm } from './core/ids.js';
-export { adjustCapacity, adjustInterval } from './core/adaptive.js';
-export type { PoolLogger } from './core/logger.js';
-
-// Errors
-export {
-  PoolError,
-  PoolErrorCode,
-  PoolTimeoutError,
-  PoolClosedError,
-  PoolNotStartedError,
-  PoolRefusedError,
-  IpNotAllowedError,
-  PoolFullError,
-  DialError,
-  HandshakeError,
-  TlsMismatchError,
-  InvalidIdError,
-  InvalidOptionsError,
-  DuplicatePoolError,
-  ListenError,
-  PoolAbortedError,
-  FirstStreamLostError,
-  FirstStreamTakenError,
-  FdLimitError,
-  MissingModuleError,
-  refusalForStatus,
-} from './core/errors.js';
-
-// Transports
-export type {
-  ClientTransport,
-  ServerTransport,
-  ServerAcceptor,
-  Admission,
-  Refusal,
-  ConnectingOptions,
-  DialContext,
-  DialResult,
-} from './core/transport.js';
-export type { TransportFactory } from './transports/transport-factory.js';
-export { TcpClientTransport, TcpServerTransport, tcpTransport, type TcpClientOptions, type TcpServerOptions } from './transports/tcp/index.js';
-// HTTP/2
-export { Http2ClientTransport, Http2ServerTransport, Http2StreamAbortedError, http2Transport, type Http2AbortReason, type Http2ClientOptions, type Http2ServerOptions, type Http2FlowOptions } from './transports/http2/index.js';
-// WebSocket
-export { WsClientTransport, WsServerTransport, WebSocketDuplex, wsTransport, wsMasking, type WsClientOptions, type WsServerOptions, type WsCommonOptions, type WsStreamError, type WsMasking, type HttpServerSource } from './transports/ws/index.js';
-export type { TlsMode, TlsModeInput, ServerTlsInput, CaInput } from './transports/shared/tls.js';
-export type { Endpoint, EndpointInput, AddressResolver } from './transports/shared/endpoint.js';
-
-// Certificates
-export {
-  createSelfSignedCertificate,
-  createCertificateAuthority,
-  type CertificateOptions,
-  type GeneratedCertificate,
-  type CertificateAuthority,
-} from './certs/index.js';
+// Everything usable without Nest (also its own entry point, nestjs-tunnel-pool/core)
+export * from './core-entry.js';
 
 // Nest
 export {

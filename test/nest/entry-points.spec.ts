@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as core from '../../lib/core-entry.js';
 import * as main from '../../lib/index.js';
 import * as health from '../../lib/nest/health/index.js';
 
@@ -34,6 +35,25 @@ describe('entry points', () => {
     expect([...files].filter((file) => file.includes('/lib/nest/health/'))).toEqual([]);
     expect(packages).not.toContain('@nestjs/terminus');
     expect(packages).toContain('@nestjs/common');
+  });
+
+  it('nestjs-tunnel-pool/core loads no Nest, rxjs nor reflect-metadata module, and no Nest file', () => {
+    const { files, packages } = runtimeGraph('lib/core-entry.ts');
+    expect(files).toContain(resolve(root, 'lib/core/client-pool.ts'));
+    expect([...files].filter((file) => file.includes('/lib/nest/'))).toEqual([]);
+    expect([...packages].filter((name) => name.startsWith('@nestjs/') || name === 'rxjs' || name === 'reflect-metadata')).toEqual([]);
+  });
+
+  it('the main entry is nestjs-tunnel-pool/core plus the Nest API', () => {
+    for (const name of Object.keys(core)) expect(main).toHaveProperty(name, (core as Record<string, unknown>)[name]);
+    const nestOnly = Object.keys(main).filter((name) => !(name in core)).sort();
+    expect(nestOnly).toEqual([
+      'CLIENT_POOL', 'ClientPoolService', 'DEFAULT_POOL_NAME', 'InjectClientPool', 'InjectServerPool', 'PoolModule',
+      'SERVER_POOL', 'ServerPoolService', 'getClientPoolToken', 'getServerPoolToken',
+    ].sort());
+    for (const name of ['createClientPool', 'createServerPool', 'ClientPool', 'ServerPool', 'PoolError', 'PoolErrorCode', 'tcpTransport', 'http2Transport', 'wsTransport', 'createSelfSignedCertificate']) {
+      expect(core).toHaveProperty(name);
+    }
   });
 
   it('nestjs-tunnel-pool/health brings the indicator and Terminus', () => {

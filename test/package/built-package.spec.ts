@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-function runNode(source: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runNode(source: string, inputType = 'module'): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise) => {
-    execFile(process.execPath, ['--input-type=module', '-e', source], { cwd: root, timeout: 20_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [`--input-type=${inputType}`, '-e', source], { cwd: root, timeout: 20_000 }, (error, stdout, stderr) => {
       resolvePromise({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -46,6 +46,18 @@ describe('the built package', () => {
     expect(result.timeout).toBe('POOL_ERR_TIMEOUT');
   });
 
+  it('a CommonJS app can require() every entry point (require of ESM, Node 22.12+: no top-level await anywhere)', async () => {
+    const { code, stdout, stderr } = await runNode(`
+      const main = require('nestjs-tunnel-pool');
+      const core = require('nestjs-tunnel-pool/core');
+      const health = require('nestjs-tunnel-pool/health');
+      console.log(JSON.stringify([typeof main.PoolModule, typeof core.createClientPool, core.createClientPool === main.createClientPool, typeof health.PoolHealthModule]));
+    `, 'commonjs');
+    expect(stderr.replace(/^\(node:\d+\) ExperimentalWarning: CommonJS module .* is loading ES Module .*\n(\(Use .*\n)?/m, '')).toBe('');
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout.trim())).toEqual(['function', 'function', true, 'function']);
+  });
+
   it('keeps Terminus out of the main entry (it has its own entry point)', () => {
     const seen = new Set<string>();
     const external = new Set<string>();
@@ -67,7 +79,7 @@ describe('the built package', () => {
   it('declares its entry points and types in package.json', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { type: string; exports: Record<string, { types: string; default: string }> };
     expect(pkg.type).toBe('module');
-    for (const entry of ['.', './health']) {
+    for (const entry of ['.', './core', './health']) {
       expect(existsSync(join(root, pkg.exports[entry]!.types))).toBe(true);
       expect(existsSync(join(root, pkg.exports[entry]!.default))).toBe(true);
     }

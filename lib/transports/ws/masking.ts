@@ -12,8 +12,10 @@ let cached: WsMasking | undefined;
  * (lib/buffer-util.js): Node's own `http.websocketMask` where it exists, else
  * the `bufferutil` addon unless `WS_NO_BUFFER_UTIL` is set, else JavaScript.
  * bufferutil itself falls back to JavaScript when its binary cannot load, so
- * it counts only when its `mask` is native code. Client→server throughput
- * depends on it (here: ~90 MiB/s in JavaScript, ~800 MiB/s with the addon).
+ * it counts only when its `mask` is native code. This package does not
+ * depend on bufferutil; an application may install it (on Node 22 and 24,
+ * which have no mask of their own). Client→server throughput depends on it
+ * (here: ~90 MiB/s in JavaScript, ~800 MiB/s native).
  */
 export function wsMasking(): WsMasking {
   if (cached) return cached;

@@ -58,6 +58,12 @@ export class WebSocketDuplex extends Duplex {
   private peerAnswers: boolean;
   private pingTimer?: NodeJS.Timeout;
 
+  /**
+   * Made by the ws transport only. Internal, so the published declarations
+   * never name a `ws` type (`ws` ships none and `@types/ws` is not a
+   * dependency of this package).
+   * @internal
+   */
   constructor(
     private readonly ws: WebSocket,
     /** The TCP or TLS socket under `ws`, to end it once the close frame is written. */
@@ -251,6 +257,7 @@ export class WebSocketDuplex extends Duplex {
  * Closes a WebSocket with `code` and ends its socket as soon as the close
  * frame is flushed, without waiting for the peer's answer (ws's close timeout
  * bounds a socket that cannot flush). Idempotent.
+ * @internal
  */
 export function closeWebSocket(ws: WebSocket, socket: RawSocket | undefined, code: number): void {
   if (ws.readyState === WebSocket.CONNECTING) {
@@ -284,6 +291,7 @@ function notOpen(): WsStreamError {
   return streamError('EPIPE', 'the WebSocket is closing or closed (a WebSocket cannot stay half-open: the peer closed it)');
 }
 
+/** @internal */
 export function toBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
