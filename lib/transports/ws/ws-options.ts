@@ -55,7 +55,7 @@ export function readWsCommonOptions(read: OptionReader): ResolvedWsCommon {
 /** ws's error code for a message above maxPayload (it then closes with 1009). */
 const OVERSIZED = 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
 
-/** Calls `count` when `ws` refuses a message above maxPayload. */
+/** Calls `count` when `ws` refuses a message above maxPayload. @internal */
 export function watchOversized(ws: WebSocket, count: () => void): void {
   ws.on('error', (error: Error & { code?: string }) => {
     if (error.code === OVERSIZED) count();
