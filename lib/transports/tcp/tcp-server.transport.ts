@@ -5,6 +5,7 @@ import { encodeId, type IdWireForm } from '../../core/ids.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { listen } from '../shared/listen.js';
+import { resetOnCut } from './reset-on-cut.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 
 export interface TcpServerOptions {
@@ -148,7 +149,10 @@ export class TcpServerTransport implements ServerTransport {
     stream.on('close', onClose);
     stream.on('end', onClose); // the TLSSocket reads the wrapped socket's FIN itself
     if (stream !== socket) socket.on('error', onError);
-    const sendId = (): void => this.sendId(stream, admission, cleanup);
+    const sendId = (): void => {
+      resetOnCut(stream, socket); // pooled from here: destroy() before end() is an RST, the peer reads a cut
+      this.sendId(stream, admission, cleanup);
+    };
     if (secureContext) stream.once('secure', sendId);
     else sendId();
   }
