@@ -45,6 +45,7 @@ export function readOutcome(stream: Duplex, timeout = 20_000, keep = false): Pro
     stream.on('data', onData);
     stream.on('end', onEnd);
     stream.on('error', onError);
+    stream.resume(); // also after a reader that left it paused
   });
 }
 
