@@ -64,8 +64,25 @@ function destroyHere(this: Guarded, error?: Error): Guarded {
   if (!this.closed && !this.destroyed) {
     this[kCut] = true;
     this.close(constants.NGHTTP2_CANCEL);
+  } else if (!error && !this.destroyed && cutByPeer(this)) {
+    // Node destroys a stream the peer reset without an error, and emits no
+    // 'aborted' once this side had ended its writing: the reader would see
+    // a clean end of a stream cut short.
+    error = this[kOwner].abortReason ?? new Http2StreamAbortedError('reset', `the peer reset the HTTP/2 stream (RST_STREAM code ${String(this.rstCode)})`, this.rstCode);
   }
   return (Object.getPrototypeOf(this) as Http2Stream).destroy.call(this, error) as Guarded;
+}
+
+/** Closed by the peer's RST_STREAM (or the session's death), not by this side, before the peer's END_STREAM was read. */
+function cutByPeer(stream: Guarded): boolean {
+  if (stream[kClosedHere] || !stream.closed || endOfStreamRead(stream)) return false;
+  return stream[kOwner].abortReason !== undefined || (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR);
+}
+
+/** The peer's END_STREAM arrived (its bytes may still wait unread: they and the end are the reader's). */
+function endOfStreamRead(stream: Guarded): boolean {
+  const state = (stream as Guarded & { _readableState?: { ended?: boolean } })._readableState;
+  return stream.readableEnded || state?.ended === true;
 }
 
 /** `end()`'s END_STREAM, except when `close()` ends the writable side of a stream being cut. */

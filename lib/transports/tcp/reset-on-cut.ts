@@ -32,15 +32,12 @@ interface CutAware extends Duplex {
  *
  * Receiving: libuv reports an RST that arrives behind unread bytes as an
  * end of stream (after a short read it takes the socket's hang-up for EOF
- * without reading the error). Before the stream ends, an empty write asks
- * the kernel: on a connection that was reset it fails (`ECONNRESET`) and
- * the stream errors instead of ending; after a FIN it succeeds and the
- * stream ends as usual. Nothing goes on the wire either way. Once this side
- * has ended its own writing the probe cannot run (see docs/SECURITY.md).
+ * without reading the error). Before the stream ends, `probe` asks the
+ * kernel again; a reset errors the stream (`ECONNRESET`) instead of ending it.
  *
  * `raw` is the TCP socket under `stream` (the same object for plain tcp).
  * Shared functions, `this` being the stream: nothing is allocated per
- * stream but two properties.
+ * stream but three properties.
  */
 export function resetOnCut(stream: Duplex, raw: Duplex): void {
   if (!(raw instanceof net.Socket)) return; // a custom dialer's Duplex: no TCP handle to reset or probe
@@ -64,26 +61,43 @@ function destroyCutting(this: CutAware, error?: Error): CutAware {
 
 function pushUnlessReset(this: CutAware, chunk: unknown, encoding?: BufferEncoding): boolean {
   const push = (Object.getPrototypeOf(this) as Duplex).push;
-  if (chunk !== null || this[kProbing]) return push.call(this, chunk, encoding);
-  const raw = this[kRaw];
-  if (this.destroyed || this.writableEnded || raw.destroyed || raw.writableEnded || !raw.writable) {
+  if (chunk !== null) return push.call(this, chunk, encoding);
+  if (this[kProbing] || this.destroyed || !probe(this, push)) {
     this[kPeerEnded] = true;
     return push.call(this, null);
   }
   this[kProbing] = true;
-  if (raw !== (this as Duplex)) raw.on('error', noop); // the TLS stream reports it
+  return false;
+}
+
+/**
+ * Asks whether the end the stream is about to report is a reset libuv took
+ * for one; false when it cannot ask. Plain tcp: the TCP handle reads once
+ * more; a reset answers ECONNRESET (Node destroys the stream with it), a
+ * real FIN the end again, which then goes through. TLS (whose layer ignores
+ * reads after an end): an empty write on the TCP socket, which fails on a
+ * reset connection and succeeds after a FIN; not possible once this side
+ * ended its own writing. Nothing goes on the wire either way.
+ */
+function probe(stream: CutAware, push: Duplex['push']): boolean {
+  const raw = stream[kRaw];
+  if (raw === (stream as Duplex)) {
+    const handle = (raw as net.Socket & { _handle?: { readStart?: () => number } | null })._handle;
+    return typeof handle?.readStart === 'function' && handle.readStart() === 0;
+  }
+  if (stream.writableEnded || raw.destroyed || raw.writableEnded || !raw.writable) return false;
+  raw.on('error', noop); // the TLS stream reports it
   raw.write(EMPTY, (error) => {
+    if (stream.destroyed) return;
     if (!error) {
-      this[kPeerEnded] = true;
-      if (this.destroyed) return;
-      push.call(this, null);
-      this.read(0); // as Node does after an EOF: a paused stream with nothing buffered emits 'end'
+      stream[kPeerEnded] = true;
+      push.call(stream, null);
+      stream.read(0); // as Node does after an end: a paused stream with nothing buffered emits 'end'
       return;
     }
-    if (this.destroyed) return;
-    this.destroy(Object.assign(new Error(`the peer reset the connection (the reset arrived behind unread bytes): ${error.message}`), { code: 'ECONNRESET', cause: error }));
+    stream.destroy(Object.assign(new Error(`the peer reset the connection (the reset arrived behind unread bytes): ${error.message}`), { code: 'ECONNRESET', cause: error }));
   });
-  return false;
+  return true;
 }
 
 /** Only a TCP handle can be reset (a dialer's unix socket cannot: it gets Node's close). */
