@@ -86,3 +86,25 @@ describe.each(KINDS)('%s: a cut stream reaches the peer as an error', (kind) => 
     expect(result.first).toBe('error');
   });
 });
+
+// The reader answered and ended its own side first (request, end, reply
+// style), then the writer cuts while bytes still wait unread at the reader.
+// TLS is not in the table: there Node gives no way to ask once the reader
+// ended its side (docs/SECURITY.md, "Cut streams"; the churn spec counts it).
+describe.each<Kind>(['tcp', 'http2', 'ws', 'wss'])('%s: a cut after the reader ended its own side', (kind) => {
+  it.each<Side>(['client', 'server'])('the %s cuts behind unread bytes: the peer, which had ended its side, still errors', async (cutter) => {
+    const p = await scope.pair(startKind, kind, {}, { minCap: 1, maxCap: 2 });
+    const pair = await scope.handOff(p);
+    const writer = pair[cutter];
+    const reader = pair[other(cutter)];
+    writer.on('error', () => undefined);
+    reader.on('error', () => undefined);
+    reader.end('done on this side');
+    await new Promise<void>((resolve) => reader.once('finish', resolve));
+    const outcome = readOutcome(reader);
+    let ok = true;
+    for (let written = 0; ok && written < 4 * PARTIAL; written += 1000) ok = writer.write(Buffer.alloc(1000, 0x62));
+    writer.destroy();
+    expect((await outcome).first).toBe('error');
+  });
+});
