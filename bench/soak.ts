@@ -24,7 +24,8 @@
  * Exit status: 0 after --seconds with everything closed and the process
  * leaving on its own; 1 when hand-offs stall completely for more than 10 s;
  * 2 when the process would have crashed (uncaught exception, unhandled
- * rejection); 3 when bytes arrived corrupted; 4 when something still held
+ * rejection); 3 when bytes arrived corrupted; 5 when a cut stream was read
+ * as a clean end (bench/soak-cuts.ts); 4 when something still held
  * the process open after the pools closed; 64 for a bad command line; 137
  * (SIGKILL from the watchdog thread) when the event loop itself was blocked
  * for more than 10 s or RSS passed 4 GiB, which no timer on the main thread
@@ -41,6 +42,7 @@ import type { ClientPool } from '../lib/core/client-pool.js';
 import type { ServerPool } from '../lib/core/server-pool.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../lib/pool-factory.js';
 import { ATTACKS, parseAttacks, startAttacks, type Attack } from './soak-attacks.js';
+import { startCutChecks } from './soak-cuts.js';
 
 type SoakTransport = 'tcp' | 'tls' | 'http2' | 'ws';
 const TRANSPORTS: readonly SoakTransport[] = ['tcp', 'tls', 'http2', 'ws'];
@@ -380,6 +382,9 @@ async function main(): Promise<number> {
       await handOff();
     }
   });
+  // Beside them: cut streams under churn (every stream delivers every byte or errors).
+  const cutChecks = startCutChecks({ server: () => server, client, running: () => running && !stalled, stepTimeout: STEP_TIMEOUT });
+  workers.push(cutChecks.done);
 
   // Faults.
   // The first restart comes after about half the period, so a short run sees one too.
@@ -515,6 +520,8 @@ async function main(): Promise<number> {
   console.log(`  client    failures ${show(clientStats.failures)}; drops ${show(clientStats.drops)}; totals ${show(clientStats.totals)}`);
   console.log(`  server    refusals ${show(summed(retired.refusals, serverStats?.refusals ?? {}))}; drops ${show(summed(retired.drops, serverStats?.drops ?? {}))}`);
   console.log(`  memory    rss ${mib(memory.rss)}, heap ${mib(memory.heapUsed)}`);
+  const cuts = cutChecks.counters;
+  console.log(`  cuts      ${cuts.checked} checked: ${cuts.delivered} delivered whole, ${cuts.errored} errored, ${cuts.truncated} read as a clean end short${cuts.samples.length ? ` (${cuts.samples.join('; ')})` : ''}`);
   if (!drained) console.log('  workers   did not finish within their step timeouts');
 
   if (crashes.length > 0) {
@@ -524,6 +531,10 @@ async function main(): Promise<number> {
   if (stalled) {
     console.log('soak: FAILED: hand-offs stalled');
     return 1;
+  }
+  if (cuts.truncated > 0) {
+    console.log(`soak: FAILED: ${cuts.truncated} cut stream(s) read as a clean end`);
+    return 5;
   }
   if (counters.corrupt > 0) {
     console.log(`soak: FAILED: ${counters.corrupt} corrupted transfer(s)`);

@@ -3,6 +3,19 @@ import type { Duplex } from 'node:stream';
 const noop = (): void => undefined;
 
 /**
+ * Set on every stream a pool hands to the application. A transport reads
+ * it when the stream is destroyed: an idle stream (never handed out) whose
+ * peer has ended its side carries nothing to cut, so it may close as usual;
+ * a stream the application had is cut unless it ended its writing.
+ */
+export const HANDED_OUT: unique symbol = Symbol.for('nestjs-tunnel-pool.handedOut');
+
+/** Whether a pool handed `stream` to the application. */
+export function wasHandedOut(stream: Duplex): boolean {
+  return (stream as Duplex & { [HANDED_OUT]?: true })[HANDED_OUT] === true;
+}
+
+/**
  * The streams a pool handed to the application that are still open. They
  * are the application's: the pool only counts them and, when it closes,
  * waits for them, then cuts those still open at the close timeout.
@@ -29,6 +42,7 @@ export class TakenStreams {
 
   /** Tracks `stream` until its 'close'; returns it. */
   add(stream: Duplex): Duplex {
+    (stream as Duplex & { [HANDED_OUT]?: true })[HANDED_OUT] = true;
     if (stream.closed || this.open.has(stream)) return stream;
     this.open.add(stream);
     stream.on('close', this.onClose);

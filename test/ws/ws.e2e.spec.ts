@@ -7,6 +7,7 @@ import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { eventually, readBytes, sleep } from '../support/net.js';
 import { asWs, startWsPair, wsStats, type WsClientConfig } from './ws-support.js';
 import { useTestScope } from '../support/scope.js';
+import { readOutcome } from '../cut/cut-support.js';
 
 const scope = useTestScope();
 const pair = (...args: Parameters<typeof startWsPair>) => scope.pair(startWsPair, ...args);
@@ -98,7 +99,7 @@ describe('ws transport, end to end', () => {
     expect((await readBytes(stream, 5)).toString()).toBe('early');
   });
 
-  it('end() sends close 1000 after the data; the peer reads everything, then end; then the stream closes', async () => {
+  it('end() sends the end of data after the data (half-close); the peer reads everything, then end; once it ends too, both close cleanly', async () => {
     const p = await pair({}, { minCap: 1, maxCap: 1 });
     await p.client.waitForActive(1, 5000);
     const { server, client } = await handOff(p);
@@ -112,14 +113,16 @@ describe('ws transport, end to end', () => {
     await finished;
     await ended;
     expect(Buffer.concat(chunks).toString()).toBe('last words');
+    // Half-open: the server may still answer; its end() closes the WebSocket (1000).
+    server.end('an answer after the end');
     // The close handshake completes: both streams close, with no error.
     await closed;
     expect(client.errored).toBeNull();
     expect(server.errored).toBeNull();
   });
 
-  it('a write after the peer closed fails with EPIPE (a WebSocket cannot stay half-open)', async () => {
-    const p = await pair({}, { minCap: 1, maxCap: 1 });
+  it('without the half-close extension (as with a Go peer), a write after the peer ended fails with EPIPE', async () => {
+    const p = await pair({ halfClose: false }, { minCap: 1, maxCap: 1, halfClose: false });
     await p.client.waitForActive(1, 5000);
     const { server, client } = await handOff(p);
     server.resume();
@@ -133,20 +136,17 @@ describe('ws transport, end to end', () => {
     expect((await failed).code).toMatch(/^(EPIPE|ERR_STREAM_WRITE_AFTER_END|ERR_STREAM_DESTROYED)$/);
   });
 
-  it('destroy() closes with 1000: the peer sees a clean end, an idle peer stream is dropped as "end"', async () => {
+  it('destroy() before end() closes with 1011: the peer errors, never ends; the idle streams of a closing pool are cut too', async () => {
     const p = await pair({}, { minCap: 2, maxCap: 2 });
     await p.client.waitForActive(2, 5000);
     await eventually(() => p.server.active === 2, 2000, 'server side to hold 2');
     const { server, client } = await handOff(p);
-    const ended = waitFor(server, 'end');
-    server.resume();
+    const outcome = readOutcome(server);
     client.destroy();
-    await ended;
-    expect(server.errored).toBeNull();
-    // And the idle ones: closing the client pool drops the server's idle streams as 'end'.
+    expect(await outcome).toMatchObject({ first: 'error', error: { code: 'ERR_WS_CLOSED', closeCode: 1011 } });
+    // And the idle ones: closing the client pool cuts them, the server drops its ends as errors.
     await p.client.close();
-    await eventually(() => (p.server.stats.drops.end ?? 0) >= 1, 3000, 'an end drop on the server');
-    expect(p.server.stats.drops.error ?? 0).toBe(0);
+    await eventually(() => (p.server.stats.drops.error ?? 0) >= 1, 3000, 'an error drop on the server');
   });
 
   it('refuses peers outside allowedIps with 403 before the upgrade, counted on both sides', async () => {

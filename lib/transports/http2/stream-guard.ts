@@ -11,10 +11,13 @@ export interface StreamOwner {
 
 const kOwner = Symbol('owner');
 const kClosedHere = Symbol('closedHere');
+const kCut = Symbol('cut');
 
 interface Guarded extends Http2Stream {
   [kOwner]: StreamOwner;
   [kClosedHere]?: true;
+  [kCut]?: true;
+  _final(callback: (error?: Error | null) => void): void;
 }
 
 /**
@@ -32,7 +35,11 @@ interface Guarded extends Http2Stream {
  * (a 'close' handler, or a promise it resolves), and both the pool
  * (close, flush) and applications destroy streams there. CANCEL is queued
  * until that callback returns. It is also what the reset means: the peer's
- * reader sees a cut, not a clean end.
+ * reader sees a cut, not a clean end. Node's `close()` ends the writable
+ * side first when it is still open, and that end is an END_STREAM queued
+ * before the RST_STREAM: the peer would read a clean end, then the error
+ * (and a `pipe()` would already have forwarded the end). A cut stream skips
+ * that END_STREAM: the peer gets RST_STREAM(CANCEL) alone.
  *
  * A pool may hold thousands of idle streams, so nothing here is made per
  * stream: the functions and listeners are shared, `this` being the stream,
@@ -43,6 +50,7 @@ export function guardStream(stream: Http2Stream, owner: StreamOwner): void {
   guarded[kOwner] = owner;
   guarded.close = closeHere;
   guarded.destroy = destroyHere;
+  guarded._final = finalUnlessCut;
   guarded.on('aborted', onAborted);
   guarded.on('close', onClose);
 }
@@ -53,8 +61,37 @@ function closeHere(this: Guarded, ...args: Parameters<Http2Stream['close']>): vo
 }
 
 function destroyHere(this: Guarded, error?: Error): Guarded {
-  if (!this.closed && !this.destroyed) this.close(constants.NGHTTP2_CANCEL);
+  if (!this.closed && !this.destroyed) {
+    this[kCut] = true;
+    this.close(constants.NGHTTP2_CANCEL);
+  } else if (!error && !this.destroyed && cutByPeer(this)) {
+    // Node destroys a stream the peer reset without an error, and emits no
+    // 'aborted' once this side had ended its writing: the reader would see
+    // a clean end of a stream cut short.
+    error = this[kOwner].abortReason ?? new Http2StreamAbortedError('reset', `the peer reset the HTTP/2 stream (RST_STREAM code ${String(this.rstCode)})`, this.rstCode);
+  }
   return (Object.getPrototypeOf(this) as Http2Stream).destroy.call(this, error) as Guarded;
+}
+
+/** Closed by the peer's RST_STREAM (or the session's death), not by this side, before the peer's END_STREAM was read. */
+function cutByPeer(stream: Guarded): boolean {
+  if (stream[kClosedHere] || !stream.closed || endOfStreamRead(stream)) return false;
+  return stream[kOwner].abortReason !== undefined || (stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR);
+}
+
+/** The peer's END_STREAM arrived (its bytes may still wait unread: they and the end are the reader's). */
+function endOfStreamRead(stream: Guarded): boolean {
+  const state = (stream as Guarded & { _readableState?: { ended?: boolean } })._readableState;
+  return stream.readableEnded || state?.ended === true;
+}
+
+/** `end()`'s END_STREAM, except when `close()` ends the writable side of a stream being cut. */
+function finalUnlessCut(this: Guarded, callback: (error?: Error | null) => void): void {
+  if (this[kCut]) {
+    callback();
+    return;
+  }
+  (Object.getPrototypeOf(this) as Guarded)._final.call(this, callback);
 }
 
 function onAborted(this: Guarded): void {

@@ -7,6 +7,7 @@ import type { ClientTransport, DialContext, DialResult } from '../../core/transp
 import type { OptionReader } from '../../core/validate.js';
 import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
 import { readExact } from '../shared/read-exact.js';
+import { resetOnCut } from './reset-on-cut.js';
 import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
 import { isPlainAnswer, serverMaySpeakTlsHint, serverNotTlsMessage } from '../shared/tls-mismatch.js';
 import { waitForEvent } from '../shared/wait-for-event.js';
@@ -94,11 +95,11 @@ export class TcpClientTransport implements ClientTransport {
     try {
       const deadline = started + this.config.handshakeTimeout;
       if (this.config.tls.mode !== '0') stream = await this.secure(socket, signal);
-      if (!readId) return { id: null, stream };
+      if (!readId) return { id: null, stream: pooled(stream, socket) };
       const bytes = await readExact(stream, idWireLength(this.config.idFormat), Math.max(1, deadline - Date.now()), signal, {
         refusal: 'the server closed the connection without sending an ID (it refuses: pool full or this address is not allowed)',
       });
-      return { id: decodeId(bytes, this.config.idFormat), stream };
+      return { id: decodeId(bytes, this.config.idFormat), stream: pooled(stream, socket) };
     } catch (error) {
       stream.destroy();
       socket.destroy();
@@ -186,6 +187,12 @@ function peerOf(socket: Duplex): string {
 
 /** A close after this much silence is no bare-close refusal (those come at once). */
 const SILENCE_BEFORE_TLS_HINT = 1000;
+
+/** From here a destroy() before end() is a cut the peer reads as one (an RST), and an RST read as an end is caught. */
+function pooled(stream: Duplex, socket: Duplex): Duplex {
+  resetOnCut(stream, socket);
+  return stream;
+}
 
 function describe(error: unknown): string {
   if (error && typeof error === 'object' && 'message' in error) {

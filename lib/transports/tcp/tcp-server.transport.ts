@@ -5,6 +5,7 @@ import { encodeId, type IdWireForm } from '../../core/ids.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { listen } from '../shared/listen.js';
+import { resetOnCut } from './reset-on-cut.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 
 export interface TcpServerOptions {
@@ -170,6 +171,7 @@ export class TcpServerTransport implements ServerTransport {
     if (stream !== socket) socket.on('error', onError);
     const sendId = (): void => {
       secured = true;
+      resetOnCut(stream, socket); // pooled from here: destroy() before end() is an RST, the peer reads a cut
       this.sendId(stream, admission, cleanup, fail);
     };
     if (secureContext) stream.once('secure', sendId);

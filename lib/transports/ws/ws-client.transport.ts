@@ -9,7 +9,7 @@ import type { OptionReader } from '../../core/validate.js';
 import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
 import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
 import { wsMasking } from './masking.js';
-import { closeWebSocket, toBuffer, WebSocketDuplex, type WsKeepAlive } from './ws-duplex.js';
+import { closeWebSocket, HALF_CLOSE_HEADER, HALF_CLOSE_VERSION, toBuffer, WebSocketDuplex, type WsKeepAlive } from './ws-duplex.js';
 import { readWsCommonOptions, watchOversized, type WsCommonOptions } from './ws-options.js';
 
 export interface WsClientOptions extends WsCommonOptions {
@@ -37,7 +37,7 @@ export interface WsClientOptions extends WsCommonOptions {
 
 export const WS_CLIENT_OPTION_KEYS = [
   'address', 'addressResolver', 'tls', 'hostname', 'ca', 'path', 'headers', 'agent',
-  'keepAlive', 'pongTimeout', 'requirePong', 'maxPayload', 'handshakeTimeout', 'closeHandshakeTimeout',
+  'keepAlive', 'pongTimeout', 'requirePong', 'maxPayload', 'handshakeTimeout', 'closeHandshakeTimeout', 'halfClose',
 ] as const;
 
 interface ResolvedWsClient {
@@ -52,6 +52,7 @@ interface ResolvedWsClient {
   maxPayload: number;
   handshakeTimeout: number;
   closeHandshakeTimeout: number;
+  halfClose: boolean;
 }
 
 export function resolveWsClientOptions(read: OptionReader): ResolvedWsClient {
@@ -150,6 +151,8 @@ export class WsClientTransport implements ClientTransport {
       const port = endpoint.port === (tls ? 443 : 80) ? '' : `:${endpoint.port}`;
       headers['Host'] = `${isIP(hostname) === 6 ? `[${hostname}]` : hostname}${port}`;
     }
+    // The half-close offer (a Go npws server ignores it); a user's headers come after and may override it.
+    if (this.config.halfClose) headers[HALF_CLOSE_HEADER] = HALF_CLOSE_VERSION;
     Object.assign(headers, this.config.headers);
     return {
       perMessageDeflate: false,
@@ -172,6 +175,7 @@ export class WsClientTransport implements ClientTransport {
     const { keepAlive, handshakeTimeout } = this.config;
     return new Promise<DialResult>((resolve, reject) => {
       let socket: Duplex | undefined;
+      let halfClose = false;
       let settled = false;
       const cleanup = (): void => {
         settled = true;
@@ -194,10 +198,12 @@ export class WsClientTransport implements ClientTransport {
       const succeed = (id: string | null, initial?: Buffer): void => {
         if (settled) return;
         cleanup();
-        resolve({ id, stream: new WebSocketDuplex(ws, socket, keepAlive, initial) });
+        resolve({ id, stream: new WebSocketDuplex(ws, socket, keepAlive, initial, halfClose) });
       };
       const onUpgrade = (response: http.IncomingMessage): void => {
         socket = response.socket;
+        // The server accepted the half-close extension only if it echoes the offer.
+        halfClose = this.config.halfClose && response.headers[HALF_CLOSE_HEADER.toLowerCase()] === HALF_CLOSE_VERSION;
         if ('setKeepAlive' in response.socket) response.socket.setKeepAlive(true, keepAlive.keepAlive);
       };
       const onResponse = (_request: http.ClientRequest, response: http.IncomingMessage): void => {

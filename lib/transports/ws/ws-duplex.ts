@@ -25,8 +25,23 @@ const HIGH_WATER_MARK = 64 * 1024;
 
 const SEND_OPTIONS = { binary: true, compress: false, fin: true } as const;
 
-/** Close codes that end a stream cleanly: normal, going away, no status. */
+/** Close codes that end a stream cleanly (without the half-close extension): normal, going away, no status. */
 const CLEAN_CLOSE_CODES = new Set([1000, 1001, 1005]);
+
+/** Close code of a stream destroyed before it ended (`destroy()` with or without an error, a pool's cut). */
+export const CUT_CLOSE_CODE = 1011;
+
+/**
+ * The half-close extension (docs/extensions/ws-half-close.md): the client
+ * offers it with this request header, the server accepts it by echoing it
+ * in its 101. A Go npws server ignores the header and answers without it;
+ * a Go npws client never sends it. Either way the extension stays off.
+ */
+export const HALF_CLOSE_HEADER = 'X-Tunnel-Pool-Half-Close';
+/** Version 1 of the extension: an empty binary message is the end of data. */
+export const HALF_CLOSE_VERSION = '1';
+
+const END_OF_DATA = Buffer.alloc(0);
 
 const noop = (): void => undefined;
 
@@ -57,6 +72,12 @@ export class WebSocketDuplex extends Duplex {
   /** The peer has shown that it answers pings: from then on a silent peer is dropped. */
   private peerAnswers: boolean;
   private pingTimer?: NodeJS.Timeout;
+  /** Half-close extension: our end-of-data message is on its way (our writable side finished). */
+  private sentEnd = false;
+  /** Half-close extension: the peer's end-of-data message arrived. */
+  private receivedEnd = false;
+  /** Without the extension: this side's end() sent close 1000 while the peer could still be sending. */
+  private closedFirst = false;
 
   /**
    * Made by the ws transport only. Internal, so the published declarations
@@ -71,11 +92,16 @@ export class WebSocketDuplex extends Duplex {
     private readonly keepAlive: WsKeepAlive,
     /** Bytes that arrived with the ID in its message: the stream's first bytes. */
     initial?: Buffer,
+    /**
+     * Both ends negotiated the half-close extension: `end()` sends an
+     * end-of-data message and the stream stays half-open, like tcp. Without
+     * it a WebSocket cannot stay half-open (ws answers a close frame with
+     * its own at once), so, as a net.Socket with `allowHalfOpen: false`,
+     * the writable side ends with the readable one.
+     */
+    readonly halfClose = false,
   ) {
-    // allowHalfOpen false, as net.Socket: a WebSocket cannot stay half-open
-    // (ws answers a close frame with its own at once), so the writable side
-    // ends with the readable one.
-    super({ allowHalfOpen: false, readableHighWaterMark: HIGH_WATER_MARK, writableHighWaterMark: HIGH_WATER_MARK });
+    super({ allowHalfOpen: halfClose, readableHighWaterMark: HIGH_WATER_MARK, writableHighWaterMark: HIGH_WATER_MARK });
     this.peerAnswers = keepAlive.requirePong;
     ws.on('message', this.onMessage);
     ws.on('ping', this.onPing);
@@ -116,12 +142,30 @@ export class WebSocketDuplex extends Duplex {
     this.send(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map(({ chunk }) => chunk)), callback);
   }
 
-  /** `end()`: a close frame 1000 after every byte written; 'finish' once it is on its way. */
+  /**
+   * `end()`: with the half-close extension, an end-of-data message after
+   * every byte written ('finish' once it is sent; the peer may still send).
+   * Without it, a close frame 1000 ('finish' once it is on its way).
+   */
   override _final(callback: (error?: Error | null) => void): void {
     if (this.ws.readyState !== WebSocket.OPEN) {
       callback();
       return;
     }
+    if (this.halfClose) {
+      this.ws.send(END_OF_DATA, SEND_OPTIONS, (error) => {
+        if (error) {
+          callback(this.ws.readyState === WebSocket.OPEN ? error : notOpen());
+          return;
+        }
+        this.sentEnd = true;
+        callback();
+        this.closeWhenBothEnded();
+      });
+      return;
+    }
+    // The peer cannot half-close: what it still sends after this close may be lost.
+    if (!this.readableEnded && !this.receivedClose) this.closedFirst = true;
     this.ws.close(1000);
     // ws writes the close frame to the socket synchronously; an empty write
     // behind it calls back once it (and everything before it) is flushed.
@@ -131,9 +175,11 @@ export class WebSocketDuplex extends Duplex {
   }
 
   /**
-   * `destroy()`: a close frame (1000, or 1011 with an error) and the TCP
-   * connection ended once it is flushed, bounded by ws's close timeout;
-   * the peer sees a clean close, not a dropped connection.
+   * `destroy()`: a close frame and the TCP connection ended once it is
+   * flushed, bounded by ws's close timeout. The code is 1000 when this side
+   * had finished writing (`end()` and 'finish'): the peer's reader has all
+   * of it. Otherwise (with or without an error, or a pool's cut) it is 1011,
+   * which the peer reads as an error, not a clean end.
    */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.stopKeepAlive();
@@ -143,7 +189,7 @@ export class WebSocketDuplex extends Duplex {
     this.ws.off('close', this.onClose);
     this.ws.off('error', this.onError);
     this.ws.on('error', noop);
-    closeWebSocket(this.ws, this.socket, error ? 1011 : 1000);
+    closeWebSocket(this.ws, this.socket, error || !this.writableFinished ? CUT_CLOSE_CODE : 1000);
     callback(error);
   }
 
@@ -177,8 +223,35 @@ export class WebSocketDuplex extends Duplex {
       this.destroy(streamError('ERR_WS_TEXT_MESSAGE', 'the peer sent a text message; a pooled stream carries binary messages only'));
       return;
     }
-    this.pushData(toBuffer(data));
+    const bytes = toBuffer(data);
+    if (!this.halfClose) {
+      this.pushData(bytes);
+      return;
+    }
+    if (this.receivedEnd) {
+      closeWebSocket(this.ws, this.socket, 1002);
+      this.destroy(streamError('ERR_WS_DATA_AFTER_END', 'the peer sent data after its end-of-data message (half-close extension)'));
+      return;
+    }
+    if (bytes.length > 0) {
+      this.pushData(bytes);
+      return;
+    }
+    // The peer's end of data: our readable side ends, our writable side stays open.
+    this.receivedEnd = true;
+    this.push(null);
+    this.closeWhenBothEnded();
   };
+
+  /** Half-close extension: once both sides sent their end of data, the WebSocket closes with 1000. */
+  private closeWhenBothEnded(): void {
+    if (this.sentEnd && this.receivedEnd) closeWebSocket(this.ws, this.socket, 1000);
+  }
+
+  /** ws's own record that the peer's close frame arrived. */
+  private get receivedClose(): boolean {
+    return (this.ws as WebSocket & { _closeFrameReceived?: boolean })._closeFrameReceived === true;
+  }
 
   private readonly onPing = (): void => {
     // A peer that pings runs a keep-alive of its own, so it answers ours.
@@ -194,11 +267,33 @@ export class WebSocketDuplex extends Duplex {
   private readonly onClose = (code: number, reason: Buffer): void => {
     this.stopKeepAlive();
     if (this.destroyed) return;
-    if (CLEAN_CLOSE_CODES.has(code)) {
+    const why = reason.length > 0 ? `: ${reason.toString()}` : '';
+    if (this.halfClose) {
+      // The peer's end-of-data message is the only clean end; a close
+      // before it (whatever its code) is a cut. After it, the readable side
+      // has ended; a write from here fails with EPIPE, as on a tcp socket
+      // whose peer closed.
+      if (this.receivedEnd) return;
+      if (code !== 1006) {
+        this.destroy(streamError('ERR_WS_CLOSED', `the peer closed the WebSocket with code ${code}${why} before its end of data: the stream was cut`, code));
+        return;
+      }
+    } else if (CLEAN_CLOSE_CODES.has(code)) {
+      if (this.closedFirst) {
+        // Our end() closed the WebSocket while the peer could still send,
+        // and this peer cannot half-close: its answer may have been cut short.
+        this.destroy(
+          streamError(
+            'ERR_WS_HALF_CLOSE_UNSUPPORTED',
+            'this side ended the stream while the peer was still sending; the peer does not support the half-close extension, so its close may have cut what it had left to send',
+            code,
+          ),
+        );
+        return;
+      }
       this.push(null);
       return;
     }
-    const why = reason.length > 0 ? `: ${reason.toString()}` : '';
     this.destroy(
       code === 1006
         ? streamError('ECONNRESET', 'the WebSocket connection was cut without a close frame (1006)', code)
@@ -288,7 +383,7 @@ function streamError(code: string, message: string, closeCode?: number): WsStrea
 }
 
 function notOpen(): WsStreamError {
-  return streamError('EPIPE', 'the WebSocket is closing or closed (a WebSocket cannot stay half-open: the peer closed it)');
+  return streamError('EPIPE', 'the WebSocket is closing or closed: the peer closed it (it cannot take more data)');
 }
 
 /** @internal */

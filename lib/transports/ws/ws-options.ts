@@ -29,6 +29,13 @@ export interface WsCommonOptions {
   handshakeTimeout?: number;
   /** How long a closed stream waits for the peer's close frame before it drops the connection, in ms (default 30000). */
   closeHandshakeTimeout?: number;
+  /**
+   * Offer (client) or accept (server) the half-close extension (default
+   * true): between two ends of this library a pooled stream stays half-open
+   * after `end()`, like tcp. Go npws peers never negotiate it.
+   * See docs/extensions/ws-half-close.md.
+   */
+  halfClose?: boolean;
 }
 
 export interface ResolvedWsCommon {
@@ -36,6 +43,7 @@ export interface ResolvedWsCommon {
   maxPayload: number;
   handshakeTimeout: number;
   closeHandshakeTimeout: number;
+  halfClose: boolean;
 }
 
 export function readWsCommonOptions(read: OptionReader): ResolvedWsCommon {
@@ -49,6 +57,7 @@ export function readWsCommonOptions(read: OptionReader): ResolvedWsCommon {
     maxPayload: read.int('maxPayload', MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, 2 ** 31 - 1),
     handshakeTimeout: read.ms('handshakeTimeout', 10_000),
     closeHandshakeTimeout: read.ms('closeHandshakeTimeout', 30_000),
+    halfClose: read.bool('halfClose', true),
   };
 }
 

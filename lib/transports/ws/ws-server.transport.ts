@@ -13,7 +13,7 @@ import { listen } from '../shared/listen.js';
 import { forwardedFor } from '../shared/forwarded-for.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 import { wsMasking } from './masking.js';
-import { WebSocketDuplex } from './ws-duplex.js';
+import { HALF_CLOSE_HEADER, HALF_CLOSE_VERSION, WebSocketDuplex } from './ws-duplex.js';
 import { readWsCommonOptions, watchOversized, type ResolvedWsCommon, type WsCommonOptions } from './ws-options.js';
 
 /** An HTTP(S) server, or where to get it when the pool starts: a function, a Nest `HttpAdapterHost`, or anything with `getHttpServer()`. */
@@ -58,7 +58,7 @@ export interface WsServerOptions extends WsCommonOptions {
 
 export const WS_SERVER_OPTION_KEYS = [
   'host', 'port', 'server', 'path', 'tls', 'trustProxy',
-  'keepAlive', 'pongTimeout', 'requirePong', 'maxPayload', 'handshakeTimeout', 'closeHandshakeTimeout',
+  'keepAlive', 'pongTimeout', 'requirePong', 'maxPayload', 'handshakeTimeout', 'closeHandshakeTimeout', 'halfClose',
 ] as const;
 
 interface ResolvedWsServer extends ResolvedWsCommon {
@@ -171,6 +171,7 @@ export class WsServerTransport implements ServerTransport {
       closeTimeout: config.closeHandshakeTimeout,
     };
     this.wss = new WebSocketServer(options);
+    if (config.halfClose) this.wss.on('headers', acceptHalfClose);
   }
 
   /** 'wss' when upgrades arrive over TLS (our own port's, or an https.Server's). */
@@ -329,19 +330,19 @@ export class WsServerTransport implements ServerTransport {
     let upgraded = false;
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       upgraded = true;
-      this.accept(ws, socket, admission);
+      this.accept(ws, socket, admission, offersHalfClose(request));
     });
     // handleUpgrade completes (or refuses a malformed request with 400) synchronously.
     if (!upgraded) admission.fail('bad-upgrade');
   };
 
-  private accept(ws: WebSocket, socket: Duplex, admission: Admission): void {
+  private accept(ws: WebSocket, socket: Duplex, admission: Admission, halfClose: boolean): void {
     this.upgrades++;
     watchOversized(ws, () => this.oversizedMessages++);
     if (socket instanceof net.Socket) socket.setKeepAlive(true, this.config.keepAlive.keepAlive);
     // The ID: one binary message of 4 raw bytes, before any application byte.
     ws.send(encodeId(admission.id, 'raw4'), { binary: true, compress: false, fin: true });
-    admission.accept(new WebSocketDuplex(ws, socket, this.config.keepAlive));
+    admission.accept(new WebSocketDuplex(ws, socket, this.config.keepAlive, undefined, this.config.halfClose && halfClose));
   }
 
   private matchesPath(url: string | undefined): boolean {
@@ -373,4 +374,14 @@ export class WsServerTransport implements ServerTransport {
     socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
     socket.once('finish', () => socket.destroy());
   }
+}
+
+/** The client offered the half-close extension (a Go npws client never does). */
+function offersHalfClose(request: http.IncomingMessage): boolean {
+  return request.headers[HALF_CLOSE_HEADER.toLowerCase()] === HALF_CLOSE_VERSION;
+}
+
+/** ws's 'headers' event, just before it writes the 101: accept the offer by echoing it. */
+function acceptHalfClose(headers: string[], request: http.IncomingMessage): void {
+  if (offersHalfClose(request)) headers.push(`${HALF_CLOSE_HEADER}: ${HALF_CLOSE_VERSION}`);
 }
