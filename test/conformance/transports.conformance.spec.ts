@@ -1,0 +1,267 @@
+/**
+ * What every transport promises, run once per transport kind of the table in
+ * test/support/kinds.ts (tcp, tls, http2, ws, wss): real pools on both ends
+ * over real sockets on 127.0.0.1. Where kinds differ (half-close, how a
+ * refusal reaches the client, the first ID) the table says so; a spec under
+ * test/<transport> holds only what that transport does on its own.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ClientPool } from '../../lib/core/client-pool.js';
+import { createClientPool } from '../../lib/pool-factory.js';
+import { KINDS, type KindSpec } from '../support/kinds.js';
+import { connect, eventually, readBytes, requestThenReply, sleep } from '../support/net.js';
+import { startPair, type PoolPair } from '../support/pools.js';
+import { useTestScope } from '../support/scope.js';
+
+const scope = useTestScope();
+const { track, handOff } = scope;
+
+const dialOnce = (client: ClientPool) => client.transport.dial({ signal: new AbortController().signal, readId: true });
+const sum = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
+
+/** A port nothing listens on (bound once, then freed). */
+async function deadPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Resolves with the error `stream` emits. */
+function errorOf(stream: Duplex, timeout = 5000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no error within ${timeout} ms`)), timeout);
+    stream.once('error', (error) => {
+      clearTimeout(timer);
+      resolve(error as never);
+    });
+  });
+}
+
+/** How a test kills a stream it took while the other end of it is still idle in its pool. */
+const KILLS: ReadonlyArray<[string, (stream: Duplex) => void]> = [
+  ['destroys it', (stream) => stream.destroy()],
+  // As an application would, it reads on after ending its side.
+  ['ends its side', (stream) => stream.end().resume()],
+];
+
+describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
+  const pair = (server: Record<string, unknown> = {}, client: Record<string, unknown> = {}): Promise<PoolPair> =>
+    scope.pair(startPair, { ...kind.server, ...server }, { ...kind.client, ...client });
+
+  it('fills both pools, matches streams by ID and carries data both ways', async () => {
+    const p = await pair({}, { minCap: 3, maxCap: 3 });
+    await p.client.waitForActive(3, 5000);
+    await eventually(() => p.server.active === 3, 5000, 'the server side to hold 3');
+    const first = await handOff(p);
+    if (kind.firstIdZero) expect(first.id).toBe('00000000');
+    expect(first.id).toMatch(/^[0-9a-f]{8}$/);
+    kind.expectStreams(first.client, first.server);
+    first.client.write('ping from client');
+    expect((await readBytes(first.server, 16)).toString()).toBe('ping from client');
+    first.server.write('pong from server');
+    expect((await readBytes(first.client, 16)).toString()).toBe('pong from server');
+    const second = await handOff(p);
+    expect(second.id).toMatch(/^[0-9a-f]{8}$/);
+    expect(second.id).not.toBe(first.id);
+    if (kind.firstIdZero) expect(second.id).not.toBe('00000000');
+    expect(p.client.stats.transport).toBe(kind.name);
+    expect(p.server.stats.transport).toBe(kind.name);
+    if (kind.handshakesStat) expect(p.server.stats.transportStats[kind.handshakesStat]).toBe(3);
+  });
+
+  it('keeps bytes the server sends before outgoingGet, in order', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const [id, server] = await p.server.incomingGet(5000);
+    track(server);
+    server.write('first|');
+    server.write('second|');
+    server.write('third');
+    await sleep(100);
+    const client = track(await p.client.outgoingGet(id, 1000));
+    expect((await readBytes(client, 18)).toString()).toBe('first|second|third');
+  });
+
+  if (kind.halfClose) {
+    const request = Buffer.from('GET / HTTP/1.0\r\n\r\n');
+    const reply = randomBytes(256 * 1024);
+    it.each<[string, 'client' | 'server']>([
+      ["half-close: a request, the client's end, then the server's reply after it", 'client'],
+      ["half-close the other way: the server's end first, then the client's answer", 'server'],
+    ])('%s', async (_what, asks) => {
+      const p = await pair({}, { minCap: 1, maxCap: 1 });
+      await p.client.waitForActive(1, 5000);
+      const { server, client } = await handOff(p);
+      const got = asks === 'client' ? await requestThenReply(client, server, request, reply) : await requestThenReply(server, client, request, reply);
+      expect(got.request.equals(request)).toBe(true);
+      expect(got.reply.length).toBe(reply.length);
+      expect(got.reply.equals(reply)).toBe(true);
+      // Both directions ended: both streams close on their own.
+      await eventually(() => client.destroyed && server.destroyed, 5000, 'both streams to close');
+      kind.expectGracefulEnd?.(p);
+    });
+  }
+
+  it('resolves an outgoingGet issued before its stream arrived, once it arrives (not at the next round)', async () => {
+    // The server issues 00000000 first, so the ID is known before any dial.
+    const p = await pair(kind.zeroFirst, { ...kind.zeroFirst, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    expect(p.client.active).toBe(0);
+    const client = track(await p.client.outgoingGet('00000000', 5000));
+    const [id, server] = await p.server.incomingGet(5000);
+    track(server);
+    expect(id).toBe('00000000');
+    server.write('payload');
+    expect((await readBytes(client, 7)).toString()).toBe('payload');
+  });
+
+  it('rejects an unknown ID, and a get with nothing idle, with POOL_ERR_TIMEOUT', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    await p.client.waitForActive(1, 5000);
+    await expect(p.client.outgoingGet('ffffffff', 100)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT', name: 'PoolTimeoutError' });
+    expect(p.client.active).toBe(1);
+    await handOff(p);
+    await expect(p.server.incomingGet(50)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT', name: 'PoolTimeoutError' });
+  });
+
+  it('refuses peers outside allowedIps, typed on the client, counted on both sides', async () => {
+    const p = await pair({ allowedIps: '10.9.9.9' }, { minCap: 1, maxCap: 1 });
+    await eventually(() => (p.client.stats.failures[kind.refusedIp.code] ?? 0) >= 1, 5000, 'a refused dial');
+    expect(p.server.stats.refusals.ip).toBeGreaterThanOrEqual(1);
+    expect(p.client.active).toBe(0);
+    expect(p.server.active).toBe(0);
+    if (kind.handshakesStat) expect(p.server.stats.transportStats[kind.handshakesStat]).toBe(0);
+    await expect(dialOnce(p.client)).rejects.toMatchObject({
+      code: kind.refusedIp.code,
+      ...(kind.refusedIp.name ? { name: kind.refusedIp.name } : {}),
+      ...(kind.refusedIp.message ? { message: expect.stringMatching(kind.refusedIp.message) } : {}),
+    });
+  });
+
+  it('refuses beyond maxCap, typed on the client, which keeps what it got', async () => {
+    const p = await pair({ maxCap: 2 }, { minCap: 4, maxCap: 4 });
+    await eventually(() => (p.server.stats.refusals.full ?? 0) >= 1, 5000, 'a full refusal');
+    expect(p.server.active).toBe(2);
+    await p.client.waitForActive(2, 5000);
+    expect(p.client.active).toBe(2);
+    expect(p.client.stats.failures[kind.refusedFull.code]).toBeGreaterThanOrEqual(1);
+    if (kind.handshakesStat) expect(p.server.stats.transportStats[kind.handshakesStat]).toBe(2);
+    await expect(dialOnce(p.client)).rejects.toMatchObject({
+      code: kind.refusedFull.code,
+      ...(kind.refusedFull.name ? { name: kind.refusedFull.name } : {}),
+      ...(kind.refusedFull.message ? { message: expect.stringMatching(kind.refusedFull.message) } : {}),
+    });
+  });
+
+  it('reports a dead server as a typed dial failure (POOL_ERR_DIAL) and backs off, without crashing', async () => {
+    const client = createClientPool({ ...kind.client, address: `127.0.0.1:${await deadPort()}`, minIvl: 20, maxIvl: 20, maxBackoff: 200 } as never);
+    scope.defer(() => client.close());
+    client.start();
+    await eventually(() => (client.stats.failures.POOL_ERR_DIAL ?? 0) >= 2, 5000, 'two failed dials');
+    expect(client.active).toBe(0);
+    expect(client.ready).toBe(true);
+    expect(client.stats.failedRounds).toBeGreaterThanOrEqual(2);
+    await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_DIAL', name: 'DialError' });
+  });
+
+  it.each(KILLS)('idle death: the server side %s, the idle client stream is dropped, counted, never handed out; the pool refills', async (_how, kill) => {
+    const p = await pair({}, { minCap: 2, maxCap: 2 });
+    await p.client.waitForActive(2, 5000);
+    const [id, server] = await p.server.incomingGet(5000);
+    track(server);
+    kill(server);
+    await eventually(() => sum(p.client.stats.drops) === 1, 5000, 'a client-side drop');
+    // Dropped means destroyed: the server's end of it closes too.
+    await eventually(() => server.destroyed, 5000, 'the server side to close');
+    await expect(p.client.outgoingGet(id, 50)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
+    await p.client.waitForActive(2, 5000);
+  });
+
+  it.each(KILLS)('idle death: the client side %s, the idle server stream is dropped, counted, never handed out', async (_how, kill) => {
+    const p = await pair(kind.zeroFirst, { ...kind.zeroFirst, minCap: 2, maxCap: 2 });
+    await p.client.waitForActive(2, 5000);
+    await eventually(() => p.server.active === 2, 5000, 'the server side to hold 2');
+    // The client takes 00000000: its server end stays idle in the server pool.
+    const client = track(await p.client.outgoingGet('00000000', 5000));
+    kill(client);
+    await eventually(() => sum(p.server.stats.drops) === 1, 5000, 'a server-side drop');
+    await eventually(() => client.destroyed, 5000, 'the client side to close');
+    // Whatever the server hands out now (the client refills), never the dead one.
+    await eventually(() => p.server.active >= 1, 5000, 'a live server stream');
+    const handedOut: string[] = [];
+    while (p.server.active > 0) {
+      const [id, stream] = await p.server.incomingGet(1000);
+      track(stream);
+      handedOut.push(id);
+    }
+    expect(handedOut).not.toContain('00000000');
+  });
+
+  it('close(): pending gets reject with POOL_ERR_CLOSED, the port is freed, taken streams live on until they end', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const { server, client } = await handOff(p);
+    const pendingOut = expect(p.client.outgoingGet('12345678', 10_000)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED', name: 'PoolClosedError' });
+    const pendingIn = expect(p.server.incomingGet(10_000)).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED', name: 'PoolClosedError' });
+    const closing = p.close();
+    await pendingOut;
+    await pendingIn;
+    await expect(connect(p.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    client.write('still here');
+    expect((await readBytes(server, 10)).toString()).toBe('still here');
+    server.write('and here');
+    expect((await readBytes(client, 8)).toString()).toBe('and here');
+    expect(p.client.stats.state).toBe('closing');
+    // close() waits for the taken streams (up to closeTimeout): the application ends them.
+    client.destroy();
+    server.destroy();
+    await closing;
+    expect(p.client.stats.state).toBe('closed');
+    expect(p.server.stats.state).toBe('closed');
+  });
+
+  it.each<['server' | 'client']>([['server'], ['client']])('close(): the %s pool cuts the streams it handed out at closeTimeout with POOL_ERR_CLOSED', async (side) => {
+    const p = await pair({ closeTimeout: 300 }, { closeTimeout: 300, minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const streams = await handOff(p);
+    const other = side === 'server' ? 'client' : 'server';
+    const cut = errorOf(streams[side]);
+    // The other end does not stay as it was: it hears the end of its peer (an error, or the end of
+    // what it reads on a half-open kind, whose own side stays the application's to end).
+    const peerHeard = new Promise<Error | 'end'>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the ${other} side heard nothing within 5000 ms`)), 5000);
+      const heard = (what: Error | 'end'): void => {
+        clearTimeout(timer);
+        resolve(what);
+      };
+      streams[other].once('error', heard);
+      // Where the kind says what the peer hears, wait for that error.
+      if (!(kind.cutSeenByPeer && side === 'server')) {
+        streams[other].once('end', () => heard('end'));
+        streams[other].once('close', () => heard('end'));
+      }
+      streams[other].resume();
+    });
+    await p[side].close();
+    expect(await cut).toMatchObject({ code: 'POOL_ERR_CLOSED', name: 'PoolClosedError' });
+    expect(streams[side].destroyed).toBe(true);
+    const heard = await peerHeard;
+    if (kind.cutSeenByPeer && side === 'server') expect(heard).toMatchObject(kind.cutSeenByPeer);
+  });
+
+  it('single mode: no ID exchange, outgoingGet("") takes any stream of a plain echo peer', async () => {
+    const peer = await kind.echoPeer();
+    scope.defer(() => peer.close());
+    const client = createClientPool({ ...kind.client, address: `127.0.0.1:${peer.port}`, isSingle: true, minCap: 2, maxCap: 2, minIvl: 50, maxIvl: 50 } as never);
+    scope.defer(() => client.close());
+    client.start();
+    await client.waitForActive(2, 5000);
+    const stream = track(await client.outgoingGet('', 1000));
+    stream.write('echo me');
+    expect((await readBytes(stream, 7)).toString()).toBe('echo me');
+  });
+});

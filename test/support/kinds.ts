@@ -1,0 +1,274 @@
+/**
+ * The transport kinds every end-to-end spec runs over, in one table: how to
+ * make a server pool and a client pool of each kind (with a test
+ * certificate where the kind runs TLS), and what each kind promises where
+ * kinds differ (half-close, the first ID, how a refusal reaches the client).
+ * The conformance suite (test/conformance) runs one describe over all of
+ * them; the reliability and refusal specs pick kinds from here too.
+ */
+import { expect } from '@jest/globals';
+import https from 'node:https';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { WebSocketServer } from 'ws';
+import { createSelfSignedCertificate, type GeneratedCertificate } from '../../lib/certs/index.js';
+import type { ClientPoolConfig, ServerPoolConfig } from '../../lib/pool-factory.js';
+import { startPair, type PoolPair } from './pools.js';
+
+/** 'tcp' and 'tls' are the tcp transport plain and over TLS; 'wss' is ws over TLS. Also what `stats.transport` says. */
+export type Kind = 'tcp' | 'tls' | 'http2' | 'ws' | 'wss';
+
+let certificate: GeneratedCertificate | undefined;
+/** One self-signed certificate per spec file (a key generation each). */
+export function testCertificate(): GeneratedCertificate {
+  certificate ??= createSelfSignedCertificate({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
+  return certificate;
+}
+
+/** A peer that is not a pool: it echoes what it gets (the far end of a single-mode client). */
+export interface EchoPeer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export interface KindSpec {
+  name: Kind;
+  /** Whether the pooled connection runs TLS. */
+  tls: boolean;
+  /** Whether pooled streams are half-open: one side can end while the other still writes. */
+  halfClose: boolean;
+  /** Whether the server issues 00000000 as the first ID of its life with the kind's default options. */
+  firstIdZero: boolean;
+  /** Options (both sides) under which the server issues 00000000 first, for specs that need to know an ID in advance. */
+  zeroFirst: Record<string, unknown>;
+  /** The code a client dial gets when the server refuses it for its address / because the pool is full; what its message says. */
+  refusedIp: { code: string; name?: string; message?: RegExp };
+  refusedFull: { code: string; name?: string; message?: RegExp };
+  /** A transport counter (stats.transportStats) of connections that passed the transport's own handshake. */
+  handshakesStat?: string;
+  /** What the peer of a stream cut at close sees, where the kind promises it. */
+  cutSeenByPeer?: Record<string, unknown>;
+  /** Kind-specific checks on a pair of pooled streams (what they are). */
+  expectStreams(client: Duplex, server: Duplex): void;
+  /** Kind-specific checks after pooled streams ended gracefully on both sides. */
+  expectGracefulEnd?(p: PoolPair): void;
+  /** Starts a peer a single-mode client of this kind dials: it echoes every stream. */
+  echoPeer(): Promise<EchoPeer>;
+  server: Record<string, unknown>;
+  client: Record<string, unknown>;
+}
+
+const transportStats = (pool: PoolPair['client'] | PoolPair['server']): Record<string, unknown> => pool.stats.transportStats;
+
+async function listening(server: net.Server | tls.Server | https.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+function closing(server: net.Server, sockets: Set<Duplex>): () => Promise<void> {
+  return () =>
+    new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    });
+}
+
+/** A net or TLS server piping every connection back to itself. */
+async function socketEcho(secure: boolean): Promise<EchoPeer> {
+  const sockets = new Set<Duplex>();
+  const onSocket = (socket: net.Socket): void => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.pipe(socket);
+  };
+  const { key, cert } = testCertificate();
+  const server = secure ? tls.createServer({ key, cert, minVersion: 'TLSv1.3' }, onSocket) : net.createServer(onSocket);
+  return { port: await listening(server), close: closing(server, sockets) };
+}
+
+/** A `ws` server (not a pool) sending every message back; over https when `secure`. */
+async function wsEcho(secure: boolean): Promise<EchoPeer> {
+  const { key, cert } = testCertificate();
+  const sockets = new Set<Duplex>();
+  const http = secure ? https.createServer({ key, cert, minVersion: 'TLSv1.3' }) : (await import('node:http')).createServer();
+  http.on('connection', (socket: net.Socket) => sockets.add(socket));
+  const wss = new WebSocketServer({ server: http, perMessageDeflate: false });
+  wss.on('connection', (ws) => {
+    ws.on('error', () => undefined);
+    ws.on('message', (data) => ws.send(data as Buffer));
+  });
+  const port = await listening(http);
+  const closeHttp = closing(http, sockets);
+  return {
+    port,
+    close: async () => {
+      for (const client of wss.clients) client.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await closeHttp();
+    },
+  };
+}
+
+/** A raw node:http2 server speaking the server side of the pool's wire by hand (IDs 00000001, 00000002...), echoing each stream. */
+async function h2Echo(): Promise<EchoPeer> {
+  const http2 = await import('node:http2');
+  const { key, cert } = testCertificate();
+  const server = http2.createSecureServer({ key, cert, allowHTTP1: false });
+  const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  let next = 1;
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('error', () => undefined);
+  });
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.once('data', (first: Buffer) => {
+      stream.respond({ ':status': 200 });
+      stream.write(Buffer.from((next++).toString(16).padStart(8, '0'), 'hex'));
+      if (first.length > 1) stream.write(first.subarray(1));
+      stream.pipe(stream);
+    });
+  });
+  const port = await listening(server as unknown as net.Server);
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const session of sessions) session.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const tlsServer = (): Record<string, unknown> => {
+  const { key, cert } = testCertificate();
+  return { tls: { key, cert } };
+};
+
+export const KINDS: readonly KindSpec[] = [
+  {
+    name: 'tcp',
+    tls: false,
+    halfClose: true,
+    firstIdZero: false,
+    zeroFirst: { idFormat: 'raw4' },
+    refusedIp: { code: 'POOL_ERR_REFUSED' },
+    refusedFull: { code: 'POOL_ERR_REFUSED' },
+    expectStreams: (client, server) => {
+      expect(client).toBeInstanceOf(net.Socket);
+      expect(server).toBeInstanceOf(net.Socket);
+      expect(client).not.toBeInstanceOf(tls.TLSSocket);
+    },
+    echoPeer: () => socketEcho(false),
+    server: { transport: 'tcp' },
+    client: { transport: 'tcp' },
+  },
+  {
+    name: 'tls',
+    tls: true,
+    halfClose: true,
+    firstIdZero: false,
+    zeroFirst: { idFormat: 'raw4' },
+    refusedIp: { code: 'POOL_ERR_REFUSED' },
+    refusedFull: { code: 'POOL_ERR_REFUSED' },
+    expectStreams: (client, server) => {
+      for (const stream of [client, server]) {
+        expect(stream).toBeInstanceOf(tls.TLSSocket);
+        expect((stream as tls.TLSSocket).getProtocol()).toBe('TLSv1.3');
+      }
+    },
+    echoPeer: () => socketEcho(true),
+    get server() {
+      return { transport: 'tcp', ...tlsServer() };
+    },
+    client: { transport: 'tcp', tls: '1' },
+  },
+  {
+    name: 'http2',
+    tls: true,
+    halfClose: true,
+    firstIdZero: true,
+    zeroFirst: {},
+    refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', name: 'IpNotAllowedError', message: /status 403.*unauthorized/ },
+    refusedFull: { code: 'POOL_ERR_REFUSED', message: /status 404.*not found/ },
+    // RST_STREAM(CANCEL): what destroy() sends on a pooled stream.
+    cutSeenByPeer: { code: 'ECONNRESET', reason: 'reset', rstCode: 8 },
+    expectStreams: (client, server) => {
+      // The HTTP/2 streams themselves: nothing sits between the application and the wire.
+      expect((client as Duplex & { session?: unknown }).session).toBeDefined();
+      expect((server as Duplex & { session?: unknown }).session).toBeDefined();
+    },
+    expectGracefulEnd: (p) => {
+      // Graceful ends cost no resets.
+      expect(transportStats(p.client)['resets']).toBe(0);
+      expect(transportStats(p.server)['resets']).toBe(0);
+    },
+    echoPeer: h2Echo,
+    get server() {
+      return { transport: 'http2', ...tlsServer() };
+    },
+    client: { transport: 'http2', tls: '1' },
+  },
+  {
+    name: 'ws',
+    tls: false,
+    halfClose: false,
+    firstIdZero: true,
+    zeroFirst: {},
+    refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', message: /403 Forbidden/ },
+    refusedFull: { code: 'POOL_ERR_FULL', name: 'PoolFullError', message: /503 Service Unavailable.*pool is full/ },
+    handshakesStat: 'upgrades',
+    expectStreams: (client, server) => {
+      for (const stream of [client, server]) expect(stream.constructor.name).toBe('WebSocketDuplex');
+    },
+    echoPeer: () => wsEcho(false),
+    server: { transport: 'ws' },
+    client: { transport: 'ws' },
+  },
+  {
+    name: 'wss',
+    tls: true,
+    halfClose: false,
+    firstIdZero: true,
+    zeroFirst: {},
+    refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', message: /403 Forbidden/ },
+    refusedFull: { code: 'POOL_ERR_FULL', name: 'PoolFullError', message: /503 Service Unavailable.*pool is full/ },
+    handshakesStat: 'upgrades',
+    expectStreams: (client, server) => {
+      for (const stream of [client, server]) expect(stream.constructor.name).toBe('WebSocketDuplex');
+    },
+    echoPeer: () => wsEcho(true),
+    get server() {
+      return { transport: 'ws', ...tlsServer() };
+    },
+    client: { transport: 'ws', tls: '1' },
+  },
+];
+
+export function kindSpec(kind: Kind): KindSpec {
+  const spec = KINDS.find((k) => k.name === kind);
+  if (!spec) throw new Error(`no transport kind ${kind}`);
+  return spec;
+}
+
+/** The kinds named, in table order. */
+export const kinds = (...names: Kind[]): KindSpec[] => KINDS.filter((k) => names.includes(k.name));
+
+/** The server side of a kind on 127.0.0.1:0, with `extra` core/transport options on top. */
+export function serverConfig(kind: Kind, extra: Record<string, unknown> = {}): ServerPoolConfig {
+  return { host: '127.0.0.1', port: 0, ...kindSpec(kind).server, ...extra } as ServerPoolConfig;
+}
+
+/** The client side of a kind (without the address), with `extra` on top. */
+export function clientConfig(kind: Kind, extra: Record<string, unknown> = {}): Partial<ClientPoolConfig> {
+  return { ...kindSpec(kind).client, ...extra } as Partial<ClientPoolConfig>;
+}
+
+/** A started server pool of `kind` on 127.0.0.1:0 and a started client pool dialing it. */
+export function startKind(kind: Kind, server: Record<string, unknown> = {}, client: Record<string, unknown> = {}): Promise<PoolPair> {
+  return startPair(serverConfig(kind, server), clientConfig(kind, client));
+}
+
+/** Whether the kind runs TLS on the pooled connection. */
+export const usesTls = (kind: Kind): boolean => kindSpec(kind).tls;
