@@ -43,10 +43,10 @@ function errorOf(stream: Duplex, timeout = 5000): Promise<Record<string, unknown
 }
 
 /** How a test kills a stream it took while the other end of it is still idle in its pool. */
-const KILLS: ReadonlyArray<[string, (stream: Duplex) => void]> = [
-  ['destroys it', (stream) => stream.destroy()],
-  // As an application would, it reads on after ending its side.
-  ['ends its side', (stream) => stream.end().resume()],
+const KILLS: ReadonlyArray<[string, (stream: Duplex) => void, string | undefined]> = [
+  ['destroys it', (stream) => stream.destroy(), undefined],
+  // As an application would, it reads on after ending its side. The other end sees a clean end.
+  ['ends its side', (stream) => stream.end().resume(), 'end'],
 ];
 
 describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
@@ -168,20 +168,22 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
     await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_DIAL', name: 'DialError' });
   });
 
-  it.each(KILLS)('idle death: the server side %s, the idle client stream is dropped, counted, never handed out; the pool refills', async (_how, kill) => {
+  it.each(KILLS)('idle death: the server side %s, the idle client stream is dropped, counted, never handed out; the pool refills', async (_how, kill, reason) => {
     const p = await pair({}, { minCap: 2, maxCap: 2 });
     await p.client.waitForActive(2, 5000);
     const [id, server] = await p.server.incomingGet(5000);
     track(server);
     kill(server);
     await eventually(() => sum(p.client.stats.drops) === 1, 5000, 'a client-side drop');
+    if (reason) expect(p.client.stats.drops[reason]).toBe(1);
+    expect(p.client.errorCount).toBe(1);
     // Dropped means destroyed: the server's end of it closes too.
     await eventually(() => server.destroyed, 5000, 'the server side to close');
     await expect(p.client.outgoingGet(id, 50)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
     await p.client.waitForActive(2, 5000);
   });
 
-  it.each(KILLS)('idle death: the client side %s, the idle server stream is dropped, counted, never handed out', async (_how, kill) => {
+  it.each(KILLS)('idle death: the client side %s, the idle server stream is dropped, counted, never handed out', async (_how, kill, reason) => {
     const p = await pair(kind.zeroFirst, { ...kind.zeroFirst, minCap: 2, maxCap: 2 });
     await p.client.waitForActive(2, 5000);
     await eventually(() => p.server.active === 2, 5000, 'the server side to hold 2');
@@ -189,6 +191,7 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
     const client = track(await p.client.outgoingGet('00000000', 5000));
     kill(client);
     await eventually(() => sum(p.server.stats.drops) === 1, 5000, 'a server-side drop');
+    if (reason) expect(p.server.stats.drops[reason]).toBe(1);
     await eventually(() => client.destroyed, 5000, 'the client side to close');
     // Whatever the server hands out now (the client refills), never the dead one.
     await eventually(() => p.server.active >= 1, 5000, 'a live server stream');

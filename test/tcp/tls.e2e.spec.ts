@@ -1,10 +1,9 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createCertificateAuthority, createSelfSignedCertificate, type CertificateAuthority, type GeneratedCertificate } from '../../lib/certs/index.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
-import { connect, eventually, listenRaw, readBytes, requestThenReply, sleep } from '../support/net.js';
+import { connect, eventually, listenRaw, readBytes, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 
@@ -135,50 +134,9 @@ describe('tcp transport over TLS 1.3', () => {
   });
 });
 
-describe('tcp transport over TLS 1.3: pooled streams are half-open', () => {
-  const request = Buffer.from('GET / HTTP/1.0\r\n\r\n');
-  const reply = randomBytes(1 << 20);
+// Half-close and idle streams whose peer ends its side, on every transport: test/conformance.
+describe('tcp transport over TLS 1.3: a FIN in the handshake', () => {
   const serverTls = () => ({ tls: { key: selfSigned.key, cert: selfSigned.cert } });
-
-  it.each<[string, 'client' | 'server']>([
-    ["a request, the client's FIN, then the reply: the server answers after the client ended its side", 'client'],
-    ["the other way: the server's FIN first, then the client's answer", 'server'],
-  ])('%s', async (_what, asks) => {
-    const p = await pair(serverTls(), { tls: '1', minCap: 1, maxCap: 1 });
-    await p.client.waitForActive(1, 5000);
-    const { server, client } = await scope.handOff(p);
-    const got = asks === 'client' ? await requestThenReply(client, server, request, reply) : await requestThenReply(server, client, request, reply);
-    expect(got.request.equals(request)).toBe(true);
-    expect(got.reply.length).toBe(reply.length);
-    expect(got.reply.equals(reply)).toBe(true);
-    // Both directions ended: both sockets close on their own.
-    await eventually(() => client.destroyed && server.destroyed, 2000, 'both sockets to close');
-  });
-
-  it("an idle server stream whose peer ends its side leaves the pool ('end') and is destroyed", async () => {
-    const server = createServerPool({ port: 0, ...serverTls() });
-    await server.start();
-    scope.defer(() => server.close());
-    const peer = track(tls.connect({ port: server.address()!.port, host: '127.0.0.1', rejectUnauthorized: false }));
-    expect((await readBytes(peer, 8)).toString()).toMatch(/^[0-9a-f]{8}$/);
-    await eventually(() => server.active === 1, 2000, 'the stream to be pooled');
-    peer.end();
-    await eventually(() => (server.stats.drops.end ?? 0) === 1, 2000, "an 'end' drop");
-    expect(server.active).toBe(0);
-    await eventually(() => peer.readableEnded || peer.destroyed, 2000, 'the server to close its side');
-  });
-
-  it("an idle client stream whose server ends its side leaves the pool ('end') and is destroyed", async () => {
-    const p = await pair(serverTls(), { tls: '1', minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
-    await p.client.waitForActive(1, 5000);
-    const [id, server] = await p.server.incomingGet(1000);
-    track(server);
-    server.end();
-    await eventually(() => (p.client.stats.drops.end ?? 0) === 1, 2000, "an 'end' drop");
-    expect(p.client.active).toBe(0);
-    await eventually(() => server.destroyed, 2000, 'the server side to close');
-    await expect(p.client.outgoingGet(id, 50)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
-  });
 
   it.each([
     ['before a byte', Buffer.alloc(0)],
