@@ -7,30 +7,18 @@
  * them; the reliability and refusal specs pick kinds from here too.
  */
 import { expect } from '@jest/globals';
-import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { WebSocketServer } from 'ws';
-import { createSelfSignedCertificate, type GeneratedCertificate } from '../../lib/certs/index.js';
 import type { ClientPoolConfig, ServerPoolConfig } from '../../lib/pool-factory.js';
+import { testCertificate } from './certificate.js';
+import { socketEcho, startRawH2Server, wsEcho, type EchoPeer } from './echo-peers.js';
 import { startPair, type PoolPair } from './pools.js';
+
+export { testCertificate };
 
 /** 'tcp' and 'tls' are the tcp transport plain and over TLS; 'wss' is ws over TLS. Also what `stats.transport` says. */
 export type Kind = 'tcp' | 'tls' | 'http2' | 'ws' | 'wss';
-
-let certificate: GeneratedCertificate | undefined;
-/** One self-signed certificate per spec file (a key generation each). */
-export function testCertificate(): GeneratedCertificate {
-  certificate ??= createSelfSignedCertificate({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
-  return certificate;
-}
-
-/** A peer that is not a pool: it echoes what it gets (the far end of a single-mode client). */
-export interface EchoPeer {
-  port: number;
-  close(): Promise<void>;
-}
 
 export interface KindSpec {
   name: Kind;
@@ -60,86 +48,6 @@ export interface KindSpec {
 }
 
 const transportStats = (pool: PoolPair['client'] | PoolPair['server']): Record<string, unknown> => pool.stats.transportStats;
-
-async function listening(server: net.Server | tls.Server | https.Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as net.AddressInfo).port;
-}
-
-function closing(server: net.Server, sockets: Set<Duplex>): () => Promise<void> {
-  return () =>
-    new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server.close(() => resolve());
-    });
-}
-
-/** A net or TLS server piping every connection back to itself. */
-async function socketEcho(secure: boolean): Promise<EchoPeer> {
-  const sockets = new Set<Duplex>();
-  const onSocket = (socket: net.Socket): void => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.pipe(socket);
-  };
-  const { key, cert } = testCertificate();
-  const server = secure ? tls.createServer({ key, cert, minVersion: 'TLSv1.3' }, onSocket) : net.createServer(onSocket);
-  return { port: await listening(server), close: closing(server, sockets) };
-}
-
-/** A `ws` server (not a pool) sending every message back; over https when `secure`. */
-async function wsEcho(secure: boolean): Promise<EchoPeer> {
-  const { key, cert } = testCertificate();
-  const sockets = new Set<Duplex>();
-  const http = secure ? https.createServer({ key, cert, minVersion: 'TLSv1.3' }) : (await import('node:http')).createServer();
-  http.on('connection', (socket: net.Socket) => sockets.add(socket));
-  const wss = new WebSocketServer({ server: http, perMessageDeflate: false });
-  wss.on('connection', (ws) => {
-    ws.on('error', () => undefined);
-    ws.on('message', (data) => ws.send(data as Buffer));
-  });
-  const port = await listening(http);
-  const closeHttp = closing(http, sockets);
-  return {
-    port,
-    close: async () => {
-      for (const client of wss.clients) client.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-      await closeHttp();
-    },
-  };
-}
-
-/** A raw node:http2 server speaking the server side of the pool's wire by hand (IDs 00000001, 00000002...), echoing each stream. */
-async function h2Echo(): Promise<EchoPeer> {
-  const http2 = await import('node:http2');
-  const { key, cert } = testCertificate();
-  const server = http2.createSecureServer({ key, cert, allowHTTP1: false });
-  const sessions = new Set<import('node:http2').ServerHttp2Session>();
-  let next = 1;
-  server.on('session', (session) => {
-    sessions.add(session);
-    session.on('error', () => undefined);
-  });
-  server.on('stream', (stream) => {
-    stream.on('error', () => undefined);
-    stream.once('data', (first: Buffer) => {
-      stream.respond({ ':status': 200 });
-      stream.write(Buffer.from((next++).toString(16).padStart(8, '0'), 'hex'));
-      if (first.length > 1) stream.write(first.subarray(1));
-      stream.pipe(stream);
-    });
-  });
-  const port = await listening(server as unknown as net.Server);
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const session of sessions) session.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 const tlsServer = (): Record<string, unknown> => {
   const { key, cert } = testCertificate();
@@ -204,7 +112,7 @@ export const KINDS: readonly KindSpec[] = [
       expect(transportStats(p.client)['resets']).toBe(0);
       expect(transportStats(p.server)['resets']).toBe(0);
     },
-    echoPeer: h2Echo,
+    echoPeer: startRawH2Server,
     get server() {
       return { transport: 'http2', ...tlsServer() };
     },
