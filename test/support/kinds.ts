@@ -49,32 +49,18 @@ export interface KindSpec {
 
 const transportStats = (pool: PoolPair['client'] | PoolPair['server']): Record<string, unknown> => pool.stats.transportStats;
 
-const tlsServer = (): Record<string, unknown> => {
+/** The server's TLS option of a kind that runs TLS (the test certificate), or none. */
+const serverTls = (secure: boolean): Record<string, unknown> => {
+  if (!secure) return {};
   const { key, cert } = testCertificate();
   return { tls: { key, cert } };
 };
 
-export const KINDS: readonly KindSpec[] = [
-  {
-    name: 'tcp',
-    tls: false,
-    halfClose: true,
-    firstIdZero: false,
-    zeroFirst: { idFormat: 'raw4' },
-    refusedIp: { code: 'POOL_ERR_REFUSED' },
-    refusedFull: { code: 'POOL_ERR_REFUSED' },
-    expectStreams: (client, server) => {
-      expect(client).toBeInstanceOf(net.Socket);
-      expect(server).toBeInstanceOf(net.Socket);
-      expect(client).not.toBeInstanceOf(tls.TLSSocket);
-    },
-    echoPeer: () => socketEcho(false),
-    server: { transport: 'tcp' },
-    client: { transport: 'tcp' },
-  },
-  {
-    name: 'tls',
-    tls: true,
+/** The tcp transport, plain ('tcp') or over TLS 1.3 ('tls'): a refusal is a bare close. */
+function tcpKind(secure: boolean): KindSpec {
+  return {
+    name: secure ? 'tls' : 'tcp',
+    tls: secure,
     halfClose: true,
     firstIdZero: false,
     zeroFirst: { idFormat: 'raw4' },
@@ -82,45 +68,24 @@ export const KINDS: readonly KindSpec[] = [
     refusedFull: { code: 'POOL_ERR_REFUSED' },
     expectStreams: (client, server) => {
       for (const stream of [client, server]) {
-        expect(stream).toBeInstanceOf(tls.TLSSocket);
-        expect((stream as tls.TLSSocket).getProtocol()).toBe('TLSv1.3');
+        expect(stream).toBeInstanceOf(secure ? tls.TLSSocket : net.Socket);
+        if (secure) expect((stream as tls.TLSSocket).getProtocol()).toBe('TLSv1.3');
+        else expect(stream).not.toBeInstanceOf(tls.TLSSocket);
       }
     },
-    echoPeer: () => socketEcho(true),
+    echoPeer: () => socketEcho(secure),
     get server() {
-      return { transport: 'tcp', ...tlsServer() };
+      return { transport: 'tcp', ...serverTls(secure) };
     },
-    client: { transport: 'tcp', tls: '1' },
-  },
-  {
-    name: 'http2',
-    tls: true,
-    halfClose: true,
-    firstIdZero: true,
-    zeroFirst: {},
-    refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', name: 'IpNotAllowedError', message: /status 403.*unauthorized/ },
-    refusedFull: { code: 'POOL_ERR_REFUSED', message: /status 404.*not found/ },
-    // RST_STREAM(CANCEL): what destroy() sends on a pooled stream.
-    cutSeenByPeer: { code: 'ECONNRESET', reason: 'reset', rstCode: 8 },
-    expectStreams: (client, server) => {
-      // The HTTP/2 streams themselves: nothing sits between the application and the wire.
-      expect((client as Duplex & { session?: unknown }).session).toBeDefined();
-      expect((server as Duplex & { session?: unknown }).session).toBeDefined();
-    },
-    expectGracefulEnd: (p) => {
-      // Graceful ends cost no resets.
-      expect(transportStats(p.client)['resets']).toBe(0);
-      expect(transportStats(p.server)['resets']).toBe(0);
-    },
-    echoPeer: startRawH2Server,
-    get server() {
-      return { transport: 'http2', ...tlsServer() };
-    },
-    client: { transport: 'http2', tls: '1' },
-  },
-  {
-    name: 'ws',
-    tls: false,
+    client: { transport: 'tcp', ...(secure ? { tls: '1' } : {}) },
+  };
+}
+
+/** The ws transport, plain ('ws') or over TLS 1.3 ('wss'): a refusal is an HTTP status before the upgrade. */
+function wsKind(secure: boolean): KindSpec {
+  return {
+    name: secure ? 'wss' : 'ws',
+    tls: secure,
     halfClose: false,
     firstIdZero: true,
     zeroFirst: {},
@@ -130,29 +95,43 @@ export const KINDS: readonly KindSpec[] = [
     expectStreams: (client, server) => {
       for (const stream of [client, server]) expect(stream.constructor.name).toBe('WebSocketDuplex');
     },
-    echoPeer: () => wsEcho(false),
-    server: { transport: 'ws' },
-    client: { transport: 'ws' },
-  },
-  {
-    name: 'wss',
-    tls: true,
-    halfClose: false,
-    firstIdZero: true,
-    zeroFirst: {},
-    refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', message: /403 Forbidden/ },
-    refusedFull: { code: 'POOL_ERR_FULL', name: 'PoolFullError', message: /503 Service Unavailable.*pool is full/ },
-    handshakesStat: 'upgrades',
-    expectStreams: (client, server) => {
-      for (const stream of [client, server]) expect(stream.constructor.name).toBe('WebSocketDuplex');
-    },
-    echoPeer: () => wsEcho(true),
+    echoPeer: () => wsEcho(secure),
     get server() {
-      return { transport: 'ws', ...tlsServer() };
+      return { transport: 'ws', ...serverTls(secure) };
     },
-    client: { transport: 'ws', tls: '1' },
+    client: { transport: 'ws', ...(secure ? { tls: '1' } : {}) },
+  };
+}
+
+/** HTTP/2 always runs TLS; a refusal is a status on the stream (404 full, 403 address). */
+const http2Kind: KindSpec = {
+  name: 'http2',
+  tls: true,
+  halfClose: true,
+  firstIdZero: true,
+  zeroFirst: {},
+  refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', name: 'IpNotAllowedError', message: /status 403.*unauthorized/ },
+  refusedFull: { code: 'POOL_ERR_REFUSED', message: /status 404.*not found/ },
+  // RST_STREAM(CANCEL): what destroy() sends on a pooled stream.
+  cutSeenByPeer: { code: 'ECONNRESET', reason: 'reset', rstCode: 8 },
+  expectStreams: (client, server) => {
+    // The HTTP/2 streams themselves: nothing sits between the application and the wire.
+    expect((client as Duplex & { session?: unknown }).session).toBeDefined();
+    expect((server as Duplex & { session?: unknown }).session).toBeDefined();
   },
-];
+  expectGracefulEnd: (p) => {
+    // Graceful ends cost no resets.
+    expect(transportStats(p.client)['resets']).toBe(0);
+    expect(transportStats(p.server)['resets']).toBe(0);
+  },
+  echoPeer: startRawH2Server,
+  get server() {
+    return { transport: 'http2', ...serverTls(true) };
+  },
+  client: { transport: 'http2', tls: '1' },
+};
+
+export const KINDS: readonly KindSpec[] = [tcpKind(false), tcpKind(true), http2Kind, wsKind(false), wsKind(true)];
 
 export function kindSpec(kind: Kind): KindSpec {
   const spec = KINDS.find((k) => k.name === kind);
