@@ -5,12 +5,14 @@
  * refusal reaches the client, the first ID) the table says so; a spec under
  * test/<transport> holds only what that transport does on its own.
  */
-import { describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { createCertificateAuthority, type CertificateAuthority, type GeneratedCertificate } from '../../lib/certs/index.js';
 import type { ClientPool } from '../../lib/core/client-pool.js';
-import { createClientPool } from '../../lib/pool-factory.js';
+import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { KINDS, type KindSpec } from '../support/kinds.js';
 import { connect, eventually, readBytes, requestThenReply, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
@@ -266,5 +268,89 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
     const stream = track(await client.outgoingGet('', 1000));
     stream.write('echo me');
     expect((await readBytes(stream, 7)).toString()).toBe('echo me');
+  });
+});
+
+describe.each(KINDS.filter((kind) => kind.tls))('$name transport conformance: TLS modes', (kind: KindSpec) => {
+  const pair = (server: Record<string, unknown> = {}, client: Record<string, unknown> = {}): Promise<PoolPair> =>
+    scope.pair(startPair, { ...kind.server, ...server }, { ...kind.client, ...client });
+
+  let authority: CertificateAuthority;
+  let leaf: GeneratedCertificate;
+  beforeAll(() => {
+    authority = createCertificateAuthority();
+    leaf = authority.issue({ commonName: 'tunnel.test', altNames: ['tunnel.test', 'localhost', '127.0.0.1'] });
+  });
+  const leafServer = () => ({ tls: { key: leaf.key, cert: leaf.cert } });
+
+  async function echoThrough(p: PoolPair): Promise<void> {
+    const { server, client } = await handOff(p);
+    kind.expectStreams(client, server);
+    client.write('over tls');
+    expect((await readBytes(server, 8)).toString()).toBe('over tls');
+    server.write('and back');
+    expect((await readBytes(client, 8)).toString()).toBe('and back');
+  }
+
+  it('mode "1" ("insecure") against a server that made its own certificate ("self-signed")', async () => {
+    const p = await pair({ tls: 'self-signed' }, { tls: 'insecure', minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    await echoThrough(p);
+  });
+
+  it.each([
+    ['a name', '2', 'tunnel.test'],
+    ['an IP, against the certificate IP SAN', 'verify', '127.0.0.1'],
+  ])('mode "2": verified against hostname (%s) with a CA made in the test', async (_what, mode, hostname) => {
+    const p = await pair(leafServer(), { tls: mode, hostname, ca: authority.cert, minCap: 2, maxCap: 2 });
+    await p.client.waitForActive(2, 5000);
+    await echoThrough(p);
+  });
+
+  it.each([
+    ['the wrong hostname', { hostname: 'other.test', ca: () => authority.cert, selfSigned: false }, /ERR_TLS_CERT_ALTNAME_INVALID|does not match/],
+    ['an untrusted CA', { hostname: 'tunnel.test', ca: () => createCertificateAuthority().cert, selfSigned: false }, /UNABLE_TO_VERIFY|unable to verify|issuer/i],
+    ['no CA (self-signed server, system roots)', { hostname: 'localhost', ca: () => undefined, selfSigned: true }, /SELF_SIGNED|self.signed|unable to verify/i],
+  ])('mode "2" with %s: a counted handshake error saying why, the pool stays empty', async (_what, setup, pattern) => {
+    const ca = setup.ca();
+    const p = await pair(setup.selfSigned ? {} : leafServer(), { tls: '2', hostname: setup.hostname, ...(ca ? { ca } : {}), minCap: 1, maxCap: 1 });
+    await eventually(() => (p.client.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 1, 5000, 'a handshake failure');
+    expect(p.client.active).toBe(0);
+    expect(p.client.errorCount).toBeGreaterThanOrEqual(1);
+    if (kind.handshakesStat) expect(p.server.stats.transportStats[kind.handshakesStat]).toBe(0);
+    await expect(p.client.outgoingGet('00000001', 100)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
+    await expect(dialOnce(p.client)).rejects.toMatchObject({ code: 'POOL_ERR_HANDSHAKE', name: 'HandshakeError', message: expect.stringMatching(pattern) });
+  });
+
+  it('the server refuses TLS 1.2 clients and counts it', async () => {
+    const p = await pair({}, { minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    const socket = tls.connect({ port: p.port, host: '127.0.0.1', rejectUnauthorized: false, maxVersion: 'TLSv1.2' });
+    const error = await new Promise<{ code?: string }>((resolve) => socket.once('error', resolve));
+    socket.destroy();
+    expect(String(error.code)).toMatch(/ERR_SSL|ECONNRESET/);
+    await eventually(() => (p.server.stats.refusals.tls ?? 0) === 1, 2000, 'a counted tls refusal');
+    expect(p.server.active).toBe(1);
+  });
+
+  it('builds one secure context per pool and reuses it for every connection', async () => {
+    const create = tls.createSecureContext;
+    let created = 0;
+    (tls as { createSecureContext: typeof tls.createSecureContext }).createSecureContext = (...args) => {
+      created++;
+      return create(...args);
+    };
+    scope.defer(() => {
+      (tls as { createSecureContext: typeof tls.createSecureContext }).createSecureContext = create;
+    });
+    const server = createServerPool({ ...kind.server, ...leafServer(), host: '127.0.0.1', port: 0 } as never);
+    await server.start();
+    scope.defer(() => server.close());
+    const client = createClientPool({ ...kind.client, address: `127.0.0.1:${server.address()!.port}`, tls: '2', hostname: 'tunnel.test', ca: authority.cert, minCap: 6, maxCap: 6 } as never);
+    scope.defer(() => client.close());
+    expect(created).toBe(2); // one server context, one client context
+    client.start();
+    await client.waitForActive(6, 5000);
+    expect(created).toBe(2); // none per connection
   });
 });

@@ -50,20 +50,6 @@ describe('http2 transport, end to end', () => {
     expect(p.server.stats.refusals).toEqual({});
   });
 
-  it('mode "2": verified against hostname with a CA', async () => {
-    const { createCertificateAuthority } = await import('../../lib/certs/index.js');
-    const authority = createCertificateAuthority();
-    const leaf = authority.issue({ commonName: 'tunnel.test', altNames: ['tunnel.test'] });
-    const p = await pair({ tls: { key: leaf.key, cert: leaf.cert } }, { tls: '2', hostname: 'tunnel.test', ca: authority.cert, minCap: 1, maxCap: 1 });
-    await p.client.waitForActive(1, 5000);
-    const { server, client } = await handOff(p);
-    client.write('verified');
-    expect((await readBytes(server, 8)).toString()).toBe('verified');
-    const wrong = await pair({ tls: { key: leaf.key, cert: leaf.cert } }, { tls: '2', hostname: 'other.test', ca: authority.cert, minCap: 1, maxCap: 1 });
-    await eventually(() => (wrong.client.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 1, 5000, 'a handshake failure');
-    expect(wrong.client.active).toBe(0);
-  });
-
   it.each([
     ['a server pool without tls', 'tls', () => createServerPool({ transport: 'http2', port: 0 })],
     ['a client pool with tls "0"', 'tls', () => createClientPool({ transport: 'http2', address: '127.0.0.1:1', tls: '0' })],

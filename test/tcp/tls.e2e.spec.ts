@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import net from 'node:net';
 import tls from 'node:tls';
-import { createCertificateAuthority, createSelfSignedCertificate, type CertificateAuthority, type GeneratedCertificate } from '../../lib/certs/index.js';
+import { createSelfSignedCertificate, type GeneratedCertificate } from '../../lib/certs/index.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
-import { connect, eventually, listenRaw, readBytes, sleep } from '../support/net.js';
-import { startPair, type PoolPair } from '../support/pools.js';
+import { connect, eventually, listenRaw, sleep } from '../support/net.js';
+import { startPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 
 const scope = useTestScope();
@@ -12,88 +12,13 @@ const pair = (...args: Parameters<typeof startPair>) => scope.pair(startPair, ..
 const { track } = scope;
 
 let selfSigned: GeneratedCertificate;
-let authority: CertificateAuthority;
-let leaf: GeneratedCertificate;
 beforeAll(() => {
   selfSigned = createSelfSignedCertificate();
-  authority = createCertificateAuthority();
-  leaf = authority.issue({ commonName: 'tunnel.test', altNames: ['tunnel.test', 'localhost', '127.0.0.1'] });
 });
 
-async function echoThrough(p: PoolPair): Promise<void> {
-  const [id, server] = await p.server.incomingGet(5000);
-  track(server);
-  const client = track(await p.client.outgoingGet(id, 5000));
-  expect(client).toBeInstanceOf(tls.TLSSocket);
-  expect((client as tls.TLSSocket).getProtocol()).toBe('TLSv1.3');
-  client.write('over tls');
-  expect((await readBytes(server, 8)).toString()).toBe('over tls');
-  server.write('and back');
-  expect((await readBytes(client, 8)).toString()).toBe('and back');
-}
-
+// TLS modes (1, 2, a verification that fails), TLS 1.2 refused, one secure
+// context per pool, half-close: test/conformance, for every TLS transport.
 describe('tcp transport over TLS 1.3', () => {
-  it('mode "1": self-signed certificate, no verification', async () => {
-    const p = await pair({ tls: { key: selfSigned.key, cert: selfSigned.cert } }, { tls: '1', minCap: 2, maxCap: 2 });
-    await p.client.waitForActive(2, 5000);
-    expect(p.client.stats.transport).toBe('tls');
-    expect(p.server.stats.transport).toBe('tls');
-    await echoThrough(p);
-  });
-
-  it('mode "1" against a server that made its own certificate ("self-signed")', async () => {
-    const p = await pair({ tls: 'self-signed' }, { tls: 'insecure', minCap: 1, maxCap: 1 });
-    await p.client.waitForActive(1, 5000);
-    await echoThrough(p);
-  });
-
-  it('mode "2": verified against hostname with a CA made in the test', async () => {
-    const p = await pair({ tls: { key: leaf.key, cert: leaf.cert } }, { tls: '2', hostname: 'tunnel.test', ca: authority.cert, minCap: 2, maxCap: 2 });
-    await p.client.waitForActive(2, 5000);
-    await echoThrough(p);
-  });
-
-  it('mode "2" verifies an IP hostname against the certificate IP SAN', async () => {
-    const p = await pair({ tls: { key: leaf.key, cert: leaf.cert } }, { tls: 'verify', hostname: '127.0.0.1', ca: authority.cert });
-    await p.client.waitForActive(1, 5000);
-    await echoThrough(p);
-  });
-
-  it.each([
-    ['the wrong hostname', { hostname: 'other.test', ca: () => authority.cert }, /ERR_TLS_CERT_ALTNAME_INVALID|does not match/],
-    ['an untrusted CA', { hostname: 'tunnel.test', ca: () => createCertificateAuthority().cert }, /UNABLE_TO_VERIFY|unable to verify|issuer/i],
-    ['no CA (self-signed server, system roots)', { hostname: 'localhost', ca: undefined, selfSigned: true }, /SELF_SIGNED|self.signed|unable to verify/i],
-  ])('mode "2" with %s: handshake error, counted, pool stays empty', async (_what, setup, pattern) => {
-    const cert = 'selfSigned' in setup ? selfSigned : leaf;
-    const ca = setup.ca?.();
-    const p = await pair(
-      { tls: { key: cert.key, cert: cert.cert } },
-      { tls: '2', hostname: setup.hostname, ...(ca ? { ca } : {}), minCap: 1, maxCap: 1 },
-    );
-    await eventually(() => (p.client.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 1, 5000, 'a handshake failure');
-    expect(p.client.active).toBe(0);
-    expect(p.client.errorCount).toBeGreaterThanOrEqual(1);
-    await expect(p.client.outgoingGet('00000001', 100)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
-    // The error that was counted says why.
-    const transport = p.client.transport;
-    await expect(transport.dial({ signal: new AbortController().signal, readId: true })).rejects.toMatchObject({
-      code: 'POOL_ERR_HANDSHAKE',
-      message: expect.stringMatching(pattern),
-    });
-  });
-
-  it('the server refuses TLS 1.2 clients', async () => {
-    const server = createServerPool({ port: 0, tls: { key: selfSigned.key, cert: selfSigned.cert } });
-    await server.start();
-    scope.defer(() => server.close());
-    const socket = tls.connect({ port: server.address()!.port, host: '127.0.0.1', rejectUnauthorized: false, maxVersion: 'TLSv1.2' });
-    const error = await new Promise<{ code?: string }>((resolve) => socket.once('error', resolve));
-    socket.destroy();
-    expect(String(error.code)).toMatch(/ERR_SSL|ECONNRESET/);
-    await eventually(() => (server.stats.refusals.tls ?? 0) === 1, 2000, 'a counted tls refusal');
-    expect(server.active).toBe(0);
-  });
-
   it('a silent peer cannot hold a handshake slot past handshakeTimeout, and does not block others', async () => {
     const p = await pair({ tls: 'self-signed', handshakeTimeout: 200, maxCap: 4 }, { tls: '1', minCap: 1, maxCap: 1 });
     const silent = await Promise.all([connect(p.port), connect(p.port), connect(p.port)]);
@@ -110,28 +35,6 @@ describe('tcp transport over TLS 1.3', () => {
     await eventually(() => silent.every((socket) => socket.destroyed || socket.readableEnded), 2000, 'silent sockets closed');
   });
 
-  it('builds one secure context per pool and reuses it for every connection', async () => {
-    const create = tls.createSecureContext;
-    let created = 0;
-    const counting = (...args: Parameters<typeof tls.createSecureContext>) => {
-      created++;
-      return create(...args);
-    };
-    (tls as { createSecureContext: typeof tls.createSecureContext }).createSecureContext = counting;
-    scope.defer(() => {
-      (tls as { createSecureContext: typeof tls.createSecureContext }).createSecureContext = create;
-    });
-    const server = createServerPool({ port: 0, tls: { key: leaf.key, cert: leaf.cert } });
-    await server.start();
-    scope.defer(() => server.close());
-    const client = createClientPool({ address: `127.0.0.1:${server.address()!.port}`, tls: '2', hostname: 'tunnel.test', ca: authority.cert, minCap: 6, maxCap: 6 });
-    scope.defer(() => client.close());
-    const afterConstruction = created;
-    client.start();
-    await client.waitForActive(6, 5000);
-    expect(afterConstruction).toBe(2); // one server context, one client context
-    expect(created).toBe(2); // none per connection
-  });
 });
 
 // Half-close and idle streams whose peer ends its side, on every transport: test/conformance.
