@@ -121,6 +121,22 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
     expect((await readBytes(client, 7)).toString()).toBe('payload');
   });
 
+  if (kind.serverHandshake) {
+    it('a silent connection cannot hold a handshake slot past handshakeTimeout: cut, counted, others still served', async () => {
+      const p = await pair({ handshakeTimeout: 200, maxCap: 4 }, { minCap: 1, maxCap: 1 });
+      const silent = await Promise.all([connect(p.port), connect(p.port), connect(p.port)]);
+      for (const socket of silent) {
+        socket.on('error', () => undefined);
+        track(socket);
+      }
+      await p.client.waitForActive(1, 5000);
+      await eventually(() => (p.server.stats.refusals['handshake-timeout'] ?? 0) === 3, 5000, 'three handshake timeouts');
+      expect(p.server.stats.handshaking).toBe(0);
+      await eventually(() => silent.every((socket) => socket.destroyed || socket.readableEnded), 5000, 'silent sockets closed');
+      expect(p.server.active).toBe(1);
+    });
+  }
+
   it('rejects an unknown ID, and a get with nothing idle, with POOL_ERR_TIMEOUT', async () => {
     const p = await pair({}, { minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
     await p.client.waitForActive(1, 5000);

@@ -26,6 +26,8 @@ export interface KindSpec {
   tls: boolean;
   /** Whether pooled streams are half-open: one side can end while the other still writes. */
   halfClose: boolean;
+  /** Whether a server connection has a handshake (TLS, an HTTP upgrade) before its stream is pooled. */
+  serverHandshake: boolean;
   /** Whether the server issues 00000000 as the first ID of its life with the kind's default options. */
   firstIdZero: boolean;
   /** Options (both sides) under which the server issues 00000000 first, for specs that need to know an ID in advance. */
@@ -62,6 +64,7 @@ function tcpKind(secure: boolean): KindSpec {
     name: secure ? 'tls' : 'tcp',
     tls: secure,
     halfClose: true,
+    serverHandshake: secure,
     firstIdZero: false,
     zeroFirst: { idFormat: 'raw4' },
     refusedIp: { code: 'POOL_ERR_REFUSED' },
@@ -87,6 +90,7 @@ function wsKind(secure: boolean): KindSpec {
     name: secure ? 'wss' : 'ws',
     tls: secure,
     halfClose: false,
+    serverHandshake: true,
     firstIdZero: true,
     zeroFirst: {},
     refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', message: /403 Forbidden/ },
@@ -108,6 +112,7 @@ const http2Kind: KindSpec = {
   name: 'http2',
   tls: true,
   halfClose: true,
+  serverHandshake: true,
   firstIdZero: true,
   zeroFirst: {},
   refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', name: 'IpNotAllowedError', message: /status 403.*unauthorized/ },

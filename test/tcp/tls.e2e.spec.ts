@@ -3,12 +3,10 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { createSelfSignedCertificate, type GeneratedCertificate } from '../../lib/certs/index.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
-import { connect, eventually, listenRaw, sleep } from '../support/net.js';
-import { startPair } from '../support/pools.js';
+import { eventually, listenRaw } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 
 const scope = useTestScope();
-const pair = (...args: Parameters<typeof startPair>) => scope.pair(startPair, ...args);
 const { track } = scope;
 
 let selfSigned: GeneratedCertificate;
@@ -16,28 +14,9 @@ beforeAll(() => {
   selfSigned = createSelfSignedCertificate();
 });
 
-// TLS modes (1, 2, a verification that fails), TLS 1.2 refused, one secure
-// context per pool, half-close: test/conformance, for every TLS transport.
-describe('tcp transport over TLS 1.3', () => {
-  it('a silent peer cannot hold a handshake slot past handshakeTimeout, and does not block others', async () => {
-    const p = await pair({ tls: 'self-signed', handshakeTimeout: 200, maxCap: 4 }, { tls: '1', minCap: 1, maxCap: 1 });
-    const silent = await Promise.all([connect(p.port), connect(p.port), connect(p.port)]);
-    for (const socket of silent) {
-      socket.on('error', () => undefined);
-      track(socket);
-    }
-    // Others are served while the silent ones sit in their handshake.
-    await p.client.waitForActive(1, 5000);
-    await sleep(50);
-    expect(p.server.stats.handshaking).toBeGreaterThanOrEqual(1);
-    await eventually(() => (p.server.stats.refusals['handshake-timeout'] ?? 0) === 3, 3000, 'three handshake timeouts');
-    expect(p.server.stats.handshaking).toBe(0);
-    await eventually(() => silent.every((socket) => socket.destroyed || socket.readableEnded), 2000, 'silent sockets closed');
-  });
-
-});
-
-// Half-close and idle streams whose peer ends its side, on every transport: test/conformance.
+// What every TLS transport does (TLS modes 1 and 2, a verification that fails, TLS 1.2
+// refused, one secure context per pool, a silent handshake cut) and what every transport
+// does (half-close, idle streams whose peer ends its side...): test/conformance.
 describe('tcp transport over TLS 1.3: a FIN in the handshake', () => {
   const serverTls = () => ({ tls: { key: selfSigned.key, cert: selfSigned.cert } });
 
