@@ -14,7 +14,7 @@ import { createCertificateAuthority, type CertificateAuthority, type GeneratedCe
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { KINDS, type KindSpec } from '../support/kinds.js';
-import { connect, eventually, readBytes, requestThenReply, sleep } from '../support/net.js';
+import { connect, eventually, listenRaw, readBytes, requestThenReply, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 
@@ -184,6 +184,20 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
     expect(client.ready).toBe(true);
     expect(client.stats.failedRounds).toBeGreaterThanOrEqual(2);
     await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_DIAL', name: 'DialError' });
+  });
+
+  it('a server that accepts and never answers: the dial is cut at its timeout, typed (POOL_ERR_HANDSHAKE) and counted', async () => {
+    const silent = await listenRaw((socket) => socket.resume());
+    scope.defer(() => silent.close());
+    const timeouts = Object.fromEntries(kind.clientHandshakeTimeouts.map((option) => [option, 150]));
+    const client = createClientPool({ ...kind.client, address: `127.0.0.1:${silent.port}`, ...timeouts, minIvl: 20, maxIvl: 20 } as never);
+    scope.defer(() => client.close());
+    client.start();
+    await eventually(() => (client.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 2, 5000, 'two handshake timeouts');
+    expect(client.active).toBe(0);
+    await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_HANDSHAKE', name: 'HandshakeError' });
+    // Each cut dial closed its connection.
+    await eventually(() => silent.sockets.every((socket) => socket.destroyed || socket.readableEnded), 5000, 'the cut connections to close');
   });
 
   it.each(KILLS)('idle death: the server side %s, the idle client stream is dropped, counted, never handed out; the pool refills', async (_how, kill, reason) => {

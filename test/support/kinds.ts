@@ -28,6 +28,12 @@ export interface KindSpec {
   halfClose: boolean;
   /** Whether a server connection has a handshake (TLS, an HTTP upgrade) before its stream is pooled. */
   serverHandshake: boolean;
+  /**
+   * The client options that bound a dial to a server that accepts and never
+   * answers: handshakeTimeout bounds TLS and the ID on tcp and ws; http2
+   * bounds its TLS (with the SETTINGS) by dialTimeout.
+   */
+  clientHandshakeTimeouts: readonly string[];
   /** Whether the server issues 00000000 as the first ID of its life with the kind's default options. */
   firstIdZero: boolean;
   /** Options (both sides) under which the server issues 00000000 first, for specs that need to know an ID in advance. */
@@ -65,6 +71,7 @@ function tcpKind(secure: boolean): KindSpec {
     tls: secure,
     halfClose: true,
     serverHandshake: secure,
+    clientHandshakeTimeouts: ['handshakeTimeout'],
     firstIdZero: false,
     zeroFirst: { idFormat: 'raw4' },
     refusedIp: { code: 'POOL_ERR_REFUSED' },
@@ -91,6 +98,7 @@ function wsKind(secure: boolean): KindSpec {
     tls: secure,
     halfClose: false,
     serverHandshake: true,
+    clientHandshakeTimeouts: ['handshakeTimeout'],
     firstIdZero: true,
     zeroFirst: {},
     refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', message: /403 Forbidden/ },
@@ -113,6 +121,7 @@ const http2Kind: KindSpec = {
   tls: true,
   halfClose: true,
   serverHandshake: true,
+  clientHandshakeTimeouts: ['dialTimeout', 'handshakeTimeout'],
   firstIdZero: true,
   zeroFirst: {},
   refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', name: 'IpNotAllowedError', message: /status 403.*unauthorized/ },

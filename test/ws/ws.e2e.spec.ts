@@ -240,16 +240,12 @@ describe('ws transport, end to end', () => {
     expect((await readBytes(server, 9)).toString()).toBe('via proxy');
   });
 
-  it('handshakeTimeout: a server that upgrades but sends no ID, or never answers, is a counted handshake error', async () => {
+  // A server that never answers the upgrade: test/conformance (every transport).
+  it('handshakeTimeout: a server that upgrades but sends no ID is a counted handshake error', async () => {
     const { port } = await rawWsServer(() => undefined); // upgrades, then silence
     const mute = wsClient(port, { handshakeTimeout: 150 });
-    const silentTcp = net.createServer((socket) => scope.defer(() => void socket.destroy()));
-    await new Promise<void>((resolve) => silentTcp.listen(0, '127.0.0.1', resolve));
-    scope.defer(() => new Promise<void>((resolve) => silentTcp.close(() => resolve())));
-    const deaf = wsClient((silentTcp.address() as net.AddressInfo).port, { handshakeTimeout: 150 });
     await eventually(() => (mute.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 2, 5000, 'two timeouts waiting for the ID');
-    await eventually(() => (deaf.stats.failures.POOL_ERR_HANDSHAKE ?? 0) >= 2, 5000, 'two timeouts waiting for the 101');
-    expect(mute.active + deaf.active).toBe(0);
+    expect(mute.active).toBe(0);
   });
 
   it('validates its options, naming them', () => {
