@@ -16,6 +16,7 @@ import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { KINDS, type KindSpec } from '../support/kinds.js';
 import { connect, eventually, listenRaw, readBytes, requestThenReply, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
+import { startProxy } from '../support/proxy.js';
 import { useTestScope } from '../support/scope.js';
 
 const scope = useTestScope();
@@ -234,6 +235,31 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
       handedOut.push(id);
     }
     expect(handedOut).not.toContain('00000000');
+  });
+
+  it('a connection cut mid-use (reset) is an error on both taken streams, not a clean end; the pool refills', async () => {
+    const server = createServerPool({ ...kind.server, host: '127.0.0.1', port: 0 } as never);
+    await server.start();
+    scope.defer(() => server.close());
+    const proxy = await startProxy(server.address()!.port);
+    scope.defer(() => proxy.close());
+    const client = createClientPool({ ...kind.client, address: `127.0.0.1:${proxy.port}`, minCap: 1, maxCap: 1, minIvl: 50, maxIvl: 50 } as never);
+    scope.defer(() => client.close());
+    client.start();
+    const [id, serverSide] = await server.incomingGet(5000);
+    track(serverSide);
+    const clientSide = track(await client.outgoingGet(id, 5000));
+    clientSide.write('before the cut');
+    expect((await readBytes(serverSide, 14)).toString()).toBe('before the cut');
+    const errors = [clientSide, serverSide].map((stream) => {
+      stream.resume();
+      return errorOf(stream);
+    });
+    proxy.reset();
+    // One code on every kind (the error's class still differs: issue 12).
+    for (const error of await Promise.all(errors)) expect(error).toMatchObject({ code: 'ECONNRESET', message: expect.any(String) });
+    // The connection (or session) is gone: the pool dials again through the proxy.
+    await eventually(() => proxy.connections >= 2 && client.active === 1, 5000, 'a refill');
   });
 
   it('close(): pending gets reject with POOL_ERR_CLOSED, the port is freed, taken streams live on until they end', async () => {
