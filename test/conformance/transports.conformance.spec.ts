@@ -190,7 +190,7 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
   it('a server that accepts and never answers: the dial is cut at its timeout, typed (POOL_ERR_HANDSHAKE) and counted', async () => {
     const silent = await listenRaw((socket) => socket.resume());
     scope.defer(() => silent.close());
-    const timeouts = Object.fromEntries(kind.clientHandshakeTimeouts.map((option) => [option, 150]));
+    const timeouts = Object.fromEntries(kind.clientHandshakeTimeouts.map((option) => [option, 100]));
     const client = createClientPool({ ...kind.client, address: `127.0.0.1:${silent.port}`, ...timeouts, minIvl: 20, maxIvl: 20 } as never);
     scope.defer(() => client.close());
     client.start();
@@ -286,7 +286,7 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
   });
 
   it.each<['server' | 'client']>([['server'], ['client']])('close(): the %s pool cuts the streams it handed out at closeTimeout with POOL_ERR_CLOSED', async (side) => {
-    const p = await pair({ closeTimeout: 300 }, { closeTimeout: 300, minCap: 1, maxCap: 1 });
+    const p = await pair({ closeTimeout: 150 }, { closeTimeout: 150, minCap: 1, maxCap: 1 });
     await p.client.waitForActive(1, 5000);
     const streams = await handOff(p);
     const other = side === 'server' ? 'client' : 'server';
