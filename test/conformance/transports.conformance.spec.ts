@@ -132,10 +132,10 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
         track(socket);
       }
       await p.client.waitForActive(1, 5000);
-      await eventually(() => (p.server.stats.refusals['handshake-timeout'] ?? 0) === 3, 5000, 'three handshake timeouts');
-      expect(p.server.stats.handshaking).toBe(0);
+      // (At least three: on a loaded machine the real client's own handshake may miss 200 ms too, and is dialed again.)
+      await eventually(() => (p.server.stats.refusals['handshake-timeout'] ?? 0) >= 3, 5000, 'three handshake timeouts');
       await eventually(() => silent.every((socket) => socket.destroyed || socket.readableEnded), 5000, 'silent sockets closed');
-      expect(p.server.active).toBe(1);
+      await eventually(() => p.server.stats.handshaking === 0 && p.server.active === 1, 5000, 'no handshake left, the real stream pooled');
     });
   }
 
