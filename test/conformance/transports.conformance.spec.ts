@@ -16,6 +16,7 @@ import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { KINDS, type KindSpec } from '../support/kinds.js';
 import { connect, eventually, listenRaw, readBytes, requestThenReply, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
+import { maxFailingRounds } from '../reliability/support.js';
 import { startProxy } from '../support/proxy.js';
 import { useTestScope } from '../support/scope.js';
 
@@ -182,11 +183,15 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
   it('reports a dead server as a typed dial failure (POOL_ERR_DIAL) and backs off, without crashing', async () => {
     const client = createClientPool({ ...kind.client, address: `127.0.0.1:${await deadPort()}`, minIvl: 20, maxIvl: 20, maxBackoff: 200 } as never);
     scope.defer(() => client.close());
+    const started = Date.now();
     client.start();
-    await eventually(() => (client.stats.failures.POOL_ERR_DIAL ?? 0) >= 2, 5000, 'two failed dials');
+    await eventually(() => (client.stats.failures.POOL_ERR_DIAL ?? 0) >= 4, 5000, 'four failed dials');
+    // Backed off: fewer rounds than the 20 ms interval would start (one dial each: a failed round starts with one probe).
+    const { totals, failedRounds } = client.stats;
+    expect(totals.dials).toBeLessThanOrEqual(maxFailingRounds(Date.now() - started, 20, 200));
+    expect(failedRounds).toBeGreaterThanOrEqual(4);
     expect(client.active).toBe(0);
     expect(client.ready).toBe(true);
-    expect(client.stats.failedRounds).toBeGreaterThanOrEqual(2);
     await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_DIAL', name: 'DialError' });
   });
 
