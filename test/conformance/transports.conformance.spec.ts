@@ -26,6 +26,15 @@ const { track, handOff } = scope;
 const dialOnce = (client: ClientPool) => client.transport.dial({ signal: new AbortController().signal, readId: true });
 const sum = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
 
+/** One more dial fails the way the kind says a refusal of this sort reaches the client. */
+async function expectRefusedDial(client: ClientPool, refused: KindSpec['refusedIp']): Promise<void> {
+  await expect(dialOnce(client)).rejects.toMatchObject({
+    code: refused.code,
+    ...(refused.name ? { name: refused.name } : {}),
+    ...(refused.message ? { message: expect.stringMatching(refused.message) } : {}),
+  });
+}
+
 /** A port nothing listens on (bound once, then freed). */
 async function deadPort(): Promise<number> {
   const probe = net.createServer();
@@ -156,11 +165,7 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
     expect(p.client.active).toBe(0);
     expect(p.server.active).toBe(0);
     if (kind.handshakesStat) expect(p.server.stats.transportStats[kind.handshakesStat]).toBe(0);
-    await expect(dialOnce(p.client)).rejects.toMatchObject({
-      code: kind.refusedIp.code,
-      ...(kind.refusedIp.name ? { name: kind.refusedIp.name } : {}),
-      ...(kind.refusedIp.message ? { message: expect.stringMatching(kind.refusedIp.message) } : {}),
-    });
+    await expectRefusedDial(p.client, kind.refusedIp);
   });
 
   it('refuses beyond maxCap, typed on the client, which keeps what it got', async () => {
@@ -173,11 +178,7 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
     expect(p.client.active).toBe(2);
     expect(p.server.active).toBe(2);
     if (kind.handshakesStat) expect(p.server.stats.transportStats[kind.handshakesStat]).toBe(2);
-    await expect(dialOnce(p.client)).rejects.toMatchObject({
-      code: kind.refusedFull.code,
-      ...(kind.refusedFull.name ? { name: kind.refusedFull.name } : {}),
-      ...(kind.refusedFull.message ? { message: expect.stringMatching(kind.refusedFull.message) } : {}),
-    });
+    await expectRefusedDial(p.client, kind.refusedFull);
   });
 
   it('reports a dead server as a typed dial failure (POOL_ERR_DIAL) and backs off, without crashing', async () => {
