@@ -22,7 +22,7 @@ async function pairOf(kind: ServerKind): Promise<PoolPair> {
   return p;
 }
 
-describe.each(byName('tcp TLS', 'http2', 'wss'))('$name server: random bytes instead of a TLS ClientHello', (kind) => {
+describe.each(byName('tls', 'http2', 'wss'))('$name server: random bytes instead of a TLS ClientHello', (kind) => {
   it("drops the connection, counts it as 'tls', pools nothing, and serves a real client right after", async () => {
     const p = await pairOf(kind);
     const before = refusals(p);
@@ -37,7 +37,7 @@ describe.each(byName('tcp TLS', 'http2', 'wss'))('$name server: random bytes ins
   });
 });
 
-describe.each(byName('tcp TLS', 'http2', 'ws', 'wss'))('$name server: a peer that connects and closes without a byte', (kind) => {
+describe.each(byName('tls', 'http2', 'ws', 'wss'))('$name server: a peer that connects and closes without a byte', (kind) => {
   // Regression (found by the TLS servers' property): ws and wss did not count it at all, http2 counted it as 'tls'.
   it("is counted as 'closed-in-handshake', and the server keeps serving", async () => {
     const p = await pairOf(kind);

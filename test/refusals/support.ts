@@ -4,29 +4,29 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { GeneratedCertificate } from '../../lib/certs/index.js';
 import type { ClientPoolConfig, ServerPoolConfig } from '../../lib/pool-factory.js';
+import { KINDS, type Kind } from '../support/kinds.js';
 import { eventually } from '../support/net.js';
 import type { PoolPair } from '../support/pools.js';
 import type { TestScope } from '../support/scope.js';
 import { Collector } from '../ws/ws-support.js';
 
-/** One server of each transport, with the client options that reach it. */
+/** One server of each transport kind (test/support/kinds.ts), with the client options that reach it. */
 export interface ServerKind {
-  name: 'tcp' | 'tcp TLS' | 'http2' | 'ws' | 'wss';
+  name: Kind;
   /** Whether a raw peer must do TLS before it reaches the protocol. */
   tls: boolean;
   server(certificate: GeneratedCertificate): ServerPoolConfig;
   client: Partial<ClientPoolConfig>;
 }
 
-export const SERVERS: readonly ServerKind[] = [
-  { name: 'tcp', tls: false, server: () => ({}), client: {} },
-  { name: 'tcp TLS', tls: true, server: ({ key, cert }) => ({ tls: { key, cert } }), client: { tls: '1' } },
-  { name: 'http2', tls: true, server: ({ key, cert }) => ({ transport: 'http2', tls: { key, cert } }), client: { tls: '1' } },
-  { name: 'ws', tls: false, server: () => ({ transport: 'ws' }), client: {} },
-  { name: 'wss', tls: true, server: ({ key, cert }) => ({ transport: 'ws', tls: { key, cert } }), client: { tls: '1' } },
-];
+export const SERVERS: readonly ServerKind[] = KINDS.map((kind) => ({
+  name: kind.name,
+  tls: kind.tls,
+  server: ({ key, cert }: GeneratedCertificate) => ({ ...kind.server, ...(kind.tls ? { tls: { key, cert } } : {}) }) as ServerPoolConfig,
+  client: kind.client as Partial<ClientPoolConfig>,
+}));
 
-export const byName = (...names: Array<ServerKind['name']>): ServerKind[] => SERVERS.filter((kind) => names.includes(kind.name));
+export const byName = (...names: Kind[]): ServerKind[] => SERVERS.filter((kind) => names.includes(kind.name));
 
 /** A raw connection the test writes garbage into, and what comes back. */
 export interface Raw {

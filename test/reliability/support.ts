@@ -9,55 +9,13 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { createSelfSignedCertificate, type GeneratedCertificate } from '../../lib/certs/index.js';
-import type { ClientPoolConfig, ServerPoolConfig } from '../../lib/pool-factory.js';
-import { startPair, type PoolPair } from '../support/pools.js';
+import type { PoolPair } from '../support/pools.js';
 import type { TestScope } from '../support/scope.js';
 
 // ---- transports ---------------------------------------------------------------
 
-/** 'tcp' and 'tls' are the tcp transport plain and over TLS; 'wss' is ws over TLS. */
-export type Kind = 'tcp' | 'tls' | 'http2' | 'ws' | 'wss';
-
-let certificate: GeneratedCertificate | undefined;
-/** One self-signed certificate per spec file (a key generation each). */
-export function testCertificate(): GeneratedCertificate {
-  certificate ??= createSelfSignedCertificate({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
-  return certificate;
-}
-
-/** The server side of a kind, with `extra` core/transport options on top. */
-export function serverConfig(kind: Kind, extra: Record<string, unknown> = {}): ServerPoolConfig {
-  const { key, cert } = testCertificate();
-  const base: Record<Kind, Record<string, unknown>> = {
-    tcp: { transport: 'tcp' },
-    tls: { transport: 'tcp', tls: { key, cert } },
-    http2: { transport: 'http2', tls: { key, cert } },
-    ws: { transport: 'ws' },
-    wss: { transport: 'ws', tls: { key, cert } },
-  };
-  return { host: '127.0.0.1', port: 0, ...base[kind], ...extra } as ServerPoolConfig;
-}
-
-/** The client side of a kind (without the address), with `extra` on top. */
-export function clientConfig(kind: Kind, extra: Record<string, unknown> = {}): Partial<ClientPoolConfig> {
-  const base: Record<Kind, Record<string, unknown>> = {
-    tcp: { transport: 'tcp' },
-    tls: { transport: 'tcp', tls: '1' },
-    http2: { transport: 'http2', tls: '1' },
-    ws: { transport: 'ws' },
-    wss: { transport: 'ws', tls: '1' },
-  };
-  return { ...base[kind], ...extra } as Partial<ClientPoolConfig>;
-}
-
-/** A started server pool of `kind` on 127.0.0.1:0 and a started client pool dialing it. */
-export function startKind(kind: Kind, server: Record<string, unknown> = {}, client: Record<string, unknown> = {}): Promise<PoolPair> {
-  return startPair(serverConfig(kind, server), clientConfig(kind, client));
-}
-
-/** Whether the kind runs TLS on the pooled connection. */
-export const usesTls = (kind: Kind): boolean => kind === 'tls' || kind === 'http2' || kind === 'wss';
+// One table of transport kinds for every spec: test/support/kinds.ts.
+export { clientConfig, serverConfig, startKind, testCertificate, usesTls, type Kind } from '../support/kinds.js';
 
 // ---- the real process, gc, resources -------------------------------------------------
 

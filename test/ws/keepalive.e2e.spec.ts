@@ -4,7 +4,8 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { eventually, readBytes, sleep } from '../support/net.js';
-import { asWs, freezingProxy, pattern, startWsPair } from './ws-support.js';
+import { startProxy } from '../support/proxy.js';
+import { asWs, pattern, startWsPair } from './ws-support.js';
 import { useTestScope } from '../support/scope.js';
 
 // Keep-alive: both ends ping every keepAlive; a peer that has answered pings
@@ -53,7 +54,7 @@ describe('ws keep-alive', () => {
     const serverPool = createServerPool({ transport: 'ws', port: 0, ...server });
     await serverPool.start();
     scope.defer(() => serverPool.close());
-    const proxy = await freezingProxy(serverPool.address()!.port);
+    const proxy = await startProxy(serverPool.address()!.port);
     scope.defer(() => proxy.close());
     const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${proxy.port}`, ...FAST, minCap: 2, maxCap: 2, minIvl: 60_000, maxIvl: 60_000 });
     scope.defer(() => client.close());
