@@ -96,7 +96,7 @@ function wsKind(secure: boolean): KindSpec {
   return {
     name: secure ? 'wss' : 'ws',
     tls: secure,
-    halfClose: false,
+    halfClose: true, // the half-close extension, on by default between two ends of this library
     serverHandshake: true,
     clientHandshakeTimeouts: ['handshakeTimeout'],
     firstIdZero: true,
