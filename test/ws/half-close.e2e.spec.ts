@@ -14,7 +14,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { ServerPool } from '../../lib/core/server-pool.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { useTestScope } from '../support/scope.js';
-import { readHashed, startKind, writeRandom } from '../reliability/support.js';
+import { closedOf, readHashed, startKind, writeRandom } from '../reliability/support.js';
 import { readOutcome } from '../cut/cut-support.js';
 
 const scope = useTestScope();
@@ -27,17 +27,6 @@ async function wsServerPool(): Promise<{ server: ServerPool; port: number }> {
   await server.start();
   scope.defer(() => server.close());
   return { server, port: server.address()!.port };
-}
-
-function closedOf(stream: Duplex, timeout = 20_000): Promise<void> {
-  if (stream.closed) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no 'close' within ${timeout} ms`)), timeout);
-    stream.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }
 
 describe.each(['ws', 'wss'] as const)('%s half-close between two ends of this library', (kind) => {
@@ -60,7 +49,7 @@ describe.each(['ws', 'wss'] as const)('%s half-close between two ends of this li
     const clientEnd = readOutcome(client);
     server.end();
     expect(await clientEnd).toMatchObject({ first: 'end', bytes: 0 });
-    await Promise.all([closedOf(client), closedOf(server)]);
+    await Promise.all([closedOf(client, 20_000), closedOf(server, 20_000)]);
     expect(client.errored).toBeNull();
     expect(server.errored).toBeNull();
   });
