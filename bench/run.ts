@@ -192,7 +192,7 @@ async function main(): Promise<number> {
   progress.clear();
 
   const notes: string[] = [];
-  if (adapters.some((a) => a.transport === 'ws')) notes.push(`ws/wss client masking: ${wsMasking()} (javascript masking caps ws c→s near 90 MiB/s)`);
+  if (adapters.some((a) => a.transport === 'ws')) notes.push(`ws/wss client masking: ${wsMasking()} (where it says javascript, masking caps ws c→s near 90 MiB/s)`);
   if (host.loadStart > host.cores * 0.5) notes.push(`The machine was busy at the start (load average ${host.loadStart} on ${host.cores} cores): absolute figures are noisy; ratios are paired per run.`);
   const results: Results = {
     version: 1,
