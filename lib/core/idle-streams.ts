@@ -166,7 +166,8 @@ export class IdleStreams {
   destroyAll(reason: DropReason): number {
     const ids = [...this.entries.keys()];
     for (const id of ids) {
-      const entry = this.entries.get(id)!;
+      const entry = this.entries.get(id);
+      if (!entry) continue; // an onDrop handler already took it out
       this.remove(id);
       entry.stream.destroy();
       this.onDrop(id, reason);

@@ -22,9 +22,39 @@ export function startH2Pair(server: H2ServerConfig = {}, client: H2ClientConfig 
   return startPair({ ...kind.server, ...server } as ServerPoolConfig, { ...kind.client, ...client }, via);
 }
 
-/** Transport figures of a pool, typed loosely for assertions. */
-export function h2Stats(pool: ClientPool | ServerPool): Record<string, number & number[]> {
-  return pool.stats.transportStats as Record<string, number & number[]>;
+/** The figures the http2 client transport reports in `stats.transportStats` (mirrors its `stats()`). */
+export interface H2ClientStats {
+  sessions: number;
+  usableSessions: number;
+  sessionsOpened: number;
+  streamsOpened: number;
+  activeStreams: number;
+  peerMaxConcurrentStreams: number[];
+  goaways: number;
+  pingTimeouts: number;
+  lastPingRttMs: number | null;
+  resets: number;
+}
+
+/** The figures the http2 server transport reports in `stats.transportStats` (mirrors its `stats()`). */
+export interface H2ServerStats {
+  sessions: number;
+  connections: number;
+  sessionsOpened: number;
+  streamsOpened: number;
+  activeStreams: number;
+  maxConcurrentStreams: number;
+  goaways: number;
+  goawaysSent: number;
+  lastPingRttMs: number | null;
+  resets: number;
+}
+
+/** Transport figures of an http2 pool, typed by side for assertions. */
+export function h2Stats(pool: ClientPool): H2ClientStats;
+export function h2Stats(pool: ServerPool): H2ServerStats;
+export function h2Stats(pool: ClientPool | ServerPool): H2ClientStats | H2ServerStats {
+  return pool.stats.transportStats as unknown as H2ClientStats | H2ServerStats;
 }
 
 export { startProxy, type Proxy } from '../support/proxy.js';

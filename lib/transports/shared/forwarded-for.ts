@@ -17,6 +17,7 @@ export function forwardedFor(remoteAddress: string | undefined, headers: Incomin
   if (!raw) return remoteAddress;
   const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
   if (entries.length === 0) return remoteAddress;
+  // In range: entries is non-empty and trustedProxies >= 1, so the index is 0 .. length - 1.
   const candidate = entries[Math.max(0, entries.length - trustedProxies)]!;
   // "[v6]:port" and "v4:port" forms, as some proxies write them.
   const bare = /^\[([^\]]+)\](?::\d+)?$/.exec(candidate)?.[1] ?? (/^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(candidate)?.[1] ?? candidate);
