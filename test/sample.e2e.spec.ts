@@ -16,6 +16,7 @@ import { SAMPLE_ENDPOINTS } from '../sample/sample.constants.js';
 import { createSampleApp, type SampleApp } from '../sample/sample-app.js';
 import { TargetService } from '../sample/target.js';
 import { TunnelExitService } from '../sample/tunnel-exit.service.js';
+import { freePorts } from './support/net.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BUILT_MAIN = resolve(ROOT, 'dist/sample/main.js');
@@ -52,20 +53,6 @@ function connectOutcome(port: number): Promise<string> {
     });
     socket.once('error', (error: NodeJS.ErrnoException) => resolvePromise(String(error.code)));
   });
-}
-
-/** `count` distinct ports that were free a moment ago: listen on 0, note the port, close. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<net.Server>((resolvePromise, reject) => {
-      const server = net.createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolvePromise(server));
-    })),
-  );
-  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((done) => server.close(done))));
-  return ports;
 }
 
 /** Polls `condition` every 10 ms; rejects after `timeout` ms naming what it waited for. */

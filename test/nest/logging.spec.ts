@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import type { LoggerService } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import net from 'node:net';
 import { PoolModule } from '../../lib/index.js';
+import { freePorts } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 
 const scope = useTestScope();
@@ -31,17 +31,9 @@ class ContextLogger implements LoggerService {
   }
 }
 
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 describe('PoolModule logs background failures through Nest', () => {
   it('a client pool dialing a closed port warns through Nest\'s Logger, context = the pool name', async () => {
-    const port = await closedPort();
+    const [port] = (await freePorts(1)) as [number];
     const logger = new ContextLogger();
     const moduleRef = await Test.createTestingModule({
       imports: [PoolModule.forRoot({ name: 'edge', client: { address: `127.0.0.1:${port}`, minIvl: 20, maxIvl: 20 } })],

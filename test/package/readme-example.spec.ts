@@ -1,10 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { freePorts } from '../support/net.js';
 
 // The README's Nest example, as written: its three src/*.ts blocks are cut out
 // of README.md, compiled like a Nest CLI app compiles them (decorators with
@@ -31,18 +31,6 @@ function compile(source: string): string {
       useDefineForClassFields: false,
     },
   }).outputText;
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<net.Server>((resolvePromise) => {
-      const server = net.createServer();
-      server.listen(0, '127.0.0.1', () => resolvePromise(server));
-    })),
-  );
-  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolvePromise) => server.close(resolvePromise))));
-  return ports;
 }
 
 /** The app around the example: AppModule with a "Hello World!" route, as `nest new` makes it. */

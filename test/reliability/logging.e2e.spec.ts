@@ -4,6 +4,7 @@ import type { ClientPool } from '../../lib/core/client-pool.js';
 import type { PoolLogger } from '../../lib/core/logger.js';
 import type { ServerPool } from '../../lib/core/server-pool.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
+import { freePorts } from '../support/net.js';
 
 /** A logger whose lines a test can wait for, event-driven. */
 function waitableLogger(): PoolLogger & { lines: Array<{ level: string; message: string }>; next(match: RegExp, ms?: number): Promise<string> } {
@@ -36,15 +37,6 @@ function waitableLogger(): PoolLogger & { lines: Array<{ level: string; message:
   };
 }
 
-/** A port on 127.0.0.1 that nothing listens on (bound, then freed). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 let client: ClientPool | undefined;
 let server: ServerPool | undefined;
 afterEach(async () => {
@@ -54,7 +46,7 @@ afterEach(async () => {
 
 describe('logging of background failures (real sockets)', () => {
   it('a client dialing a closed port logs the first failure, a summary, and the recovery once the server is up', async () => {
-    const port = await closedPort();
+    const [port] = (await freePorts(1)) as [number];
     const logger = waitableLogger();
     client = createClientPool({ address: `127.0.0.1:${port}`, minIvl: 20, maxIvl: 20, maxBackoff: 40, dialTimeout: 2000, logger, logInterval: 400, name: 'edge' });
     client.start();
