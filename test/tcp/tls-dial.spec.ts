@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createSelfSignedCertificate, type GeneratedCertificate } from '../../lib/certs/index.js';
-import { DialError, HandshakeError, InvalidIdError, PoolAbortedError, PoolRefusedError } from '../../lib/core/errors.js';
+import { DialError, HandshakeError, InvalidIdError, PoolAbortedError, PoolRefusedError, TlsMismatchError } from '../../lib/core/errors.js';
 import { randomId } from '../../lib/core/ids.js';
 import type { ClientTransport } from '../../lib/core/transport.js';
 import { createClientPool } from '../../lib/pool-factory.js';
@@ -88,6 +88,21 @@ describe('tcp client over TLS: one dial, phase by phase', () => {
     const raw = await listenRaw((socket) => socket.destroy());
     scope.defer(() => raw.close());
     await expect(transportFor(raw.port).dial({ signal: new AbortController().signal, readId: true })).rejects.toBeInstanceOf(PoolRefusedError);
+  });
+
+  it('a plain raw4 server whose ID reads as a TLS record header (16 03 01 00) is still a TlsMismatchError, not a refusal', async () => {
+    // The plain server's answer: the ID, then (on the ClientHello) the alert and a close.
+    // OpenSSL takes 16 03 01 00 15 as a header waiting for 21 bytes and sees a disconnect.
+    const raw = await listenRaw((socket) => {
+      socket.write(Buffer.from([0x16, 0x03, 0x01, 0x00]));
+      socket.once('data', () => socket.end(Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46])));
+    });
+    scope.defer(() => raw.close());
+    const error = await transportFor(raw.port, { idFormat: 'raw4' })
+      .dial({ signal: new AbortController().signal, readId: true })
+      .then(() => 'dialed', (failure: unknown) => failure);
+    expect(error).toBeInstanceOf(TlsMismatchError);
+    expect((error as TlsMismatchError).message).toMatch(/does not speak TLS/);
   });
 
   it('a close after TLS without an ID is a refusal; a short ID or a bad ID is not', async () => {

@@ -171,7 +171,14 @@ export class TcpClientTransport implements ClientTransport {
     } catch (error) {
       secured.destroy();
       if (error instanceof PoolAbortedError) throw error;
-      if (isPlainAnswer(error)) throw new TlsMismatchError(serverNotTlsMessage(peerOf(socket)), { cause: error });
+      // A TLS server says nothing before the ClientHello and answers a bad one
+      // with an alert; bytes and then a bare close are a plain server whose
+      // first bytes happened to parse as a record header still waiting for its
+      // body (a raw4 ID such as 16 03 xx xx), which OpenSSL reports as a
+      // disconnect rather than a wrong version.
+      if (isPlainAnswer(error) || (isDisconnect(error) && spokeFirst(socket))) {
+        throw new TlsMismatchError(serverNotTlsMessage(peerOf(socket)), { cause: error });
+      }
       if (isDisconnect(error)) {
         throw new PoolRefusedError('the server closed the connection during the TLS handshake (it refuses: pool full or this address is not allowed)', { cause: error });
       }
@@ -200,6 +207,11 @@ function describe(error: unknown): string {
     return `${String(error.message)}${code}`;
   }
   return String(error);
+}
+
+/** The server sent bytes on the raw connection (TLS took it over, so only the count is known). */
+function spokeFirst(socket: Duplex): boolean {
+  return socket instanceof net.Socket && socket.bytesRead > 0;
 }
 
 /** The peer hung up before the TLS handshake finished: a bare-close refusal. */
