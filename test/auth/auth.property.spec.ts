@@ -7,8 +7,9 @@ import {
 } from '../../lib/auth/index.js';
 import { createPinnedIdentityCheck, createSelfSignedCertificate, parseFingerprint } from '../../lib/certs/index.js';
 import { chunk, runs } from '../properties/fc.js';
+import { KEY_A } from './auth-support.js';
 
-const KEY = 'Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU';
+const KEY = KEY_A;
 const clientAuth = resolveClientAuth({ key: KEY })!;
 const serverAuth = resolveServerAuth({ key: KEY })!;
 const CHALLENGE_HEAD = Buffer.concat([TCP_AUTH_MAGIC, Buffer.from([1, TcpAuthType.CHALLENGE])]);

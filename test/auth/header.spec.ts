@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { once } from 'node:events';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -11,9 +11,9 @@ import {
   resolveClientAuth, resolveServerAuth, type AuthKeyInput, type HeaderCheck,
 } from '../../lib/auth/index.js';
 import { testCertificate } from '../support/certificate.js';
+import { KEY_A, KEY_B, thrown } from './auth-support.js';
+import { useTestScope } from '../support/scope.js';
 
-const KEY_A = 'Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU';
-const KEY_B = 'q2W9e8R7t6Y5u4I3o2P1a0SdFgHjKlZx';
 const client = (key = KEY_A, channelBinding = true) => resolveClientAuth({ key, channelBinding })!;
 const server = (key: AuthKeyInput | AuthKeyInput[] = KEY_A, extra: Record<string, unknown> = {}) => resolveServerAuth({ key, ...extra })!;
 
@@ -131,20 +131,7 @@ describe('header proofs in memory (unbound: the clock and the replay cache)', ()
 
 // ---- over real HTTP/2 sessions and real wss upgrades on loopback ----
 
-/** What `fn` throws (undefined if it returns). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
-
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
-});
+const scope = useTestScope();
 
 interface H2Server {
   port: number;
@@ -172,13 +159,17 @@ async function h2Server(auth = server(), bind = true): Promise<H2Server> {
   });
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
-  cleanups.push(() => srv.close());
+  scope.defer(() => {
+    srv.close();
+  });
   return { port: (srv.address() as AddressInfo).port, checks };
 }
 
 async function h2Session(port: number): Promise<http2.ClientHttp2Session> {
   const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, minVersion: 'TLSv1.3' });
-  cleanups.push(() => session.destroy());
+  scope.defer(() => {
+    session.destroy();
+  });
   await once(session, 'connect');
   return session;
 }
@@ -271,7 +262,7 @@ describe('ws: header proofs on a real wss upgrade', () => {
     });
     srv.listen(0, '127.0.0.1');
     await once(srv, 'listening');
-    cleanups.push(() => {
+    scope.defer(() => {
       for (const ws of wss.clients) ws.terminate();
       srv.closeAllConnections();
       srv.close();
@@ -281,11 +272,15 @@ describe('ws: header proofs on a real wss upgrade', () => {
 
   async function upgrade(port: number, auth = client()): Promise<{ status: number; verified: boolean | string }> {
     const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
-    cleanups.push(() => socket.destroy());
+    scope.defer(() => {
+      socket.destroy();
+    });
     await once(socket, 'secureConnect');
     const proof = new HeaderClientAuth(auth, 'ws', channelBinding(socket)).proof();
     const ws = new WebSocket(`wss://127.0.0.1:${port}/`, { createConnection: () => socket, headers: { [AUTH_HEADER]: proof.header } });
-    cleanups.push(() => ws.terminate());
+    scope.defer(() => {
+      ws.terminate();
+    });
     return new Promise((resolve) => {
       ws.on('upgrade', (response) => {
         try {

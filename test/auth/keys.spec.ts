@@ -6,9 +6,9 @@ import { inspect } from 'node:util';
 import {
   AuthHandshakeError, AuthRefusedError, MAX_KEYS, deriveKeyId, estimateEntropyBits, generateAuthKey, resolveClientAuth, resolveServerAuth,
 } from '../../lib/auth/index.js';
+import { KEY_A, KEY_B } from './auth-support.js';
 
-const KEY = 'Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU'; // 32 characters, fine
-const OTHER = 'q2W9e8R7t6Y5u4I3o2P1a0SdFgHjKlZx';
+const [KEY, OTHER] = [KEY_A, KEY_B];
 
 /** The error `fn` throws, with everything a log could show of it. */
 function failure(fn: () => unknown): { code?: string; option?: string; text: string } {

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { X509Certificate, createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -7,28 +7,19 @@ import {
   CertificatePinError, certificateFingerprints, checkPinnedPeer, createCertificateAuthority, createPinnedIdentityCheck,
   createSelfSignedCertificate, parseFingerprint, type GeneratedCertificate,
 } from '../../lib/certs/index.js';
+import { thrown } from './auth-support.js';
+import { useTestScope } from '../support/scope.js';
 
-/** What `fn` throws (undefined if it returns). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
-
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
-});
+const scope = useTestScope();
 
 async function tlsServer(certificate: { key: string; cert: string }): Promise<number> {
   const server = tls.createServer({ ...certificate, minVersion: 'TLSv1.3' }, (socket) => socket.end('hello'));
   server.on('tlsClientError', () => undefined);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  cleanups.push(() => server.close());
+  scope.defer(() => {
+    server.close();
+  });
   return (server.address() as AddressInfo).port;
 }
 
@@ -37,7 +28,9 @@ function dialPinned(port: number, pins: string | string[]): Promise<string> {
   const check = createPinnedIdentityCheck(pins);
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
-    cleanups.push(() => socket.destroy());
+    scope.defer(() => {
+      socket.destroy();
+    });
     socket.on('error', reject);
     socket.on('secureConnect', () => {
       const error = checkPinnedPeer(socket, check);
@@ -126,7 +119,9 @@ describe('pinning a self-signed server in TLS mode "1" (real TLS on loopback)', 
           host: '127.0.0.1', port, servername: 'localhost', ca: ca.cert, minVersion: 'TLSv1.3',
           checkServerIdentity: createPinnedIdentityCheck(pins, 'fingerprint', tls.checkServerIdentity),
         });
-        cleanups.push(() => socket.destroy());
+        scope.defer(() => {
+          socket.destroy();
+        });
         socket.on('secureConnect', () => resolve());
         socket.on('error', reject);
       });

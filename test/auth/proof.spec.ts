@@ -3,8 +3,9 @@ import net from 'node:net';
 import {
   EXPORTER_LABEL, channelBinding, clientProof, matchClientProof, newNonce, resolveServerAuth, sameBytes, serverProof, transcript, type ProofInput,
 } from '../../lib/auth/index.js';
+import { KEY_A, KEY_B } from './auth-support.js';
 
-const auth = resolveServerAuth({ key: ['Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU', { id: 'second', key: 'q2W9e8R7t6Y5u4I3o2P1a0SdFgHjKlZx' }] })!;
+const auth = resolveServerAuth({ key: [KEY_A, { id: 'second', key: KEY_B }] })!;
 const [keyA, keyB] = auth.keys as [typeof auth.keys[0], typeof auth.keys[0]];
 const input = (over: Partial<ProofInput> = {}): ProofInput => ({ context: 'tcp/raw4', serverNonce: Buffer.alloc(32, 1), clientNonce: Buffer.alloc(32, 2), ...over });
 

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -8,9 +8,9 @@ import {
 } from '../../lib/auth/index.js';
 import { createSelfSignedCertificate } from '../../lib/certs/index.js';
 import { testCertificate } from '../support/certificate.js';
+import { KEY_A, KEY_B, thrown } from './auth-support.js';
+import { useTestScope } from '../support/scope.js';
 
-const KEY_A = 'Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU';
-const KEY_B = 'q2W9e8R7t6Y5u4I3o2P1a0SdFgHjKlZx';
 const client = (key = KEY_A, channelBinding = true) => resolveClientAuth({ key, channelBinding })!;
 const server = (key: string | string[] = KEY_A) => resolveServerAuth({ key })!;
 const ID = Buffer.from([0xa1, 0xb2, 0xc3, 0xd4]);
@@ -184,20 +184,7 @@ describe('tcp/TLS auth exchange (in memory)', () => {
 
 // ---- over real TLS on loopback: the channel binding stops a relaying man in the middle ----
 
-/** What `fn` throws (undefined if it returns). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
-
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
-});
+const scope = useTestScope();
 
 /** A TLS server running the server side of the exchange on each connection; resolves each verdict. */
 async function authServer(auth = server(), bind = true): Promise<{ port: number; verdicts: Array<Promise<TcpServerStep>> }> {
@@ -220,7 +207,9 @@ async function authServer(auth = server(), bind = true): Promise<{ port: number;
   srv.on('tlsClientError', () => undefined);
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
-  cleanups.push(() => srv.close());
+  scope.defer(() => {
+    srv.close();
+  });
   return { port: (srv.address() as net.AddressInfo).port, verdicts };
 }
 
@@ -228,7 +217,9 @@ async function authServer(auth = server(), bind = true): Promise<{ port: number;
 function authClient(port: number, auth = client()): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, minVersion: 'TLSv1.3' });
-    cleanups.push(() => socket.destroy());
+    scope.defer(() => {
+      socket.destroy();
+    });
     let hs: TcpClientAuth | undefined;
     socket.on('secureConnect', () => {
       hs = new TcpClientAuth(auth, 'raw4', auth.channelBinding ? channelBinding(socket) : undefined);
@@ -256,13 +247,19 @@ async function tlsRelay(target: number): Promise<number> {
     front.pipe(back).pipe(front);
     front.on('close', () => back.destroy());
     back.on('close', () => front.destroy());
-    cleanups.push(() => back.destroy());
-    cleanups.push(() => front.destroy());
+    scope.defer(() => {
+      back.destroy();
+    });
+    scope.defer(() => {
+      front.destroy();
+    });
   });
   relay.on('tlsClientError', () => undefined);
   relay.listen(0, '127.0.0.1');
   await once(relay, 'listening');
-  cleanups.push(() => relay.close());
+  scope.defer(() => {
+    relay.close();
+  });
   return (relay.address() as net.AddressInfo).port;
 }
 
