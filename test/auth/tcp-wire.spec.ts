@@ -148,6 +148,17 @@ describe('tcp/TLS auth exchange (in memory)', () => {
     expect(exchange(c, s0).server.kind).toBe('accepted');
   });
 
+  it('a flood costs a bounded buffer: a megabyte of junk is refused on its first byte, a trickle never holds more than one proof', () => {
+    expect(new TcpServerAuth(server(), 'raw4').push(Buffer.alloc(1 << 20, 0x47))).toEqual({ kind: 'refused', reason: 'malformed' });
+    const s = new TcpServerAuth(server(), 'raw4');
+    const trickle = Buffer.concat([Buffer.from('NTPA'), Buffer.from([1, 2]), Buffer.alloc(200, 0x55)]);
+    let verdict: TcpServerStep = { kind: 'need' };
+    let pushed = 0;
+    while (verdict.kind === 'need') verdict = s.push(trickle.subarray(pushed, ++pushed));
+    expect(pushed).toBe(70); // decided at exactly one proof's length
+    expect(verdict).toEqual({ kind: 'refused', reason: 'mismatch' });
+  });
+
   it('bytes that are not a proof (wrong magic, version, type) are refused', () => {
     for (const bad of [Buffer.from('GET / HTTP/1.1\r\n'), Buffer.from([0x4e, 0x54, 0x50, 0x41, 0x09]), Buffer.from([0x4e, 0x54, 0x50, 0x41, 0x01, 0x01])]) {
       expect(new TcpServerAuth(server(), 'raw4').push(bad)).toEqual({ kind: 'refused', reason: 'malformed' });
