@@ -21,3 +21,4 @@ export {
   encodeAuthRequestHeader, encodeAuthResponseHeader, isAuthChallenge, parseAuthRequestHeader, parseAuthResponseHeader,
   type AuthRequestHeader, type ClientHeaderProof, type HeaderCheck, type HeaderTransport,
 } from './header.js';
+export { certificateIdentity, identityLabel, keyIdentity, type ClientIdentity } from './identity.js';
