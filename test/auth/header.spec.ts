@@ -145,7 +145,11 @@ async function h2Server(auth = server(), bind = true): Promise<H2Server> {
   const front = new HeaderServerAuth(auth, 'http2');
   const perSession = new WeakMap<http2.ServerHttp2Session, ReturnType<HeaderServerAuth['connection']>>();
   const checks: HeaderCheck[] = [];
-  srv.on('session', (session) => perSession.set(session, front.connection(bind ? channelBinding(session.socket) : undefined)));
+  srv.on('session', (session) => {
+    const binding = channelBinding(session.socket);
+    expect(binding).toHaveLength(32);
+    perSession.set(session, front.connection(bind ? binding : undefined));
+  });
   srv.on('stream', (stream, headers) => {
     const check = perSession.get(stream.session as http2.ServerHttp2Session)!.check(headers[AUTH_HEADER]);
     checks.push(check);
@@ -188,6 +192,7 @@ describe('http2: header proofs bound to the session (real sessions)', () => {
   it('the right key on every stream of a session; the server proves the key back', async () => {
     const srv = await h2Server();
     const session = await h2Session(srv.port);
+    expect(channelBinding(session.socket)).toHaveLength(32); // through the session's socket proxy
     const auth = new HeaderClientAuth(client(), 'http2', channelBinding(session.socket));
     for (let i = 0; i < 3; i++) {
       const proof = auth.proof();
@@ -251,7 +256,9 @@ describe('ws: header proofs on a real wss upgrade', () => {
     const front = new HeaderServerAuth(auth, 'ws');
     const checks: HeaderCheck[] = [];
     srv.on('upgrade', (request, socket, head) => {
-      const check = front.connection(channelBinding(request.socket)).check(request.headers[AUTH_HEADER]);
+      const binding = channelBinding(request.socket);
+      expect(binding).toHaveLength(32);
+      const check = front.connection(binding).check(request.headers[AUTH_HEADER]);
       checks.push(check);
       if (!check.ok) {
         socket.end(`HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: ${AUTH_CHALLENGE}\r\nContent-Length: 13\r\nConnection: close\r\n\r\n${AUTH_REFUSAL.body}`);
@@ -276,6 +283,7 @@ describe('ws: header proofs on a real wss upgrade', () => {
       socket.destroy();
     });
     await once(socket, 'secureConnect');
+    expect(channelBinding(socket)).toHaveLength(32);
     const proof = new HeaderClientAuth(auth, 'ws', channelBinding(socket)).proof();
     const ws = new WebSocket(`wss://127.0.0.1:${port}/`, { createConnection: () => socket, headers: { [AUTH_HEADER]: proof.header } });
     scope.defer(() => {
