@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import {
   bitString, boolean, explicit, implicit, integer, octetString, oid, sequence, set, time, utf8String,
 } from './der.js';
+import { certificateFingerprints, type CertificateFingerprints } from './fingerprint.js';
 
 export interface CertificateOptions {
   commonName?: string;
@@ -14,6 +15,8 @@ export interface CertificateOptions {
 export interface GeneratedCertificate {
   key: string;
   cert: string;
+  /** SHA-256 of the certificate and of its public key: what a client in TLS mode "1" pins (print it for the other side). */
+  fingerprint: CertificateFingerprints;
 }
 
 export interface CertificateAuthority extends GeneratedCertificate {
@@ -141,6 +144,7 @@ function build(commonName: string, validDays: number, isCa: boolean, altNames: s
   return {
     key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     cert: toPem('CERTIFICATE', cert),
+    fingerprint: certificateFingerprints(cert),
     signer: self,
   };
 }
@@ -149,8 +153,8 @@ function leaf(options: CertificateOptions | undefined, issuer?: Signer): Generat
   const commonName = validateCommonName(options?.commonName, 'localhost');
   const altNames = validateAltNames(options?.altNames);
   const validDays = validateDays(options?.validDays, 365);
-  const { key, cert } = build(commonName, validDays, false, altNames, issuer);
-  return { key, cert };
+  const { key, cert, fingerprint } = build(commonName, validDays, false, altNames, issuer);
+  return { key, cert, fingerprint };
 }
 
 /** Self-signed end-entity certificate for TLS servers and clients. */
@@ -162,6 +166,6 @@ export function createSelfSignedCertificate(options?: CertificateOptions): Gener
 export function createCertificateAuthority(options?: { commonName?: string; validDays?: number }): CertificateAuthority {
   const commonName = validateCommonName(options?.commonName, 'nestjs-tunnel-pool CA');
   const validDays = validateDays(options?.validDays, 3650);
-  const { key, cert, signer } = build(commonName, validDays, true, []);
-  return { key, cert, issue: (leafOptions?: CertificateOptions) => leaf(leafOptions, signer) };
+  const { key, cert, fingerprint, signer } = build(commonName, validDays, true, []);
+  return { key, cert, fingerprint, issue: (leafOptions?: CertificateOptions) => leaf(leafOptions, signer) };
 }

@@ -5,3 +5,15 @@ export {
   type CertificateOptions,
   type GeneratedCertificate,
 } from './certificate.js';
+export {
+  CertificatePinError,
+  certificateFingerprints,
+  checkPinnedPeer,
+  createPinnedIdentityCheck,
+  fingerprintDigests,
+  formatFingerprint,
+  parseFingerprint,
+  type CertificateFingerprints,
+  type CertificateSource,
+  type Fingerprint,
+} from './fingerprint.js';
