@@ -1,5 +1,6 @@
 import type { Server } from 'node:net';
 import { ListenError } from '../../core/errors.js';
+import type { AcceptFailure } from '../../core/transport.js';
 
 /**
  * Listens `server` on `host:port`, turning a failure (port taken, address
@@ -21,7 +22,7 @@ export function listen(
   port: number,
   host: string,
   portOption: string,
-  onAcceptError: (reason: string, error: Error) => void = () => undefined,
+  onAcceptError: (reason: AcceptFailure, error: Error) => void = () => undefined,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onError = (error: Error & { code?: string }): void => {
@@ -38,12 +39,12 @@ export function listen(
 }
 
 /** The reason a failed accept is counted under. */
-export function acceptErrorReason(error: Error & { code?: string }): string {
-  return error.code === 'EMFILE' || error.code === 'ENFILE' ? `accept-${error.code.toLowerCase()}` : 'accept-error';
+export function acceptErrorReason(error: Error & { code?: string }): AcceptFailure {
+  return error.code === 'EMFILE' ? 'accept-emfile' : error.code === 'ENFILE' ? 'accept-enfile' : 'accept-error';
 }
 
 /** Keeps failed accepts of a listening `server` from ending the process, until it closes. */
-export function watchAcceptErrors(server: Server, onAcceptError: (reason: string, error: Error) => void): void {
+export function watchAcceptErrors(server: Server, onAcceptError: (reason: AcceptFailure, error: Error) => void): void {
   const onError = (error: Error): void => onAcceptError(acceptErrorReason(error), error);
   server.on('error', onError);
   server.once('close', () => server.off('error', onError));
