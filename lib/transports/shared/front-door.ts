@@ -222,7 +222,7 @@ export class FrontDoor {
     const onError = (error: unknown): void => {
       if (!secured) visit.fail(options.alpn && isAlpnFailure(error) ? 'alpn' : 'tls', error);
       else if (options.errorAfterSecure) visit.fail(options.errorAfterSecure, error);
-      else stream.destroy();
+      // Else the transport's own layer (Node's HTTP server) answers it; the stream destroys itself.
     };
     // Before TLS is done the raw socket's errors are the handshake's too.
     if (stream !== socket) visit.defer(listen(socket, { error: onError }));
