@@ -6,8 +6,9 @@ import { SlotGate } from '../../core/admission.js';
 import { InvalidOptionsError } from '../../core/errors.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
+import { listen } from '../../core/listeners.js';
 import { FrontDoor, type Visit } from '../shared/front-door.js';
-import { listen } from '../shared/listen.js';
+import { listen as listenOn } from '../shared/listen.js';
 import { readExact } from '../shared/read-exact.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 import { resolveHttp2Flow, SESSION_CLOSE_GRACE, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
@@ -164,7 +165,7 @@ export class Http2ServerTransport implements ServerTransport {
     this.door = door;
     const listener = net.createServer({ noDelay: true }, (socket) => door.enter(socket, (visit) => this.open(visit)));
     this.listener = listener;
-    await listen(listener, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
+    await listenOn(listener, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
   }
 
   address(): { address: string; port: number; family: string } | null {
@@ -286,8 +287,8 @@ export class Http2ServerTransport implements ServerTransport {
 
   /** Apart from handle(), so that nothing of the handshake stays reachable from an idle stream. */
   private handshake(stream: ServerHttp2Stream, admission: Admission): void {
-    const onError = (): void => undefined;
-    stream.on('error', onError);
+    // Until it is pooled, an error of the stream is the handshake's (readExact reports it).
+    const unguard = listen(stream, { error: () => undefined });
     const abort = new AbortController();
     this.handshakes.add(abort);
     // Nothing goes out before the client's first byte (0x00); then 200 and the ID.
@@ -297,7 +298,7 @@ export class Http2ServerTransport implements ServerTransport {
         if (stream.destroyed || stream.closed) return admission.fail('closed-in-handshake');
         stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
         stream.write(Buffer.from(admission.id, 'hex'));
-        stream.off('error', onError);
+        unguard();
         admission.accept(stream);
       },
       (error: unknown) => {

@@ -1,5 +1,6 @@
 import type { Server } from 'node:net';
 import { ListenError } from '../../core/errors.js';
+import { listen as on } from '../../core/listeners.js';
 import type { AcceptFailure } from '../../core/transport.js';
 
 /**
@@ -26,12 +27,13 @@ export function listen(
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onError = (error: Error & { code?: string }): void => {
+      stop();
       const hint = error.code === 'EADDRINUSE' ? '; the port is taken: choose another or stop what uses it' : '';
       reject(new ListenError(portOption, `cannot listen on ${host}:${port} (${portOption}): ${error.message}${hint}`, { cause: error }));
     };
-    server.once('error', onError);
+    const stop = on(server, { error: onError });
     server.listen(port, host, () => {
-      server.off('error', onError);
+      stop();
       watchAcceptErrors(server, onAcceptError);
       resolve();
     });
@@ -45,7 +47,5 @@ export function acceptErrorReason(error: Error & { code?: string }): AcceptFailu
 
 /** Keeps failed accepts of a listening `server` from ending the process, until it closes. */
 export function watchAcceptErrors(server: Server, onAcceptError: (reason: AcceptFailure, error: Error) => void): void {
-  const onError = (error: Error): void => onAcceptError(acceptErrorReason(error), error);
-  server.on('error', onError);
-  server.once('close', () => server.off('error', onError));
+  server.once('close', on(server, { error: (error: Error) => onAcceptError(acceptErrorReason(error), error) }));
 }

@@ -5,7 +5,8 @@ import { encodeId, type IdWireForm } from '../../core/ids.js';
 import type { ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { FrontDoor, type Visit } from '../shared/front-door.js';
-import { listen } from '../shared/listen.js';
+import { listen, type Disposer } from '../../core/listeners.js';
+import { listen as listenOn } from '../shared/listen.js';
 import { resetOnCut } from './reset-on-cut.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 
@@ -82,7 +83,8 @@ export class TcpServerTransport implements ServerTransport {
   private server?: net.Server;
   private ownsServer = false;
   private door?: FrontDoor;
-  private onConnection?: (socket: net.Socket) => void;
+  /** Stops taking the server's connections. */
+  private stopAccepting?: Disposer;
 
   constructor(private readonly config: ResolvedTcpServer) {
     this.kind = config.secureContext ? 'tls' : 'tcp';
@@ -105,14 +107,13 @@ export class TcpServerTransport implements ServerTransport {
       errorAfterSecure: 'socket-error',
     });
     this.door = door;
-    this.onConnection = (socket) => door.enter(socket, (visit) => this.sendId(visit));
-    server.on('connection', this.onConnection);
+    this.stopAccepting = listen(server, { connection: (socket: net.Socket) => door.enter(socket, (visit) => this.sendId(visit)) });
     if (server.listening) return;
     this.ownsServer = true;
     try {
-      await listen(server, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
+      await listenOn(server, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
     } catch (error) {
-      server.off('connection', this.onConnection);
+      this.stopAccepting();
       throw error;
     }
   }
@@ -125,7 +126,7 @@ export class TcpServerTransport implements ServerTransport {
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
-    if (this.onConnection) server.off('connection', this.onConnection);
+    this.stopAccepting?.();
     this.door?.close();
     if (this.ownsServer && server.listening) {
       // Frees the port now; connections already handed to the application

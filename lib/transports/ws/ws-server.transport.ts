@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import { InvalidOptionsError } from '../../core/errors.js';
+import { listen, type Disposer } from '../../core/listeners.js';
 import { encodeId } from '../../core/ids.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
@@ -139,7 +140,8 @@ export class WsServerTransport implements ServerTransport {
   private http?: http.Server | https.Server;
   /** Our own port, when no server was given. */
   private ownPort?: WsOwnPort;
-  private onUpgrade?: (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** Stops taking the server's upgrades. */
+  private stopUpgrades?: Disposer;
   private upgrades = 0;
   /** Messages refused for exceeding maxPayload (closed with 1009). */
   private oversizedMessages = 0;
@@ -168,8 +170,8 @@ export class WsServerTransport implements ServerTransport {
     const { path, trustedProxies } = this.config;
     const upgrades = (server: http.Server | https.Server, shared: boolean, arrived: (socket: Duplex) => void): void => {
       this.http = server;
-      this.onUpgrade = upgradeHandler({ acceptor, wss: this.wss, path, trustedProxies, shared, server, arrived, accept: (...args) => this.accept(...args) });
-      server.on('upgrade', this.onUpgrade);
+      const onUpgrade = upgradeHandler({ acceptor, wss: this.wss, path, trustedProxies, shared, server, arrived, accept: (...args) => this.accept(...args) });
+      this.stopUpgrades = listen(server, { upgrade: onUpgrade });
     };
     if (this.config.server) {
       const server = this.config.server();
@@ -202,7 +204,7 @@ export class WsServerTransport implements ServerTransport {
   }
 
   async close(): Promise<void> {
-    if (this.onUpgrade) this.http?.off('upgrade', this.onUpgrade);
+    this.stopUpgrades?.();
     this.wss.close();
     await this.ownPort?.close();
   }
