@@ -265,7 +265,8 @@ export class FrontDoor {
     const hook = this.options.authenticate;
     if (!hook) return next(visit);
     Promise.resolve()
-      .then(() => hook(visit))
+      // The hook sees the peer, not the visit: it answers by resolving or throwing.
+      .then(() => hook({ remoteAddress: visit.remoteAddress, stream: visit.stream, socket: visit.socket }))
       .then(
         () => {
           if (visit.open) next(visit);
