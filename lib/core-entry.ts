@@ -45,10 +45,14 @@ export type {
   ServerAcceptor,
   Admission,
   Refusal,
+  RefusalReason,
+  HandshakeFailure,
+  AcceptFailure,
   ConnectingOptions,
   DialContext,
   DialResult,
 } from './core/transport.js';
+export { REFUSAL_REASONS } from './core/transport.js';
 export type { TransportFactory } from './transports/transport-factory.js';
 export { TcpClientTransport, TcpServerTransport, tcpTransport, type TcpClientOptions, type TcpServerOptions } from './transports/tcp/index.js';
 // HTTP/2

@@ -51,9 +51,63 @@ export interface ClientTransport {
  * (maxCap), `busy` (maxHandshakes), `peer-busy` (maxHandshakesPerPeer: this
  * address holds its share of handshakes), `connection-busy`
  * (maxHandshakesPerConnection: this connection does), `ip` (allowedIps),
- * `closed` (the pool is closing).
+ * `closed` (the pool is closing). What `ServerAcceptor.admit` and
+ * `ServerAcceptor.connecting` answer instead of a slot.
  */
 export type Refusal = 'full' | 'busy' | 'peer-busy' | 'connection-busy' | 'ip' | 'closed';
+
+/**
+ * Every reason a server pool counts in `stats.refusals`, one table for all
+ * transports (the keys are public: a name here is never renamed). Grouped by
+ * where it is decided; each entry is the one-line meaning shown in the docs.
+ */
+export const REFUSAL_REASONS = {
+  // The pool's admission (`admit` / `connecting`).
+  full: 'the pool holds maxCap streams (idle plus handshaking)',
+  busy: 'maxHandshakes connections are in their handshake',
+  'peer-busy': 'this peer address holds its maxHandshakesPerPeer share',
+  'connection-busy': 'this connection holds its maxHandshakesPerConnection share (HTTP/2)',
+  ip: 'the peer address is outside allowedIps',
+  closed: 'the pool is closing',
+  fds: 'the process is near its file descriptor limit (the peer sees "busy")',
+  // The listener.
+  'accept-emfile': "the listener's accept failed: out of descriptors for the process",
+  'accept-enfile': "the listener's accept failed: out of descriptors for the system",
+  'accept-error': "the listener's accept failed otherwise",
+  // The front door: the connection's own handshake (TLS, deadline), every transport.
+  tls: 'the TLS handshake failed (not TLS, bad version, reset during it)',
+  alpn: 'TLS without the required ALPN protocol (http2: h2)',
+  'handshake-timeout': 'the handshake did not complete within handshakeTimeout',
+  'closed-in-handshake': 'the peer closed (or ended) before its handshake completed',
+  'socket-error': 'the connection failed (e.g. was reset) before its ID was written (tcp/TLS)',
+  unauthenticated: 'refused by the authentication step (reserved: no built-in transport authenticates yet)',
+  // http2.
+  'bad-preface': 'bytes after TLS that do not start with the HTTP/2 connection preface',
+  'h2-protocol': 'HTTP/2 frames the server cannot take, before any stream',
+  'not-found': 'a request other than POST /stream',
+  sessions: 'maxSessions connections are open (closed bare at accept)',
+  'peer-sessions': 'this peer address holds maxSessionsPerPeer connections (closed bare at accept)',
+  'no-stream': 'a session that opened no stream within its deadline',
+  // ws.
+  'not-upgrade': 'a plain HTTP request on the pool\'s own port (426)',
+  'bad-request': 'bytes the HTTP parser cannot take (400)',
+  'headers-too-large': 'request headers past the parser\'s limit (431)',
+  path: 'an upgrade to a path the pool does not serve (404)',
+  'bad-upgrade': 'an upgrade request ws refuses (bad key, version, method: 400/405)',
+} as const satisfies Record<Refusal, string> & Record<string, string>;
+
+/**
+ * A reason a server counts: one of `REFUSAL_REASONS`, or, for a transport
+ * written outside this package, its own reason under a prefix of its name
+ * (`'unix:bad-hello'`), which can never collide with a built-in one.
+ */
+export type RefusalReason = keyof typeof REFUSAL_REASONS | `${string}:${string}`;
+
+/** The reasons the front door counts for a connection's own handshake. */
+export type HandshakeFailure = 'tls' | 'alpn' | 'handshake-timeout' | 'closed-in-handshake' | 'socket-error' | 'unauthenticated';
+
+/** The reasons a failed accept on a listener is counted under. */
+export type AcceptFailure = 'accept-emfile' | 'accept-enfile' | 'accept-error';
 
 /** How `ServerAcceptor.connecting` treats the address it is given. */
 export interface ConnectingOptions {
@@ -73,7 +127,7 @@ export interface Admission {
   /** The peer has been sent its ID: the stream joins the pool. */
   accept(stream: Duplex): void;
   /** The handshake failed; `reason` is counted in the stats. */
-  fail(reason: string, error?: unknown): void;
+  fail(reason: RefusalReason, error?: unknown): void;
 }
 
 export interface ServerAcceptor {
@@ -91,7 +145,7 @@ export interface ServerAcceptor {
    */
   admit(remoteAddress: string | undefined, connection?: object): Admission | Refusal;
   /** Counts a refusal the transport decided on its own (bad ALPN, wrong path...). */
-  refused(reason: string): void;
+  refused(reason: RefusalReason): void;
   /**
    * For a transport whose connection handshake (TLS, an HTTP upgrade) comes
    * before any pooled stream is admitted: called at accept, before any TLS.

@@ -101,25 +101,17 @@ describe('http2 server: HTTP/1.1 instead of HTTP/2', () => {
     await expectStillServing(scope, p);
   });
 
-  it("over TLS with ALPN h2 but an HTTP/1.1 request where the connection preface belongs: dropped, counted as 'bad-preface'", async () => {
+  it.each<[string, string, Array<string | Buffer>]>([
+    ['an HTTP/1.1 request where the connection preface belongs', 'bad-preface', [request]],
+    ['the connection preface then frames that are not HTTP/2', 'h2-protocol', ['PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', Buffer.alloc(24, 0xff)]],
+  ])("over TLS with ALPN h2, %s: dropped, counted as '%s'", async (_what, reason, bytes) => {
     const p = await pairOf(kind!);
     const before = refusals(p);
     const raw = await openRaw(scope, p.port, true, ['h2']);
-    raw.socket.write(request);
+    for (const piece of bytes) raw.socket.write(piece);
     await raw.closed();
     expect(raw.received.data.toString('latin1')).not.toMatch(/HTTP\/1\.1/);
-    await expectOneRefusal(p, before, 'bad-preface');
-    await expectStillServing(scope, p);
-  });
-
-  it("over TLS with ALPN h2, the connection preface then frames that are not HTTP/2: dropped, counted as 'h2-protocol'", async () => {
-    const p = await pairOf(kind!);
-    const before = refusals(p);
-    const raw = await openRaw(scope, p.port, true, ['h2']);
-    raw.socket.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-    raw.socket.write(Buffer.alloc(24, 0xff));
-    await raw.closed();
-    await expectOneRefusal(p, before, 'h2-protocol');
+    await expectOneRefusal(p, before, reason);
     await expectStillServing(scope, p);
   });
 

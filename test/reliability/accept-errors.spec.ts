@@ -27,8 +27,9 @@ describe.each<Kind>(['tcp', 'tls', 'http2', 'ws'])('%s: a failed accept on the p
   it('is counted, does not end the process, and the pool goes on accepting', async () => {
     const p = await scope.pair(startKind, kind, {}, { minCap: 2, maxCap: 2 });
     await p.client.waitForActive(2, 10_000);
-    const transport = p.server.transport as unknown as { server?: net.Server; listener?: net.Server };
-    const listener = transport.listener ?? transport.server;
+    // tcp: its server; http2: its listener; ws: its own port's listener.
+    const transport = p.server.transport as unknown as { server?: net.Server; listener?: net.Server; ownPort?: { listener: net.Server } };
+    const listener = transport.listener ?? transport.server ?? transport.ownPort?.listener;
     expect(listener?.listening).toBe(true);
     expect(() => {
       listener!.emit('error', acceptError('EMFILE', -24));

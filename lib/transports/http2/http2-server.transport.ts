@@ -6,11 +6,13 @@ import { SlotGate } from '../../core/admission.js';
 import { InvalidOptionsError } from '../../core/errors.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
-import { listen } from '../shared/listen.js';
+import { listen } from '../../core/listeners.js';
+import { FrontDoor, type Visit } from '../shared/front-door.js';
+import { listen as listenOn } from '../shared/listen.js';
 import { readExact } from '../shared/read-exact.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 import { resolveHttp2Flow, SESSION_CLOSE_GRACE, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
-import { Http2StreamAbortedError } from './http2-stream.error.js';
+import { ServerSession, type SessionHost } from './server-session.js';
 import { closedGracefully, guardStream, type StreamOwner } from './stream-guard.js';
 
 export interface Http2ServerOptions extends Http2FlowOptions {
@@ -79,41 +81,6 @@ export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Serv
   };
 }
 
-interface Connection {
-  readonly remoteAddress: string | undefined;
-  /** The TLS socket under the session (Node forbids destroying it through `session.socket`). */
-  readonly socket?: tls.TLSSocket;
-  readonly streams: Set<ServerHttp2Stream>;
-  reason?: Http2StreamAbortedError;
-  /** The session on it, once Node made it. */
-  session?: ServerHttp2Session;
-}
-
-/** A session of the server and what its streams need to know: the owner of every stream on it. */
-class SessionEntry implements StreamOwner {
-  open = 0;
-  /** A stream was ever opened on it: a protocol error before that is a refusal of the connection. */
-  carried = false;
-  /** GOAWAY sent by retire(): its deadline stands, stream closes do not re-arm the idle timer. */
-  retiring = false;
-  idleTimer?: NodeJS.Timeout;
-
-  constructor(
-    readonly session: ServerHttp2Session,
-    /** The connection under the session: its streams, and why they ended if it died. */
-    readonly connection: Connection,
-    private readonly onStreamClosed: (entry: SessionEntry | undefined, stream: Http2Stream) => void,
-  ) {}
-
-  get abortReason(): Http2StreamAbortedError | undefined {
-    return this.connection.reason;
-  }
-
-  streamClosed(stream: Http2Stream): void {
-    this.onStreamClosed(this, stream);
-  }
-}
-
 const NOT_FOUND = 'not found\n';
 /** nghttp2's NGHTTP2_ERR_BAD_CLIENT_MAGIC: the connection did not start with the HTTP/2 preface. */
 const NGHTTP2_ERR_BAD_CLIENT_MAGIC = -903;
@@ -136,20 +103,35 @@ export class Http2ServerTransport implements ServerTransport {
   readonly quietIdle = true;
   private listener?: net.Server;
   private h2?: Http2Server;
-  private readonly sessions = new Map<ServerHttp2Session, SessionEntry>();
-  private readonly handshakes = new Set<{ destroy(): void }>();
+  private door?: FrontDoor;
+  private readonly sessions = new Map<ServerHttp2Session, ServerSession>();
+  /** Pooled streams waiting for their first byte. */
+  private readonly handshakes = new Set<AbortController>();
   private closing?: Promise<void>;
-  private connecting?: Connection;
+  /** The connection whose session Node is making (synchronously, inside emit('connection')). */
+  private connecting?: ServerSession;
   private acceptor?: ServerAcceptor;
   private readonly totals = { sessionsOpened: 0, streamsOpened: 0, activeStreams: 0, goawaysReceived: 0, goawaysSent: 0, resets: 0 };
   /** Connections from accept to close (in TLS, or carrying a session), in total and per peer. */
   private readonly connections: SlotGate;
+  /** What every session reports to. */
+  private readonly host: SessionHost;
 
   /** Learnt from the pool at listen(). */
   private limits = { maxConcurrentStreams: 0 };
 
   constructor(private readonly config: ResolvedHttp2Server) {
     this.connections = new SlotGate({ total: config.maxSessions, perPeer: config.maxSessionsPerPeer, perConnection: Infinity });
+    this.host = {
+      keepAlive: config.keepAlive,
+      handshakeTimeout: config.handshakeTimeout,
+      streamClosed: (_session, stream) => {
+        this.totals.activeStreams--;
+        if (!closedGracefully(stream)) this.totals.resets++;
+      },
+      goawaySent: () => this.totals.goawaysSent++,
+      noStream: () => this.acceptor?.refused('no-stream'),
+    };
   }
 
   async listen(acceptor: ServerAcceptor): Promise<void> {
@@ -167,9 +149,23 @@ export class Http2ServerTransport implements ServerTransport {
       acceptor.refused(error.errno === NGHTTP2_ERR_BAD_CLIENT_MAGIC ? 'bad-preface' : 'h2-protocol');
     });
     this.h2 = h2;
-    const listener = net.createServer({ noDelay: true }, (socket) => this.secure(socket, acceptor));
+    // Every connection counts against maxSessions until it closes, from accept; its
+    // pooled streams are admitted later, one by one: the connection holds a handshake
+    // slot (in total and for its address) until its TLS is done.
+    const door = new FrontDoor(acceptor, {
+      admit: 'connection',
+      connectionLimit: { gate: this.connections, busy: 'sessions', peerBusy: 'peer-sessions' },
+      secureContext: this.config.secureContext,
+      alpn: ['h2'],
+      keepAlive: this.config.keepAlive,
+      noDelay: true,
+      halfOpen: false,
+      handshakeTimeout: this.config.handshakeTimeout,
+    });
+    this.door = door;
+    const listener = net.createServer({ noDelay: true }, (socket) => door.enter(socket, (visit) => this.open(visit)));
     this.listener = listener;
-    await listen(listener, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
+    await listenOn(listener, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
   }
 
   address(): { address: string; port: number; family: string } | null {
@@ -193,18 +189,14 @@ export class Http2ServerTransport implements ServerTransport {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       if (this.listener?.listening) this.listener.close();
-      for (const handshake of [...this.handshakes]) handshake.destroy();
+      this.door?.close();
+      for (const handshake of [...this.handshakes]) handshake.abort();
       this.handshakes.clear();
-      const entries = [...this.sessions.values()];
-      for (const entry of entries) this.goaway(entry);
+      for (const session of this.sessions.values()) session.goaway();
       await new Promise<void>((resolve) => {
         if (this.sessions.size === 0) return resolve();
         const timer = setTimeout(() => {
-          for (const entry of this.sessions.values()) {
-            entry.session.destroy();
-            // A session frozen in a pending write does not free its socket on destroy().
-            entry.connection.socket?.destroy();
-          }
+          for (const session of this.sessions.values()) session.destroy();
           resolve();
         }, timeout + SESSION_CLOSE_GRACE);
         const check = (): void => {
@@ -212,7 +204,7 @@ export class Http2ServerTransport implements ServerTransport {
           clearTimeout(timer);
           resolve();
         };
-        for (const entry of entries) entry.session.once('close', () => setImmediate(check));
+        for (const session of this.sessions.keys()) session.once('close', () => setImmediate(check));
       });
     })();
     return this.closing;
@@ -235,94 +227,26 @@ export class Http2ServerTransport implements ServerTransport {
 
   // ---- connections ------------------------------------------------------
 
-  /** TLS 1.3 with ALPN h2 only; then the socket becomes an HTTP/2 session. */
-  private secure(socket: net.Socket, acceptor: ServerAcceptor): void {
-    if (this.closing) {
-      socket.destroy();
-      return;
-    }
-    // Every connection counts against maxSessions until it closes, from accept.
-    const counted = this.connections.take(socket.remoteAddress, undefined, false);
-    if (typeof counted === 'string') {
-      socket.destroy();
-      acceptor.refused(counted === 'busy' ? 'sessions' : 'peer-sessions');
-      return;
-    }
-    socket.once('close', counted);
-    // The peer address is checked here, before TLS; TLS comes before any
-    // stream is admitted: hold a handshake slot (in total and for the peer) for it.
-    const release = acceptor.connecting(socket.remoteAddress);
-    if (typeof release === 'string') {
-      socket.destroy();
-      return;
-    }
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, this.config.keepAlive);
-    socket.on('error', () => undefined);
-    const secured = new tls.TLSSocket(socket, { isServer: true, secureContext: this.config.secureContext, ALPNProtocols: ['h2'] });
-    this.handshakes.add(secured);
-    // Whichever closes first frees the connection's count (the TLS socket owns the handle).
-    secured.once('close', counted);
-    const refuse = (reason: string): void => {
-      cleanup();
-      secured.destroy();
-      socket.destroy();
-      acceptor.refused(reason);
-    };
-    const onError = (error: unknown): void => refuse(isAlpnFailure(error) ? 'alpn' : 'tls');
-    const onClose = (): void => refuse('closed-in-handshake');
-    const timer = setTimeout(() => refuse('handshake-timeout'), this.config.handshakeTimeout);
-    const cleanup = (): void => {
-      release();
-      clearTimeout(timer);
-      this.handshakes.delete(secured);
-      secured.off('error', onError);
-      secured.off('close', onClose);
-    };
-    secured.on('error', onError);
-    secured.on('close', onClose);
-    secured.once('secure', () => {
-      if (secured.alpnProtocol !== 'h2') return refuse('alpn');
-      cleanup();
-      secured.on('error', () => undefined);
-      // What tls.Server does before 'secureConnection'; Node's HTTP/2 session waits for it.
-      (secured as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
-      // Registered before Node's own listeners, which end the streams without
-      // an error: ours fail them first, with a typed one.
-      const connection: Connection = { remoteAddress: socket.remoteAddress, socket: secured, streams: new Set() };
-      const lost = (error?: Error): void => {
-        connection.reason ??= new Http2StreamAbortedError('connection-lost', `the HTTP/2 session's connection ${error ? `failed: ${error.message}` : 'closed'}`);
-        for (const stream of connection.streams) if (!stream.destroyed) stream.destroy(connection.reason);
-      };
-      secured.once('error', lost);
-      secured.once('close', () => lost());
-      // A peer that hangs up (even mid-frame) takes its session with it, at once.
-      const hungUp = (): void => {
-        if (!connection.session || connection.session.destroyed) return;
-        lost(); // the streams in use get their typed error first
-        connection.session.destroy();
-      };
-      secured.once('end', hungUp);
-      secured.once('close', hungUp);
-      // Node makes the session synchronously inside this emit: track() picks it up.
-      this.connecting = connection;
-      this.h2!.emit('connection', secured);
-      this.connecting = undefined;
-    });
+  /** Through the front door (TLS 1.3, ALPN h2): the socket becomes an HTTP/2 session. */
+  private open(visit: Visit): void {
+    visit.done();
+    const secured = visit.stream as tls.TLSSocket;
+    secured.on('error', () => undefined);
+    // What tls.Server does before 'secureConnection'; Node's HTTP/2 session waits for it.
+    (secured as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+    // Node makes the session synchronously inside this emit: track() picks it up.
+    this.connecting = new ServerSession(this.host, visit.remoteAddress, secured);
+    this.h2!.emit('connection', secured);
+    this.connecting = undefined;
   }
 
   private track(session: ServerHttp2Session): void {
-    const connection = this.connecting ?? { remoteAddress: undefined, streams: new Set<ServerHttp2Stream>() };
-    connection.session = session;
-    const entry = new SessionEntry(session, connection, (closedOn, stream) => this.streamClosed(closedOn, stream));
-    this.sessions.set(session, entry);
+    const connection = this.connecting ?? new ServerSession(this.host, undefined);
+    this.sessions.set(session, connection);
     this.totals.sessionsOpened++;
     session.on('error', () => undefined);
     session.on('goaway', () => this.totals.goawaysReceived++);
-    session.once('close', () => {
-      clearTimeout(entry.idleTimer);
-      this.sessions.delete(session);
-    });
+    session.once('close', () => this.sessions.delete(session));
     const widen = (): void => {
       try {
         session.setLocalWindowSize(this.config.sessionWindowSize);
@@ -332,100 +256,30 @@ export class Http2ServerTransport implements ServerTransport {
     };
     if (session.connecting) session.once('connect', widen);
     else widen();
-    this.armIdle(entry);
-    if (this.closing) this.goaway(entry);
-  }
-
-  private streamClosed(entry: SessionEntry | undefined, stream: Http2Stream): void {
-    this.totals.activeStreams--;
-    if (!closedGracefully(stream)) this.totals.resets++;
-    if (entry) {
-      entry.connection.streams.delete(stream as ServerHttp2Stream);
-      entry.open--;
-      this.armIdle(entry);
-    }
+    connection.attach(session, this.closing !== undefined);
   }
 
   /** The owner of a stream whose session is not tracked (none is expected: Node announces a session before its streams). */
-  private readonly untracked: StreamOwner = { abortReason: undefined, streamClosed: (stream) => this.streamClosed(undefined, stream) };
-
-  /**
-   * A session with no stream for 2 × keepAlive is closed (GOAWAY), as the Go
-   * server does. One that has not carried a stream yet gets no longer than
-   * handshakeTimeout to open one (it costs an fd and session memory), and
-   * is counted 'no-stream' when it did not. Either way a peer that stays
-   * after the GOAWAY is dropped (see retire).
-   */
-  private armIdle(entry: SessionEntry): void {
-    if (entry.retiring) return;
-    clearTimeout(entry.idleTimer);
-    if (entry.open > 0) return;
-    const { keepAlive, handshakeTimeout } = this.config;
-    entry.idleTimer = entry.carried
-      ? setTimeout(() => this.retire(entry), 2 * keepAlive)
-      : setTimeout(() => {
-          this.acceptor?.refused('no-stream');
-          this.retire(entry);
-        }, Math.min(2 * keepAlive, handshakeTimeout));
-    entry.idleTimer.unref();
-  }
-
-  /**
-   * GOAWAY, and the session destroyed if it is still open
-   * SESSION_CLOSE_GRACE ms later with no stream: Node's close() waits for
-   * the peer, and a peer that neither opens a stream nor hangs up would
-   * keep the session (and its fd) for good.
-   */
-  private retire(entry: SessionEntry): void {
-    if (entry.retiring) return;
-    entry.retiring = true;
-    this.goaway(entry);
-    clearTimeout(entry.idleTimer);
-    const check = (): void => {
-      // Streams still open finish first (a 403 on its way out): look again later.
-      if (entry.open > 0 && !entry.session.destroyed) {
-        entry.idleTimer = setTimeout(check, SESSION_CLOSE_GRACE);
-        entry.idleTimer.unref();
-        return;
-      }
-      // A session Node already destroyed may still wait for its socket to close: the peer may never answer our FIN.
-      entry.session.destroy();
-      entry.connection.socket?.destroy();
-    };
-    entry.idleTimer = setTimeout(check, SESSION_CLOSE_GRACE);
-    entry.idleTimer.unref();
-  }
-
-  private goaway(entry: SessionEntry): void {
-    const { session } = entry;
-    if (session.closed || session.destroyed) return;
-    this.totals.goawaysSent++;
-    session.close();
-  }
+  private readonly untracked: StreamOwner = { abortReason: undefined, streamClosed: (stream) => this.host.streamClosed(undefined, stream) };
 
   // ---- streams ----------------------------------------------------------
 
   private handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, acceptor: ServerAcceptor): void {
-    const entry = this.sessions.get(stream.session as ServerHttp2Session);
+    const connection = this.sessions.get(stream.session as ServerHttp2Session);
     this.totals.streamsOpened++;
     this.totals.activeStreams++;
-    if (entry) {
-      entry.open++;
-      entry.carried = true;
-      clearTimeout(entry.idleTimer);
-      entry.connection.streams.add(stream);
-    }
-    guardStream(stream, entry ?? this.untracked);
+    connection?.streamOpened(stream);
+    guardStream(stream, connection ?? this.untracked);
     if (headers[':method'] !== 'POST' || headers[':path'] !== '/stream') {
       acceptor.refused('not-found');
       return refuse(stream, 404, NOT_FOUND);
     }
-    const admission = acceptor.admit(entry?.connection.remoteAddress, entry?.connection);
+    const admission = acceptor.admit(connection?.remoteAddress, connection);
     if (typeof admission === 'string') {
       if (admission !== 'ip') return refuse(stream, 404, NOT_FOUND);
       refuse(stream, 403, UNAUTHORIZED);
       // Its address will not change: the session gets no further stream (GOAWAY; the 403 still completes).
-      if (entry) this.retire(entry);
+      connection?.retire();
       return;
     }
     this.handshake(stream, admission);
@@ -433,23 +287,22 @@ export class Http2ServerTransport implements ServerTransport {
 
   /** Apart from handle(), so that nothing of the handshake stays reachable from an idle stream. */
   private handshake(stream: ServerHttp2Stream, admission: Admission): void {
-    const onError = (): void => undefined;
-    stream.on('error', onError);
+    // Until it is pooled, an error of the stream is the handshake's (readExact reports it).
+    const unguard = listen(stream, { error: () => undefined });
     const abort = new AbortController();
-    const handshake = { destroy: () => abort.abort() };
-    this.handshakes.add(handshake);
+    this.handshakes.add(abort);
     // Nothing goes out before the client's first byte (0x00); then 200 and the ID.
     readExact(stream, 1, this.config.handshakeTimeout, abort.signal, { what: 'the first byte (0x00)' }).then(
       () => {
-        this.handshakes.delete(handshake);
+        this.handshakes.delete(abort);
         if (stream.destroyed || stream.closed) return admission.fail('closed-in-handshake');
         stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
         stream.write(Buffer.from(admission.id, 'hex'));
-        stream.off('error', onError);
+        unguard();
         admission.accept(stream);
       },
       (error: unknown) => {
-        this.handshakes.delete(handshake);
+        this.handshakes.delete(abort);
         // The peer ended or reset the stream before its first byte, or sent nothing in time.
         const reason = abort.signal.aborted ? 'closed' : stream.readableEnded || stream.destroyed || stream.closed ? 'closed-in-handshake' : 'handshake-timeout';
         admission.fail(reason, error);
@@ -471,9 +324,4 @@ function refuse(stream: ServerHttp2Stream, status: number, body: string): void {
   });
   stream.end(body);
   stream.close(http2.constants.NGHTTP2_NO_ERROR);
-}
-
-function isAlpnFailure(error: unknown): boolean {
-  const text = error && typeof error === 'object' ? `${String((error as { code?: unknown }).code)} ${String((error as { message?: unknown }).message)}` : '';
-  return /APPLICATION_PROTOCOL|ALPN/i.test(text);
 }

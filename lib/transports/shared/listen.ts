@@ -1,5 +1,7 @@
 import type { Server } from 'node:net';
 import { ListenError } from '../../core/errors.js';
+import { listen as on } from '../../core/listeners.js';
+import type { AcceptFailure } from '../../core/transport.js';
 
 /**
  * Listens `server` on `host:port`, turning a failure (port taken, address
@@ -21,16 +23,17 @@ export function listen(
   port: number,
   host: string,
   portOption: string,
-  onAcceptError: (reason: string, error: Error) => void = () => undefined,
+  onAcceptError: (reason: AcceptFailure, error: Error) => void = () => undefined,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onError = (error: Error & { code?: string }): void => {
+      stop();
       const hint = error.code === 'EADDRINUSE' ? '; the port is taken: choose another or stop what uses it' : '';
       reject(new ListenError(portOption, `cannot listen on ${host}:${port} (${portOption}): ${error.message}${hint}`, { cause: error }));
     };
-    server.once('error', onError);
+    const stop = on(server, { error: onError });
     server.listen(port, host, () => {
-      server.off('error', onError);
+      stop();
       watchAcceptErrors(server, onAcceptError);
       resolve();
     });
@@ -38,13 +41,11 @@ export function listen(
 }
 
 /** The reason a failed accept is counted under. */
-export function acceptErrorReason(error: Error & { code?: string }): string {
-  return error.code === 'EMFILE' || error.code === 'ENFILE' ? `accept-${error.code.toLowerCase()}` : 'accept-error';
+export function acceptErrorReason(error: Error & { code?: string }): AcceptFailure {
+  return error.code === 'EMFILE' ? 'accept-emfile' : error.code === 'ENFILE' ? 'accept-enfile' : 'accept-error';
 }
 
 /** Keeps failed accepts of a listening `server` from ending the process, until it closes. */
-export function watchAcceptErrors(server: Server, onAcceptError: (reason: string, error: Error) => void): void {
-  const onError = (error: Error): void => onAcceptError(acceptErrorReason(error), error);
-  server.on('error', onError);
-  server.once('close', () => server.off('error', onError));
+export function watchAcceptErrors(server: Server, onAcceptError: (reason: AcceptFailure, error: Error) => void): void {
+  server.once('close', on(server, { error: (error: Error) => onAcceptError(acceptErrorReason(error), error) }));
 }

@@ -2,9 +2,11 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { encodeId, type IdWireForm } from '../../core/ids.js';
-import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
+import type { ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
-import { listen } from '../shared/listen.js';
+import { FrontDoor, type Visit } from '../shared/front-door.js';
+import { listen, type Disposer } from '../../core/listeners.js';
+import { listen as listenOn } from '../shared/listen.js';
 import { resetOnCut } from './reset-on-cut.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 
@@ -55,8 +57,6 @@ export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
   };
 }
 
-const noop = (): void => undefined;
-
 /** A fatal TLS alert record, protocol_version (70), as a TLS 1.2/1.3 peer sends it. */
 const TLS_PROTOCOL_VERSION_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]);
 
@@ -66,11 +66,11 @@ export function isTlsRecord(bytes: Buffer): boolean {
 }
 
 /**
- * Accepts pooled connections: capacity and address checks before any TLS
- * (a refusal is a bare close, as in the Go pools), then the optional TLS
- * handshake, then the ID in a single write, each connection on its own so a
- * silent peer never blocks the others. Pooled sockets are half-open, as on
- * the client side.
+ * Accepts pooled connections through the front door (capacity and address
+ * checks before any TLS, a refusal being a bare close as in the Go pools,
+ * then the optional TLS handshake under the deadline), then writes the ID in
+ * a single write, each connection on its own so a silent peer never blocks
+ * the others. Pooled sockets are half-open, as on the client side.
  */
 export class TcpServerTransport implements ServerTransport {
   readonly kind: string;
@@ -82,8 +82,9 @@ export class TcpServerTransport implements ServerTransport {
   readonly quietIdle = true;
   private server?: net.Server;
   private ownsServer = false;
-  private readonly handshakes = new Set<Duplex>();
-  private onConnection?: (socket: net.Socket) => void;
+  private door?: FrontDoor;
+  /** Stops taking the server's connections. */
+  private stopAccepting?: Disposer;
 
   constructor(private readonly config: ResolvedTcpServer) {
     this.kind = config.secureContext ? 'tls' : 'tcp';
@@ -93,14 +94,26 @@ export class TcpServerTransport implements ServerTransport {
   async listen(acceptor: ServerAcceptor): Promise<void> {
     const server = this.config.server ?? net.createServer({ noDelay: true, allowHalfOpen: true });
     this.server = server;
-    this.onConnection = (socket) => this.handle(socket, acceptor);
-    server.on('connection', this.onConnection);
+    const { secureContext, keepAlive, handshakeTimeout } = this.config;
+    // One pooled stream per connection: admitted (and its ID drawn) at accept, before any TLS.
+    const door = new FrontDoor(acceptor, {
+      admit: 'stream',
+      ...(secureContext ? { secureContext } : {}),
+      keepAlive,
+      noDelay: true,
+      halfOpen: true,
+      handshakeTimeout,
+      // After TLS, a failure is the connection's (a reset before or during the ID write), not TLS's.
+      errorAfterSecure: 'socket-error',
+    });
+    this.door = door;
+    this.stopAccepting = listen(server, { connection: (socket: net.Socket) => door.enter(socket, (visit) => this.sendId(visit)) });
     if (server.listening) return;
     this.ownsServer = true;
     try {
-      await listen(server, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
+      await listenOn(server, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
     } catch (error) {
-      server.off('connection', this.onConnection);
+      this.stopAccepting();
       throw error;
     }
   }
@@ -113,69 +126,14 @@ export class TcpServerTransport implements ServerTransport {
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
-    if (this.onConnection) server.off('connection', this.onConnection);
-    for (const stream of this.handshakes) stream.destroy();
-    this.handshakes.clear();
+    this.stopAccepting?.();
+    this.door?.close();
     if (this.ownsServer && server.listening) {
       // Frees the port now; connections already handed to the application
       // stay theirs (server.close's callback would wait for them).
       server.close();
       await new Promise((resolve) => setImmediate(resolve));
     }
-  }
-
-  private handle(socket: net.Socket, acceptor: ServerAcceptor): void {
-    const admission = acceptor.admit(socket.remoteAddress);
-    if (typeof admission === 'string') {
-      socket.destroy();
-      return;
-    }
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, this.config.keepAlive);
-    // Pooled streams are half-open (a tunnel carries a FIN one way only);
-    // set here too for a server of the user's own. A TLSSocket takes it
-    // from the socket it wraps.
-    socket.allowHalfOpen = true;
-    const secureContext = this.config.secureContext;
-    const stream: Duplex = secureContext ? new tls.TLSSocket(socket, { isServer: true, secureContext }) : socket;
-    this.handshakes.add(stream);
-    let timer: NodeJS.Timeout | undefined;
-    const fail = (reason: string, error?: unknown): void => {
-      cleanup();
-      // A failed write still emits its error after this: it must find a listener.
-      stream.on('error', noop);
-      if (stream !== socket) socket.on('error', noop);
-      stream.destroy();
-      socket.destroy();
-      admission.fail(reason, error);
-    };
-    let secured = !secureContext;
-    // After TLS, a failure is the connection's (a reset before or during the ID write), not TLS's.
-    const onError = (error: unknown): void => fail(secured ? 'socket-error' : 'tls', error);
-    // Half-open sockets do not close on the peer's FIN: before the ID it
-    // ends the handshake here ('end'), or the socket would linger until the
-    // timeout.
-    const onClose = (): void => fail('closed-in-handshake');
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      this.handshakes.delete(stream);
-      stream.off('error', onError);
-      stream.off('close', onClose);
-      stream.off('end', onClose);
-      socket.off('error', onError);
-    };
-    timer = setTimeout(() => fail('handshake-timeout'), this.config.handshakeTimeout);
-    stream.on('error', onError);
-    stream.on('close', onClose);
-    stream.on('end', onClose); // the TLSSocket reads the wrapped socket's FIN itself
-    if (stream !== socket) socket.on('error', onError);
-    const sendId = (): void => {
-      secured = true;
-      resetOnCut(stream, socket); // pooled from here: destroy() before end() is an RST, the peer reads a cut
-      this.sendId(stream, admission, cleanup, fail);
-    };
-    if (secureContext) stream.once('secure', sendId);
-    else sendId();
   }
 
   /**
@@ -185,12 +143,15 @@ export class TcpServerTransport implements ServerTransport {
    * failed handshake, never a pooled stream, and its error meets the
    * handshake's listeners, not an application that could not listen yet.
    */
-  private sendId(stream: Duplex, admission: Admission, cleanup: () => void, fail: (reason: string, error?: unknown) => void): void {
+  private sendId(visit: Visit): void {
+    const { stream, socket } = visit;
+    const admission = visit.admission!;
+    resetOnCut(stream, socket); // pooled from here: destroy() before end() is an RST, the peer reads a cut
     stream.write(encodeId(admission.id, this.config.idFormat), (error) => {
-      if (error) return fail('socket-error', error);
-      // Destroyed on the way (its 'close' ran fail(), which settled the admission).
-      if (stream.destroyed) return;
-      cleanup();
+      if (error) return visit.fail('socket-error', error);
+      // Destroyed on the way (its 'close' failed the visit, which settled the admission).
+      if (stream.destroyed || !visit.open) return;
+      visit.done();
       admission.accept(stream);
     });
   }

@@ -5,15 +5,16 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
 import { InvalidOptionsError } from '../../core/errors.js';
+import { listen, type Disposer } from '../../core/listeners.js';
 import { encodeId } from '../../core/ids.js';
-import type { Admission, Refusal, ServerAcceptor, ServerTransport } from '../../core/transport.js';
+import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { show } from '../../core/validate.js';
-import { listen } from '../shared/listen.js';
-import { forwardedFor } from '../shared/forwarded-for.js';
 import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
 import { wsMasking } from './masking.js';
-import { HALF_CLOSE_HEADER, HALF_CLOSE_VERSION, WebSocketDuplex } from './ws-duplex.js';
+import { WebSocketDuplex } from './ws-duplex.js';
+import { WsOwnPort } from './ws-own-port.js';
+import { acceptHalfClose, upgradeHandler } from './ws-upgrade.js';
 import { readWsCommonOptions, watchOversized, type ResolvedWsCommon, type WsCommonOptions } from './ws-options.js';
 
 /** An HTTP(S) server, or where to get it when the pool starts: a function, a Nest `HttpAdapterHost`, or anything with `getHttpServer()`. */
@@ -125,16 +126,6 @@ function serverSource(value: unknown): (() => unknown) | null | undefined {
   return null;
 }
 
-/** Bodies as the Go server writes them. */
-const REFUSALS: Record<Refusal, { status: number; body: string }> = {
-  full: { status: 503, body: 'pool full\n' },
-  busy: { status: 503, body: 'pool full\n' },
-  'peer-busy': { status: 503, body: 'pool full\n' },
-  'connection-busy': { status: 503, body: 'pool full\n' },
-  closed: { status: 503, body: 'pool closed\n' },
-  ip: { status: 403, body: 'unauthorized\n' },
-};
-
 /**
  * Accepts pooled WebSockets on a port of its own or on a server it is given.
  * Every check runs on the upgrade request before the upgrade completes (path
@@ -145,19 +136,15 @@ const REFUSALS: Record<Refusal, { status: number; body: string }> = {
 export class WsServerTransport implements ServerTransport {
   readonly firstIdZero = true;
   private readonly wss: WebSocketServer;
-  private acceptor?: ServerAcceptor;
   /** Where upgrades arrive: the given server, or the HTTP layer of our own port. */
   private http?: http.Server | https.Server;
   /** Our own port, when no server was given. */
-  private listener?: net.Server;
-  /** Connections to our own port that have not upgraded yet. */
-  /** Connections before their upgrade request: their deadline and their handshake slot. */
-  private readonly pending = new Map<Duplex, { timer: NodeJS.Timeout; release: () => void }>();
+  private ownPort?: WsOwnPort;
+  /** Stops taking the server's upgrades. */
+  private stopUpgrades?: Disposer;
   private upgrades = 0;
   /** Messages refused for exceeding maxPayload (closed with 1009). */
   private oversizedMessages = 0;
-  /** Connections already counted as refused (TLS, parser, not an upgrade): not counted again when they close. */
-  private readonly refusedConnections = new WeakSet<Duplex>();
 
   constructor(private readonly config: ResolvedWsServer) {
     const options: ServerOptions & { closeTimeout: number } = {
@@ -180,29 +167,30 @@ export class WsServerTransport implements ServerTransport {
   }
 
   async listen(acceptor: ServerAcceptor): Promise<void> {
-    this.acceptor = acceptor;
+    const { path, trustedProxies } = this.config;
+    const upgrades = (server: http.Server | https.Server, shared: boolean, arrived: (socket: Duplex) => void): void => {
+      this.http = server;
+      const onUpgrade = upgradeHandler({ acceptor, wss: this.wss, path, trustedProxies, shared, server, arrived, accept: (...args) => this.accept(...args) });
+      this.stopUpgrades = listen(server, { upgrade: onUpgrade });
+    };
     if (this.config.server) {
       const server = this.config.server();
       if (!(server instanceof http.Server || server instanceof https.Server)) {
         throw new InvalidOptionsError('server', `gave ${show(server)} when the pool started, expected ${SERVER_EXPECTED}`);
       }
-      // A server we were given may listen later (Nest listens after module init).
-      this.http = server;
-      this.http.on('upgrade', this.onUpgrade);
+      // A server we were given may listen later (Nest listens after module init); its connections are its own.
+      upgrades(server, true, () => undefined);
       return;
     }
-    // Without a Host header Node would answer 400 itself, uncounted: let onPlainRequest refuse (and count) it.
-    const server = http.createServer({ requireHostHeader: false }, this.onPlainRequest);
-    server.on('upgrade', this.onUpgrade);
-    server.on('clientError', this.onClientError);
-    this.http = server;
-    const listener = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
-    this.listener = listener;
-    await listen(listener, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
+    const { host, port, portOption, secureContext, handshakeTimeout } = this.config;
+    const ownPort = new WsOwnPort(acceptor, { host, port, portOption, ...(secureContext ? { secureContext } : {}), keepAlive: this.config.keepAlive.keepAlive, handshakeTimeout, trustedProxies });
+    this.ownPort = ownPort;
+    upgrades(ownPort.http, false, (socket) => ownPort.arrived(socket));
+    await ownPort.listen();
   }
 
   address(): { address: string; port: number; family: string } | null {
-    const address = (this.listener ?? this.http)?.address();
+    const address = (this.ownPort ?? this.http)?.address();
     return address && typeof address === 'object' ? address : null;
   }
 
@@ -216,172 +204,21 @@ export class WsServerTransport implements ServerTransport {
   }
 
   async close(): Promise<void> {
-    this.http?.off('upgrade', this.onUpgrade);
-    for (const [socket, { timer, release }] of this.pending) {
-      clearTimeout(timer);
-      release();
-      socket.destroy();
-    }
-    this.pending.clear();
+    this.stopUpgrades?.();
     this.wss.close();
-    if (this.listener?.listening) {
-      // Frees the port now; streams already handed out stay open.
-      this.listener.close();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await this.ownPort?.close();
   }
 
   stats(): Record<string, unknown> {
     return { upgrades: this.upgrades, oversizedMessages: this.oversizedMessages, masking: wsMasking() };
   }
 
-  /** Our own port: optional TLS, then plain HTTP parsing, under one handshake deadline. */
-  private onConnection(socket: net.Socket): void {
-    // The peer address is checked here, before TLS (unless a trusted proxy
-    // names the real peer in the upgrade request); TLS and the upgrade
-    // request come before any admission: hold a handshake slot for them.
-    const release = this.acceptor?.connecting(socket.remoteAddress, { checkAddress: this.config.trustedProxies === 0 }) ?? (() => undefined);
-    if (typeof release === 'string') {
-      socket.destroy();
-      return;
-    }
-    socket.setKeepAlive(true, this.config.keepAlive.keepAlive);
-    socket.on('error', () => socket.destroy());
-    const { secureContext } = this.config;
-    const stream: Duplex = secureContext ? new tls.TLSSocket(socket, { isServer: true, secureContext }) : socket;
-    const timer = setTimeout(() => {
-      this.pending.delete(stream);
-      release();
-      stream.destroy();
-      socket.destroy();
-      this.acceptor?.refused('handshake-timeout');
-    }, this.config.handshakeTimeout);
-    this.pending.set(stream, { timer, release });
-    stream.once('close', () => {
-      clearTimeout(timer);
-      release();
-      // Closed before its upgrade request (or mid-TLS), and not refused for a reason of its own.
-      if (this.pending.delete(stream) && !this.refusedConnections.has(stream)) this.acceptor?.refused('closed-in-handshake');
-    });
-    if (!secureContext) {
-      this.http!.emit('connection', socket);
-      return;
-    }
-    const onTlsError = (): void => {
-      this.refusedConnections.add(stream);
-      stream.destroy();
-      socket.destroy();
-      this.acceptor?.refused('tls');
-    };
-    stream.once('error', onTlsError);
-    stream.once('secure', () => {
-      stream.off('error', onTlsError);
-      this.http!.emit('connection', stream);
-    });
-  }
-
-  private readonly onPlainRequest = (request: http.IncomingMessage, response: http.ServerResponse): void => {
-    this.refusedConnections.add(request.socket);
-    this.acceptor?.refused('not-upgrade');
-    const body = 'this port serves WebSocket upgrades of a tunnel pool only\n';
-    response.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Upgrade: 'websocket', Connection: 'close' });
-    response.end(body);
-  };
-
-  /**
-   * Our own port: a request Node's HTTP parser cannot take (not HTTP at
-   * all, headers past its limit) is counted, then answered as Node would
-   * (400, or 431 for oversized headers) and dropped. A peer that hung up
-   * mid-request is just dropped.
-   */
-  private readonly onClientError = (error: Error & { code?: string }, socket: Duplex): void => {
-    // Over TLS, records already decrypted still reach the failed parser: one refusal per connection.
-    if (this.refusedConnections.has(socket)) return;
-    this.refusedConnections.add(socket);
-    socket.on('error', () => undefined);
-    if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') {
-      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-      this.acceptor?.refused(tooLarge ? 'headers-too-large' : 'bad-request');
-      if (socket.writable && (socket as Duplex & { bytesWritten?: number }).bytesWritten === 0) {
-        socket.write(tooLarge ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-      }
-    }
-    socket.destroy();
-  };
-
-  private readonly onUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const acceptor = this.acceptor!;
-    if (!this.matchesPath(request.url)) {
-      // On a shared server another 'upgrade' listener may own this path; alone, answer so the socket does not hang.
-      if (this.config.server && this.http!.listenerCount('upgrade') > 1) return;
-      this.settle(socket);
-      acceptor.refused('path');
-      this.reject(socket, 404, 'not found\n');
-      return;
-    }
-    this.settle(socket);
-    const address = forwardedFor(request.socket.remoteAddress, request.headers, this.config.trustedProxies);
-    const admission = acceptor.admit(address);
-    if (typeof admission === 'string') {
-      const { status, body } = REFUSALS[admission];
-      this.reject(socket, status, body);
-      return;
-    }
-    let upgraded = false;
-    this.wss.handleUpgrade(request, socket, head, (ws) => {
-      upgraded = true;
-      this.accept(ws, socket, admission, offersHalfClose(request));
-    });
-    // handleUpgrade completes (or refuses a malformed request with 400) synchronously.
-    if (!upgraded) admission.fail('bad-upgrade');
-  };
-
+  /** The upgrade is done: the ID as one binary message of 4 raw bytes, before any application byte; then the stream joins the pool. */
   private accept(ws: WebSocket, socket: Duplex, admission: Admission, halfClose: boolean): void {
     this.upgrades++;
     watchOversized(ws, () => this.oversizedMessages++);
     if (socket instanceof net.Socket) socket.setKeepAlive(true, this.config.keepAlive.keepAlive);
-    // The ID: one binary message of 4 raw bytes, before any application byte.
     ws.send(encodeId(admission.id, 'raw4'), { binary: true, compress: false, fin: true });
     admission.accept(new WebSocketDuplex(ws, socket, this.config.keepAlive, undefined, this.config.halfClose && halfClose));
   }
-
-  private matchesPath(url: string | undefined): boolean {
-    if (this.config.path === '*') return true;
-    const raw = url ?? '/';
-    const query = raw.indexOf('?');
-    return (query === -1 ? raw : raw.slice(0, query)) === this.config.path;
-  }
-
-  /** The connection reached its upgrade request: no handshake deadline of ours from here. */
-  private settle(socket: Duplex): void {
-    const pending = this.pending.get(socket);
-    if (pending === undefined) return;
-    clearTimeout(pending.timer);
-    pending.release();
-    this.pending.delete(socket);
-  }
-
-  /** An HTTP refusal as the Go server writes it, then the connection closes. */
-  private reject(socket: Duplex, status: number, body: string): void {
-    socket.on('error', () => undefined);
-    const head = [
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`,
-      'Content-Type: text/plain; charset=utf-8',
-      'X-Content-Type-Options: nosniff',
-      `Content-Length: ${Buffer.byteLength(body)}`,
-      'Connection: close',
-    ];
-    socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
-    socket.once('finish', () => socket.destroy());
-  }
-}
-
-/** The client offered the half-close extension (a Go npws client never does). */
-function offersHalfClose(request: http.IncomingMessage): boolean {
-  return request.headers[HALF_CLOSE_HEADER.toLowerCase()] === HALF_CLOSE_VERSION;
-}
-
-/** ws's 'headers' event, just before it writes the 101: accept the offer by echoing it. */
-function acceptHalfClose(headers: string[], request: http.IncomingMessage): void {
-  if (offersHalfClose(request)) headers.push(`${HALF_CLOSE_HEADER}: ${HALF_CLOSE_VERSION}`);
 }
