@@ -18,15 +18,3 @@ export type BuiltInTransports = typeof BUILT_IN_TRANSPORTS;
 export type TransportName = keyof BuiltInTransports;
 /** The transport used when a pool definition names none. */
 export const DEFAULT_TRANSPORT = 'tcp' satisfies TransportName;
-
-/** A built-in client definition: `{ transport: name }` plus that transport's client options. */
-export type BuiltInClientOptions = {
-  [N in TransportName]: { transport: N } & ClientOptionsOf<BuiltInTransports[N]>;
-}[TransportName];
-/** A built-in server definition: `{ transport: name }` plus that transport's server options. */
-export type BuiltInServerOptions = {
-  [N in TransportName]: { transport: N } & ServerOptionsOf<BuiltInTransports[N]>;
-}[TransportName];
-/** The default transport's options, for a definition that names no transport. */
-export type DefaultClientOptions = { transport?: undefined } & ClientOptionsOf<BuiltInTransports[typeof DEFAULT_TRANSPORT]>;
-export type DefaultServerOptions = { transport?: undefined } & ServerOptionsOf<BuiltInTransports[typeof DEFAULT_TRANSPORT]>;

@@ -34,14 +34,18 @@ export interface TransportFactory<Name extends string = string, ClientOptions ex
   server(options: Readonly<ServerOptions>, prefix?: string): ServerTransport;
 }
 
-/** Any transport factory, whatever its name and option types. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyTransportFactory = TransportFactory<string, any, any>;
+/**
+ * Any transport factory, whatever its name and option types (every factory
+ * is assignable to it; its options are known to be nothing, so a config
+ * typed with it alone accepts no factory: the generic parameter that names
+ * the factory does).
+ */
+export type AnyTransportFactory = TransportFactory<string, never, never>;
 
 /** The client option type of a transport factory. */
-export type ClientOptionsOf<F> = F extends TransportFactory<string, infer C, object> ? C : never;
+export type ClientOptionsOf<F> = F extends TransportFactory<string, infer C, infer _S> ? C : never;
 /** The server option type of a transport factory. */
-export type ServerOptionsOf<F> = F extends TransportFactory<string, object, infer S> ? S : never;
+export type ServerOptionsOf<F> = F extends TransportFactory<string, infer _C, infer S> ? S : never;
 
 /** What `defineTransport` takes: a factory without the two helpers it adds. */
 export type TransportDefinition<Name extends string, ClientOptions extends object, ServerOptions extends object> = Omit<

@@ -103,8 +103,15 @@ describe('a third-party transport validates its options like a built-in', () => 
     expect(() => createClientPool({ transport: socketTransport, path: 42 })).toThrow(/invalid option path/);
     // @ts-expect-error hostname is a tcp client option, not one of this transport's
     expect(() => createClientPool({ transport: socketTransport, address: '127.0.0.1:1', hostname: 'x' })).toThrow(/invalid option hostname/);
-    // @ts-expect-error port is a server option
+    // @ts-expect-error port is a number
     expect(() => createServerPool({ transport: socketTransport, port: '1' })).toThrow(/invalid option port/);
+    // @ts-expect-error bogus is no option of the pool or of this transport
+    expect(() => createClientPool({ transport: socketTransport, path: '/tmp/x.sock', bogus: 1 })).toThrow(/invalid option bogus/);
+    // The Nest module types each side by the factory it is given too (the options are read when Nest compiles).
+    // @ts-expect-error path is a string
+    expect(PoolModule.forRoot({ client: { transport: socketTransport, path: 42 } }).module).toBe(PoolModule);
+    // @ts-expect-error the same through forRootAsync's factory
+    expect(PoolModule.forRootAsync({ useFactory: () => ({ server: { transport: socketTransport, path: 42 } }) }).module).toBe(PoolModule);
   });
 
   it('rejects a transport that is neither a built-in name nor a factory object', () => {
