@@ -85,6 +85,10 @@ export class TcpServerTransport implements ServerTransport {
   private readonly handshakes = new Set<Duplex>();
   private onConnection?: (socket: net.Socket) => void;
 
+  /**
+   * Not for direct use: takes options already validated. Build one with `tcpTransport.server(options)`
+   * (or give the pool factory `transport: 'tcp'`); the class is exported for `instanceof`.
+   */
   constructor(private readonly config: ResolvedTcpServer) {
     this.kind = config.secureContext ? 'tls' : 'tcp';
     this.firstIdZero = config.idFormat === 'raw4';

@@ -159,6 +159,10 @@ export class WsServerTransport implements ServerTransport {
   /** Connections already counted as refused (TLS, parser, not an upgrade): not counted again when they close. */
   private readonly refusedConnections = new WeakSet<Duplex>();
 
+  /**
+   * Not for direct use: takes options already validated. Build one with `wsTransport.server(options)`
+   * (or give the pool factory `transport: 'ws'`); the class is exported for `instanceof`.
+   */
   constructor(private readonly config: ResolvedWsServer) {
     const options: ServerOptions & { closeTimeout: number } = {
       noServer: true,
