@@ -54,9 +54,10 @@ export type TransportDefinition<Name extends string, ClientOptions extends objec
 >;
 
 /**
- * Defines a transport: the one object a transport folder exports. The
- * option types are the generic arguments (or are inferred from
- * `createClient` / `createServer`).
+ * Defines a transport: the one object a transport folder exports. Give the
+ * name and the two option types as generic arguments,
+ * `defineTransport<'pipe', PipeClientOptions, PipeServerOptions>({...})`,
+ * so the pool factories type-check the options of whoever uses it.
  */
 export function defineTransport<Name extends string, ClientOptions extends object, ServerOptions extends object>(
   definition: TransportDefinition<Name, ClientOptions, ServerOptions>,
