@@ -8,7 +8,9 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { Test } from '@nestjs/testing';
+import { once } from 'node:events';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +25,7 @@ import {
   isTransportFactory,
   tcpTransport,
 } from '../../lib/index.js';
-import { readBytes } from '../support/net.js';
+import { eventually, readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 import { socketTransport } from './socket-transport.js';
 
@@ -61,6 +63,22 @@ unixOnly('a third-party transport over a Unix domain socket', () => {
     expect((await readBytes(clientSide, 8)).toString()).toBe('and back');
     expect(client.stats.transport).toBe('socket');
     expect(server.stats.transport).toBe('socket');
+  });
+
+  it('refuses beyond maxCap over the path (typed on the client), and close() frees the path', async () => {
+    const file = socketPath();
+    const server = createServerPool({ transport: socketTransport, path: file, maxCap: 1 });
+    await server.start();
+    scope.defer(() => server.close());
+    const client = createClientPool({ transport: socketTransport, path: file, minCap: 3, maxCap: 3, minIvl: 50, maxIvl: 50 });
+    client.start();
+    scope.defer(() => client.close());
+    await eventually(() => (server.stats.refusals.full ?? 0) >= 1 && (client.stats.failures.POOL_ERR_REFUSED ?? 0) >= 1, 5000, 'a full refusal on both sides');
+    expect(client.active).toBe(1);
+    await server.close();
+    const probe = net.connect({ path: file });
+    await expect(once(probe, 'connect')).rejects.toMatchObject({ code: expect.stringMatching(/ENOENT|ECONNREFUSED/) });
+    probe.destroy();
   });
 
   it('runs under PoolModule.forRoot given the factory object', async () => {
