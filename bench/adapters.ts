@@ -14,7 +14,7 @@ import type { ClientTransport } from '../lib/core/transport.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../lib/pool-factory.js';
 import { DEFAULT_INITIAL_WINDOW_SIZE, DEFAULT_MAX_SESSION_MEMORY_MIB, DEFAULT_SESSION_WINDOW_SIZE } from '../lib/transports/http2/http2-settings.js';
 import { wsMasking } from '../lib/transports/ws/masking.js';
-import { TRANSPORTS } from '../lib/transports/index.js';
+import { BUILT_IN_TRANSPORTS } from '../lib/transports/index.js';
 import { MiB, noop, quiet, within, type StreamPair } from './util.js';
 
 /**
@@ -28,7 +28,7 @@ export const ADAPTER_NAMES: readonly AdapterName[] = ['tcp', 'tls', 'http2', 'ws
 
 export interface Adapter {
   readonly name: AdapterName;
-  /** The registry key in `TRANSPORTS` this adapter needs. */
+  /** The registry key in `BUILT_IN_TRANSPORTS` this adapter needs. */
   readonly transport: 'tcp' | 'http2' | 'ws';
   /** What the raw side is, for the output. */
   readonly raw: string;
@@ -407,7 +407,7 @@ export const ADAPTERS: Readonly<Record<AdapterName, Adapter>> = {
 
 /** Whether the adapter's transport is registered in this build (http2 and ws arrive separately). */
 export function isRegistered(adapter: Adapter): boolean {
-  return Object.prototype.hasOwnProperty.call(TRANSPORTS, adapter.transport);
+  return Object.prototype.hasOwnProperty.call(BUILT_IN_TRANSPORTS, adapter.transport);
 }
 
 // ---- pooled pairs -----------------------------------------------------------------

@@ -164,7 +164,7 @@ async function main(): Promise<number> {
     const adapter = ADAPTERS[name];
     if (isRegistered(adapter)) adapters.push(adapter);
     else {
-      const reason = `transport '${adapter.transport}' is not registered in lib/transports/index.ts (TRANSPORTS) in this build`;
+      const reason = `transport '${adapter.transport}' is not registered in lib/transports/index.ts (BUILT_IN_TRANSPORTS) in this build`;
       skipped.push({ transport: name, reason });
       progress.say(`bench: skipping ${name}: ${reason}`);
     }

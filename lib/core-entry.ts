@@ -53,7 +53,19 @@ export type {
   DialResult,
 } from './core/transport.js';
 export { REFUSAL_REASONS } from './core/transport.js';
-export type { TransportFactory } from './transports/transport-factory.js';
+// A transport is a factory object: the built-ins below, or your own made with defineTransport.
+export {
+  defineTransport,
+  isTransportFactory,
+  type TransportFactory,
+  type TransportDefinition,
+  type AnyTransportFactory,
+  type ClientOptionsOf,
+  type ServerOptionsOf,
+} from './transports/transport-factory.js';
+export { BUILT_IN_TRANSPORTS, type TransportName } from './transports/index.js';
+// What a transport uses to validate its options the way the built-ins do (naming the option, with the caller's prefix).
+export { OptionReader } from './core/validate.js';
 export { TcpClientTransport, TcpServerTransport, tcpTransport, type TcpClientOptions, type TcpServerOptions } from './transports/tcp/index.js';
 // HTTP/2
 export { Http2ClientTransport, Http2ServerTransport, Http2StreamAbortedError, http2Transport, type Http2AbortReason, type Http2ClientOptions, type Http2ServerOptions, type Http2FlowOptions } from './transports/http2/index.js';

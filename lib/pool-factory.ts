@@ -1,25 +1,43 @@
 import { CLIENT_POOL_OPTION_KEYS, ClientPool, resolveClientPoolOptions, type ClientPoolOptions } from './core/client-pool.js';
 import { resolveServerPoolOptions, SERVER_POOL_OPTION_KEYS, ServerPool, type ServerPoolOptions } from './core/server-pool.js';
 import { OptionReader } from './core/validate.js';
-import { TRANSPORTS, type TransportName } from './transports/index.js';
-import type { TcpClientOptions } from './transports/tcp/tcp-client.transport.js';
-import type { TcpServerOptions } from './transports/tcp/tcp-server.transport.js';
-import type { Http2ClientOptions } from './transports/http2/http2-client.transport.js';
-import type { Http2ServerOptions } from './transports/http2/http2-server.transport.js';
-import type { WsClientOptions } from './transports/ws/ws-client.transport.js';
-import type { WsServerOptions } from './transports/ws/ws-server.transport.js';
+import { BUILT_IN_TRANSPORTS, DEFAULT_TRANSPORT, type BuiltInTransports, type TransportName } from './transports/index.js';
+import { isTransportFactory, type AnyTransportFactory, type ClientOptionsOf, type ServerOptionsOf } from './transports/transport-factory.js';
 
-/** A client pool definition: core options plus the chosen transport's options. */
-export type ClientPoolConfig = ClientPoolOptions &
-  (({ transport?: 'tcp' } & TcpClientOptions) | ({ transport: 'http2' } & Http2ClientOptions) | ({ transport: 'ws' } & WsClientOptions));
+/** A built-in client definition: `{ transport: name }` plus that transport's client options; or the default's. */
+type BuiltInClientConfig =
+  | ({ transport?: undefined } & ClientOptionsOf<BuiltInTransports[typeof DEFAULT_TRANSPORT]>)
+  | { [N in TransportName]: { transport: N } & ClientOptionsOf<BuiltInTransports[N]> }[TransportName];
+/** A built-in server definition (as `BuiltInClientConfig`). */
+type BuiltInServerConfig =
+  | ({ transport?: undefined } & ServerOptionsOf<BuiltInTransports[typeof DEFAULT_TRANSPORT]>)
+  | { [N in TransportName]: { transport: N } & ServerOptionsOf<BuiltInTransports[N]> }[TransportName];
 
-/** A server pool definition: core options plus the chosen transport's options. */
-export type ServerPoolConfig = ServerPoolOptions &
-  (({ transport?: 'tcp' } & TcpServerOptions) | ({ transport: 'http2' } & Http2ServerOptions) | ({ transport: 'ws' } & WsServerOptions));
+/**
+ * A client pool definition: core options plus the chosen transport's
+ * options. `transport` is a built-in name ('tcp' when omitted) or a
+ * transport factory object (`defineTransport`), whose client options then
+ * apply. `createClientPool` and `PoolModule.forRoot` infer `F` from the
+ * factory given; to type a definition of your own transport write
+ * `ClientPoolConfig<typeof myTransport>` (plain `ClientPoolConfig` is a
+ * built-in one).
+ */
+export type ClientPoolConfig<F extends AnyTransportFactory = never> = ClientPoolOptions &
+  (BuiltInClientConfig | ({ transport: F } & ClientOptionsOf<F>));
 
-function transportOf(read: OptionReader) {
-  const name = read.oneOf('transport', Object.keys(TRANSPORTS) as TransportName[], 'tcp');
-  return TRANSPORTS[name]!;
+/** A server pool definition: core options plus the chosen transport's server options (see `ClientPoolConfig`). */
+export type ServerPoolConfig<F extends AnyTransportFactory = never> = ServerPoolOptions &
+  (BuiltInServerConfig | ({ transport: F } & ServerOptionsOf<F>));
+
+const BUILT_IN_NAMES = Object.keys(BUILT_IN_TRANSPORTS) as Array<keyof typeof BUILT_IN_TRANSPORTS>;
+
+/** The factory a definition names: a built-in by name, or the factory object itself. */
+function transportOf(read: OptionReader): AnyTransportFactory {
+  const given = read.raw('transport');
+  if (given === undefined) return BUILT_IN_TRANSPORTS[DEFAULT_TRANSPORT];
+  if (isTransportFactory(given)) return given;
+  if (typeof given === 'string' && (BUILT_IN_NAMES as string[]).includes(given)) return BUILT_IN_TRANSPORTS[given as keyof typeof BUILT_IN_TRANSPORTS];
+  return read.fail('transport', `one of ${BUILT_IN_NAMES.map((name) => JSON.stringify(name)).join(', ')}, or a transport factory object (defineTransport)`);
 }
 
 function pick<T extends object>(source: T, keys: readonly string[]): Partial<T> {
@@ -29,36 +47,52 @@ function pick<T extends object>(source: T, keys: readonly string[]): Partial<T> 
 }
 
 /**
+ * Reads one side of a definition: the pool's own options, then the
+ * transport's (its keys known up front, so a typo is named as one), then
+ * rejects whatever nobody read.
+ */
+function readSide<Options, Transport>(
+  config: object,
+  prefix: string,
+  poolKeys: readonly string[],
+  resolvePool: (options: Options, prefix: string) => unknown,
+  side: (factory: AnyTransportFactory) => { keys: readonly string[]; create: (read: OptionReader, options: object) => Transport },
+): { core: Options; transport: Transport } {
+  const read = new OptionReader(config as Record<string, unknown>, prefix);
+  const core = pick(config, poolKeys) as Options;
+  resolvePool(core, prefix);
+  read.accept(...poolKeys);
+  const { keys, create } = side(transportOf(read));
+  read.accept(...keys);
+  read.rejectUnknown();
+  const transport = create(read, config);
+  read.rejectUnknown();
+  return { core, transport };
+}
+
+/**
  * Validates a client pool definition (naming the option, the value and the
  * expected range on any error) and builds the pool; `start()` it to dial.
  */
-export function createClientPool(config: ClientPoolConfig, prefix = ''): ClientPool {
-  const read = new OptionReader(config as Record<string, unknown>, prefix);
-  const core = pick(config, CLIENT_POOL_OPTION_KEYS) as ClientPoolOptions;
-  resolveClientPoolOptions(core, prefix);
-  read.accept(...CLIENT_POOL_OPTION_KEYS);
-  const factory = transportOf(read);
-  if (factory.clientOptionKeys) {
-    read.accept(...factory.clientOptionKeys);
-    read.rejectUnknown();
-  }
-  const transport = factory.createClient(read);
-  read.rejectUnknown();
+export function createClientPool<F extends AnyTransportFactory = never>(config: ClientPoolConfig<F>, prefix = ''): ClientPool {
+  const { core, transport } = readSide<ClientPoolOptions, ReturnType<AnyTransportFactory['createClient']>>(
+    config,
+    prefix,
+    CLIENT_POOL_OPTION_KEYS,
+    resolveClientPoolOptions,
+    (factory) => ({ keys: factory.clientOptionKeys, create: (read, options) => factory.createClient(read, options as never) }),
+  );
   return new ClientPool(transport, core);
 }
 
 /** Validates a server pool definition and builds the pool; `start()` it to listen. */
-export function createServerPool(config: ServerPoolConfig, prefix = ''): ServerPool {
-  const read = new OptionReader(config as Record<string, unknown>, prefix);
-  const core = pick(config, SERVER_POOL_OPTION_KEYS) as ServerPoolOptions;
-  resolveServerPoolOptions(core, prefix);
-  read.accept(...SERVER_POOL_OPTION_KEYS);
-  const factory = transportOf(read);
-  if (factory.serverOptionKeys) {
-    read.accept(...factory.serverOptionKeys);
-    read.rejectUnknown();
-  }
-  const transport = factory.createServer(read);
-  read.rejectUnknown();
+export function createServerPool<F extends AnyTransportFactory = never>(config: ServerPoolConfig<F>, prefix = ''): ServerPool {
+  const { core, transport } = readSide<ServerPoolOptions, ReturnType<AnyTransportFactory['createServer']>>(
+    config,
+    prefix,
+    SERVER_POOL_OPTION_KEYS,
+    resolveServerPoolOptions,
+    (factory) => ({ keys: factory.serverOptionKeys, create: (read, options) => factory.createServer(read, options as never) }),
+  );
   return new ServerPool(transport, core);
 }

@@ -1,14 +1,20 @@
 import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency, Provider, Type } from '@nestjs/common';
 import type { ClientPoolConfig, ServerPoolConfig } from '../pool-factory.js';
+import type { AnyTransportFactory } from '../transports/transport-factory.js';
 
-/** One pool registration: a client side, a server side, or both, under one name. */
-export interface PoolModuleOptions {
+/**
+ * One pool registration: a client side, a server side, or both, under one
+ * name. Each side's `transport` is a built-in name or a transport factory
+ * object; `C` and `S` are those factories (inferred by `forRoot` and
+ * `forRootAsync`), whose option types then apply.
+ */
+export interface PoolModuleOptions<C extends AnyTransportFactory = never, S extends AnyTransportFactory = never> {
   /** The pool's name; the default pool when omitted. Named pools are injected with `@InjectClientPool(name)`. */
   name?: string;
   /** The dialing side: keeps pre-warmed streams to a server pool. */
-  client?: ClientPoolConfig;
+  client?: ClientPoolConfig<C>;
   /** The listening side: accepts pooled streams from client pools. */
-  server?: ServerPoolConfig;
+  server?: ServerPoolConfig<S>;
   /** Start the pools with the application (default true); otherwise call `start()` on the services. */
   autoStart?: boolean;
   /**
@@ -20,18 +26,19 @@ export interface PoolModuleOptions {
 }
 
 /** `PoolModule.forRoot()` options: the pool options plus module scope. */
-export interface PoolModuleRootOptions extends PoolModuleOptions {
+export interface PoolModuleRootOptions<C extends AnyTransportFactory = never, S extends AnyTransportFactory = never>
+  extends PoolModuleOptions<C, S> {
   /** Register the pool services in the global scope: feature modules inject them without importing PoolModule. */
   isGlobal?: boolean;
 }
 
 /** A class that builds the pool options, for `useClass` and `useExisting`. */
-export interface PoolOptionsFactory {
-  createPoolOptions(): PoolModuleOptions | Promise<PoolModuleOptions>;
+export interface PoolOptionsFactory<C extends AnyTransportFactory = never, S extends AnyTransportFactory = never> {
+  createPoolOptions(): PoolModuleOptions<C, S> | Promise<PoolModuleOptions<C, S>>;
 }
 
 /** `PoolModule.forRootAsync()` options. Exactly one of `useFactory`, `useClass`, `useExisting`. */
-export interface PoolModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+export interface PoolModuleAsyncOptions<C extends AnyTransportFactory = never, S extends AnyTransportFactory = never> extends Pick<ModuleMetadata, 'imports'> {
   /**
    * The pool's name. It is static because it builds the injection tokens; if
    * the factory returns a `name` too, it must be the same.
@@ -39,9 +46,9 @@ export interface PoolModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> 
   name?: string;
   /** Tokens to inject into `useFactory`. */
   inject?: Array<InjectionToken | OptionalFactoryDependency>;
-  useFactory?: (...args: any[]) => PoolModuleOptions | Promise<PoolModuleOptions>;
-  useClass?: Type<PoolOptionsFactory>;
-  useExisting?: Type<PoolOptionsFactory>;
+  useFactory?: (...args: any[]) => PoolModuleOptions<C, S> | Promise<PoolModuleOptions<C, S>>;
+  useClass?: Type<PoolOptionsFactory<C, S>>;
+  useExisting?: Type<PoolOptionsFactory<C, S>>;
   /** Providers that only the options factory needs. */
   extraProviders?: Provider[];
   isGlobal?: boolean;

@@ -2,6 +2,7 @@ import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { InvalidOptionsError } from '../core/errors.js';
 import { OptionReader } from '../core/validate.js';
 import type { PoolModuleAsyncOptions, PoolModuleRootOptions } from './pool-module-options.interface.js';
+import type { AnyTransportFactory } from '../transports/transport-factory.js';
 import { getPoolOptionsToken } from './pool.constants.js';
 import { createAsyncOptionsProviders, createPoolProviders, poolExports } from './pool.providers.js';
 import { tokenName, type StaticPoolOptions } from './pool-registration.js';
@@ -18,7 +19,7 @@ const USE_KEYS = ['useFactory', 'useClass', 'useExisting'] as const;
  */
 @Module({})
 export class PoolModule {
-  static forRoot(options: PoolModuleRootOptions): DynamicModule {
+  static forRoot<C extends AnyTransportFactory = never, S extends AnyTransportFactory = never>(options: PoolModuleRootOptions<C, S>): DynamicModule {
     const plain = options !== null && typeof options === 'object' ? options : undefined;
     const { isGlobal, ...poolOptions } = plain ?? {};
     const fixed: StaticPoolOptions = { name: plain?.name, isGlobal, async: false };
@@ -33,7 +34,9 @@ export class PoolModule {
    * (`useClass`), or a provider that exists already (`useExisting`). A config
    * without exactly one of them is rejected here, at once.
    */
-  static forRootAsync(options: PoolModuleAsyncOptions): DynamicModule {
+  static forRootAsync<C extends AnyTransportFactory = never, S extends AnyTransportFactory = never>(typed: PoolModuleAsyncOptions<C, S>): DynamicModule {
+    // The option types have done their work; the registration reads the options at run time.
+    const options = typed as unknown as PoolModuleAsyncOptions;
     assertAsyncOptions(options);
     const fixed: StaticPoolOptions = { name: options.name, isGlobal: options.isGlobal, async: true };
     const name = tokenName(fixed.name);

@@ -1,6 +1,8 @@
 /**
  * What every transport promises, run once per transport kind of the table in
- * test/support/kinds.ts (tcp, tls, http2, ws, wss): real pools on both ends
+ * test/support/kinds.ts (tcp, tls, http2, ws, wss) and for the socket
+ * transport of test/third-party, built outside the library from its public
+ * exports only: real pools on both ends
  * over real sockets on 127.0.0.1. Where kinds differ (half-close, how a
  * refusal reaches the client, the first ID) the table says so; a spec under
  * test/<transport> holds only what that transport does on its own.
@@ -13,7 +15,8 @@ import tls from 'node:tls';
 import { createCertificateAuthority, type CertificateAuthority, type GeneratedCertificate } from '../../lib/certs/index.js';
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
-import { KINDS, type KindSpec } from '../support/kinds.js';
+import { conformanceKinds, type KindSpec } from '../support/kinds.js';
+import { socketKind } from '../third-party/socket-kind.js';
 import { connect, eventually, listenRaw, readBytes, requestThenReply, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
 import { maxFailingRounds } from '../reliability/support.js';
@@ -63,7 +66,9 @@ const KILLS: ReadonlyArray<[string, (stream: Duplex) => void, string | undefined
 ];
 const IDLE_DEATHS = (['server', 'client'] as const).flatMap((side) => KILLS.map(([how, kill, reason]) => [side, how, kill, reason] as const));
 
-describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
+const KINDS = conformanceKinds(socketKind);
+
+describe.each(KINDS)('$name transport conformance', (kind: KindSpec<string>) => {
   const pair = (server: Record<string, unknown> = {}, client: Record<string, unknown> = {}): Promise<PoolPair> =>
     scope.pair(startPair, { ...kind.server, ...server }, { ...kind.client, ...client });
 
@@ -331,7 +336,7 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec) => {
   });
 });
 
-describe.each(KINDS.filter((kind) => kind.tls))('$name transport conformance: TLS modes', (kind: KindSpec) => {
+describe.each(KINDS.filter((kind) => kind.tls))('$name transport conformance: TLS modes', (kind: KindSpec<string>) => {
   const pair = (server: Record<string, unknown> = {}, client: Record<string, unknown> = {}): Promise<PoolPair> =>
     scope.pair(startPair, { ...kind.server, ...server }, { ...kind.client, ...client });
 

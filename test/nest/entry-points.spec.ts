@@ -51,7 +51,7 @@ describe('entry points', () => {
       'CLIENT_POOL', 'ClientPoolService', 'DEFAULT_POOL_NAME', 'InjectClientPool', 'InjectServerPool', 'PoolModule',
       'SERVER_POOL', 'ServerPoolService', 'getClientPoolToken', 'getServerPoolToken',
     ].sort());
-    for (const name of ['createClientPool', 'createServerPool', 'ClientPool', 'ServerPool', 'PoolError', 'PoolErrorCode', 'tcpTransport', 'http2Transport', 'wsTransport', 'createSelfSignedCertificate']) {
+    for (const name of ['createClientPool', 'createServerPool', 'ClientPool', 'ServerPool', 'PoolError', 'PoolErrorCode', 'tcpTransport', 'http2Transport', 'wsTransport', 'defineTransport', 'BUILT_IN_TRANSPORTS', 'OptionReader', 'createSelfSignedCertificate']) {
       expect(core).toHaveProperty(name);
     }
   });

@@ -20,8 +20,13 @@ export { testCertificate };
 /** 'tcp' and 'tls' are the tcp transport plain and over TLS; 'wss' is ws over TLS. Also what `stats.transport` says. */
 export type Kind = 'tcp' | 'tls' | 'http2' | 'ws' | 'wss';
 
-export interface KindSpec {
-  name: Kind;
+/**
+ * One transport kind. `Name` is a built-in kind by default; a transport from
+ * outside the library (test/third-party) is a KindSpec<string> the
+ * conformance suite adds to the table (`conformanceKinds`).
+ */
+export interface KindSpec<Name extends string = Kind> {
+  name: Name;
   /** Whether the pooled connection runs TLS. */
   tls: boolean;
   /** Whether pooled streams are half-open: one side can end while the other still writes. */
@@ -146,6 +151,13 @@ const http2Kind: KindSpec = {
 };
 
 export const KINDS: readonly KindSpec[] = [tcpKind(false), tcpKind(true), http2Kind, wsKind(false), wsKind(true)];
+
+/**
+ * The table the conformance suite runs over: the built-in kinds and any
+ * kinds of transports from outside the library. Other specs stay on the
+ * built-in KINDS.
+ */
+export const conformanceKinds = (...extra: ReadonlyArray<KindSpec<string>>): ReadonlyArray<KindSpec<string>> => [...KINDS, ...extra];
 
 export function kindSpec(kind: Kind): KindSpec {
   const spec = KINDS.find((k) => k.name === kind);

@@ -101,6 +101,10 @@ export class Http2ClientTransport implements ClientTransport {
   private opening?: Promise<ClientSession>;
   private readonly lifecycle = new AbortController();
 
+  /**
+   * Not for direct use: takes options already validated. Build one with `http2Transport.client(options)`
+   * (or give the pool factory `transport: 'http2'`); the class is exported for `instanceof`.
+   */
   constructor(private readonly config: ResolvedHttp2Client) {}
 
   async dial({ signal: poolSignal, readId }: DialContext): Promise<DialResult> {

@@ -120,6 +120,10 @@ export class Http2ServerTransport implements ServerTransport {
   /** Learnt from the pool at listen(). */
   private limits = { maxConcurrentStreams: 0 };
 
+  /**
+   * Not for direct use: takes options already validated. Build one with `http2Transport.server(options)`
+   * (or give the pool factory `transport: 'http2'`); the class is exported for `instanceof`.
+   */
   constructor(private readonly config: ResolvedHttp2Server) {
     this.connections = new SlotGate({ total: config.maxSessions, perPeer: config.maxSessionsPerPeer, perConnection: Infinity });
     this.host = {

@@ -83,6 +83,10 @@ export function resolveTcpClientOptions(read: OptionReader): ResolvedTcpClient {
 export class TcpClientTransport implements ClientTransport {
   readonly kind: string;
 
+  /**
+   * Not for direct use: takes options already validated. Build one with `tcpTransport.client(options)`
+   * (or give the pool factory `transport: 'tcp'`); the class is exported for `instanceof`.
+   */
   constructor(private readonly config: ResolvedTcpClient) {
     this.kind = config.tls.mode === '0' ? 'tcp' : 'tls';
   }

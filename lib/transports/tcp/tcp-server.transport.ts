@@ -86,6 +86,10 @@ export class TcpServerTransport implements ServerTransport {
   /** Stops taking the server's connections. */
   private stopAccepting?: Disposer;
 
+  /**
+   * Not for direct use: takes options already validated. Build one with `tcpTransport.server(options)`
+   * (or give the pool factory `transport: 'tcp'`); the class is exported for `instanceof`.
+   */
   constructor(private readonly config: ResolvedTcpServer) {
     this.kind = config.secureContext ? 'tls' : 'tcp';
     this.firstIdZero = config.idFormat === 'raw4';

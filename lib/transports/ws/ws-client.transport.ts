@@ -91,6 +91,10 @@ export class WsClientTransport implements ClientTransport {
   /** Messages refused for exceeding maxPayload (closed with 1009). */
   private oversizedMessages = 0;
 
+  /**
+   * Not for direct use: takes options already validated. Build one with `wsTransport.client(options)`
+   * (or give the pool factory `transport: 'ws'`); the class is exported for `instanceof`.
+   */
   constructor(private readonly config: ResolvedWsClient) {
     this.kind = config.tls.mode === '0' ? 'ws' : 'wss';
   }

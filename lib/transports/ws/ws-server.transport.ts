@@ -146,6 +146,10 @@ export class WsServerTransport implements ServerTransport {
   /** Messages refused for exceeding maxPayload (closed with 1009). */
   private oversizedMessages = 0;
 
+  /**
+   * Not for direct use: takes options already validated. Build one with `wsTransport.server(options)`
+   * (or give the pool factory `transport: 'ws'`); the class is exported for `instanceof`.
+   */
   constructor(private readonly config: ResolvedWsServer) {
     const options: ServerOptions & { closeTimeout: number } = {
       noServer: true,
