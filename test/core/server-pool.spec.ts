@@ -1,36 +1,9 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { PassThrough, type Duplex } from 'node:stream';
 import { ServerPool, type ServerPoolOptions, type IncomingStream } from '../../lib/core/server-pool.js';
-import type { Admission, ServerAcceptor, ServerTransport } from '../../lib/core/transport.js';
+import type { Admission } from '../../lib/core/transport.js';
+import { ManualServer } from '../support/manual-transport.js';
 import { eventually, sleep } from '../support/net.js';
-
-/** A server transport for core specs: the test plays the network. */
-class ManualServer implements ServerTransport {
-  readonly kind = 'manual';
-  acceptor?: ServerAcceptor;
-  closed = false;
-  constructor(readonly firstIdZero = false) {}
-  async listen(acceptor: ServerAcceptor): Promise<void> {
-    this.acceptor = acceptor;
-  }
-  address() {
-    return { address: '127.0.0.1', port: 1, family: 'IPv4' };
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-  /** A peer connects and completes its handshake. */
-  connect(address = '127.0.0.1'): { id: string; stream: PassThrough } | string {
-    const admission = this.acceptor!.admit(address);
-    if (typeof admission === 'string') return admission;
-    const stream = new PassThrough();
-    admission.accept(stream);
-    return { id: admission.id, stream };
-  }
-  begin(address = '127.0.0.1'): Admission | string {
-    return this.acceptor!.admit(address);
-  }
-}
 
 let pool: ServerPool | undefined;
 afterEach(async () => {
@@ -40,16 +13,17 @@ afterEach(async () => {
 });
 
 async function started(options: ServerPoolOptions = {}, firstIdZero = false) {
-  const transport = new ManualServer(firstIdZero);
+  const transport = new ManualServer({ firstIdZero });
   pool = new ServerPool(transport, options);
   await pool.start();
   return { pool, transport };
 }
 
 function connected(transport: ManualServer, address?: string): { id: string; stream: PassThrough } {
-  const result = transport.connect(address);
+  const stream = new PassThrough();
+  const result = transport.connect(address, stream);
   if (typeof result === 'string') throw new Error(`refused: ${result}`);
-  return result;
+  return { id: result.id, stream };
 }
 
 describe('ServerPool (core, scripted transport)', () => {
