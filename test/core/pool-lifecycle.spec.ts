@@ -10,7 +10,7 @@ import { ClientPool } from '../../lib/core/client-pool.js';
 import { PoolClosedError } from '../../lib/core/errors.js';
 import { ServerPool, type IncomingStream } from '../../lib/core/server-pool.js';
 import { ManualServer, ManualTransport } from '../support/manual-transport.js';
-import { eventually } from '../support/net.js';
+import { eventually, sleep } from '../support/net.js';
 
 const opened: Array<{ destroy(): Promise<void> }> = [];
 afterEach(async () => {
@@ -97,6 +97,80 @@ describe('close() is idempotent', () => {
     expect(pool.close()).toBe(first);
     await first;
     expect(pool.stats.state).toBe('closed');
+  });
+});
+
+/** A started pool of either side with two streams taken by the application. */
+const WITH_TWO_TAKEN: Array<[string, () => Promise<{ pool: ServerPool | ClientPool; taken: [Duplex, Duplex] }>]> = [
+  [
+    'server',
+    async () => {
+      const { pool, transport } = serverPool();
+      await pool.start();
+      transport.arrive();
+      transport.arrive();
+      return { pool, taken: [(await pool.incomingGet(10))[1], (await pool.incomingGet(10))[1]] };
+    },
+  ],
+  [
+    'client',
+    async () => {
+      const { pool, transport } = clientPool({ minCap: 2, maxCap: 2 });
+      pool.start();
+      await eventually(() => transport.pending.length === 2, 1000, 'two dials');
+      transport.complete('88888888');
+      transport.complete('99999999');
+      return { pool, taken: [await pool.outgoingGet('88888888', 1000), await pool.outgoingGet('99999999', 1000)] };
+    },
+  ],
+];
+
+describe.each(WITH_TWO_TAKEN)('%s close(timeout): taken streams are the application\'s until the timeout', (_role, withTwoTaken) => {
+  it('leaves them open and usable, then cuts those still open with POOL_ERR_CLOSED, then resolves', async () => {
+    const { pool, taken } = await withTwoTaken();
+    const [finished, forgotten] = taken;
+    expect(pool.stats.inUse).toBe(2);
+    let cutAt = 0;
+    const cut = new Promise<Error>((resolve) =>
+      forgotten.on('error', (error) => {
+        cutAt = Date.now();
+        resolve(error);
+      }),
+    );
+    let closedAt = 0;
+    const closeStarted = Date.now();
+    const closing = pool.close(300).then(() => (closedAt = Date.now()));
+
+    // Within the close timeout both are still the application's.
+    await sleep(20);
+    expect(pool.stats).toMatchObject({ state: 'closing', inUse: 2 });
+    expect([finished.destroyed, forgotten.destroyed]).toEqual([false, false]);
+    forgotten.write('still usable');
+    expect(forgotten.read()?.toString()).toBe('still usable');
+    finished.end(); // the application is done with this one
+    finished.resume();
+    await eventually(() => pool.stats.inUse === 1, 1000, 'the finished stream to leave inUse');
+    expect(closedAt).toBe(0);
+
+    await closing;
+    expect(await cut).toMatchObject({ name: 'PoolClosedError', code: 'POOL_ERR_CLOSED', message: expect.stringMatching(/close timeout \(300 ms\)/) });
+    expect(cutAt).toBeGreaterThanOrEqual(closeStarted + 300);
+    expect(closedAt).toBeGreaterThanOrEqual(cutAt);
+    expect(finished.errored).toBeNull();
+    expect(forgotten.destroyed).toBe(true);
+    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
+  });
+
+  it('resolves as soon as they have closed, long before the timeout', async () => {
+    const { pool, taken } = await withTwoTaken();
+    let closed = false;
+    const closing = pool.close(60_000).then(() => (closed = true));
+    await sleep(20);
+    expect(closed).toBe(false);
+    for (const stream of taken) stream.destroy();
+    await closing; // the test's own timeout (30 s) is half the close timeout
+    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
+    expect(taken.map((stream) => stream.errored)).toEqual([null, null]);
   });
 });
 

@@ -274,51 +274,6 @@ describe('ServerPool (core, scripted transport)', () => {
     for (const stream of [first, viaGet, viaWaiter, queued, live].map((c) => c.stream)) stream.destroy();
     await eventually(() => pool.stats.inUse === 0, 1000, 'inUse back to 0');
   });
-
-  it('close() cuts the taken streams still open at the close timeout with POOL_ERR_CLOSED, then resolves', async () => {
-    const { pool, transport } = await started();
-    const finished = connected(transport);
-    const forgotten = connected(transport);
-    await pool.incomingGet(10);
-    await pool.incomingGet(10);
-    let cutWith: { code?: string; message?: string } | undefined;
-    let cutAt = 0;
-    forgotten.stream.on('error', (error) => {
-      cutWith = error;
-      cutAt = Date.now();
-    });
-    let closedAt = 0;
-    const closeStarted = Date.now();
-    const closing = pool.close(300).then(() => (closedAt = Date.now()));
-    await sleep(20);
-    expect(pool.stats).toMatchObject({ state: 'closing', inUse: 2 });
-    expect(forgotten.stream.destroyed).toBe(false);
-    finished.stream.end(); // the application finishes this one
-    finished.stream.resume();
-    await eventually(() => pool.stats.inUse === 1, 1000, 'the finished stream to leave inUse');
-    expect(closedAt).toBe(0);
-
-    await closing;
-    expect(cutWith).toMatchObject({ name: 'PoolClosedError', code: 'POOL_ERR_CLOSED' });
-    expect(cutWith!.message).toMatch(/close timeout \(300 ms\)/);
-    expect(cutAt).toBeGreaterThanOrEqual(closeStarted + 300);
-    expect(closedAt).toBeGreaterThanOrEqual(cutAt);
-    expect(finished.stream.errored).toBeNull();
-    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
-  });
-
-  it('close() resolves as soon as the taken streams have closed, long before the timeout', async () => {
-    const { pool, transport } = await started();
-    const a = connected(transport);
-    await pool.incomingGet(10);
-    let closed = false;
-    const closing = pool.close(60_000).then(() => (closed = true));
-    await sleep(20);
-    expect(closed).toBe(false);
-    a.stream.destroy();
-    await closing; // the test's own timeout (30 s) is half the close timeout
-    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
-  });
 });
 
 describe('ServerPool: the reserved first stream before it is taken', () => {
