@@ -15,9 +15,22 @@ export class ManualTransport implements ClientTransport {
   dial(context: DialContext): Promise<DialResult> {
     this.dials++;
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject, context };
+      // As a real transport does: listen for the pool's close only while this dial is in flight.
+      const onAbort = (): void => reject(new Error('aborted'));
+      const settled = (): void => context.signal.removeEventListener('abort', onAbort);
+      const entry = {
+        resolve: (result: DialResult) => {
+          settled();
+          resolve(result);
+        },
+        reject: (error: unknown) => {
+          settled();
+          reject(error);
+        },
+        context,
+      };
       this.pending.push(entry);
-      context.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+      context.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
