@@ -209,10 +209,11 @@ export class ServerPool extends PoolBase<ServerTransport> {
    * then (`ready` false): gets and subscriptions made meanwhile wait as they
    * would in `running`, and connections the transport hands over are
    * admitted. Idempotent (a second call returns the first call's promise).
-   * Rejects with the transport's error if it cannot listen (the pool is then
-   * closed, and gets still waiting reject with a `PoolClosedError` whose
-   * `cause` is that error), and with `PoolClosedError` if `close()` or
-   * `destroy()` came first (the listener, if bound meanwhile, is closed).
+   * Rejects with the transport's error if it cannot listen: the pool is then
+   * destroyed with that error (gets still waiting reject with a
+   * `PoolClosedError` whose `cause` is it; `close()` resolves once that is
+   * done). Rejects with `PoolClosedError` if `close()` or `destroy()` came
+   * first (the listener, if bound meanwhile, is closed).
    */
   start(): Promise<void> {
     if (this.startup) return this.startup;
@@ -228,10 +229,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
         }
       },
       (error: unknown) => {
-        if (this.state === 'starting') {
-          this.state = 'closed';
-          this.stopping(new PoolClosedError(`${this.label} could not start`, { cause: error }));
-        }
+        if (this.state === 'starting') void this.destroy(error instanceof Error ? error : new Error(String(error)));
         throw error;
       },
     );

@@ -70,7 +70,7 @@ describe('server pool start(): starting until the transport listens', () => {
     await expect(pool.start()).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
   });
 
-  it('a listen that fails: start() rejects with its error, the pool is closed, a get made meanwhile rejects with PoolClosedError caused by it', async () => {
+  it('a listen that fails: start() rejects with its error and the pool is destroyed with it: a get made meanwhile rejects with PoolClosedError caused by it', async () => {
     const { pool, transport } = serverPool();
     const listen = transport.holdListen();
     const started = pool.start();
@@ -81,8 +81,10 @@ describe('server pool start(): starting until the transport listens', () => {
     const error = await get.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PoolClosedError);
     expect((error as Error).cause).toBe(cause);
-    expect(pool.stats.state).toBe('closed');
     expect(() => pool.onIncoming(() => undefined)).toThrow(PoolClosedError);
+    await pool.close(); // the destroy the failed listen started
+    expect(pool.stats.state).toBe('closed');
+    expect(transport.closed).toBe(true);
   });
 });
 
