@@ -9,28 +9,16 @@ import {
   slowDownInterval,
   type RoundOutcome,
 } from './adaptive.js';
-import {
-  FdLimitError,
-  DialError,
-  InvalidIdError,
-  PoolClosedError,
-  PoolError,
-  PoolErrorCode,
-  PoolNotStartedError,
-  PoolRefusedError,
-  PoolTimeoutError,
-} from './errors.js';
+import { FdLimitError, DialError, InvalidIdError, PoolClosedError, PoolError, PoolErrorCode, PoolRefusedError } from './errors.js';
 import { processFds, type FdBudget } from './fd-budget.js';
-import { guardUntilListened, isDead } from './hand-off.js';
 import { assertValidId, randomId } from './ids.js';
-import { IdleStreams, type DropReason } from './idle-streams.js';
+import { PoolBase } from './pool-base.js';
 import { countInto, type ClientPoolStats } from './stats.js';
-import { TakenStreams } from './taken-streams.js';
 import type { ClientTransport, DialResult } from './transport.js';
 import { OptionReader, orderedPair } from './validate.js';
-import { KeyedWaiters, type WaitOptions } from './waiters.js';
-import { withDeadline, withTimeout } from './async.js';
-import { DEFAULT_LOG_INTERVAL_MS, FailureReporter, readLogger, type PoolLogger } from './logger.js';
+import { ConditionWaiters, KeyedWaiters, type WaitOptions } from './waiters.js';
+import { withDeadline } from './async.js';
+import { DEFAULT_LOG_INTERVAL_MS, readLogger, type PoolLogger } from './logger.js';
 
 export interface ClientPoolOptions {
   /** A name for stats, logs and errors. */
@@ -121,31 +109,23 @@ export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''
   return resolved;
 }
 
-type State = 'new' | 'running' | 'closing' | 'closed';
-
-interface ActiveWaiter {
-  count: number;
-  resolve: () => void;
-  reject: (error: PoolError) => void;
-  timer?: NodeJS.Timeout;
-}
-
 /**
  * The dialing side. A manager loop keeps up to `capacity` idle pooled
  * streams, each keyed by the ID the server assigned; `outgoingGet(id)` takes
- * exactly that stream, the moment it is there.
+ * exactly that stream, the moment it is there. The lifecycle, idle and
+ * taken streams, counters and the hand-out path are `PoolBase`'s; this class
+ * adds the manager loop, the dialing and the adaptive capacity and interval.
+ * It has no `starting` state: `start()` goes from `new` to `running` at
+ * once, the first dial being background work like every other.
  */
-export class ClientPool {
+export class ClientPool extends PoolBase<ClientTransport> {
   readonly options: ResolvedClientPoolOptions;
-  private state: State = 'new';
   private capacityNow: number;
   private intervalNow: number;
-  private errors = 0;
-  private readonly idle: IdleStreams;
-  /** Streams handed to the application and still open. */
-  private readonly taken = new TakenStreams();
   private readonly byId = new KeyedWaiters<Duplex>();
-  private readonly activeWaiters = new Set<ActiveWaiter>();
+  /** `waitForActive` calls, each waiting for its count of idle streams. */
+  private readonly activeWaiters = new ConditionWaiters();
+  /** Aborted on close: every dial in flight listens for it. */
   private readonly lifecycle = new AbortController();
   private dialing = 0;
   /** Consecutive rounds in which dials were made and most of them failed. */
@@ -155,39 +135,22 @@ export class ClientPool {
   private delayNow = 0;
   private manager?: Promise<void>;
   private wake?: () => void;
-  private closing?: Promise<void>;
-  private readonly totals = { dials: 0, created: 0, taken: 0, rounds: 0 };
+  private readonly totals = { dials: 0, created: 0, rounds: 0 };
   private readonly failures: Record<string, number> = {};
-  private readonly drops: Record<string, number> = {};
-  private readonly reporter: FailureReporter;
 
   constructor(
-    readonly transport: ClientTransport,
+    transport: ClientTransport,
     options: ClientPoolOptions = {},
     /** The process's file descriptors, shared by every pool (a spec may pass its own). */
     private readonly fds: FdBudget = processFds,
   ) {
-    this.options = resolveClientPoolOptions(options);
+    const resolved = resolveClientPoolOptions(options);
+    super(transport, { ...resolved, role: 'client', activity: 'dialing' });
+    this.options = resolved;
     // Every dial in flight listens for the pool's close on this signal.
-    setMaxListeners(this.options.maxConcurrentDials + 16, this.lifecycle.signal);
-    this.capacityNow = this.options.minCap;
-    this.intervalNow = this.options.minIvl;
-    this.reporter = new FailureReporter(this.options.logger, `client pool '${this.options.name}'`, 'dialing', this.options.logInterval);
-    this.idle = new IdleStreams(
-      (_id, reason) => this.dropped(reason),
-      (stream) => this.transport.isUsable?.(stream) ?? true,
-      this.options.maxIdle,
-    );
-  }
-
-  /** Started and not closed (the Go pools' `Ready()`). */
-  get ready(): boolean {
-    return this.state === 'running';
-  }
-
-  /** Idle pooled streams ready to be taken (the Go pools' `Active()`). */
-  get active(): number {
-    return this.idle.size;
+    setMaxListeners(resolved.maxConcurrentDials + 16, this.lifecycle.signal);
+    this.capacityNow = resolved.minCap;
+    this.intervalNow = resolved.minIvl;
   }
 
   get capacity(): number {
@@ -198,22 +161,10 @@ export class ClientPool {
     return this.intervalNow;
   }
 
-  get errorCount(): number {
-    return this.errors;
-  }
-
-  addError(): void {
-    this.errors++;
-  }
-
-  resetError(): void {
-    this.errors = 0;
-  }
-
-  /** Starts the manager loop. Idempotent; a closed pool cannot restart. */
+  /** Starts the manager loop (`new` → `running`). Idempotent; a closed pool cannot restart. */
   start(): void {
     if (this.state === 'running') return;
-    if (this.state !== 'new') throw new PoolClosedError(`client pool ${this.options.name} is closed and cannot be restarted`);
+    if (this.state !== 'new') throw new PoolClosedError(`${this.label} is closed and cannot be restarted`);
     this.state = 'running';
     this.manager = this.run().catch(() => undefined);
   }
@@ -230,92 +181,39 @@ export class ClientPool {
   async outgoingGet(id: string, options: number | WaitOptions = {}): Promise<Duplex> {
     const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
     const timeout = wait.timeout ?? this.options.getTimeout;
-    this.assertRunning();
+    this.assertOpen();
     if (this.options.isSingle && id === '') return this.takeAny(timeout, wait.signal);
     if (!this.options.isSingle) assertValidId(id);
-    const ready = this.idle.take(id);
-    if (ready) return this.handOut(ready);
+    const ready = this.takeIdle(id);
+    if (ready) return ready;
     if (this.options.isSingle) throw new InvalidIdError(`no ready stream with local ID ${id} in single mode`);
-    const stream = await this.byId.wait(id, { timeout, signal: wait.signal }, () =>
+    return this.byId.wait(id, { timeout, signal: wait.signal }, () =>
       `no pooled stream with ID ${id} arrived within ${timeout} ms (client pool ${this.options.name}, ${this.idle.size} idle)`,
     );
-    return stream;
-  }
-
-  /** Resolves once at least `count` streams are idle. */
-  waitForActive(count = 1, timeout = this.options.getTimeout): Promise<void> {
-    try {
-      this.assertRunning();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    if (this.idle.size >= count) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const waiter: ActiveWaiter = {
-        count,
-        resolve: () => settle(resolve),
-        reject: (error) => settle(() => reject(error)),
-      };
-      const settle = (action: () => void): void => {
-        this.activeWaiters.delete(waiter);
-        if (waiter.timer) clearTimeout(waiter.timer);
-        action();
-      };
-      if (Number.isFinite(timeout)) {
-        waiter.timer = setTimeout(
-          () => waiter.reject(new PoolTimeoutError(`client pool ${this.options.name} did not reach ${count} idle streams within ${timeout} ms (${this.idle.size} idle)`)),
-          timeout,
-        );
-      }
-      this.activeWaiters.add(waiter);
-    });
-  }
-
-  /** Closes every idle stream; the manager refills on its next round. */
-  flush(): number {
-    return this.idle.destroyAll('flush');
   }
 
   /**
-   * Graceful close. At once: stops dialing, rejects pending gets with
-   * `PoolClosedError`, closes idle streams and starts closing the
-   * transport's shared resources. Then the streams already taken get until
-   * `timeout` ms to close on their own (the application ends them as usual);
-   * those still open then are destroyed with a `PoolClosedError`
-   * (`POOL_ERR_CLOSED`), which their 'error' listeners see. Resolves once
-   * every taken stream has closed or was cut and the transport closed,
-   * within about `timeout`. Idempotent; never rejects.
+   * Resolves once at least `count` streams are idle. Rejects with
+   * `PoolTimeoutError` after `timeout` ms (default `getTimeout`),
+   * `PoolAbortedError` when `signal` aborts, `PoolClosedError` on close.
    */
-  close(timeout = this.options.closeTimeout): Promise<void> {
-    if (this.closing) return this.closing;
-    const wasRunning = this.state === 'running';
-    this.state = 'closing';
-    this.lifecycle.abort();
-    this.reporter.close();
-    this.wake?.();
-    const closed = new PoolClosedError(`client pool ${this.options.name} is closed`);
-    this.byId.failAll(closed);
-    for (const waiter of [...this.activeWaiters]) waiter.reject(closed);
-    this.idle.destroyAll('shutdown');
-    // Armed before the transport's close, so at the same deadline the pool's
-    // typed error reaches a taken stream before anything the transport does.
-    const takenClosed = this.taken.closeWithin(timeout, () => this.cutError(timeout));
-    const transportClosed = this.transport.close(timeout);
-    const drained = Promise.allSettled(wasRunning ? [this.manager, transportClosed] : [transportClosed]);
-    this.closing = Promise.all([takenClosed, withTimeout(drained, timeout)]).then(() => {
-      this.state = 'closed';
-    });
-    return this.closing;
+  waitForActive(count = 1, options: number | WaitOptions = {}): Promise<void> {
+    const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
+    const timeout = wait.timeout ?? this.options.getTimeout;
+    try {
+      this.assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.activeWaiters.wait(() => this.idle.size >= count, { timeout, signal: wait.signal }, () =>
+      `client pool ${this.options.name} did not reach ${count} idle streams within ${timeout} ms (${this.idle.size} idle)`,
+    );
   }
 
   get stats(): ClientPoolStats {
     return {
       role: 'client',
-      name: this.options.name,
-      transport: this.transport.kind,
-      state: this.state,
-      ready: this.ready,
-      active: this.idle.size,
+      ...this.commonStats(),
       capacity: this.capacityNow,
       interval: this.intervalNow,
       minCap: this.options.minCap,
@@ -323,19 +221,25 @@ export class ClientPool {
       minIvl: this.options.minIvl,
       maxIvl: this.options.maxIvl,
       isSingle: this.options.isSingle,
-      errorCount: this.errors,
       dialing: this.dialing,
       failedRounds: this.failedRounds,
       nextRoundInMs: this.delayNow,
       nextRoundMaxDials: Number.isFinite(this.dialWindow) ? this.dialWindow : null,
       waiting: this.byId.size + this.activeWaiters.size,
-      inUse: this.taken.size,
-      oldestIdleMs: this.idle.oldestAge(),
-      totals: { ...this.totals },
+      totals: { ...this.totals, taken: this.handedOut },
       failures: { ...this.failures },
-      drops: { ...this.drops },
-      transportStats: this.transport.stats?.() ?? {},
     };
+  }
+
+  // ---- PoolBase hook ---------------------------------------------------
+
+  /** Stops dialing (the dials in flight abort) and fails the gets and waitForActive calls. */
+  protected stopping(closed: PoolClosedError): Promise<void> | undefined {
+    this.lifecycle.abort();
+    this.wake?.();
+    this.byId.failAll(closed);
+    this.activeWaiters.failAll(closed);
+    return this.manager;
   }
 
   // ---- manager --------------------------------------------------------
@@ -428,7 +332,7 @@ export class ClientPool {
     }
   }
 
-  /** A fresh stream joins the pool, or goes straight to whoever waits for its ID. */
+  /** A fresh stream goes straight to whoever waits for its ID, or joins the pool. */
   private admit({ id, stream }: DialResult): boolean {
     if (this.state !== 'running') {
       stream.destroy();
@@ -443,57 +347,38 @@ export class ClientPool {
     }
     this.totals.created++;
     this.reporter.success();
-    // A waiter gets the stream only if it passes the checks an idle stream
-    // passes when taken; otherwise the idle pool drops and counts it.
-    if (this.byId.has(key) && this.usable(stream) && this.byId.offer(key, stream)) {
-      // Synchronously after the offer: the waiter's code runs later.
-      this.handOut(stream);
+    if (this.byId.waiting(key)) {
+      // The checks an idle stream passes when taken; a stream that fails them is dropped and counted.
+      const out = this.handOut(stream);
+      if (out) this.byId.offer(key, out);
+      else this.dropped('stale');
       return true;
     }
     this.idle.add(key, stream);
-    for (const waiter of [...this.activeWaiters]) if (this.idle.size >= waiter.count) waiter.resolve();
+    this.activeWaiters.check();
     return true;
   }
 
   private async takeAny(timeout: number, signal?: AbortSignal): Promise<Duplex> {
-    const ready = this.idle.takeOldest();
-    if (ready) return this.handOut(ready[1]);
+    const ready = this.takeOldest();
+    if (ready) return ready[1];
     const dial = this.dial().then(({ stream }) => stream);
     try {
       const stream = await withDeadline(dial, timeout, signal, `single-mode dial did not complete within ${timeout} ms`);
-      if (this.state === 'running' && !this.usable(stream)) {
-        // Counted below with the failures (POOL_ERR_DIAL).
+      if (this.state !== 'running') {
         stream.destroy();
-        throw new DialError('the freshly dialed stream was already dead when it was to be handed out (reset by the peer?)');
+        throw this.closedError();
       }
-      if (this.state === 'running') return this.handOut(stream);
-      stream.destroy();
-      throw new PoolClosedError(`client pool ${this.options.name} is closed`);
+      const out = this.handOut(stream);
+      // Counted below with the failures (POOL_ERR_DIAL); handOut destroyed it.
+      if (!out) throw new DialError('the freshly dialed stream was already dead when it was to be handed out (reset by the peer?)');
+      return out;
     } catch (error) {
       if (error instanceof PoolClosedError) throw error;
       dial.then((stream) => stream.destroy(), () => undefined);
-      if (error instanceof PoolError) {
-        if (error.code !== PoolErrorCode.TIMEOUT) this.failed(error);
-        throw error;
-      }
+      if (error instanceof PoolError && error.code !== PoolErrorCode.TIMEOUT) this.failed(error);
       throw error;
     }
-  }
-
-  /** Tracks a stream the application takes, guarded until it listens for errors. */
-  private handOut(stream: Duplex): Duplex {
-    this.totals.taken++;
-    this.taken.add(stream);
-    return guardUntilListened(stream);
-  }
-
-  /** Alive, and not vetoed by the transport: what every hand-out checks. */
-  private usable(stream: Duplex): boolean {
-    return !isDead(stream) && (this.transport.isUsable?.(stream) ?? true);
-  }
-
-  private cutError(timeout: number): PoolClosedError {
-    return new PoolClosedError(`client pool ${this.options.name} closed: this taken stream was still open at the close timeout (${timeout} ms) and was cut`);
   }
 
   private localId(): string {
@@ -503,15 +388,10 @@ export class ClientPool {
   }
 
   private failed(error: unknown): void {
-    this.errors++;
+    this.addError();
     const code = error instanceof PoolError ? error.code : 'UNKNOWN';
     countInto(this.failures, code);
     this.reporter.failure(error);
-  }
-
-  private dropped(reason: DropReason): void {
-    countInto(this.drops, reason);
-    if (reason === 'error' || reason === 'end' || reason === 'close' || reason === 'stale') this.errors++;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -523,10 +403,5 @@ export class ClientPool {
       }
       this.wake = done;
     });
-  }
-
-  private assertRunning(): void {
-    if (this.state === 'new') throw new PoolNotStartedError(`client pool ${this.options.name} has not been started: call start() first (the Nest module does it unless autoStart is false)`);
-    if (this.state !== 'running') throw new PoolClosedError(`client pool ${this.options.name} is closed`);
   }
 }

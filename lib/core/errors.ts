@@ -44,8 +44,9 @@ export class PoolTimeoutError extends PoolError {
 
 /** The pool is closing or closed; pending gets are rejected with this. */
 export class PoolClosedError extends PoolError {
-  constructor(message = 'the pool is closed') {
-    super(PoolErrorCode.CLOSED, message);
+  /** `cause`: the error given to `destroy(error)`, when that is how the pool closed. */
+  constructor(message = 'the pool is closed', options?: { cause?: unknown }) {
+    super(PoolErrorCode.CLOSED, message, options);
   }
 }
 

@@ -1,17 +1,16 @@
 import type { Duplex } from 'node:stream';
 import { SlotGate } from './admission.js';
-import { withTimeout } from './async.js';
-import { FirstStreamLostError, FirstStreamTakenError, InvalidOptionsError, PoolClosedError, PoolNotStartedError, type PoolError } from './errors.js';
+import { InvalidOptionsError, PoolClosedError, type PoolError } from './errors.js';
 import { processFds, type FdBudget } from './fd-budget.js';
-import { guardUntilListened, isDead } from './hand-off.js';
+import { FirstStream } from './first-stream.js';
 import { FIRST_ID, IdAllocator } from './ids.js';
-import { IdleStreams, type DropReason } from './idle-streams.js';
+import type { DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
+import { PoolBase } from './pool-base.js';
 import { countInto, type ServerPoolStats } from './stats.js';
-import { TakenStreams } from './taken-streams.js';
 import type { Admission, ConnectingOptions, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
-import { DEFAULT_LOG_INTERVAL_MS, FailureReporter, readLogger, type PoolLogger } from './logger.js';
+import { DEFAULT_LOG_INTERVAL_MS, readLogger, type PoolLogger } from './logger.js';
 import { WaiterQueue, type WaitOptions } from './waiters.js';
 
 export interface ServerPoolOptions {
@@ -119,8 +118,6 @@ export function resolveServerPoolOptions(options: ServerPoolOptions, prefix = ''
   return resolved;
 }
 
-type State = 'new' | 'running' | 'closing' | 'closed';
-
 /** Connections from refused addresses allowed through TLS / to their upgrade request at once, to hear a 403 (see ServerPool.strangers). */
 const STRANGER_SLOTS = 16;
 const STRANGER_SLOTS_PER_PEER = 4;
@@ -129,13 +126,13 @@ export type IncomingStream = [id: string, stream: Duplex];
 /**
  * The listening side. Every accepted pooled stream gets an ID the pool
  * draws; the application takes ready `[id, stream]` pairs in arrival order
- * and tells the other side the `id`.
+ * and tells the other side the `id`. The lifecycle, idle and taken streams,
+ * counters and the hand-out path are `PoolBase`'s; this class adds the
+ * acceptor the transport calls, the IDs, the handshake slots and the
+ * reserved first stream.
  */
-export class ServerPool {
+export class ServerPool extends PoolBase<ServerTransport> {
   readonly options: ResolvedServerPoolOptions;
-  private state: State = 'new';
-  private errors = 0;
-  private readonly idle: IdleStreams;
   /** IDs reserved for pooled streams in their handshake. */
   private readonly handshaking = new Set<string>();
   /** Handshake slots (connections before admission, and pooled streams in their handshake), in total, per peer, per connection. */
@@ -149,49 +146,42 @@ export class ServerPool {
   private readonly strangers: SlotGate;
   private readonly ids: IdAllocator;
   private readonly acceptor: ServerAcceptor;
+  /** Pending `incomingGet`s and `onIncoming` subscribers, served in turn. */
   private readonly incoming = new WaiterQueue<IncomingStream>();
-  private readonly reserved = new WaiterQueue<Duplex>();
-  /** The reserved first stream until `firstStream()` takes it, watched like an idle stream. */
-  private readonly reservedIdle: IdleStreams;
-  /** Why the reserved first stream is gone, if it died before it was taken. */
-  private firstLost?: FirstStreamLostError;
-  /** `firstStream()` has handed the reserved first stream out. */
-  private firstTaken = false;
+  /** With `reserveFirstId`: the `00000000` stream's reservation. */
+  private readonly first?: FirstStream;
   /** Closes expired idle streams (only with `maxIdle`). */
   private sweeper?: NodeJS.Timeout;
-  /** Streams handed to the application and still open. */
-  private readonly taken = new TakenStreams();
-  private closing?: Promise<void>;
-  private starting?: Promise<void>;
-  private readonly totals = { accepted: 0, taken: 0 };
+  /** The transport's listen, from `start()`. */
+  private startup?: Promise<void>;
+  private accepted = 0;
   private readonly refusals: Record<string, number> = {};
-  private readonly drops: Record<string, number> = {};
-  private readonly reporter: FailureReporter;
 
   constructor(
-    readonly transport: ServerTransport,
+    transport: ServerTransport,
     options: ServerPoolOptions = {},
     /** The process's file descriptors, shared by every pool (a spec may pass its own). */
     private readonly fds: FdBudget = processFds,
   ) {
     const { filter, ...resolved } = resolveServerPoolOptions(options);
+    super(transport, {
+      ...resolved,
+      role: 'server',
+      activity: 'accepting clients',
+      quietIdle: transport.quietIdle === true,
+    });
     this.options = resolved;
-    this.reporter = new FailureReporter(resolved.logger, `server pool '${resolved.name}'`, 'accepting clients', resolved.logInterval);
-    const { maxHandshakes: total, maxHandshakesPerPeer: perPeer, maxHandshakesPerConnection: perConnection } = this.options;
+    const { maxHandshakes: total, maxHandshakesPerPeer: perPeer, maxHandshakesPerConnection: perConnection } = resolved;
     this.gate = new SlotGate({ total, perPeer, perConnection }, filter);
     this.strangers = new SlotGate({ total: Math.min(STRANGER_SLOTS, total), perPeer: Math.min(STRANGER_SLOTS_PER_PEER, total), perConnection: Infinity });
-    this.idle = new IdleStreams(
-      (_id, reason) => this.dropped(reason),
-      (stream) => this.transport.isUsable?.(stream) ?? true,
-      this.options.maxIdle,
-      transport.quietIdle ? (stream, bytes) => this.unexpectedData(stream, bytes) : undefined,
-    );
-    // No maxIdle here: the first stream is issued once, and expiring it
-    // would leave firstStream() nothing to take, ever.
-    this.reservedIdle = new IdleStreams(
-      (_id, reason, error) => this.firstDropped(reason, error),
-      (stream) => this.transport.isUsable?.(stream) ?? true,
-    );
+    if (resolved.reserveFirstId) {
+      this.first = new FirstStream({
+        name: resolved.name,
+        handOut: (stream) => this.handOut(stream, false),
+        dropped: (reason) => this.dropped(reason),
+        isUsable: (stream) => this.transport.isUsable?.(stream) ?? true,
+      });
+    }
     this.ids = new IdAllocator((id) => this.idle.has(id) || this.handshaking.has(id), transport.firstIdZero);
     this.acceptor = {
       limits: { maxCap: this.options.maxCap },
@@ -199,14 +189,6 @@ export class ServerPool {
       refused: (reason) => this.refuse(reason),
       connecting: (remoteAddress, options) => this.connecting(remoteAddress, options),
     };
-  }
-
-  get ready(): boolean {
-    return this.state === 'running';
-  }
-
-  get active(): number {
-    return this.idle.size;
   }
 
   get capacity(): number {
@@ -217,51 +199,52 @@ export class ServerPool {
     return 0;
   }
 
-  get errorCount(): number {
-    return this.errors;
-  }
-
-  addError(): void {
-    this.errors++;
-  }
-
-  resetError(): void {
-    this.errors = 0;
-  }
-
   /** The bound address, once listening. */
   address(): ReturnType<ServerTransport['address']> {
     return this.transport.address();
   }
 
   /**
-   * Starts listening; resolves once listening. Idempotent (a second call
-   * returns the first call's promise); rejects if the transport cannot listen.
+   * Starts listening; resolves once listening. The pool is `starting` until
+   * then (`ready` false): gets and subscriptions made meanwhile wait as they
+   * would in `running`, and connections the transport hands over are
+   * admitted. Idempotent (a second call returns the first call's promise).
+   * Rejects with the transport's error if it cannot listen: the pool is then
+   * destroyed with that error (gets still waiting reject with a
+   * `PoolClosedError` whose `cause` is it; `close()` resolves once that is
+   * done). Rejects with `PoolClosedError` if `close()` or `destroy()` came
+   * first (the listener, if bound meanwhile, is closed).
    */
   start(): Promise<void> {
-    if (this.starting) return this.starting;
-    if (this.state !== 'new') return Promise.reject(new PoolClosedError(`server pool ${this.options.name} is closed and cannot be restarted`));
-    this.state = 'running';
-    if (this.options.maxIdle > 0) {
-      this.sweeper = setInterval(() => this.idle.expire(), Math.max(10, Math.ceil(this.options.maxIdle / 4)));
-      this.sweeper.unref();
-    }
-    this.starting = this.transport.listen(this.acceptor).catch((error: unknown) => {
-      this.state = 'closed';
-      clearInterval(this.sweeper);
-      throw error;
-    });
-    return this.starting;
+    if (this.startup) return this.startup;
+    if (this.state !== 'new') return Promise.reject(new PoolClosedError(`${this.label} is closed and cannot be restarted`));
+    this.state = 'starting';
+    this.startup = this.transport.listen(this.acceptor).then(
+      () => {
+        if (this.state !== 'starting') throw new PoolClosedError(`${this.label} was closed while it was starting`);
+        this.state = 'running';
+        if (this.options.maxIdle > 0) {
+          this.sweeper = setInterval(() => this.idle.expire(), Math.max(10, Math.ceil(this.options.maxIdle / 4)));
+          this.sweeper.unref();
+        }
+      },
+      (error: unknown) => {
+        if (this.state === 'starting') void this.destroy(error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      },
+    );
+    return this.startup;
   }
 
   /**
    * The oldest ready `[id, stream]`, or the next one to arrive; rejects with
-   * `PoolTimeoutError` after `timeout` ms, `PoolClosedError` on close.
+   * `PoolTimeoutError` after `timeout` ms, `PoolClosedError` on close. While
+   * the pool is `starting` it waits like any get.
    */
   incomingGet(options: number | WaitOptions = {}): Promise<IncomingStream> {
     const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
     try {
-      this.assertRunning();
+      this.assertOpen();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -285,7 +268,7 @@ export class ServerPool {
     listener: (incoming: IncomingStream, unsubscribe: () => void) => void,
     onClose: (error: PoolError) => void = () => undefined,
   ): () => void {
-    this.assertRunning();
+    this.assertOpen();
     const unsubscribe = this.incoming.subscribe((incoming) => listener(incoming, unsubscribe), onClose);
     // Drain what was waiting through the queue, so subscribers take turns;
     // stop as soon as nobody listens (a listener may unsubscribe after one).
@@ -307,84 +290,53 @@ export class ServerPool {
    */
   firstStream(options: number | WaitOptions = {}): Promise<Duplex> {
     const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
-    if (!this.options.reserveFirstId || !this.transport.firstIdZero) {
+    if (!this.first || !this.transport.firstIdZero) {
       return Promise.reject(new InvalidOptionsError('reserveFirstId', `server pool ${this.options.name} reserves no first stream: set reserveFirstId on a transport that issues ${FIRST_ID} first (http2, ws, tcp with idFormat "raw4")`));
     }
-    if (this.state === 'closing' || this.state === 'closed') return Promise.reject(new PoolClosedError(`server pool ${this.options.name} is closed`));
-    const held = this.reservedIdle.take(FIRST_ID);
-    if (held) {
-      this.firstTaken = true;
-      return Promise.resolve(this.guard(held));
-    }
-    if (this.firstLost) return Promise.reject(this.firstLost);
-    if (this.firstTaken) return Promise.reject(this.firstTakenError());
-    const timeout = wait.timeout ?? this.options.getTimeout;
-    return this.reserved.wait({ timeout, signal: wait.signal }, () => `the first stream (${FIRST_ID}) did not arrive within ${timeout} ms`);
-  }
-
-  /** Closes every idle stream. */
-  flush(): number {
-    return this.idle.destroyAll('flush');
-  }
-
-  /**
-   * Graceful close. At once: stops accepting, rejects pending gets with
-   * `PoolClosedError`, completes `onIncoming` subscriptions, closes idle
-   * streams (the reserved first stream too) and frees the listener. Then the
-   * streams already taken get until `timeout` ms to close on their own;
-   * those still open then are destroyed with a `PoolClosedError`
-   * (`POOL_ERR_CLOSED`), which their 'error' listeners see. Resolves once
-   * every taken stream has closed or was cut and the transport closed,
-   * within about `timeout`. Idempotent; never rejects.
-   */
-  close(timeout = this.options.closeTimeout): Promise<void> {
-    if (this.closing) return this.closing;
-    const wasStarted = this.state !== 'new';
-    this.state = 'closing';
-    clearInterval(this.sweeper);
-    this.reporter.close();
-    const closed = new PoolClosedError(`server pool ${this.options.name} is closed`);
-    this.incoming.failAll(closed);
-    this.reserved.failAll(closed);
-    this.reservedIdle.destroyAll('shutdown');
-    this.idle.destroyAll('shutdown');
-    // Armed before the transport's close, so at the same deadline the pool's
-    // typed error reaches a taken stream before anything the transport does.
-    const takenClosed = this.taken.closeWithin(timeout, () => this.cutError(timeout));
-    const transportClosed = wasStarted ? this.transport.close(timeout) : Promise.resolve();
-    this.closing = Promise.all([takenClosed, withTimeout(transportClosed, timeout)]).then(() => {
-      this.state = 'closed';
-    });
-    return this.closing;
+    if (this.state === 'closing' || this.state === 'closed') return Promise.reject(this.closedError());
+    return this.first.take(wait, wait.timeout ?? this.options.getTimeout);
   }
 
   get stats(): ServerPoolStats {
     return {
       role: 'server',
-      name: this.options.name,
-      transport: this.transport.kind,
-      state: this.state,
-      ready: this.ready,
-      active: this.idle.size,
+      ...this.commonStats(),
       capacity: this.options.maxCap,
       maxCap: this.options.maxCap,
-      errorCount: this.errors,
       handshaking: this.gate.size + this.strangers.size,
       waiting: this.incoming.size,
-      inUse: this.taken.size,
-      oldestIdleMs: this.idle.oldestAge(),
-      totals: { ...this.totals },
+      totals: { accepted: this.accepted, taken: this.handedOut },
       refusals: { ...this.refusals },
-      drops: { ...this.drops },
-      transportStats: this.transport.stats?.() ?? {},
     };
+  }
+
+  // ---- PoolBase hooks ----------------------------------------------------
+
+  protected stopping(closed: PoolClosedError): undefined {
+    clearInterval(this.sweeper);
+    this.incoming.failAll(closed);
+    this.first?.close(closed);
+    return undefined;
+  }
+
+  /** Nothing to close before start(); after a listen still in flight settles. */
+  protected override closeTransport(timeout: number): Promise<void> {
+    if (!this.startup) return Promise.resolve();
+    return this.startup.then(
+      () => this.transport.close(timeout),
+      () => this.transport.close(timeout),
+    );
   }
 
   // ---- the transport's side -------------------------------------------
 
+  /** Connections are admitted while starting (the transport is listening) and running. */
+  private get accepting(): boolean {
+    return this.state === 'starting' || this.state === 'running';
+  }
 
   private admit(remoteAddress: string | undefined, connection: object | undefined): Admission | Refusal {
-    if (this.state !== 'running') return this.refuse('closed');
+    if (!this.accepting) return this.refuse('closed');
     if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full');
     const release = this.gate.take(remoteAddress, connection, true);
     if (typeof release === 'string') return this.refuse(release);
@@ -410,7 +362,7 @@ export class ServerPool {
         settled = true;
         release();
         this.handshaking.delete(id);
-        this.errors++;
+        this.addError();
         countInto(this.refusals, reason);
         const failure = new Error(`the handshake of ${remoteAddress ?? 'a client'} failed (${reason})`, error === undefined ? undefined : { cause: error });
         this.reporter.failure(Object.assign(failure, { code: reason }));
@@ -419,7 +371,7 @@ export class ServerPool {
   }
 
   private connecting(remoteAddress: string | undefined, options: ConnectingOptions = {}): (() => void) | Refusal {
-    if (this.state !== 'running') return this.refuse('closed');
+    if (!this.accepting) return this.refuse('closed');
     if ((options.checkAddress ?? true) && !this.gate.allows(remoteAddress)) {
       // Refused either way: a few get their refusal in the transport's own words (403), the rest a bare close now.
       const courtesy = this.strangers.take(remoteAddress, undefined, false);
@@ -435,45 +387,22 @@ export class ServerPool {
     return release;
   }
 
+  /** A stream completed its handshake: to the reservation, to a waiting get or subscriber, or idle. */
   private arrived(id: string, stream: Duplex): void {
-    if (this.state !== 'running') {
+    if (!this.accepting) {
       stream.destroy();
       this.dropped('late');
       return;
     }
-    this.totals.accepted++;
-    if (id === FIRST_ID && this.options.reserveFirstId) {
-      // Checked as an idle stream is at take time: a dead one is never
-      // handed out, and the waiting calls learn that it is lost.
-      if (this.reserved.size > 0 && !this.usable(stream)) {
-        stream.destroy();
-        this.firstDropped('stale', undefined);
-      } else if (this.reserved.size > 0) {
-        this.guard(stream);
-        this.reserved.offer(stream);
-        this.firstTaken = true;
-        // The calls still waiting would wait for a stream that never comes.
-        this.reserved.failAll(this.firstTakenError());
-      } else {
-        this.reservedIdle.add(FIRST_ID, stream);
-      }
+    this.accepted++;
+    if (id === FIRST_ID && this.first) return this.first.arrive(stream);
+    // A stream carrying bytes it should not goes to the idle pool, which drops and counts it.
+    if (this.incoming.size > 0 && !this.carriesJunk(stream)) {
+      const out = this.handOut(stream);
+      if (out) this.incoming.offer([id, out]);
+      else this.dropped('stale');
       return;
     }
-    if (this.incoming.size > 0) {
-      if (!this.usable(stream)) {
-        stream.destroy();
-        this.dropped('stale');
-        return;
-      }
-      if (!this.carriesJunk(stream)) {
-        this.totals.taken++;
-        this.guard(stream);
-        this.incoming.offer([id, stream]);
-        return;
-      }
-    }
-    // Nobody waits, or the stream carries bytes it should not: the idle
-    // pool keeps it, or drops and counts it at once.
     this.idle.add(id, stream);
   }
 
@@ -496,73 +425,18 @@ export class ServerPool {
     return this.transport.quietIdle === true && stream.readableLength > 0;
   }
 
-  /** Alive, and not vetoed by the transport: what every hand-out checks. */
-  private usable(stream: Duplex): boolean {
-    return !isDead(stream) && (this.transport.isUsable?.(stream) ?? true);
-  }
-
-  /** Tracks a stream the application takes, guarded until it listens for errors. */
-  private guard(stream: Duplex): Duplex {
-    this.taken.add(stream);
-    return guardUntilListened(stream);
-  }
-
   /**
    * Bytes arrived on an idle stream of a transport whose clients send
    * nothing before the hand-out: a stranger or a misconfigured peer. The
    * transport may recognise them (a TLS ClientHello on a plain port) and
    * answer; otherwise the stream is destroyed.
    */
-  private unexpectedData(stream: Duplex, bytes: Buffer): DropReason {
-    const reason = this.transport.refuseIdleData?.(stream, bytes);
-    if (reason) return reason;
-    stream.destroy();
-    return 'unexpected-data';
+  protected override unexpectedData(stream: Duplex, bytes: Buffer): DropReason {
+    return this.transport.refuseIdleData?.(stream, bytes) ?? super.unexpectedData(stream, bytes);
   }
 
   private refuse<R extends string>(reason: R): R {
     countInto(this.refusals, reason);
     return reason;
-  }
-
-  private takeOldest(): IncomingStream | undefined {
-    const ready = this.idle.takeOldest();
-    if (!ready) return undefined;
-    this.totals.taken++;
-    this.guard(ready[1]);
-    return ready;
-  }
-
-  /** The reserved first stream left before it was taken. */
-  private firstDropped(reason: DropReason, error: unknown): void {
-    this.dropped(reason);
-    if (reason === 'shutdown') return;
-    const how = reason === 'error' ? 'failed' : reason === 'end' ? 'was ended by the peer' : reason === 'close' ? 'closed' : 'was dead';
-    this.firstLost = new FirstStreamLostError(
-      `the first stream (${FIRST_ID}) of server pool ${this.options.name} ${how} before firstStream() took it; a pool issues that ID once, so it will not come again`,
-      error === undefined ? undefined : { cause: error },
-    );
-    // Calls waiting for it would wait for a stream that never comes.
-    this.reserved.failAll(this.firstLost);
-  }
-
-  private firstTakenError(): FirstStreamTakenError {
-    return new FirstStreamTakenError(
-      `the first stream (${FIRST_ID}) of server pool ${this.options.name} was already taken by firstStream(); a pool issues that ID once, so it will not come again`,
-    );
-  }
-
-  private cutError(timeout: number): PoolClosedError {
-    return new PoolClosedError(`server pool ${this.options.name} closed: this taken stream was still open at the close timeout (${timeout} ms) and was cut`);
-  }
-
-  private dropped(reason: DropReason): void {
-    countInto(this.drops, reason);
-    if (reason === 'error' || reason === 'end' || reason === 'close' || reason === 'stale' || reason === 'unexpected-data' || reason === 'tls-on-plain') this.errors++;
-  }
-
-  private assertRunning(): void {
-    if (this.state === 'new') throw new PoolNotStartedError(`server pool ${this.options.name} has not been started: call start() first (the Nest module does it unless autoStart is false)`);
-    if (this.state !== 'running') throw new PoolClosedError(`server pool ${this.options.name} is closed`);
   }
 }

@@ -1,6 +1,7 @@
 /** Plain snapshots: safe to log, serialise, or hand to a health check. */
+import type { PoolState } from './pool-base.js';
 
-export type PoolState = 'new' | 'running' | 'closing' | 'closed';
+export type { PoolState };
 
 interface CommonStats {
   name: string;

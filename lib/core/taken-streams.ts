@@ -68,11 +68,13 @@ export class TakenStreams {
   }
 
   /**
-   * Destroys every tracked stream with its own `cutError()`. The error
-   * reaches the application's 'error' listeners; a stream without one is
-   * still cut (its `errored` holds the error) but does not crash the process.
+   * Destroys every tracked stream with its own `cutError()`, now (the
+   * close timeout ran out, or the pool is destroyed). The error reaches the
+   * application's 'error' listeners; a stream without one is still cut (its
+   * `errored` holds the error) but does not crash the process. Settles a
+   * pending `closeWithin`.
    */
-  private cutAll(cutError: () => Error): void {
+  cutAll(cutError: () => Error): void {
     for (const stream of [...this.open]) {
       this.open.delete(stream);
       stream.off('close', this.onClose);

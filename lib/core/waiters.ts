@@ -138,6 +138,11 @@ export class KeyedWaiters<T> {
     return this.queues.has(key);
   }
 
+  /** Someone waits on `key` now: an `offer(key, …)` made at once is taken. */
+  waiting(key: string): boolean {
+    return (this.queues.get(key)?.size ?? 0) > 0;
+  }
+
   offer(key: string, value: T): boolean {
     const queue = this.queues.get(key);
     if (!queue) return false;
@@ -162,5 +167,47 @@ export class KeyedWaiters<T> {
   failAll(error: PoolError): void {
     for (const queue of this.queues.values()) queue.failAll(error);
     this.queues.clear();
+  }
+}
+
+/**
+ * Waiters for a condition on the pool (e.g. "at least n idle streams"),
+ * each with its own predicate, timeout and signal: `check()` releases every
+ * waiter whose predicate now holds. Built on `WaiterQueue`, so timeouts,
+ * aborts and `failAll` behave as for the gets.
+ */
+export class ConditionWaiters {
+  private readonly waiting = new Map<WaiterQueue<void>, () => boolean>();
+
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  /** Resolves once `holds()` is true at a `check()` (at once if it is true now). */
+  async wait(holds: () => boolean, options: WaitOptions, timeoutMessage: () => string): Promise<void> {
+    if (holds()) return;
+    const queue = new WaiterQueue<void>();
+    const waiting = queue.wait(options, timeoutMessage);
+    this.waiting.set(queue, holds);
+    try {
+      await waiting;
+    } finally {
+      this.waiting.delete(queue);
+    }
+  }
+
+  /** Releases the waiters whose condition holds now. */
+  check(): void {
+    for (const [queue, holds] of [...this.waiting]) {
+      if (!holds()) continue;
+      this.waiting.delete(queue);
+      queue.offer(undefined);
+    }
+  }
+
+  failAll(error: PoolError): void {
+    const queues = [...this.waiting.keys()];
+    this.waiting.clear();
+    for (const queue of queues) queue.failAll(error);
   }
 }

@@ -123,7 +123,7 @@ export class ServerPoolService extends PoolServiceBase<ServerPool> {
       );
     };
     const state = pool.stats.state;
-    if (pool.ready) {
+    if (pool.ready || state === 'starting') {
       attach();
     } else if (state === 'new' && !this.closed) {
       const deferred: DeferredSubscription = { attach, complete: () => subscriber.complete() };

@@ -11,44 +11,10 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { ClientPool } from '../../lib/core/client-pool.js';
 import { PoolTimeoutError } from '../../lib/core/errors.js';
 import { ServerPool, type IncomingStream } from '../../lib/core/server-pool.js';
-import type { ServerAcceptor, ServerTransport } from '../../lib/core/transport.js';
-import { ManualTransport } from '../support/manual-transport.js';
+import type { ServerTransport } from '../../lib/core/transport.js';
+import { ManualServer, ManualTransport } from '../support/manual-transport.js';
 import { eventually, sleep } from '../support/net.js';
 import { realProcess } from '../reliability/support.js';
-
-class ScriptedServer implements ServerTransport {
-  readonly kind = 'scripted';
-  readonly firstIdZero: boolean;
-  readonly quietIdle: boolean;
-  acceptor?: ServerAcceptor;
-  recognised: Buffer[] = [];
-  constructor(options: { firstIdZero?: boolean; quietIdle?: boolean; recognise?: boolean } = {}) {
-    this.firstIdZero = options.firstIdZero ?? false;
-    this.quietIdle = options.quietIdle ?? false;
-    if (options.recognise) {
-      this.refuseIdleData = (stream: Duplex, bytes: Buffer) => {
-        this.recognised.push(bytes);
-        stream.destroy();
-        return bytes[0] === 0x16 ? 'tls-on-plain' : undefined;
-      };
-    }
-  }
-  refuseIdleData?: (stream: Duplex, bytes: Buffer) => 'tls-on-plain' | undefined;
-  async listen(acceptor: ServerAcceptor): Promise<void> {
-    this.acceptor = acceptor;
-  }
-  address() {
-    return { address: '127.0.0.1', port: 1, family: 'IPv4' };
-  }
-  async close(): Promise<void> {}
-  /** A peer completes its handshake with `stream`, after `before` ran on it. */
-  arrive(stream: Duplex = new PassThrough()): { id: string; stream: Duplex } {
-    const admission = this.acceptor!.admit('127.0.0.1');
-    if (typeof admission === 'string') throw new Error(`refused: ${admission}`);
-    admission.accept(stream);
-    return { id: admission.id, stream };
-  }
-}
 
 const opened: Array<{ close(timeout?: number): Promise<void> }> = [];
 const uncaught: unknown[] = [];
@@ -61,7 +27,7 @@ afterEach(async () => {
 afterAll(() => void realProcess.off('uncaughtException', onUncaught));
 
 
-async function server(transport = new ScriptedServer(), options = {}): Promise<{ pool: ServerPool; transport: ScriptedServer }> {
+async function server(transport = new ManualServer(), options = {}): Promise<{ pool: ServerPool; transport: ManualServer }> {
   const pool = new ServerPool(transport, options);
   opened.push(pool);
   await pool.start();
@@ -116,7 +82,7 @@ describe('server hand-off: dead streams are never handed out', () => {
   });
 
   it('the transport veto (isUsable) counts at the hand-off too', async () => {
-    const transport = new ScriptedServer();
+    const transport = new ManualServer();
     const vetoed = new PassThrough();
     (transport as ServerTransport & { isUsable?: (s: Duplex) => boolean }).isUsable = (s) => s !== vetoed;
     const { pool } = await server(transport);
@@ -128,14 +94,14 @@ describe('server hand-off: dead streams are never handed out', () => {
   });
 
   it('firstStream: a dead first stream is not handed to a waiting firstStream()', async () => {
-    const { pool, transport } = await server(new ScriptedServer({ firstIdZero: true }), { reserveFirstId: true });
+    const { pool, transport } = await server(new ManualServer({ firstIdZero: true }), { reserveFirstId: true });
     const waiting = pool.firstStream(5000);
     transport.arrive(resetStream());
     await expect(waiting).rejects.toMatchObject({ code: 'POOL_ERR_FIRST_STREAM_LOST' });
   });
 
   it('firstStream: nor one its transport vetoes; the waiting call learns it is lost', async () => {
-    const transport = new ScriptedServer({ firstIdZero: true });
+    const transport = new ManualServer({ firstIdZero: true });
     (transport as ServerTransport & { isUsable?: (s: Duplex) => boolean }).isUsable = () => false;
     const { pool } = await server(transport, { reserveFirstId: true });
     const waiting = pool.firstStream(5000);
@@ -216,7 +182,7 @@ describe('client hand-off', () => {
 
 describe('quiet transports: bytes on an idle server stream drop it', () => {
   it('bytes while idle, bytes already there on arrival, and bytes then an end: all dropped as unexpected-data', async () => {
-    const { pool, transport } = await server(new ScriptedServer({ quietIdle: true }));
+    const { pool, transport } = await server(new ManualServer({ quietIdle: true }));
     const a = transport.arrive();
     (a.stream as PassThrough).write('0123456789');
     const b = new PassThrough();
@@ -240,7 +206,7 @@ describe('quiet transports: bytes on an idle server stream drop it', () => {
   });
 
   it('bytes whose readable event has not fired yet are caught when the stream is taken', async () => {
-    const { pool, transport } = await server(new ScriptedServer({ quietIdle: true }));
+    const { pool, transport } = await server(new ManualServer({ quietIdle: true }));
     const a = transport.arrive();
     await sleep(5);
     (a.stream as PassThrough).write('junk');
@@ -251,7 +217,7 @@ describe('quiet transports: bytes on an idle server stream drop it', () => {
   });
 
   it('the transport may recognise the bytes and name the reason', async () => {
-    const { pool, transport } = await server(new ScriptedServer({ quietIdle: true, recognise: true }));
+    const { pool, transport } = await server(new ManualServer({ quietIdle: true, recognise: true }));
     const a = transport.arrive();
     (a.stream as PassThrough).write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05]));
     const b = transport.arrive();
@@ -262,14 +228,14 @@ describe('quiet transports: bytes on an idle server stream drop it', () => {
   });
 
   it('not on other transports, nor on the reserved first stream: there the bytes wait for the taker', async () => {
-    const { pool, transport } = await server(new ScriptedServer({ quietIdle: false }));
+    const { pool, transport } = await server(new ManualServer({ quietIdle: false }));
     const a = transport.arrive();
     (a.stream as PassThrough).write('hello');
     await sleep(20);
     const [, stream] = await pool.incomingGet(1000);
     expect(String(stream.read())).toBe('hello');
 
-    const quiet = await server(new ScriptedServer({ quietIdle: true, firstIdZero: true }), { reserveFirstId: true });
+    const quiet = await server(new ManualServer({ quietIdle: true, firstIdZero: true }), { reserveFirstId: true });
     const first = quiet.transport.arrive();
     (first.stream as PassThrough).write('control');
     await sleep(20);
@@ -278,7 +244,7 @@ describe('quiet transports: bytes on an idle server stream drop it', () => {
   });
 
   it('an unreserved 00000000 is held to the rule like any stream (reserve it to let its peer write first)', async () => {
-    const { pool, transport } = await server(new ScriptedServer({ quietIdle: true, firstIdZero: true }));
+    const { pool, transport } = await server(new ManualServer({ quietIdle: true, firstIdZero: true }));
     const first = transport.arrive();
     expect(first.id).toBe('00000000');
     (first.stream as PassThrough).write('control');

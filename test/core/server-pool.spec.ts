@@ -1,36 +1,9 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { PassThrough, type Duplex } from 'node:stream';
 import { ServerPool, type ServerPoolOptions, type IncomingStream } from '../../lib/core/server-pool.js';
-import type { Admission, ServerAcceptor, ServerTransport } from '../../lib/core/transport.js';
+import type { Admission } from '../../lib/core/transport.js';
+import { ManualServer } from '../support/manual-transport.js';
 import { eventually, sleep } from '../support/net.js';
-
-/** A server transport for core specs: the test plays the network. */
-class ManualServer implements ServerTransport {
-  readonly kind = 'manual';
-  acceptor?: ServerAcceptor;
-  closed = false;
-  constructor(readonly firstIdZero = false) {}
-  async listen(acceptor: ServerAcceptor): Promise<void> {
-    this.acceptor = acceptor;
-  }
-  address() {
-    return { address: '127.0.0.1', port: 1, family: 'IPv4' };
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-  /** A peer connects and completes its handshake. */
-  connect(address = '127.0.0.1'): { id: string; stream: PassThrough } | string {
-    const admission = this.acceptor!.admit(address);
-    if (typeof admission === 'string') return admission;
-    const stream = new PassThrough();
-    admission.accept(stream);
-    return { id: admission.id, stream };
-  }
-  begin(address = '127.0.0.1'): Admission | string {
-    return this.acceptor!.admit(address);
-  }
-}
 
 let pool: ServerPool | undefined;
 afterEach(async () => {
@@ -40,16 +13,17 @@ afterEach(async () => {
 });
 
 async function started(options: ServerPoolOptions = {}, firstIdZero = false) {
-  const transport = new ManualServer(firstIdZero);
+  const transport = new ManualServer({ firstIdZero });
   pool = new ServerPool(transport, options);
   await pool.start();
   return { pool, transport };
 }
 
 function connected(transport: ManualServer, address?: string): { id: string; stream: PassThrough } {
-  const result = transport.connect(address);
+  const stream = new PassThrough();
+  const result = transport.connect(address, stream);
   if (typeof result === 'string') throw new Error(`refused: ${result}`);
-  return result;
+  return { id: result.id, stream };
 }
 
 describe('ServerPool (core, scripted transport)', () => {
@@ -299,51 +273,6 @@ describe('ServerPool (core, scripted transport)', () => {
     expect(pool.stats.totals.taken).toBe(4); // the first stream is not one of the pool's
     for (const stream of [first, viaGet, viaWaiter, queued, live].map((c) => c.stream)) stream.destroy();
     await eventually(() => pool.stats.inUse === 0, 1000, 'inUse back to 0');
-  });
-
-  it('close() cuts the taken streams still open at the close timeout with POOL_ERR_CLOSED, then resolves', async () => {
-    const { pool, transport } = await started();
-    const finished = connected(transport);
-    const forgotten = connected(transport);
-    await pool.incomingGet(10);
-    await pool.incomingGet(10);
-    let cutWith: { code?: string; message?: string } | undefined;
-    let cutAt = 0;
-    forgotten.stream.on('error', (error) => {
-      cutWith = error;
-      cutAt = Date.now();
-    });
-    let closedAt = 0;
-    const closeStarted = Date.now();
-    const closing = pool.close(300).then(() => (closedAt = Date.now()));
-    await sleep(20);
-    expect(pool.stats).toMatchObject({ state: 'closing', inUse: 2 });
-    expect(forgotten.stream.destroyed).toBe(false);
-    finished.stream.end(); // the application finishes this one
-    finished.stream.resume();
-    await eventually(() => pool.stats.inUse === 1, 1000, 'the finished stream to leave inUse');
-    expect(closedAt).toBe(0);
-
-    await closing;
-    expect(cutWith).toMatchObject({ name: 'PoolClosedError', code: 'POOL_ERR_CLOSED' });
-    expect(cutWith!.message).toMatch(/close timeout \(300 ms\)/);
-    expect(cutAt).toBeGreaterThanOrEqual(closeStarted + 300);
-    expect(closedAt).toBeGreaterThanOrEqual(cutAt);
-    expect(finished.stream.errored).toBeNull();
-    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
-  });
-
-  it('close() resolves as soon as the taken streams have closed, long before the timeout', async () => {
-    const { pool, transport } = await started();
-    const a = connected(transport);
-    await pool.incomingGet(10);
-    let closed = false;
-    const closing = pool.close(60_000).then(() => (closed = true));
-    await sleep(20);
-    expect(closed).toBe(false);
-    a.stream.destroy();
-    await closing; // the test's own timeout (30 s) is half the close timeout
-    expect(pool.stats).toMatchObject({ state: 'closed', inUse: 0 });
   });
 });
 

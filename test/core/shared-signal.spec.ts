@@ -9,9 +9,8 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { ClientPool } from '../../lib/core/client-pool.js';
 import { PoolAbortedError } from '../../lib/core/errors.js';
 import { ServerPool } from '../../lib/core/server-pool.js';
-import type { ServerAcceptor, ServerTransport } from '../../lib/core/transport.js';
 import { KeyedWaiters, WaiterQueue } from '../../lib/core/waiters.js';
-import { ManualTransport } from '../support/manual-transport.js';
+import { ManualServer, ManualTransport } from '../support/manual-transport.js';
 
 const GETS = 100_000;
 
@@ -45,16 +44,6 @@ async function outcomes(gets: Array<Promise<unknown>>): Promise<Record<string, n
   return counts;
 }
 
-class IdleServer implements ServerTransport {
-  readonly kind = 'manual';
-  readonly firstIdZero = false;
-  async listen(_acceptor: ServerAcceptor): Promise<void> {}
-  address() {
-    return { address: '127.0.0.1', port: 1, family: 'IPv4' };
-  }
-  async close(): Promise<void> {}
-}
-
 let cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const step of cleanup) await step();
@@ -82,7 +71,7 @@ describe('one AbortSignal shared by many waiters', () => {
   }, 60_000);
 
   it(`server: ${GETS} incomingGet on one signal add one listener, and abort() rejects them all`, async () => {
-    const pool = new ServerPool(new IdleServer(), {});
+    const pool = new ServerPool(new ManualServer(), {});
     await pool.start();
     cleanup.push(() => pool.close(0));
     const { controller, calls } = countedSignal();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { PoolClosedError } from '../../lib/core/errors.js';
-import { KeyedWaiters, WaiterQueue } from '../../lib/core/waiters.js';
+import { ConditionWaiters, KeyedWaiters, WaiterQueue } from '../../lib/core/waiters.js';
 
 describe('WaiterQueue', () => {
   it('serves waiters first in, first out, synchronously on offer', async () => {
@@ -83,5 +83,52 @@ describe('KeyedWaiters', () => {
     await expect(waiters.wait('aaaaaaaa', { timeout: 5 }, () => 'x')).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
     expect(waiters.has('aaaaaaaa')).toBe(false);
     expect(waiters.offer('aaaaaaaa', 'late')).toBe(false);
+  });
+
+  it('says whether someone waits on a key now (waiting), which has() may not while a settled waiter leaves', async () => {
+    const waiters = new KeyedWaiters<string>();
+    const a = waiters.wait('aaaaaaaa', {}, () => 'x');
+    expect(waiters.waiting('aaaaaaaa')).toBe(true);
+    expect(waiters.offer('aaaaaaaa', 'a')).toBe(true);
+    expect(waiters.waiting('aaaaaaaa')).toBe(false);
+    await expect(a).resolves.toBe('a');
+    expect(waiters.waiting('bbbbbbbb')).toBe(false);
+  });
+});
+
+describe('ConditionWaiters', () => {
+  it('releases each waiter when its own condition holds at a check(), at once if it holds already', async () => {
+    const waiters = new ConditionWaiters();
+    let level = 0;
+    await expect(waiters.wait(() => true, {}, () => 'x')).resolves.toBeUndefined();
+    const released: number[] = [];
+    const one = waiters.wait(() => level >= 1, {}, () => 'x').then(() => released.push(1));
+    const three = waiters.wait(() => level >= 3, {}, () => 'x').then(() => released.push(3));
+    expect(waiters.size).toBe(2);
+    level = 2;
+    waiters.check();
+    await one;
+    expect(released).toEqual([1]);
+    expect(waiters.size).toBe(1);
+    level = 3;
+    waiters.check();
+    await three;
+    expect(released).toEqual([1, 3]);
+    expect(waiters.size).toBe(0);
+  });
+
+  it('times out, aborts and fails like the gets, and forgets the waiter each time', async () => {
+    const waiters = new ConditionWaiters();
+    const never = () => false;
+    const controller = new AbortController();
+    const timedOut = waiters.wait(never, { timeout: 10 }, () => 'not yet');
+    const aborted = waiters.wait(never, { signal: controller.signal }, () => 'x');
+    const failed = waiters.wait(never, { timeout: 10_000 }, () => 'x');
+    await expect(timedOut).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT', message: 'not yet' });
+    controller.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'POOL_ERR_ABORTED' });
+    waiters.failAll(new PoolClosedError());
+    await expect(failed).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED' });
+    expect(waiters.size).toBe(0);
   });
 });

@@ -161,6 +161,17 @@ describe('ServerPoolService.incoming$', () => {
     expect(await pending).toMatchObject({ code: 'POOL_ERR_CLOSED' });
   });
 
+  it('attaches a subscription made while the server pool is starting (listening, not yet ready)', async () => {
+    const { server, client } = await start({ autoStart: false });
+    const starting = server.start();
+    expect(server.stats.state).toBe('starting');
+    const first = firstValueFrom(server.incoming$);
+    await starting;
+    client.start();
+    const [, stream] = await first;
+    destroys([stream]);
+  });
+
   it('completes a subscription waiting for a start that never came, and one made after close', async () => {
     const { app, server } = await start({ autoStart: false });
     const events: string[] = [];

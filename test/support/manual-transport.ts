@@ -1,5 +1,5 @@
 import { PassThrough, type Duplex } from 'node:stream';
-import type { ClientTransport, DialContext, DialResult } from '../../lib/core/transport.js';
+import type { Admission, ClientTransport, DialContext, DialResult, Refusal, ServerAcceptor, ServerTransport } from '../../lib/core/transport.js';
 
 /**
  * A client transport for core unit specs: every dial waits until the test
@@ -15,9 +15,22 @@ export class ManualTransport implements ClientTransport {
   dial(context: DialContext): Promise<DialResult> {
     this.dials++;
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject, context };
+      // As a real transport does: listen for the pool's close only while this dial is in flight.
+      const onAbort = (): void => reject(new Error('aborted'));
+      const settled = (): void => context.signal.removeEventListener('abort', onAbort);
+      const entry = {
+        resolve: (result: DialResult) => {
+          settled();
+          resolve(result);
+        },
+        reject: (error: unknown) => {
+          settled();
+          reject(error);
+        },
+        context,
+      };
       this.pending.push(entry);
-      context.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+      context.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -37,5 +50,89 @@ export class ManualTransport implements ClientTransport {
 
   async close(): Promise<void> {
     this.closed = true;
+  }
+}
+
+export interface ManualServerOptions {
+  /** Issue 00000000 first, as http2, ws and tcp raw4 do. */
+  firstIdZero?: boolean;
+  /** Peers send nothing on an idle stream (as tcp). */
+  quietIdle?: boolean;
+  /** Recognise bytes starting with 0x16 as 'tls-on-plain' (and record every refused batch). */
+  recognise?: boolean;
+}
+
+/**
+ * A server transport for core unit specs: the test plays the network. A
+ * peer "connects" by asking the pool's acceptor for an admission and
+ * completing it with a PassThrough (or the stream the test gives).
+ * `holdListen()` makes the next listen() wait until the test releases it.
+ */
+export class ManualServer implements ServerTransport {
+  readonly kind = 'manual';
+  readonly firstIdZero: boolean;
+  readonly quietIdle: boolean;
+  acceptor?: ServerAcceptor;
+  closed = false;
+  /** Bytes handed to refuseIdleData, with `recognise`. */
+  readonly recognised: Buffer[] = [];
+  refuseIdleData?: (stream: Duplex, bytes: Buffer) => 'tls-on-plain' | undefined;
+  private held?: Promise<void>;
+
+  constructor(options: ManualServerOptions = {}) {
+    this.firstIdZero = options.firstIdZero ?? false;
+    this.quietIdle = options.quietIdle ?? false;
+    if (options.recognise) {
+      this.refuseIdleData = (stream, bytes) => {
+        this.recognised.push(bytes);
+        stream.destroy();
+        return bytes[0] === 0x16 ? 'tls-on-plain' : undefined;
+      };
+    }
+  }
+
+  /** The next listen() resolves (or rejects) only when the returned functions say so. */
+  holdListen(): { bound(): void; failed(error: Error): void } {
+    let bound!: () => void;
+    let failed!: (error: Error) => void;
+    this.held = new Promise<void>((resolve, reject) => {
+      bound = resolve;
+      failed = reject;
+    });
+    return { bound, failed };
+  }
+
+  async listen(acceptor: ServerAcceptor): Promise<void> {
+    this.acceptor = acceptor;
+    await this.held;
+  }
+
+  address() {
+    return { address: '127.0.0.1', port: 1, family: 'IPv4' };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** A peer connects and completes its handshake; a string is the pool's refusal. */
+  connect(address = '127.0.0.1', stream: Duplex = new PassThrough()): { id: string; stream: Duplex } | Refusal {
+    const admission = this.begin(address);
+    if (typeof admission === 'string') return admission;
+    admission.accept(stream);
+    return { id: admission.id, stream };
+  }
+
+  /** As connect(), throwing on a refusal. */
+  arrive(stream: Duplex = new PassThrough()): { id: string; stream: Duplex } {
+    const result = this.connect('127.0.0.1', stream);
+    if (typeof result === 'string') throw new Error(`refused: ${result}`);
+    return result;
+  }
+
+  /** A peer is admitted and is still in its handshake. */
+  begin(address = '127.0.0.1'): Admission | Refusal {
+    if (!this.acceptor) throw new Error('the pool has not called listen()');
+    return this.acceptor.admit(address);
   }
 }
