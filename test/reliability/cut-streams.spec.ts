@@ -9,10 +9,9 @@ import { describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { useTestScope } from '../support/scope.js';
-import { inBatches, prng, randomSource, startKind, takePair, type Kind } from './support.js';
+import { inBatches, KIND_NAMES, prng, randomSource, startKind, takePair } from './support.js';
 
 const scope = useTestScope();
-const KINDS: Kind[] = ['tcp', 'tls', 'http2', 'ws', 'wss'];
 const STREAMS = 48;
 const AT_ONCE = 12;
 const MAX_BYTES = 512 * 1024;
@@ -87,7 +86,7 @@ async function writeThen(stream: Duplex, total: number, seed: number, cutAt: num
   return hash.digest('hex');
 }
 
-describe.each(KINDS)('%s: cut streams under churn', (kind) => {
+describe.each(KIND_NAMES)('%s: cut streams under churn', (kind) => {
   it(`${STREAMS} streams, ${AT_ONCE} at once, a third ended normally and the rest cut from either side: every reader gets every byte or an error`, async () => {
     const p = await scope.pair(startKind, kind, { maxCap: 256 }, { minCap: AT_ONCE + 4, maxCap: AT_ONCE + 4, minIvl: 20, maxIvl: 20 });
     await p.client.waitForActive(AT_ONCE, 20_000);

@@ -15,7 +15,7 @@ import type { TestScope } from '../support/scope.js';
 // ---- transports ---------------------------------------------------------------
 
 // One table of transport kinds for every spec: test/support/kinds.ts.
-export { clientConfig, serverConfig, startKind, testCertificate, usesTls, type Kind } from '../support/kinds.js';
+export { clientConfig, KIND_NAMES, serverConfig, startKind, testCertificate, usesTls, type Kind } from '../support/kinds.js';
 
 // ---- the real process, gc, resources -------------------------------------------------
 

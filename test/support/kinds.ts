@@ -152,6 +152,9 @@ const http2Kind: KindSpec = {
 
 export const KINDS: readonly KindSpec[] = [tcpKind(false), tcpKind(true), http2Kind, wsKind(false), wsKind(true)];
 
+/** Every built-in kind's name, for specs that run over all of them. */
+export const KIND_NAMES: readonly Kind[] = KINDS.map((spec) => spec.name);
+
 /**
  * The table the conformance suite runs over: the built-in kinds and any
  * kinds of transports from outside the library. Other specs stay on the
