@@ -2,6 +2,7 @@ import type { Duplex as RawSocket } from 'node:stream';
 import { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { type RawData } from 'ws';
+import { StreamCutError } from '../../core/errors.js';
 
 /** Keep-alive settings of one pooled WebSocket. */
 export interface WsKeepAlive {
@@ -275,7 +276,7 @@ export class WebSocketDuplex extends Duplex {
       // whose peer closed.
       if (this.receivedEnd) return;
       if (code !== 1006) {
-        this.destroy(streamError('ERR_WS_CLOSED', `the peer closed the WebSocket with code ${code}${why} before its end of data: the stream was cut`, code));
+        this.destroy(new StreamCutError('closed', `the peer closed the WebSocket with code ${code}${why} before its end of data: the stream was cut`, { closeCode: code }));
         return;
       }
     } else if (CLEAN_CLOSE_CODES.has(code)) {
@@ -296,8 +297,8 @@ export class WebSocketDuplex extends Duplex {
     }
     this.destroy(
       code === 1006
-        ? streamError('ECONNRESET', 'the WebSocket connection was cut without a close frame (1006)', code)
-        : streamError('ERR_WS_CLOSED', `the peer closed the WebSocket with code ${code}${why}`, code),
+        ? new StreamCutError('connection-lost', 'the WebSocket connection was cut without a close frame (1006)', { closeCode: code })
+        : new StreamCutError('closed', `the peer closed the WebSocket with code ${code}${why}`, { closeCode: code }),
     );
   };
 
@@ -331,7 +332,7 @@ export class WebSocketDuplex extends Duplex {
       }
       const { keepAlive, pongTimeout } = this.keepAlive;
       const silent = Math.round(performance.now() - this.lastHeard);
-      const error = streamError('ETIMEDOUT', `nothing arrived from the peer for ${silent} ms (pings every ${keepAlive} ms, pongTimeout ${pongTimeout} ms): it is gone`);
+      const error = new StreamCutError('ping-timeout', `nothing arrived from the peer for ${silent} ms (pings every ${keepAlive} ms, pongTimeout ${pongTimeout} ms): it is gone`);
       this.ws.terminate();
       this.destroy(error);
     });
@@ -371,7 +372,12 @@ export function closeWebSocket(ws: WebSocket, socket: RawSocket | undefined, cod
   socket.once('finish', () => socket.destroy());
 }
 
-/** A stream-level failure, with a stable `code` like Node's socket errors. */
+/**
+ * A stream-level failure that is no cut (a cut is a `StreamCutError`): a
+ * text message, data after the end-of-data message, an end the peer may
+ * have cut short (`ERR_WS_HALF_CLOSE_UNSUPPORTED`), a write after the peer
+ * closed (`EPIPE`); with a stable `code` like Node's socket errors.
+ */
 export interface WsStreamError extends Error {
   readonly code: string;
   /** The WebSocket close code, when the error comes from a close. */
