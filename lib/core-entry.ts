@@ -35,7 +35,12 @@ export {
   FirstStreamTakenError,
   FdLimitError,
   MissingModuleError,
+  StreamCutError,
+  isPoolError,
   refusalForStatus,
+  type PoolErrorFor,
+  type StreamCutReason,
+  type StreamCutDetails,
 } from './core/errors.js';
 
 // Transports

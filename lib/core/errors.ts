@@ -345,14 +345,15 @@ export class StreamCutError extends PoolError {
   static override readonly codes = [PoolErrorCode.STREAM_CUT] as const;
   declare readonly code: typeof PoolErrorCode.STREAM_CUT;
   readonly reason: StreamCutReason;
-  readonly rstCode?: number;
-  readonly closeCode?: number;
+  /** Set only when known (no key at all otherwise). */
+  declare readonly rstCode?: number;
+  declare readonly closeCode?: number;
 
   constructor(reason: StreamCutReason, message: string, details: StreamCutDetails = {}) {
     super(PoolErrorCode.STREAM_CUT, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.reason = reason;
-    if (details.rstCode !== undefined) this.rstCode = details.rstCode;
-    if (details.closeCode !== undefined) this.closeCode = details.closeCode;
+    if (details.rstCode !== undefined) (this as { rstCode?: number }).rstCode = details.rstCode;
+    if (details.closeCode !== undefined) (this as { closeCode?: number }).closeCode = details.closeCode;
   }
 }
 
