@@ -50,7 +50,6 @@ export class PoolError extends Error {
    * The codes an instance of this class may carry, for `instanceof` across
    * copies of the package; a class without its own list (a subclass written
    * outside this module) is matched by its prototype chain only.
-   * @internal
    */
   static readonly codes: readonly PoolErrorCode[] | undefined = undefined;
 
