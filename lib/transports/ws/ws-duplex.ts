@@ -3,6 +3,7 @@ import { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { type RawData } from 'ws';
 import { StreamCutError } from '../../core/errors.js';
+import { listen, type Disposer } from '../../core/listeners.js';
 
 /** Keep-alive settings of one pooled WebSocket. */
 export interface WsKeepAlive {
@@ -104,14 +105,13 @@ export class WebSocketDuplex extends Duplex {
   ) {
     super({ allowHalfOpen: halfClose, readableHighWaterMark: HIGH_WATER_MARK, writableHighWaterMark: HIGH_WATER_MARK });
     this.peerAnswers = keepAlive.requirePong;
-    ws.on('message', this.onMessage);
-    ws.on('ping', this.onPing);
-    ws.on('pong', this.onPong);
-    ws.on('close', this.onClose);
-    ws.on('error', this.onError);
+    this.detach = listen(ws, { message: this.onMessage, ping: this.onPing, pong: this.onPong, close: this.onClose, error: this.onError });
     if (initial && initial.length > 0) this.pushData(initial);
     this.pingTimer = setInterval(() => this.ping(), keepAlive.keepAlive).unref();
   }
+
+  /** Removes the listeners the constructor added to the WebSocket. */
+  private readonly detach: Disposer;
 
   /** The WebSocket is open: no close frame sent or received, the socket alive. */
   get open(): boolean {
@@ -184,11 +184,7 @@ export class WebSocketDuplex extends Duplex {
    */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.stopKeepAlive();
-    this.ws.off('message', this.onMessage);
-    this.ws.off('ping', this.onPing);
-    this.ws.off('pong', this.onPong);
-    this.ws.off('close', this.onClose);
-    this.ws.off('error', this.onError);
+    this.detach();
     this.ws.on('error', noop);
     closeWebSocket(this.ws, this.socket, error || !this.writableFinished ? CUT_CLOSE_CODE : 1000);
     callback(error);
