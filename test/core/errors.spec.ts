@@ -214,3 +214,17 @@ describe('two copies of the package in one process', () => {
     });
   });
 });
+
+describe('literal code types (checked by `npm run typecheck`)', () => {
+  it('each class narrows code; isPoolError and a code check narrow the value', () => {
+    const timeout: 'POOL_ERR_TIMEOUT' = new PoolTimeoutError('late').code;
+    const refused: 'POOL_ERR_REFUSED' | 'POOL_ERR_IP_NOT_ALLOWED' | 'POOL_ERR_FULL' = new PoolRefusedError('no').code;
+    const value: unknown = new StreamCutError('goaway', 'not processed');
+    let reason: string | undefined;
+    if (isPoolError(value, 'ECONNRESET')) reason = value.reason; // narrowed to StreamCutError
+    let option: string | undefined;
+    const invalid: unknown = new InvalidOptionsError('maxCap', 'got -1');
+    if (invalid instanceof PoolError && invalid.code === 'POOL_ERR_INVALID_OPTIONS' && invalid instanceof InvalidOptionsError) option = invalid.option;
+    expect([timeout, refused, reason, option]).toEqual(['POOL_ERR_TIMEOUT', 'POOL_ERR_REFUSED', 'goaway', 'maxCap']);
+  });
+});
