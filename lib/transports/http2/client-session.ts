@@ -34,7 +34,7 @@ export class ClientSession implements StreamOwner {
   /**
    * Streams open on it (idle, handed out or handshaking), plus slots
    * reserved for a request about to be made. Only the session counts them:
-   * `reserve()` up, a stream's close (or `release()`) down.
+   * `reserve()` up, a stream's close (or a failed `request()`) down.
    */
   get open(): number {
     return this.openCount;
@@ -150,12 +150,6 @@ export class ClientSession implements StreamOwner {
     this.streams.delete(stream);
     this.openCount--;
     if (!closedGracefully(stream)) this.countReset();
-    this.closeIfDrained();
-  }
-
-  /** Releases a slot reserved for a request that was never made. */
-  release(): void {
-    this.openCount--;
     this.closeIfDrained();
   }
 
