@@ -58,4 +58,27 @@ describe.each([
     await eventually(() => server.sockets.every((socket) => socket.destroyed || socket.readableEnded), 5000, 'every connection closed');
     expect(warnings).toEqual([]);
   });
+
+  it('a dial whose pool closes while it resolves the address fails at once with PoolClosedError, not at its timeout', async () => {
+    const server = await silentServer();
+    let resolveAddress!: (address: string) => void;
+    const address = new Promise<string>((resolve) => (resolveAddress = resolve));
+    const transport = createClientPool({ ...options, addressResolver: () => address, handshakeTimeout: 60_000 } as never).transport;
+    scope.defer(() => transport.close(0));
+    const controller = new AbortController();
+    const dial = transport.dial({ signal: controller.signal, readId: true }).then(
+      (result) => {
+        result.stream.destroy();
+        return 'dialed';
+      },
+      (error: unknown) => error,
+    );
+    controller.abort();
+    resolveAddress(`127.0.0.1:${server.port}`);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise((resolve) => (timer = setTimeout(() => resolve('still waiting after 5 s'), 5000)));
+    const outcome = await Promise.race([dial, late]);
+    clearTimeout(timer);
+    expect(outcome).toBeInstanceOf(PoolClosedError);
+  });
 });

@@ -19,8 +19,16 @@ export function poolClosed(during?: string): PoolClosedError {
   return new PoolClosedError(during ? `the pool closed during ${during}` : 'the pool closed');
 }
 
-/** Calls `callback` once when the pool's `signal` aborts; the disposer forgets it. */
+/**
+ * Calls `callback` once when the pool's `signal` aborts (at once when it
+ * already has: a dial that awaited something since its last check must not
+ * wait for its timeout); the disposer forgets it.
+ */
 export function whenClosed(signal: AbortSignal, callback: () => void): Disposer {
+  if (signal.aborted) {
+    callback();
+    return () => undefined;
+  }
   return onAbort(signal, callback);
 }
 
