@@ -29,6 +29,11 @@ export const PoolErrorCode = {
    * so `error.code === 'ECONNRESET'` means "cut" on every transport.
    */
   STREAM_CUT: 'ECONNRESET',
+  /** WebSocket streams (`WsStreamError`): Node-style codes, as a socket's stream errors have. */
+  WS_TEXT_MESSAGE: 'ERR_WS_TEXT_MESSAGE',
+  WS_DATA_AFTER_END: 'ERR_WS_DATA_AFTER_END',
+  WS_HALF_CLOSE_UNSUPPORTED: 'ERR_WS_HALF_CLOSE_UNSUPPORTED',
+  WS_NOT_OPEN: 'EPIPE',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -356,6 +361,37 @@ export class StreamCutError extends PoolError {
   }
 }
 
+type WsStreamCode =
+  | typeof PoolErrorCode.WS_TEXT_MESSAGE
+  | typeof PoolErrorCode.WS_DATA_AFTER_END
+  | typeof PoolErrorCode.WS_HALF_CLOSE_UNSUPPORTED
+  | typeof PoolErrorCode.WS_NOT_OPEN;
+
+/**
+ * A pooled WebSocket stream failed for a reason that is no cut: the peer
+ * sent a text message (`ERR_WS_TEXT_MESSAGE`; close 1003) or data after its
+ * end-of-data message (`ERR_WS_DATA_AFTER_END`; close 1002), this side's
+ * end may have cut a peer without the half-close extension short
+ * (`ERR_WS_HALF_CLOSE_UNSUPPORTED`), or a write came after the peer closed
+ * (`EPIPE`, as on a socket).
+ */
+export class WsStreamError extends PoolError {
+  static override readonly codes = [
+    PoolErrorCode.WS_TEXT_MESSAGE,
+    PoolErrorCode.WS_DATA_AFTER_END,
+    PoolErrorCode.WS_HALF_CLOSE_UNSUPPORTED,
+    PoolErrorCode.WS_NOT_OPEN,
+  ] as const;
+  declare readonly code: WsStreamCode;
+  /** The WebSocket close code, when the error comes with a close. */
+  declare readonly closeCode?: number;
+
+  constructor(code: WsStreamCode, message: string, closeCode?: number) {
+    super(code, message);
+    if (closeCode !== undefined) (this as { closeCode?: number }).closeCode = closeCode;
+  }
+}
+
 /**
  * Every error class of this module by name: `PoolErrorFor` reads the codes
  * from it, and the error-table spec checks that no exported class is
@@ -382,6 +418,7 @@ export const poolErrorClasses = {
   FdLimitError,
   MissingModuleError,
   StreamCutError,
+  WsStreamError,
 } as const;
 
 type PoolErrorClasses = Omit<typeof poolErrorClasses, 'PoolError'>;

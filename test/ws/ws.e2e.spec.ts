@@ -147,7 +147,7 @@ describe('ws transport, end to end', () => {
     const closed = waitFor(peer!, 'close');
     const failed = waitFor(stream, 'error');
     peer!.send('text');
-    expect(((await failed)[0] as { code: string }).code).toBe('ERR_WS_TEXT_MESSAGE');
+    expect((await failed)[0]).toMatchObject({ code: 'ERR_WS_TEXT_MESSAGE', name: 'WsStreamError' });
     expect((await closed)[0]).toBe(1003);
   });
 

@@ -2,8 +2,11 @@ import type { Duplex as RawSocket } from 'node:stream';
 import { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { type RawData } from 'ws';
-import { StreamCutError } from '../../core/errors.js';
+import { StreamCutError, WsStreamError } from '../../core/errors.js';
 import { listen, type Disposer } from '../../core/listeners.js';
+
+/** The stream errors of this transport that are no cut (a class of lib/core/errors.ts, exported with the others). */
+export type { WsStreamError };
 
 /** Keep-alive settings of one pooled WebSocket. */
 export interface WsKeepAlive {
@@ -217,7 +220,7 @@ export class WebSocketDuplex extends Duplex {
     if (!isBinary) {
       // As the Go pools: a text message is a protocol error, answered with 1003.
       closeWebSocket(this.ws, this.socket, 1003);
-      this.destroy(streamError('ERR_WS_TEXT_MESSAGE', 'the peer sent a text message; a pooled stream carries binary messages only'));
+      this.destroy(new WsStreamError('ERR_WS_TEXT_MESSAGE', 'the peer sent a text message; a pooled stream carries binary messages only'));
       return;
     }
     const bytes = toBuffer(data);
@@ -227,7 +230,7 @@ export class WebSocketDuplex extends Duplex {
     }
     if (this.receivedEnd) {
       closeWebSocket(this.ws, this.socket, 1002);
-      this.destroy(streamError('ERR_WS_DATA_AFTER_END', 'the peer sent data after its end-of-data message (half-close extension)'));
+      this.destroy(new WsStreamError('ERR_WS_DATA_AFTER_END', 'the peer sent data after its end-of-data message (half-close extension)'));
       return;
     }
     if (bytes.length > 0) {
@@ -280,7 +283,7 @@ export class WebSocketDuplex extends Duplex {
         // Our end() closed the WebSocket while the peer could still send,
         // and this peer cannot half-close: its answer may have been cut short.
         this.destroy(
-          streamError(
+          new WsStreamError(
             'ERR_WS_HALF_CLOSE_UNSUPPORTED',
             'this side ended the stream while the peer was still sending; the peer does not support the half-close extension, so its close may have cut what it had left to send',
             code,
@@ -368,24 +371,8 @@ export function closeWebSocket(ws: WebSocket, socket: RawSocket | undefined, cod
   socket.once('finish', () => socket.destroy());
 }
 
-/**
- * A stream-level failure that is no cut (a cut is a `StreamCutError`): a
- * text message, data after the end-of-data message, an end the peer may
- * have cut short (`ERR_WS_HALF_CLOSE_UNSUPPORTED`), a write after the peer
- * closed (`EPIPE`); with a stable `code` like Node's socket errors.
- */
-export interface WsStreamError extends Error {
-  readonly code: string;
-  /** The WebSocket close code, when the error comes from a close. */
-  readonly closeCode?: number;
-}
-
-function streamError(code: string, message: string, closeCode?: number): WsStreamError {
-  return Object.assign(new Error(message), closeCode === undefined ? { code } : { code, closeCode });
-}
-
 function notOpen(): WsStreamError {
-  return streamError('EPIPE', 'the WebSocket is closing or closed: the peer closed it (it cannot take more data)');
+  return new WsStreamError('EPIPE', 'the WebSocket is closing or closed: the peer closed it (it cannot take more data)');
 }
 
 /** @internal */
