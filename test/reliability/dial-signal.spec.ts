@@ -30,7 +30,7 @@ describe.each([
   ['tls', { transport: 'tcp', tls: '1' }, 'in the TLS handshake'],
   ['ws', { transport: 'ws' }, 'in the upgrade'],
   ['http2', { transport: 'http2', tls: '1' }, 'waiting for the one session being opened'],
-])('%s client: dials in flight on one pool signal', (_name, options, phase) => {
+])('%s client: dials in flight on one pool signal', (name, options, phase) => {
   it(`${DIALS} dials ${phase} add one 'abort' listener to it, and its abort fails each with PoolClosedError`, async () => {
     const server = await silentServer();
     const transport = createClientPool({ ...options, address: `127.0.0.1:${server.port}`, handshakeTimeout: 60_000, ...(options.transport === 'ws' ? {} : { dialTimeout: 60_000 }) } as never).transport;
@@ -80,5 +80,24 @@ describe.each([
     const outcome = await Promise.race([dial, late]);
     clearTimeout(timer);
     expect(outcome).toBeInstanceOf(PoolClosedError);
+  });
+
+  // Plain tcp in single mode has nothing to wait for after the connect (no ID): its dial is done at once.
+  if (name === 'tcp') return;
+  it('single mode: a get waiting on its own dial when the pool closes rejects with PoolClosedError, counted as no failure', async () => {
+    const server = await silentServer();
+    const pool = createClientPool({ ...options, address: `127.0.0.1:${server.port}`, isSingle: true, handshakeTimeout: 60_000 } as never);
+    pool.start();
+    const get = pool.outgoingGet('', 60_000).then(
+      (stream) => {
+        stream.destroy();
+        return 'taken';
+      },
+      (error: unknown) => error,
+    );
+    await eventually(() => server.sockets.length >= 1, 10_000, 'the dial to connect');
+    await pool.close(0);
+    expect(await get).toMatchObject({ code: 'POOL_ERR_CLOSED', name: 'PoolClosedError' });
+    expect(pool.stats.failures).toEqual({});
   });
 });
