@@ -26,6 +26,8 @@ export {
   DialError,
   HandshakeError,
   TlsMismatchError,
+  AuthRefusedError,
+  AuthHandshakeError,
   InvalidIdError,
   InvalidOptionsError,
   DuplicatePoolError,
@@ -35,7 +37,13 @@ export {
   FirstStreamTakenError,
   FdLimitError,
   MissingModuleError,
+  StreamCutError,
+  WsStreamError,
+  isPoolError,
   refusalForStatus,
+  type PoolErrorFor,
+  type StreamCutReason,
+  type StreamCutDetails,
 } from './core/errors.js';
 
 // Transports
@@ -70,7 +78,7 @@ export { TcpClientTransport, TcpServerTransport, tcpTransport, type TcpClientOpt
 // HTTP/2
 export { Http2ClientTransport, Http2ServerTransport, Http2StreamAbortedError, http2Transport, type Http2AbortReason, type Http2ClientOptions, type Http2ServerOptions, type Http2FlowOptions } from './transports/http2/index.js';
 // WebSocket
-export { WsClientTransport, WsServerTransport, WebSocketDuplex, wsTransport, wsMasking, type WsClientOptions, type WsServerOptions, type WsCommonOptions, type WsStreamError, type WsMasking, type HttpServerSource } from './transports/ws/index.js';
+export { WsClientTransport, WsServerTransport, WebSocketDuplex, wsTransport, wsMasking, type WsClientOptions, type WsServerOptions, type WsCommonOptions, type WsMasking, type HttpServerSource } from './transports/ws/index.js';
 export type { TlsMode, TlsModeInput, ServerTlsInput, CaInput } from './transports/shared/tls.js';
 export type { Endpoint, EndpointInput, AddressResolver } from './transports/shared/endpoint.js';
 

@@ -1,5 +1,5 @@
 // Authentication of pooled connections (issue 13): designed, not yet wired into the transports.
-export { AuthErrorCode, AuthHandshakeError, AuthRefusedError, type AuthFailure } from './errors.js';
+export { AuthHandshakeError, AuthRefusedError, type AuthFailure } from './errors.js';
 export {
   AuthKey, ClientAuth, ServerAuth, MAX_KEYS, MIN_KEY_BYTES, MIN_KEY_ENTROPY_BITS,
   deriveKeyId, estimateEntropyBits, generateAuthKey, resolveClientAuth, resolveServerAuth,

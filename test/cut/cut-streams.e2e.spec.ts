@@ -7,9 +7,11 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import type { Duplex } from 'node:stream';
+import { StreamCutError } from '../../lib/core/errors.js';
+import { kindSpec } from '../support/kinds.js';
 import { useTestScope } from '../support/scope.js';
 import { startKind, type Kind } from '../reliability/support.js';
-import { bytesArrived, readOutcome, writeBytes } from './cut-support.js';
+import { bytesArrived, readOutcome, writeBytes, type ReadOutcome } from './cut-support.js';
 
 const scope = useTestScope();
 const KINDS: Kind[] = ['tcp', 'tls', 'http2', 'ws', 'wss'];
@@ -17,6 +19,24 @@ const PARTIAL = 256 * 1024;
 
 type Side = 'client' | 'server';
 const other = (side: Side): Side => (side === 'client' ? 'server' : 'client');
+
+/** `writer` sends part of a transfer and `reader` has read some of it: what the reader then sees, once `writer` is cut. */
+async function partialTransfer(writer: Duplex, reader: Duplex): Promise<{ outcome: Promise<ReadOutcome> }> {
+  writer.on('error', () => undefined);
+  let seen = 0;
+  reader.on('data', (chunk: Buffer) => void (seen += chunk.length));
+  const outcome = readOutcome(reader);
+  await writeBytes(writer, PARTIAL);
+  await bytesArrived(() => seen, 1);
+  return { outcome }; // wrapped: an async function would wait for it
+}
+
+/** A cut reads as an error, never an end: ECONNRESET on every kind, a StreamCutError where the transport makes the error. */
+function expectCut(kind: Kind, result: ReadOutcome): void {
+  expect(result.first).toBe('error');
+  expect(result.error).toMatchObject({ code: 'ECONNRESET' });
+  if (kindSpec(kind).typedCut) expect(result.error).toBeInstanceOf(StreamCutError);
+}
 
 describe.each(KINDS)('%s: a cut stream reaches the peer as an error', (kind) => {
   it.each<[Side, boolean]>([
@@ -28,16 +48,10 @@ describe.each(KINDS)('%s: a cut stream reaches the peer as an error', (kind) => 
     const p = await scope.pair(startKind, kind, {}, { minCap: 1, maxCap: 2 });
     const pair = await scope.handOff(p);
     const writer: Duplex = pair[cutter];
-    const reader: Duplex = pair[other(cutter)];
-    writer.on('error', () => undefined);
-    let seen = 0;
-    reader.on('data', (chunk: Buffer) => void (seen += chunk.length));
-    const outcome = readOutcome(reader);
-    await writeBytes(writer, PARTIAL);
-    await bytesArrived(() => seen, 1);
+    const { outcome } = await partialTransfer(writer, pair[other(cutter)]);
     writer.destroy(withError ? new Error('the application gave up') : undefined);
     const result = await outcome;
-    expect(result.first).toBe('error');
+    expectCut(kind, result);
     expect(result.bytes).toBeLessThanOrEqual(PARTIAL);
   });
 
@@ -58,17 +72,11 @@ describe.each(KINDS)('%s: a cut stream reaches the peer as an error', (kind) => 
     const p = await scope.pair(startKind, kind, { closeTimeout: 300 }, { minCap: 1, maxCap: 2, closeTimeout: 300 });
     const pair = await scope.handOff(p);
     const writer = pair[closing];
-    const reader = pair[other(closing)];
-    writer.on('error', () => undefined);
-    let seen = 0;
-    reader.on('data', (chunk: Buffer) => void (seen += chunk.length));
-    const outcome = readOutcome(reader);
-    await writeBytes(writer, PARTIAL);
-    await bytesArrived(() => seen, 1);
+    const { outcome } = await partialTransfer(writer, pair[other(closing)]);
     const closed = p[closing].close();
     const result = await outcome;
     await closed;
-    expect(result.first).toBe('error');
+    expectCut(kind, result);
     expect(writer.errored).toMatchObject({ code: 'POOL_ERR_CLOSED' });
   });
 

@@ -55,7 +55,7 @@ describe('http2 transport: sessions that fail', () => {
     const serverError = nextError(serverStream);
     await new Promise((resolve) => setTimeout(resolve, 30));
     proxy.cut();
-    expect(await clientError).toMatchObject({ code: 'ECONNRESET', name: 'Http2StreamAbortedError', reason: 'connection-lost' });
+    expect(await clientError).toMatchObject({ code: 'ECONNRESET', name: 'StreamCutError', reason: 'connection-lost' });
     expect(await serverError).toMatchObject({ code: 'ECONNRESET', reason: 'connection-lost' });
     clearInterval(pump);
     // The idle ones left, a new session refills, and it works.

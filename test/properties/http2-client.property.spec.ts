@@ -4,10 +4,10 @@ import http2, { type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
 import { createClientPool } from '../../lib/pool-factory.js';
 import { testCertificate } from '../http2/h2-support.js';
-import { eventually, readBytes, sleep } from '../support/net.js';
+import { eventually, sleep } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 import { chunk, runs } from './fc.js';
-import { settledDial } from './peers.js';
+import { checkOneDial, settledDial } from './peers.js';
 
 const scope = useTestScope();
 
@@ -108,26 +108,7 @@ describe('http2 client status and ID read (property): a raw HTTP/2 server answer
     current = s;
     streams.length = 0;
     const want = expected(s);
-    const pool = createClientPool({ transport: 'http2', address: `127.0.0.1:${port}`, tls: '1', minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, handshakeTimeout: 200 });
-    pool.start();
-    try {
-      const outcome = await settledDial(pool);
-      if ('id' in want) {
-        expect(outcome).toEqual({ created: true });
-        const stream = scope.track(await pool.outgoingGet(want.id, 1000));
-        if (want.rest.length > 0) expect((await readBytes(stream, want.rest.length, 2000)).equals(want.rest)).toBe(true);
-        stream.destroy();
-      } else {
-        const code = 'code' in outcome ? outcome.code : 'created';
-        expect(want.codes).toContain(code);
-        if (code !== 'created') {
-          expect(pool.active).toBe(0);
-          expect(pool.stats.totals.created).toBe(0);
-        }
-      }
-    } finally {
-      await pool.close();
-    }
+    await checkOneDial({ transport: 'http2', address: `127.0.0.1:${port}`, tls: '1', handshakeTimeout: 200 }, want, scope.track);
     // The server's stream of the run is closed: a refused or failed dial leaves nothing open.
     await eventually(() => streams.every((stream) => stream.closed || stream.destroyed), 2000, 'the server stream to close');
   }

@@ -1,6 +1,8 @@
+import { expect } from '@jest/globals';
 import type { Duplex } from 'node:stream';
 import type { ClientPool } from '../../lib/core/client-pool.js';
-import { eventually, sleep } from '../support/net.js';
+import { createClientPool } from '../../lib/pool-factory.js';
+import { eventually, readBytes, sleep } from '../support/net.js';
 
 /** How a scripted peer ends its turn after sending: FIN, RST, or silence. */
 export type Ending = 'end' | 'reset' | 'hold';
@@ -44,5 +46,49 @@ export async function sendScripted(socket: Duplex & { resetAndDestroy?: () => un
   else if (ending === 'reset') {
     if (socket.resetAndDestroy) socket.resetAndDestroy();
     else socket.destroy();
+  }
+}
+
+/**
+ * What one dial against a scripted peer must give: a pooled stream under
+ * `id` whose first bytes are `rest` (the bytes the peer sent after the ID),
+ * or one of `codes` ('created' among them when either is fine).
+ */
+export type DialWant = { id: string; rest: Buffer } | { codes: readonly string[] };
+
+/**
+ * The check every client property runs, whatever the transport: one client
+ * pool (`options`: transport, address, timeouts), one dial; it pooled a
+ * stream under the expected ID with no byte after it lost or added, or it
+ * failed with an allowed code and pooled nothing. `whenCreated` checks a
+ * stream pooled where a failure was allowed too. The pool is closed after.
+ */
+export async function checkOneDial(
+  options: Record<string, unknown>,
+  want: DialWant,
+  track: <T extends Duplex>(stream: T) => T,
+  whenCreated?: (pool: ClientPool) => void,
+): Promise<string> {
+  const pool = createClientPool({ minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, ...options } as never);
+  pool.start();
+  try {
+    const outcome = await settledDial(pool);
+    const code = 'code' in outcome ? outcome.code : 'created';
+    if ('id' in want) {
+      expect(code).toBe('created');
+      const stream = track(await pool.outgoingGet(want.id, 1000));
+      if (want.rest.length > 0) expect((await readBytes(stream, want.rest.length, 2000)).equals(want.rest)).toBe(true);
+      stream.destroy();
+    } else {
+      expect(want.codes).toContain(code);
+      if (code === 'created') whenCreated?.(pool);
+      else {
+        expect(pool.active).toBe(0);
+        expect(pool.stats.totals.created).toBe(0);
+      }
+    }
+    return code;
+  } finally {
+    await pool.close();
   }
 }

@@ -74,7 +74,7 @@ describe('readExact (property): any bytes, any chunking, any ending', () => {
             expect('error' in settled).toBe(true);
             const { code, message } = (settled as { error: { code?: string; message: string } }).error;
             const refused = withRefusal && payload.length === 0 && (ending === 'end' || ending === 'close');
-            expect(code).toBe(ending === 'abort' ? 'POOL_ERR_ABORTED' : refused ? 'POOL_ERR_REFUSED' : 'POOL_ERR_HANDSHAKE');
+            expect(code).toBe(ending === 'abort' ? 'POOL_ERR_CLOSED' : refused ? 'POOL_ERR_REFUSED' : 'POOL_ERR_HANDSHAKE');
             // Only a stream held open waits for the deadline; any other ending is seen when it happens.
             if (ending === 'hold') expect(message).toBe(`the ID did not arrive within ${DEADLINE} ms`);
             else expect(message).not.toMatch(/did not arrive within/);
@@ -123,7 +123,8 @@ describe('readExact on a stream that is already over', () => {
 
   it('rejects at once when the signal is already aborted', async () => {
     const stream = new PassThrough();
-    await expect(readExact(stream, 4, long, AbortSignal.abort())).rejects.toMatchObject({ code: 'POOL_ERR_ABORTED' });
+    // The signal a transport passes is the pool's lifecycle: its abort is the pool's close.
+    await expect(readExact(stream, 4, long, AbortSignal.abort())).rejects.toMatchObject({ code: 'POOL_ERR_CLOSED', name: 'PoolClosedError' });
     expect(EVENTS.map((event) => stream.listenerCount(event))).toEqual([0, 0, 0, 0]);
   });
 });

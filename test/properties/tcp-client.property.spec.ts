@@ -4,11 +4,11 @@ import type net from 'node:net';
 import { createSelfSignedCertificate } from '../../lib/certs/index.js';
 import { decodeId, type IdWireForm } from '../../lib/core/ids.js';
 import { createClientPool } from '../../lib/pool-factory.js';
-import { eventually, listenRaw, readBytes } from '../support/net.js';
+import { eventually, listenRaw } from '../support/net.js';
 import { startPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 import { chunk, runs } from './fc.js';
-import { sendScripted, settledDial, type Ending } from './peers.js';
+import { checkOneDial, sendScripted, settledDial, type Ending } from './peers.js';
 
 const scope = useTestScope();
 
@@ -62,38 +62,9 @@ describe('tcp client ID read (property): a raw server sends arbitrary bytes, in 
             seen.push(socket);
             void sendScripted(socket, chunk(payload, cuts), ending);
           };
-          const pool = createClientPool({
-            address: `127.0.0.1:${raw.port}`,
-            idFormat: form,
-            minCap: 1,
-            maxCap: 1,
-            minIvl: 60_000,
-            maxIvl: 60_000,
-            handshakeTimeout: 150,
-          });
-          pool.start();
-          try {
-            const outcome = await settledDial(pool);
-            if ('id' in want) {
-              expect(outcome).toEqual({ created: true });
-              expect(want.id).toMatch(/^[0-9a-f]{8}$/);
-              const stream = await pool.outgoingGet(want.id, 1000);
-              scope.track(stream);
-              // Bytes after the ID are the stream's first bytes, none lost, none added.
-              const rest = Buffer.from(payload.subarray(form === 'hex8' ? 8 : 4));
-              if (rest.length > 0) expect((await readBytes(stream, rest.length, 2000)).equals(rest)).toBe(true);
-              stream.destroy();
-            } else {
-              const code = 'code' in outcome ? outcome.code : 'created';
-              expect(want.codes).toContain(code);
-              if (code !== 'created') {
-                expect(pool.active).toBe(0);
-                expect(pool.stats.totals.created).toBe(0);
-              }
-            }
-          } finally {
-            await pool.close();
-          }
+          // Bytes after the ID are the stream's first bytes, none lost, none added.
+          const rest = Buffer.from(payload.subarray(form === 'hex8' ? 8 : 4));
+          await checkOneDial({ address: `127.0.0.1:${raw.port}`, idFormat: form, handshakeTimeout: 150 }, 'id' in want ? { id: want.id, rest } : want, scope.track);
           // Every connection of the run is closed on the server's side too.
           await eventually(() => seen.every((socket) => socket.destroyed), 2000, 'the raw server to see the socket closed');
         },

@@ -2,12 +2,12 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import type net from 'node:net';
-import { createClientPool } from '../../lib/pool-factory.js';
-import { eventually, listenRaw, readBytes, sleep } from '../support/net.js';
+import type { ClientPool } from '../../lib/core/client-pool.js';
+import { eventually, listenRaw } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 import { GUID } from '../ws/ws-support.js';
 import { chunk, runs } from './fc.js';
-import { settledDial, type Ending } from './peers.js';
+import { checkOneDial, sendScripted, type Ending } from './peers.js';
 
 const scope = useTestScope();
 
@@ -84,17 +84,6 @@ function statusCode(status: number): string {
   return status === 403 ? 'POOL_ERR_IP_NOT_ALLOWED' : status === 503 ? 'POOL_ERR_FULL' : 'POOL_ERR_REFUSED';
 }
 
-async function send(socket: net.Socket, pieces: readonly Buffer[], end: Ending): Promise<void> {
-  for (const piece of pieces) {
-    if (socket.destroyed) return;
-    socket.write(piece);
-    await sleep(1);
-  }
-  if (socket.destroyed) return;
-  if (end === 'end') socket.end();
-  else if (end === 'reset') socket.resetAndDestroy();
-}
-
 describe('ws client first message (property): a raw server upgrades, then sends anything', () => {
   it('the dial pools a stream under the first 4 bytes of a binary first message, or fails typed, and pools nothing', async () => {
     let current: Script = { kind: 'frames', frames: [], cuts: [], ending: 'hold' };
@@ -116,13 +105,13 @@ describe('ws client first message (property): a raw server upgrades, then sends 
         if (s.kind === 'status') {
           socket.end(`HTTP/1.1 ${s.status} Whatever\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
         } else if (s.kind === 'not-http') {
-          void send(socket, [Buffer.from(s.bytes)], s.ending);
+          void sendScripted(socket, [Buffer.from(s.bytes)], s.ending);
         } else if (s.kind === 'garbage') {
-          void send(socket, [Buffer.from(upgraded), ...chunk(s.bytes, s.cuts)], s.ending);
+          void sendScripted(socket, [Buffer.from(upgraded), ...chunk(s.bytes, s.cuts)], s.ending);
         } else {
           const { outcome, used } = firstMessage(s.frames);
           const frames = 'id' in outcome ? s.frames.slice(0, used) : s.frames;
-          void send(socket, [Buffer.from(upgraded), ...chunk(Buffer.concat(frames.map(encode)), s.cuts)], 'id' in outcome ? 'hold' : s.ending);
+          void sendScripted(socket, [Buffer.from(upgraded), ...chunk(Buffer.concat(frames.map(encode)), s.cuts)], 'id' in outcome ? 'hold' : s.ending);
         }
       };
       socket.on('data', onData);
@@ -145,26 +134,9 @@ describe('ws client first message (property): a raw server upgrades, then sends 
             allowed = ['created'];
           } else allowed = ['code' in outcome ? outcome.code : 'POOL_ERR_HANDSHAKE'];
         }
-        const pool = createClientPool({ transport: 'ws', address: `127.0.0.1:${raw.port}`, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, handshakeTimeout: 300 });
-        pool.start();
-        try {
-          const outcome = await settledDial(pool);
-          const code = 'code' in outcome ? outcome.code : 'created';
-          expect(allowed).toContain(code);
-          if (success) {
-            const stream = scope.track(await pool.outgoingGet(success.id, 1000));
-            if (success.rest.length > 0) expect((await readBytes(stream, success.rest.length, 2000)).equals(success.rest)).toBe(true);
-            stream.destroy();
-          } else if (code === 'created') {
-            // Garbage that happens to frame a binary message: whatever the ID, it is a valid one.
-            expect(pool.active).toBe(1);
-          } else {
-            expect(pool.active).toBe(0);
-            expect(pool.stats.totals.created).toBe(0);
-          }
-        } finally {
-          await pool.close();
-        }
+        // Garbage that happens to frame a binary message: whatever the ID, it is a valid one.
+        const whenCreated = (pool: ClientPool): void => expect(pool.active).toBe(1);
+        await checkOneDial({ transport: 'ws', address: `127.0.0.1:${raw.port}`, handshakeTimeout: 300 }, success ?? { codes: allowed }, scope.track, whenCreated);
         await eventually(() => seen.every((socket) => socket.destroyed), 2000, 'the raw server to see the socket closed');
       }),
       runs(50, 10_000),

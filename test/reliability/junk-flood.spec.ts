@@ -150,15 +150,17 @@ describe('ws: strangers upgrade, then send 10 bytes that are no WebSocket frame,
   }, 60_000);
 });
 
-describe.each<[string, Record<string, unknown>]>([
-  ['hex8', {}],
-  ['raw4', { idFormat: 'raw4' }],
-])('a TLS client dialing a plain tcp server (%s)', (_name, wire) => {
+describe.each<[string, Kind, Record<string, unknown>]>([
+  ['tls, hex8', 'tls', {}],
+  ['tls, raw4', 'tls', { idFormat: 'raw4' }],
+  // The http2 client's sessions connect with the same TLS helper as the tcp client (it said "TLS handshake failed").
+  ['http2', 'http2', {}],
+])('a TLS client dialing a plain tcp server (%s)', (_name, clientKind, wire) => {
   it('leaves nothing in the server pool (tls-on-plain) and fails with TlsMismatchError: the server does not speak TLS', async () => {
     const server = createServerPool(serverConfig('tcp', wire));
     await server.start();
     scope.defer(() => server.close(1000));
-    const client = createClientPool({ ...clientConfig('tls', { ...wire, handshakeTimeout: 5000 }), address: `127.0.0.1:${server.address()!.port}` } as ClientPoolConfig);
+    const client = createClientPool({ ...clientConfig(clientKind, { ...wire, handshakeTimeout: 5000 }), address: `127.0.0.1:${server.address()!.port}` } as ClientPoolConfig);
     scope.defer(() => client.close(1000));
     const errors: unknown[] = [];
     for (let i = 0; i < 5; i++) {

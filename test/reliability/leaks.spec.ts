@@ -100,7 +100,7 @@ function internals(client: ClientPool, server: ServerPool): Record<string, numbe
   };
   return {
     'client waiters by ID': read(client, 'byId.queues'),
-    'client active waiters': read(client, 'activeWaiters'),
+    'client active waiters': read(client, 'activeWaiters.waiting'),
     'client idle': read(client, 'idle.entries'),
     'server waiters': read(server, 'incoming.sinks'),
     'server handshaking': read(server, 'handshaking'),

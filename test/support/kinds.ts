@@ -50,6 +50,8 @@ export interface KindSpec<Name extends string = Kind> {
   handshakesStat?: string;
   /** What the peer of a stream cut at close sees, where the kind promises it. */
   cutSeenByPeer?: Record<string, unknown>;
+  /** A cut reaches the reader as the library's StreamCutError (tcp: often Node's own ECONNRESET socket error). */
+  typedCut?: boolean;
   /** Kind-specific checks on a pair of pooled streams (what they are). */
   expectStreams(client: Duplex, server: Duplex): void;
   /** Kind-specific checks after pooled streams ended gracefully on both sides. */
@@ -109,6 +111,7 @@ function wsKind(secure: boolean): KindSpec {
     refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', message: /403 Forbidden/ },
     refusedFull: { code: 'POOL_ERR_FULL', name: 'PoolFullError', message: /503 Service Unavailable.*pool is full/ },
     handshakesStat: 'upgrades',
+    typedCut: true,
     expectStreams: (client, server) => {
       for (const stream of [client, server]) expect(stream.constructor.name).toBe('WebSocketDuplex');
     },
@@ -132,7 +135,8 @@ const http2Kind: KindSpec = {
   refusedIp: { code: 'POOL_ERR_IP_NOT_ALLOWED', name: 'IpNotAllowedError', message: /status 403.*unauthorized/ },
   refusedFull: { code: 'POOL_ERR_REFUSED', message: /status 404.*not found/ },
   // RST_STREAM(CANCEL): what destroy() sends on a pooled stream.
-  cutSeenByPeer: { code: 'ECONNRESET', reason: 'reset', rstCode: 8 },
+  cutSeenByPeer: { code: 'ECONNRESET', name: 'StreamCutError', reason: 'reset', rstCode: 8 },
+  typedCut: true,
   expectStreams: (client, server) => {
     // The HTTP/2 streams themselves: nothing sits between the application and the wire.
     expect((client as Duplex & { session?: unknown }).session).toBeDefined();

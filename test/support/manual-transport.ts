@@ -1,5 +1,6 @@
 import { PassThrough, type Duplex } from 'node:stream';
 import type { Admission, ClientTransport, DialContext, DialResult, Refusal, ServerAcceptor, ServerTransport } from '../../lib/core/transport.js';
+import { poolClosed, whenClosed } from '../../lib/transports/shared/pool-signal.js';
 
 /**
  * A client transport for core unit specs: every dial waits until the test
@@ -15,22 +16,15 @@ export class ManualTransport implements ClientTransport {
   dial(context: DialContext): Promise<DialResult> {
     this.dials++;
     return new Promise((resolve, reject) => {
-      // As a real transport does: listen for the pool's close only while this dial is in flight.
-      const onAbort = (): void => reject(new Error('aborted'));
-      const settled = (): void => context.signal.removeEventListener('abort', onAbort);
-      const entry = {
-        resolve: (result: DialResult) => {
-          settled();
-          resolve(result);
-        },
-        reject: (error: unknown) => {
-          settled();
-          reject(error);
-        },
-        context,
+      // As a real transport does: the pool's signal is shared by every dial, so a dial registers
+      // in its one shared listener and forgets it when settled (an 'abort' listener per dial, never
+      // removed, was the suite's "49 abort listeners added to [AbortSignal]" warning).
+      const forget = whenClosed(context.signal, () => reject(poolClosed()));
+      const settle = <T>(fn: (value: T) => void) => (value: T): void => {
+        forget();
+        fn(value);
       };
-      this.pending.push(entry);
-      context.signal.addEventListener('abort', onAbort, { once: true });
+      this.pending.push({ resolve: settle(resolve), reject: settle(reject), context });
     });
   }
 

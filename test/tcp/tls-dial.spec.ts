@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createSelfSignedCertificate, type GeneratedCertificate } from '../../lib/certs/index.js';
-import { DialError, HandshakeError, InvalidIdError, PoolAbortedError, PoolRefusedError, TlsMismatchError } from '../../lib/core/errors.js';
+import { DialError, HandshakeError, InvalidIdError, PoolClosedError, PoolRefusedError, TlsMismatchError } from '../../lib/core/errors.js';
 import { randomId } from '../../lib/core/ids.js';
 import type { ClientTransport } from '../../lib/core/transport.js';
 import { createClientPool } from '../../lib/pool-factory.js';
@@ -139,10 +139,10 @@ describe('tcp client over TLS: one dial, phase by phase', () => {
     const inId = Array.from({ length: 3 }, () => transport.dial(context));
     await eventually(() => silentTcp.sockets.length === 3 && silentTls.sockets.length === 3, 3000, 'every dial connected');
     controller.abort();
-    for (const dial of [...inTls, ...inId]) await expect(dial).rejects.toBeInstanceOf(PoolAbortedError);
+    for (const dial of [...inTls, ...inId]) await expect(dial).rejects.toBeInstanceOf(PoolClosedError);
     await eventually(() => [...silentTcp.sockets, ...silentTls.sockets].every((s) => s.destroyed || s.readableEnded), 3000, 'the sockets closed');
     // A dial on an aborted signal fails at once.
-    await expect(transport.dial(context)).rejects.toBeInstanceOf(PoolAbortedError);
+    await expect(transport.dial(context)).rejects.toBeInstanceOf(PoolClosedError);
   });
 });
 

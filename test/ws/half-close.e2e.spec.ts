@@ -142,7 +142,7 @@ describe('ws half-close: negotiation and peers that cannot half-close', () => {
     client.end();
     const result = await outcome;
     expect(result.first).toBe('error');
-    expect(result.error).toMatchObject({ code: 'ERR_WS_HALF_CLOSE_UNSUPPORTED' });
+    expect(result.error).toMatchObject({ code: 'ERR_WS_HALF_CLOSE_UNSUPPORTED', name: 'WsStreamError', closeCode: expect.any(Number) });
     expect(result.bytes).toBeLessThan(2 * MiB);
     // The echo that could no longer be delivered is an error on the echoing side too.
     expect(await serverOutcome).toMatchObject({ code: expect.stringMatching(/^(EPIPE|ERR_STREAM_WRITE_AFTER_END|ERR_STREAM_DESTROYED)$/) });

@@ -72,8 +72,9 @@ describe('ws keep-alive', () => {
     const mineFailed = nextError(mine);
     const theirsFailed = nextError(theirs);
     proxy.freeze();
-    expect((await mineFailed).code).toBe('ETIMEDOUT');
-    expect((await theirsFailed).code).toBe('ETIMEDOUT');
+    // A peer gone silent is a cut, as an unanswered HTTP/2 PING is.
+    expect(await mineFailed).toMatchObject({ code: 'ECONNRESET', name: 'StreamCutError', reason: 'ping-timeout' });
+    expect(await theirsFailed).toMatchObject({ code: 'ECONNRESET', name: 'StreamCutError', reason: 'ping-timeout' });
     await eventually(() => (client.stats.drops.error ?? 0) === 1, 3000, 'the idle client stream dropped');
     await eventually(() => (serverPool.stats.drops.error ?? 0) === 1, 3000, 'the idle server stream dropped');
     expect(client.active + serverPool.active).toBe(0);

@@ -114,7 +114,7 @@ describe('ws transport, end to end', () => {
     const { server, client } = await handOff(p);
     const outcome = readOutcome(server);
     client.destroy();
-    expect(await outcome).toMatchObject({ first: 'error', error: { code: 'ERR_WS_CLOSED', closeCode: 1011 } });
+    expect(await outcome).toMatchObject({ first: 'error', error: { code: 'ECONNRESET', name: 'StreamCutError', reason: 'closed', closeCode: 1011 } });
     // And the idle ones: closing the client pool cuts them, the server drops its ends as errors.
     await p.client.close();
     await eventually(() => (p.server.stats.drops.error ?? 0) >= 1, 3000, 'an error drop on the server');
@@ -147,7 +147,7 @@ describe('ws transport, end to end', () => {
     const closed = waitFor(peer!, 'close');
     const failed = waitFor(stream, 'error');
     peer!.send('text');
-    expect(((await failed)[0] as { code: string }).code).toBe('ERR_WS_TEXT_MESSAGE');
+    expect((await failed)[0]).toMatchObject({ code: 'ERR_WS_TEXT_MESSAGE', name: 'WsStreamError' });
     expect((await closed)[0]).toBe(1003);
   });
 

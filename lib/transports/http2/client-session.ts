@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type tls from 'node:tls';
 import { closedGracefully, guardStream, type StreamOwner } from './stream-guard.js';
-import { Http2StreamAbortedError } from './http2-stream.error.js';
+import { StreamCutError } from '../../core/errors.js';
 
 export type SessionState = 'connecting' | 'ready' | 'draining' | 'closed';
 
@@ -31,8 +31,15 @@ export interface ClientSessionEvents {
  */
 export class ClientSession implements StreamOwner {
   state: SessionState = 'connecting';
-  /** Streams open on it (idle, handed out or handshaking), plus slots reserved for a request about to be made. */
-  open = 0;
+  /**
+   * Streams open on it (idle, handed out or handshaking), plus slots
+   * reserved for a request about to be made. Only the session counts them:
+   * `reserve()` up, a stream's close (or a failed `request()`) down.
+   */
+  get open(): number {
+    return this.openCount;
+  }
+  private openCount = 0;
   /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (100, HTTP/2's recommended floor, until its SETTINGS arrive). */
   peerMaxStreams = 100;
   /** Streams that closed without both END_STREAMs: each may have cost an RST_STREAM. */
@@ -50,7 +57,7 @@ export class ClientSession implements StreamOwner {
   /** drain() was called: close the session once nothing is open on it. */
   private draining = false;
   /** Set when the session was cut from our side or its socket died, so streams say why. */
-  private deathReason?: Http2StreamAbortedError;
+  private deathReason?: StreamCutError;
 
   constructor(
     readonly socket: tls.TLSSocket,
@@ -61,7 +68,7 @@ export class ClientSession implements StreamOwner {
     // Registered before Node's own listeners, which end the streams without
     // an error: ours fail them first, with a typed one.
     const lost = (error?: Error): void => {
-      this.deathReason ??= new Http2StreamAbortedError('connection-lost', `the HTTP/2 session's connection ${error ? `failed: ${error.message}` : 'closed'}`);
+      this.deathReason ??= new StreamCutError('connection-lost', `the HTTP/2 session's connection ${error ? `failed: ${error.message}` : 'closed'}`);
       this.markUnusable();
       for (const stream of this.streams) if (!stream.destroyed) stream.destroy(this.deathReason);
     };
@@ -110,7 +117,12 @@ export class ClientSession implements StreamOwner {
     return Math.min(this.peerMaxStreams - this.open, this.config.resetBudget - this.resets - this.open);
   }
 
-  /** Opens a pooled stream: `POST /stream`, streamed body, `0x00` written at once. The caller reserved a slot (`open++`). */
+  /** Reserves a slot for a `request()` about to be made (the caller checked `freeSlots()`). */
+  reserve(): void {
+    this.openCount++;
+  }
+
+  /** Opens a pooled stream: `POST /stream`, streamed body, `0x00` written at once, in a slot `reserve()` took. */
   request(): ClientHttp2Stream {
     let stream: ClientHttp2Stream;
     try {
@@ -119,7 +131,7 @@ export class ClientSession implements StreamOwner {
         { endStream: false },
       );
     } catch (error) {
-      this.open--;
+      this.openCount--;
       this.markUnusable();
       throw error;
     }
@@ -130,20 +142,14 @@ export class ClientSession implements StreamOwner {
     return stream;
   }
 
-  get abortReason(): Http2StreamAbortedError | undefined {
+  get abortReason(): StreamCutError | undefined {
     return this.deathReason;
   }
 
   streamClosed(stream: ClientHttp2Stream): void {
     this.streams.delete(stream);
-    this.open--;
+    this.openCount--;
     if (!closedGracefully(stream)) this.countReset();
-    this.closeIfDrained();
-  }
-
-  /** Releases a slot reserved for a request that was never made. */
-  release(): void {
-    this.open--;
     this.closeIfDrained();
   }
 
@@ -161,7 +167,7 @@ export class ClientSession implements StreamOwner {
   }
 
   /** Kills the session and every stream on it. */
-  destroy(error?: Http2StreamAbortedError): void {
+  destroy(error?: StreamCutError): void {
     if (error) this.deathReason ??= error;
     this.markUnusable();
     if (!this.session.destroyed) this.session.destroy(error);
@@ -194,7 +200,7 @@ export class ClientSession implements StreamOwner {
     // Node closes them too; doing it here makes it immediate and says why.
     for (const stream of this.streams) {
       if (stream.id !== undefined && stream.id > lastStreamId && !stream.destroyed) {
-        stream.destroy(new Http2StreamAbortedError('goaway', `the server sent GOAWAY with last stream ${lastStreamId}; stream ${stream.id} was not processed`));
+        stream.destroy(new StreamCutError('goaway', `the server sent GOAWAY with last stream ${lastStreamId}; stream ${stream.id} was not processed`));
       }
     }
   }
@@ -214,7 +220,7 @@ export class ClientSession implements StreamOwner {
     if (!sent) return;
     this.pingDeadline = setTimeout(() => {
       this.pingTimeouts++;
-      this.destroy(new Http2StreamAbortedError('ping-timeout', `the server did not answer a PING within ${this.config.pingTimeout} ms`));
+      this.destroy(new StreamCutError('ping-timeout', `the server did not answer a PING within ${this.config.pingTimeout} ms`));
     }, this.config.pingTimeout);
     this.pingDeadline.unref();
   }

@@ -1,17 +1,16 @@
 import type { Duplex } from 'node:stream';
 import { constants as http2Constants, type ClientHttp2Stream, type Http2Stream, type IncomingHttpHeaders } from 'node:http2';
-import { setMaxListeners } from 'node:events';
-import net from 'node:net';
-import tls from 'node:tls';
-import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolFullError, PoolRefusedError, refusalForStatus } from '../../core/errors.js';
+import { DialError, HandshakeError, InvalidOptionsError, PoolError, PoolFullError, PoolRefusedError, refusalForStatus, StreamCutError } from '../../core/errors.js';
+import { Disposers, listen } from '../../core/listeners.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
-import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
+import { describeError } from '../shared/describe-error.js';
+import { endpointSource, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
 import { readExact } from '../shared/read-exact.js';
-import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
-import { waitForEvent } from '../shared/wait-for-event.js';
-import { ClientSession } from './client-session.js';
-import { resolveHttp2Flow, SESSION_CLOSE_GRACE, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
+import { poolClosed, whenClosed } from '../shared/pool-signal.js';
+import { createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
+import { SessionPool } from './session-pool.js';
+import { resolveHttp2Flow, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
 
 export interface Http2ClientOptions extends Http2FlowOptions {
   /** Where the server pool listens: "host:port", "[v6]:port" or { host, port }. */
@@ -84,38 +83,29 @@ export function resolveHttp2ClientOptions(read: OptionReader): ResolvedHttp2Clie
  * A stream is `POST /stream` with a streamed body; the server's first four
  * response bytes are the ID. The pooled stream handed to the application
  * is Node's `ClientHttp2Stream` itself: request body out, response body in.
- *
- * Sessions: never more streams on one than the peer's
- * SETTINGS_MAX_CONCURRENT_STREAMS; more sessions (up to `maxSessions`) when
- * the pool needs more; new streams go to the least loaded session. A
- * session that receives GOAWAY, loses its socket, misses a PING or has
- * spent half its reset budget opens no new streams.
+ * Which session carries it, and when sessions open and close, is the
+ * `SessionPool`'s business (session-pool.ts).
  */
 export class Http2ClientTransport implements ClientTransport {
   readonly kind = 'http2';
-  private readonly sessions = new Set<ClientSession>();
-  private closing?: Promise<void>;
-  private readonly totals = { sessionsOpened: 0, streamsOpened: 0, goaways: 0, resets: 0, pingTimeouts: 0 };
-  private lastPingRttMs: number | null = null;
-  private lastPeerMaxStreams: number | null = null;
-  private opening?: Promise<ClientSession>;
-  private readonly lifecycle = new AbortController();
+  private readonly sessions: SessionPool;
 
   /**
    * Not for direct use: takes options already validated. Build one with `http2Transport.client(options)`
    * (or give the pool factory `transport: 'http2'`); the class is exported for `instanceof`.
    */
-  constructor(private readonly config: ResolvedHttp2Client) {}
+  constructor(private readonly config: ResolvedHttp2Client) {
+    this.sessions = new SessionPool(config);
+  }
 
-  async dial({ signal: poolSignal, readId }: DialContext): Promise<DialResult> {
-    if (poolSignal.aborted || this.closing) throw new PoolAbortedError('the pool closed');
-    const signal = this.fanOut(poolSignal);
-    const session = await this.acquire(signal);
+  async dial({ signal, readId }: DialContext): Promise<DialResult> {
+    if (signal.aborted || this.sessions.isClosing) throw poolClosed();
+    const session = await this.sessions.acquire(signal);
     let stream: ClientHttp2Stream;
     try {
       stream = session.request();
     } catch (error) {
-      throw new DialError(`opening an HTTP/2 stream failed: ${describe(error)}`, { cause: error });
+      throw new DialError(`opening an HTTP/2 stream failed: ${describeError(error)}`, { cause: error });
     }
     try {
       const deadline = Date.now() + this.config.handshakeTimeout;
@@ -131,8 +121,9 @@ export class Http2ClientTransport implements ClientTransport {
     } catch (error) {
       stream.on('error', () => undefined);
       if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_CANCEL);
-      if (error instanceof PoolError) throw error;
-      throw new HandshakeError(`the HTTP/2 stream failed before its ID arrived: ${describe(error)}`, { cause: error });
+      // A cut before the ID is a failed handshake, not a cut of a stream in use.
+      if (error instanceof PoolError && !(error instanceof StreamCutError)) throw error;
+      throw new HandshakeError(`the HTTP/2 stream failed before its ID arrived: ${describeError(error)}`, { cause: error });
     }
   }
 
@@ -142,287 +133,64 @@ export class Http2ClientTransport implements ClientTransport {
     return session === undefined || !session.destroyed;
   }
 
-  /**
-   * Every session takes no new stream and closes (GOAWAY) once its last
-   * stream has ended. Streams the application holds are not killed here:
-   * the pool gives them until `timeout`, then cuts them, and their sessions
-   * close. A session still open `SESSION_CLOSE_GRACE` ms after that (a
-   * socket frozen in a write, a peer that never answers) is destroyed.
-   */
+  /** See `SessionPool.close`: sessions close once their streams end, within `timeout` plus a grace. */
   close(timeout: number): Promise<void> {
-    if (this.closing) return this.closing;
-    this.lifecycle.abort();
-    const sessions = [...this.sessions].filter((session) => !session.isClosed);
-    for (const session of sessions) session.drain();
-    this.closing = new Promise<void>((resolve) => {
-      if (sessions.length === 0) return resolve();
-      let open = sessions.length;
-      const timer = setTimeout(() => {
-        for (const session of sessions) session.destroy();
-        resolve();
-      }, timeout + SESSION_CLOSE_GRACE);
-      for (const session of sessions) {
-        this.whenClosed(session, () => {
-          if (--open > 0) return;
-          clearTimeout(timer);
-          resolve();
-        });
-      }
-    });
-    return this.closing;
+    return this.sessions.close(timeout);
   }
 
   stats(): Record<string, unknown> {
-    let activeStreams = 0;
-    let resets = this.totals.resets;
-    const peerMaxConcurrentStreams: number[] = [];
-    let streamsOpened = this.totals.streamsOpened;
-    let goaways = this.totals.goaways;
-    let pingTimeouts = this.totals.pingTimeouts;
-    for (const session of this.sessions) {
-      activeStreams += session.open;
-      resets += session.resets;
-      streamsOpened += session.streamsOpened;
-      goaways += session.goaways;
-      pingTimeouts += session.pingTimeouts;
-      peerMaxConcurrentStreams.push(session.peerMaxStreams);
-      if (session.pingRttMs !== null) this.lastPingRttMs = session.pingRttMs;
-    }
-    return {
-      sessions: this.sessions.size,
-      usableSessions: [...this.sessions].filter((session) => session.state === 'ready').length,
-      sessionsOpened: this.totals.sessionsOpened,
-      streamsOpened,
-      activeStreams,
-      peerMaxConcurrentStreams,
-      goaways,
-      pingTimeouts,
-      lastPingRttMs: this.lastPingRttMs,
-      resets,
-    };
-  }
-
-  private readonly fannedOut = new WeakMap<AbortSignal, AbortSignal>();
-
-  /**
-   * One listener on the pool's signal, shared by every dial in flight (there
-   * may be dozens): each dial listens on this transport's own copy.
-   */
-  private fanOut(signal: AbortSignal): AbortSignal {
-    let inner = this.fannedOut.get(signal);
-    if (!inner) {
-      const controller = new AbortController();
-      setMaxListeners(0, controller.signal);
-      signal.addEventListener('abort', () => controller.abort(), { once: true });
-      inner = controller.signal;
-      this.fannedOut.set(signal, inner);
-    }
-    return inner;
-  }
-
-  // ---- sessions -------------------------------------------------------
-
-  /** A session with a free slot, reserved for one request: the least loaded ready one, else a new one. */
-  private async acquire(signal: AbortSignal): Promise<ClientSession> {
-    for (let attempt = 0; attempt < this.config.maxSessions + 4; attempt++) {
-      if (signal.aborted || this.closing) throw new PoolAbortedError('the pool closed');
-      const ready = this.leastLoaded();
-      if (ready) {
-        ready.open++;
-        return ready;
-      }
-      if (!this.opening && this.sessions.size >= this.config.maxSessions) {
-        throw new DialError(
-          `all ${this.sessions.size} HTTP/2 sessions (maxSessions) are full or closing: the server allows ${this.lastPeerMaxStreams ?? '?'} streams per session`,
-        );
-      }
-      await abortable(this.opening ?? this.startSession(), signal);
-    }
-    throw new DialError('no HTTP/2 session had a free stream slot');
-  }
-
-  private leastLoaded(): ClientSession | undefined {
-    let best: ClientSession | undefined;
-    for (const session of this.sessions) {
-      if (session.freeSlots() > 0 && (!best || session.open < best.open)) best = session;
-    }
-    return best;
-  }
-
-  /** Opens one session at a time; every dial that needs one waits for it. */
-  private startSession(): Promise<ClientSession> {
-    const opening = this.openSession().finally(() => {
-      if (this.opening === opening) this.opening = undefined;
-    });
-    this.opening = opening;
-    return opening;
-  }
-
-  private async openSession(): Promise<ClientSession> {
-    const signal = this.lifecycle.signal;
-    const endpoint = await this.config.endpoint();
-    const where = formatEndpoint(endpoint);
-    const socket = await this.connectTls(endpoint, where, signal);
-    if (signal.aborted) {
-      socket.destroy();
-      throw new PoolAbortedError('the pool closed');
-    }
-    const session = new ClientSession(
-      socket,
-      {
-        authority: this.config.tls.hostname ?? (net.isIP(endpoint.host) === 6 ? `[${endpoint.host}]` : endpoint.host),
-        keepAlive: this.config.keepAlive,
-        pingTimeout: this.config.pingTimeout,
-        resetBudget: this.config.resetBudget,
-        initialWindowSize: this.config.initialWindowSize,
-        sessionWindowSize: this.config.sessionWindowSize,
-        maxSessionMemory: this.config.maxSessionMemory,
-      },
-      { onUnusable: (s) => this.unusable(s), onClosed: (s) => this.forget(s) },
-      this.config.dialTimeout,
-    );
-    this.totals.sessionsOpened++;
-    this.sessions.add(session);
-    try {
-      await session.ready;
-    } catch (error) {
-      throw new HandshakeError(`the HTTP/2 session with ${where} did not start: ${describe(error)}`, { cause: error });
-    }
-    this.lastPeerMaxStreams = session.peerMaxStreams;
-    return session;
-  }
-
-  private async connectTls(endpoint: Endpoint, where: string, signal: AbortSignal): Promise<tls.TLSSocket> {
-    const { keepAlive, dialTimeout } = this.config;
-    const raw = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAlive });
-    try {
-      await waitForEvent(raw, 'connect', dialTimeout, signal);
-    } catch (error) {
-      raw.destroy();
-      if (error instanceof PoolAbortedError) throw error;
-      throw new DialError(`dialing ${where} failed: ${describe(error)}`, { cause: error });
-    }
-    const secured = tls.connect(clientTlsOptions(this.config.tls, { socket: raw, ALPNProtocols: ['h2'] }));
-    try {
-      await waitForEvent(secured, 'secureConnect', dialTimeout, signal);
-    } catch (error) {
-      secured.destroy();
-      raw.destroy();
-      if (error instanceof PoolAbortedError) throw error;
-      throw new HandshakeError(`TLS handshake with ${where} failed: ${describe(error)}`, { cause: error });
-    }
-    if (secured.alpnProtocol !== 'h2') {
-      secured.destroy();
-      throw new HandshakeError(`the server at ${where} did not negotiate HTTP/2 (ALPN ${JSON.stringify(secured.alpnProtocol)}, expected "h2")`);
-    }
-    return secured;
-  }
-
-  /** A session stopped taking streams: if it was the last usable one, open a replacement at once. */
-  private unusable(session: ClientSession): void {
-    if (this.closing || session.streamsOpened === 0) return;
-    const usable = [...this.sessions].some((other) => other !== session && (other.state === 'ready' || other.state === 'connecting'));
-    if (usable) return;
-    if (!this.opening && this.sessions.size < this.config.maxSessions) this.startSession().catch(() => undefined);
-  }
-
-  private forget(session: ClientSession): void {
-    if (!this.sessions.delete(session)) return;
-    this.totals.streamsOpened += session.streamsOpened;
-    this.totals.resets += session.resets;
-    this.totals.goaways += session.goaways;
-    this.totals.pingTimeouts += session.pingTimeouts;
-    if (session.pingRttMs !== null) this.lastPingRttMs = session.pingRttMs;
-    const listeners = this.closedListeners.get(session) ?? [];
-    this.closedListeners.delete(session);
-    for (const listener of listeners) listener();
-  }
-
-  private readonly closedListeners = new Map<ClientSession, Array<() => void>>();
-
-  private whenClosed(session: ClientSession, listener: () => void): void {
-    if (!this.sessions.has(session)) return listener();
-    const listeners = this.closedListeners.get(session) ?? [];
-    listeners.push(listener);
-    this.closedListeners.set(session, listeners);
+    return this.sessions.stats();
   }
 }
 
-/** Waits for the response headers, rejecting on error, close, timeout or abort. */
+/** Waits for the response headers, rejecting on error, close, timeout or the pool's close. */
 function waitForResponse(stream: ClientHttp2Stream, timeout: number, signal: AbortSignal): Promise<IncomingHttpHeaders> {
+  if (signal.aborted) return Promise.reject(poolClosed('the handshake'));
   return new Promise((resolve, reject) => {
+    const undo = new Disposers();
     const finish = (error: unknown, headers?: IncomingHttpHeaders): void => {
-      clearTimeout(timer);
-      stream.off('response', onResponse);
-      stream.off('error', onError);
-      stream.off('close', onClose);
-      signal.removeEventListener('abort', onAbort);
+      undo.dispose();
       if (headers) resolve(headers);
       else reject(error);
     };
-    const onResponse = (headers: IncomingHttpHeaders): void => finish(null, headers);
-    // RST_STREAM(REFUSED_STREAM) before any response: the Go server's "full" (PROTOCOL.md), a refusal, not a failed handshake.
-    const onError = (error: unknown): void =>
-      finish(stream.rstCode === http2Constants.NGHTTP2_REFUSED_STREAM ? new PoolFullError('the server refused the stream (RST_STREAM REFUSED_STREAM: its pool is full)', { cause: error }) : error);
-    const onClose = (): void =>
-      finish(new PoolRefusedError(`the server closed the stream before answering (RST_STREAM code ${String(stream.rstCode)})`));
-    const onAbort = (): void => finish(new PoolAbortedError('the pool closed during the handshake'));
+    undo.add(
+      listen(stream, {
+        response: (headers: IncomingHttpHeaders) => finish(null, headers),
+        // RST_STREAM(REFUSED_STREAM) before any response: the Go server's "full" (PROTOCOL.md), a refusal, not a failed handshake.
+        error: (error: unknown) =>
+          finish(stream.rstCode === http2Constants.NGHTTP2_REFUSED_STREAM ? new PoolFullError('the server refused the stream (RST_STREAM REFUSED_STREAM: its pool is full)', { cause: error }) : error),
+        close: () => finish(new PoolRefusedError(`the server closed the stream before answering (RST_STREAM code ${String(stream.rstCode)})`)),
+      }),
+    );
     const timer = setTimeout(() => finish(new HandshakeError(`no response headers within ${timeout} ms`)), timeout);
-    stream.once('response', onResponse);
-    stream.once('error', onError);
-    stream.once('close', onClose);
-    signal.addEventListener('abort', onAbort, { once: true });
+    undo.add(() => clearTimeout(timer));
+    undo.add(whenClosed(signal, () => finish(poolClosed('the handshake'))));
   });
 }
 
 /** Up to `max` bytes of a refusal's body, for the error message; never fails. */
 function readSome(stream: ClientHttp2Stream, max: number, timeout: number): Promise<string> {
   return new Promise((resolve) => {
+    const undo = new Disposers();
     const chunks: Buffer[] = [];
     let length = 0;
     const finish = (): void => {
-      clearTimeout(timer);
-      stream.off('data', onData);
-      stream.off('end', finish);
-      stream.off('close', finish);
-      stream.off('error', finish);
+      undo.dispose();
       resolve(Buffer.concat(chunks).subarray(0, max).toString('utf8').trim());
     };
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      length += chunk.length;
-      if (length >= max) finish();
-    };
-    const timer = setTimeout(finish, Math.min(timeout, 1000));
-    stream.on('data', onData);
-    stream.once('end', finish);
-    stream.once('close', finish);
-    stream.once('error', finish);
-  });
-}
-
-function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new PoolAbortedError('the pool closed'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new PoolAbortedError('the pool closed'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof PoolError ? error : new DialError(`the HTTP/2 session did not start: ${describe(error)}`, { cause: error }));
-      },
+    undo.add(
+      listen(stream, {
+        data: (chunk: Buffer) => {
+          chunks.push(chunk);
+          length += chunk.length;
+          if (length >= max) finish();
+        },
+        end: finish,
+        close: finish,
+        error: finish,
+      }),
     );
+    const timer = setTimeout(finish, Math.min(timeout, 1000));
+    undo.add(() => clearTimeout(timer));
   });
-}
-
-function describe(error: unknown): string {
-  if (error && typeof error === 'object' && 'message' in error) {
-    const code = 'code' in error && error.code ? ` (${String(error.code)})` : '';
-    return `${String(error.message)}${code}`;
-  }
-  return String(error);
 }

@@ -1,22 +1,17 @@
-/** Why a pooled HTTP/2 stream ended without both sides closing it. */
-export type Http2AbortReason = 'reset' | 'connection-lost' | 'ping-timeout' | 'goaway';
+import { StreamCutError, type StreamCutReason } from '../../core/errors.js';
 
 /**
- * A pooled HTTP/2 stream was cut off: the peer reset it, the session's
- * connection died, the peer stopped answering PINGs, or a GOAWAY excluded
- * it. `code` is `'ECONNRESET'`, as on a reset TCP socket, so code written
- * for the `tcp` transport handles it unchanged; `reason` tells which.
+ * Why a pooled HTTP/2 stream ended without both sides closing it.
+ * @deprecated Use `StreamCutReason`: one cut error for every transport.
  */
-export class Http2StreamAbortedError extends Error {
-  readonly code = 'ECONNRESET';
-  override readonly name = 'Http2StreamAbortedError';
+export type Http2AbortReason = StreamCutReason;
 
-  constructor(
-    readonly reason: Http2AbortReason,
-    message: string,
-    /** The RST_STREAM code the stream closed with, when known. */
-    readonly rstCode?: number,
-  ) {
-    super(message);
-  }
-}
+/**
+ * The name HTTP/2 cuts had before every transport shared one class: the
+ * same class as `StreamCutError` (so `instanceof` either name matches a
+ * cut of any transport), kept so code written against it still works.
+ * @deprecated Use `StreamCutError`.
+ */
+export const Http2StreamAbortedError = StreamCutError;
+/** @deprecated Use `StreamCutError`. */
+export type Http2StreamAbortedError = StreamCutError;

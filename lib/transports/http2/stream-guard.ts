@@ -1,10 +1,10 @@
 import { constants, type Http2Stream } from 'node:http2';
-import { Http2StreamAbortedError } from './http2-stream.error.js';
+import { StreamCutError } from '../../core/errors.js';
 
 /** What a guarded stream's session tells it: why streams are being cut, and that one closed. */
 export interface StreamOwner {
   /** Set when the session was cut (socket lost, PING timeout...), so its streams say why. */
-  readonly abortReason: Http2StreamAbortedError | undefined;
+  readonly abortReason: StreamCutError | undefined;
   /** Called once, when a guarded stream of this owner has closed. */
   streamClosed(stream: Http2Stream): void;
 }
@@ -24,7 +24,7 @@ interface Guarded extends Http2Stream {
  * Node ends an HTTP/2 stream that is cut under it (peer RST_STREAM
  * CANCEL, its socket closing) with 'aborted' and 'close' but no 'error':
  * a reader cannot tell that from a clean end. This turns it
- * into an `Http2StreamAbortedError`, with the owner's reason when it
+ * into a `StreamCutError`, with the owner's reason when it
  * knows one. A stream closed from this side (`destroy()`, `close()`) is
  * left alone: whoever closed it knows.
  *
@@ -68,7 +68,7 @@ function destroyHere(this: Guarded, error?: Error): Guarded {
     // Node destroys a stream the peer reset without an error, and emits no
     // 'aborted' once this side had ended its writing: the reader would see
     // a clean end of a stream cut short.
-    error = this[kOwner].abortReason ?? new Http2StreamAbortedError('reset', `the peer reset the HTTP/2 stream (RST_STREAM code ${String(this.rstCode)})`, this.rstCode);
+    error = this[kOwner].abortReason ?? new StreamCutError('reset', `the peer reset the HTTP/2 stream (RST_STREAM code ${String(this.rstCode)})`, { rstCode: this.rstCode });
   }
   return (Object.getPrototypeOf(this) as Http2Stream).destroy.call(this, error) as Guarded;
 }
@@ -101,7 +101,7 @@ function onAborted(this: Guarded): void {
   // RST_STREAM(NO_ERROR) is a peer's "stop sending" after its own END_STREAM:
   // Node keeps what was received readable up to a clean end; so do we.
   if (!known && this.rstCode === constants.NGHTTP2_NO_ERROR) return;
-  this.destroy(known ?? new Http2StreamAbortedError('reset', `the peer reset the HTTP/2 stream (RST_STREAM code ${String(this.rstCode)})`, this.rstCode));
+  this.destroy(known ?? new StreamCutError('reset', `the peer reset the HTTP/2 stream (RST_STREAM code ${String(this.rstCode)})`, { rstCode: this.rstCode }));
 }
 
 function onClose(this: Guarded): void {

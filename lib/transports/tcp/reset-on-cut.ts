@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { StreamCutError } from '../../core/errors.js';
 import { wasHandedOut } from '../../core/taken-streams.js';
 
 const kRaw = Symbol('rawSocket');
@@ -95,7 +96,7 @@ function probe(stream: CutAware, push: Duplex['push']): boolean {
       stream.read(0); // as Node does after an end: a paused stream with nothing buffered emits 'end'
       return;
     }
-    stream.destroy(Object.assign(new Error(`the peer reset the connection (the reset arrived behind unread bytes): ${error.message}`), { code: 'ECONNRESET', cause: error }));
+    stream.destroy(new StreamCutError('reset', `the peer reset the connection (the reset arrived behind unread bytes): ${error.message}`, { cause: error }));
   });
   return true;
 }

@@ -1,16 +1,17 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
-import { DialError, HandshakeError, InvalidOptionsError, PoolAbortedError, PoolError, PoolRefusedError, TlsMismatchError } from '../../core/errors.js';
+import { DialError, HandshakeError, InvalidOptionsError, PoolError, PoolRefusedError } from '../../core/errors.js';
 import { decodeId, idWireLength, type IdWireForm } from '../../core/ids.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
-import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
+import { endpointSource, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
 import { readExact } from '../shared/read-exact.js';
 import { resetOnCut } from './reset-on-cut.js';
-import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
-import { isPlainAnswer, serverMaySpeakTlsHint, serverNotTlsMessage } from '../shared/tls-mismatch.js';
-import { waitForEvent } from '../shared/wait-for-event.js';
+import { createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
+import { serverMaySpeakTlsHint } from '../shared/tls-mismatch.js';
+import { connectTcp, secureConnect, whenConnected } from '../shared/connect.js';
+import { describeError } from '../shared/describe-error.js';
+import { poolClosed } from '../shared/pool-signal.js';
 
 export interface TcpClientOptions {
   /** Where the server pool listens: "host:port", "[v6]:port" or { host, port }. */
@@ -92,13 +93,13 @@ export class TcpClientTransport implements ClientTransport {
   }
 
   async dial({ signal, readId }: DialContext): Promise<DialResult> {
-    if (signal.aborted) throw new PoolAbortedError('the pool closed');
+    if (signal.aborted) throw poolClosed();
     const socket = await this.connect(signal);
     let stream: Duplex = socket;
     const started = Date.now();
     try {
       const deadline = started + this.config.handshakeTimeout;
-      if (this.config.tls.mode !== '0') stream = await this.secure(socket, signal);
+      if (this.config.tls.mode !== '0') stream = await secureConnect(socket, this.config.tls, this.config.handshakeTimeout, signal);
       if (!readId) return { id: null, stream: pooled(stream, socket) };
       const bytes = await readExact(stream, idWireLength(this.config.idFormat), Math.max(1, deadline - Date.now()), signal, {
         refusal: 'the server closed the connection without sending an ID (it refuses: pool full or this address is not allowed)',
@@ -130,70 +131,34 @@ export class TcpClientTransport implements ClientTransport {
     // Nothing shared between connections: the secure context needs no release.
   }
 
+  /** The raw connection: ours (TCP to the address), or the user's dialer's, then connected. */
   private async connect(signal: AbortSignal): Promise<Duplex> {
     const { dialer, keepAlive, dialTimeout } = this.config;
-    let socket: Duplex;
-    let where = 'the custom dialer';
-    try {
-      if (dialer) {
-        socket = await dialer({ signal });
-      } else {
-        const endpoint = await this.config.endpoint();
-        where = formatEndpoint(endpoint);
-        socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAlive, allowHalfOpen: true });
-      }
-    } catch (error) {
-      if (error instanceof PoolError) throw error;
-      throw new DialError(`dialing ${where} failed: ${describe(error)}`, { cause: error });
+    if (!dialer) {
+      const endpoint = await dialStep(this.config.endpoint, 'the address');
+      return connectTcp(endpoint, { keepAlive, timeout: dialTimeout, allowHalfOpen: true }, signal);
     }
+    const socket = await dialStep(() => dialer({ signal }), 'the custom dialer');
     if (socket instanceof net.Socket) {
-      if (dialer) {
-        // Ours was created with all three; a user's socket gets them here
-        // (a Duplex may change allowHalfOpen until its 'end').
-        socket.setNoDelay(true);
-        socket.setKeepAlive(true, keepAlive);
-        socket.allowHalfOpen = true;
-      }
-      if (socket.connecting) {
-        try {
-          await waitForEvent(socket, 'connect', dialTimeout, signal);
-        } catch (error) {
-          socket.destroy();
-          if (error instanceof PoolAbortedError) throw error;
-          throw new DialError(`dialing ${where} failed: ${describe(error)}`, { cause: error });
-        }
-      }
+      // Ours is created with all three; a user's socket gets them here
+      // (a Duplex may change allowHalfOpen until its 'end').
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, keepAlive);
+      socket.allowHalfOpen = true;
+      await whenConnected(socket, 'the custom dialer', dialTimeout, signal);
     }
     return socket;
   }
-
-  private async secure(socket: Duplex, signal: AbortSignal): Promise<tls.TLSSocket> {
-    const secured = tls.connect(clientTlsOptions(this.config.tls, { socket }));
-    try {
-      await waitForEvent(secured, 'secureConnect', this.config.handshakeTimeout, signal);
-      return secured;
-    } catch (error) {
-      secured.destroy();
-      if (error instanceof PoolAbortedError) throw error;
-      // A TLS server says nothing before the ClientHello and answers a bad one
-      // with an alert; bytes and then a bare close are a plain server whose
-      // first bytes happened to parse as a record header still waiting for its
-      // body (a raw4 ID such as 16 03 xx xx), which OpenSSL reports as a
-      // disconnect rather than a wrong version.
-      if (isPlainAnswer(error) || (isDisconnect(error) && spokeFirst(socket))) {
-        throw new TlsMismatchError(serverNotTlsMessage(peerOf(socket)), { cause: error });
-      }
-      if (isDisconnect(error)) {
-        throw new PoolRefusedError('the server closed the connection during the TLS handshake (it refuses: pool full or this address is not allowed)', { cause: error });
-      }
-      throw new HandshakeError(`TLS handshake failed: ${describe(error)}`, { cause: error });
-    }
-  }
 }
 
-/** The dialed address, for messages. */
-function peerOf(socket: Duplex): string {
-  return socket instanceof net.Socket && socket.remoteAddress ? formatEndpoint({ host: socket.remoteAddress, port: socket.remotePort ?? 0 }) : 'the other end';
+/** A step before the connection (resolving the address, the user's dialer): a failure is a DialError. */
+async function dialStep<T>(step: () => T | Promise<T>, where: string): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (error instanceof PoolError) throw error;
+    throw new DialError(`dialing ${where} failed: ${describeError(error)}`, { cause: error });
+  }
 }
 
 /** A close after this much silence is no bare-close refusal (those come at once). */
@@ -203,23 +168,4 @@ const SILENCE_BEFORE_TLS_HINT = 1000;
 function pooled(stream: Duplex, socket: Duplex): Duplex {
   resetOnCut(stream, socket);
   return stream;
-}
-
-function describe(error: unknown): string {
-  if (error && typeof error === 'object' && 'message' in error) {
-    const code = 'code' in error && error.code ? ` (${String(error.code)})` : '';
-    return `${String(error.message)}${code}`;
-  }
-  return String(error);
-}
-
-/** The server sent bytes on the raw connection (TLS took it over, so only the count is known). */
-function spokeFirst(socket: Duplex): boolean {
-  return socket instanceof net.Socket && socket.bytesRead > 0;
-}
-
-/** The peer hung up before the TLS handshake finished: a bare-close refusal. */
-function isDisconnect(error: unknown): boolean {
-  const code = error && typeof error === 'object' && 'code' in error ? error.code : undefined;
-  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }

@@ -2,11 +2,14 @@ import http from 'node:http';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
-import { DialError, HandshakeError, InvalidIdError, PoolAbortedError, PoolError, PoolRefusedError, refusalForStatus } from '../../core/errors.js';
+import { DialError, HandshakeError, InvalidIdError, PoolError, refusalForStatus } from '../../core/errors.js';
+import { Disposers, listen } from '../../core/listeners.js';
 import { decodeId } from '../../core/ids.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
+import { describeError } from '../shared/describe-error.js';
+import { poolClosed, whenClosed } from '../shared/pool-signal.js';
 import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
 import { wsMasking } from './masking.js';
 import { closeWebSocket, HALF_CLOSE_HEADER, HALF_CLOSE_VERSION, toBuffer, WebSocketDuplex, type WsKeepAlive } from './ws-duplex.js';
@@ -100,13 +103,13 @@ export class WsClientTransport implements ClientTransport {
   }
 
   async dial({ signal, readId }: DialContext): Promise<DialResult> {
-    if (signal.aborted) throw new PoolAbortedError('the pool closed');
+    if (signal.aborted) throw poolClosed();
     let endpoint: Endpoint;
     try {
       endpoint = await this.config.endpoint();
     } catch (error) {
       if (error instanceof PoolError) throw error;
-      throw new DialError(`resolving the address failed: ${describe(error)}`, { cause: error });
+      throw new DialError(`resolving the address failed: ${describeError(error)}`, { cause: error });
     }
     const tls = this.tlsFor(endpoint);
     const url = `${tls ? 'wss' : 'ws'}://${formatEndpoint(endpoint)}${this.config.path}`;
@@ -116,7 +119,7 @@ export class WsClientTransport implements ClientTransport {
     } catch (error) {
       // ws parses the URL synchronously; a URL cannot carry an IPv6 zone (fe80::1%eth0).
       const hint = endpoint.host.includes('%') ? ': a WebSocket URL cannot name an IPv6 zone; use an address without one' : '';
-      throw new DialError(`cannot dial ${url}: ${describe(error)}${hint}`, { cause: error });
+      throw new DialError(`cannot dial ${url}: ${describeError(error)}${hint}`, { cause: error });
     }
     watchOversized(ws, () => this.oversizedMessages++);
     return this.handshake(ws, url, readId, signal);
@@ -180,68 +183,65 @@ export class WsClientTransport implements ClientTransport {
     return new Promise<DialResult>((resolve, reject) => {
       let socket: Duplex | undefined;
       let halfClose = false;
+      const undo = new Disposers();
       let settled = false;
-      const cleanup = (): void => {
+      const settle = (): boolean => {
+        if (settled) return false;
         settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        ws.off('upgrade', onUpgrade);
-        ws.off('unexpected-response', onResponse);
-        ws.off('open', onOpen);
-        ws.off('message', onMessage);
-        ws.off('error', onError);
-        ws.off('close', onClose);
+        undo.dispose();
+        return true;
       };
       const fail = (error: PoolError, closeCode = 1000): void => {
-        if (settled) return;
-        cleanup();
+        if (!settle()) return;
         ws.on('error', () => undefined);
         closeWebSocket(ws, socket, closeCode);
         reject(error);
       };
       const succeed = (id: string | null, initial?: Buffer): void => {
-        if (settled) return;
-        cleanup();
-        resolve({ id, stream: new WebSocketDuplex(ws, socket, keepAlive, initial, halfClose) });
+        if (settle()) resolve({ id, stream: new WebSocketDuplex(ws, socket, keepAlive, initial, halfClose) });
       };
-      const onUpgrade = (response: http.IncomingMessage): void => {
-        socket = response.socket;
-        // The server accepted the half-close extension only if it echoes the offer.
-        halfClose = this.config.halfClose && response.headers[HALF_CLOSE_HEADER.toLowerCase()] === HALF_CLOSE_VERSION;
-        if ('setKeepAlive' in response.socket) response.socket.setKeepAlive(true, keepAlive.keepAlive);
-      };
-      const onResponse = (_request: http.ClientRequest, response: http.IncomingMessage): void => {
-        const status = response.statusCode ?? 0;
-        // closeWebSocket (in fail) aborts the request and its socket: no upgrade, nothing left open.
-        fail(refusalForStatus(status, `${url} refused the WebSocket upgrade: ${status} ${response.statusMessage ?? ''}${REFUSAL_HINTS[status] ?? ''}`.trim()));
-      };
-      const onOpen = (): void => {
-        if (!readId) succeed(null);
-      };
-      const onMessage = (data: RawData, isBinary: boolean): void => {
-        if (!isBinary) {
-          fail(new HandshakeError(`${url} sent a text message where the ID belongs (the first message must be 4 binary bytes)`), 1003);
-          return;
-        }
-        const bytes = toBuffer(data);
-        try {
-          if (bytes.length < 4) throw new InvalidIdError(`expected the first message to hold a 4-byte ID, got ${bytes.length} bytes (hex ${bytes.toString('hex')})`);
-          succeed(decodeId(bytes.subarray(0, 4), 'raw4'), bytes.subarray(4));
-        } catch (error) {
-          fail(error as PoolError, 1002);
-        }
-      };
-      const onError = (error: Error): void => fail(classify(error, url));
-      const onClose = (code: number): void => fail(new HandshakeError(`${url} closed the WebSocket (code ${code}) before sending the ID`));
-      const onAbort = (): void => fail(new PoolAbortedError('the pool closed during the handshake'));
+      undo.add(
+        listen(ws, {
+          upgrade: (response: http.IncomingMessage) => {
+            socket = response.socket;
+            // The server accepted the half-close extension only if it echoes the offer.
+            halfClose = this.config.halfClose && response.headers[HALF_CLOSE_HEADER.toLowerCase()] === HALF_CLOSE_VERSION;
+            if ('setKeepAlive' in response.socket) response.socket.setKeepAlive(true, keepAlive.keepAlive);
+          },
+          'unexpected-response': (_request: http.ClientRequest, response: http.IncomingMessage) => {
+            const status = response.statusCode ?? 0;
+            // closeWebSocket (in fail) aborts the request and its socket: no upgrade, nothing left open.
+            fail(refusalForStatus(status, `${url} refused the WebSocket upgrade: ${status} ${response.statusMessage ?? ''}${REFUSAL_HINTS[status] ?? ''}`.trim()));
+          },
+          open: () => {
+            if (!readId) succeed(null);
+          },
+          message: (data: RawData, isBinary: boolean) => {
+            if (!isBinary) {
+              fail(new HandshakeError(`${url} sent a text message where the ID belongs (the first message must be 4 binary bytes)`), 1003);
+              return;
+            }
+            const bytes = toBuffer(data);
+            if (bytes.length < 4) {
+              fail(new InvalidIdError(`expected the first message to hold a 4-byte ID, got ${bytes.length} bytes (hex ${bytes.toString('hex')})`), 1002);
+              return;
+            }
+            let id: string;
+            try {
+              id = decodeId(bytes.subarray(0, 4), 'raw4');
+            } catch (error) {
+              fail(error as PoolError, 1002);
+              return;
+            }
+            succeed(id, bytes.subarray(4));
+          },
+          error: (error: Error) => fail(classify(error, url)),
+          close: (code: number) => fail(new HandshakeError(`${url} closed the WebSocket (code ${code}) before sending the ID`)),
+        }),
+      );
       const timer = setTimeout(() => fail(new HandshakeError(`${url}: the upgrade and the ID did not complete within ${handshakeTimeout} ms`)), handshakeTimeout);
-      ws.on('upgrade', onUpgrade);
-      ws.on('unexpected-response', onResponse);
-      ws.on('open', onOpen);
-      ws.on('message', onMessage);
-      ws.on('error', onError);
-      ws.on('close', onClose);
-      signal.addEventListener('abort', onAbort, { once: true });
+      undo.add(() => clearTimeout(timer));
+      undo.add(whenClosed(signal, () => fail(poolClosed('the handshake'))));
     });
   }
 }
@@ -257,17 +257,10 @@ const DIAL_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNRE
 
 function classify(error: Error, url: string): PoolError {
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && DIAL_CODES.has(code)) return new DialError(`dialing ${url} failed: ${describe(error)}`, { cause: error });
-  return new HandshakeError(`WebSocket handshake with ${url} failed: ${describe(error)}`, { cause: error });
+  if (typeof code === 'string' && DIAL_CODES.has(code)) return new DialError(`dialing ${url} failed: ${describeError(error)}`, { cause: error });
+  return new HandshakeError(`WebSocket handshake with ${url} failed: ${describeError(error)}`, { cause: error });
 }
 
-function describe(error: unknown): string {
-  if (error && typeof error === 'object' && 'message' in error) {
-    const code = 'code' in error && error.code ? ` (${String(error.code)})` : '';
-    return `${String(error.message)}${code}`;
-  }
-  return String(error);
-}
 
 function isHeaderRecord(value: unknown): boolean {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;

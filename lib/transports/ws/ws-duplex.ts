@@ -2,6 +2,11 @@ import type { Duplex as RawSocket } from 'node:stream';
 import { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { type RawData } from 'ws';
+import { StreamCutError, WsStreamError } from '../../core/errors.js';
+import { listen, type Disposer } from '../../core/listeners.js';
+
+/** The stream errors of this transport that are no cut (a class of lib/core/errors.ts, exported with the others). */
+export type { WsStreamError };
 
 /** Keep-alive settings of one pooled WebSocket. */
 export interface WsKeepAlive {
@@ -103,14 +108,13 @@ export class WebSocketDuplex extends Duplex {
   ) {
     super({ allowHalfOpen: halfClose, readableHighWaterMark: HIGH_WATER_MARK, writableHighWaterMark: HIGH_WATER_MARK });
     this.peerAnswers = keepAlive.requirePong;
-    ws.on('message', this.onMessage);
-    ws.on('ping', this.onPing);
-    ws.on('pong', this.onPong);
-    ws.on('close', this.onClose);
-    ws.on('error', this.onError);
+    this.detach = listen(ws, { message: this.onMessage, ping: this.onPing, pong: this.onPong, close: this.onClose, error: this.onError });
     if (initial && initial.length > 0) this.pushData(initial);
     this.pingTimer = setInterval(() => this.ping(), keepAlive.keepAlive).unref();
   }
+
+  /** Removes the listeners the constructor added to the WebSocket. */
+  private readonly detach: Disposer;
 
   /** The WebSocket is open: no close frame sent or received, the socket alive. */
   get open(): boolean {
@@ -183,11 +187,7 @@ export class WebSocketDuplex extends Duplex {
    */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.stopKeepAlive();
-    this.ws.off('message', this.onMessage);
-    this.ws.off('ping', this.onPing);
-    this.ws.off('pong', this.onPong);
-    this.ws.off('close', this.onClose);
-    this.ws.off('error', this.onError);
+    this.detach();
     this.ws.on('error', noop);
     closeWebSocket(this.ws, this.socket, error || !this.writableFinished ? CUT_CLOSE_CODE : 1000);
     callback(error);
@@ -220,7 +220,7 @@ export class WebSocketDuplex extends Duplex {
     if (!isBinary) {
       // As the Go pools: a text message is a protocol error, answered with 1003.
       closeWebSocket(this.ws, this.socket, 1003);
-      this.destroy(streamError('ERR_WS_TEXT_MESSAGE', 'the peer sent a text message; a pooled stream carries binary messages only'));
+      this.destroy(new WsStreamError('ERR_WS_TEXT_MESSAGE', 'the peer sent a text message; a pooled stream carries binary messages only'));
       return;
     }
     const bytes = toBuffer(data);
@@ -230,7 +230,7 @@ export class WebSocketDuplex extends Duplex {
     }
     if (this.receivedEnd) {
       closeWebSocket(this.ws, this.socket, 1002);
-      this.destroy(streamError('ERR_WS_DATA_AFTER_END', 'the peer sent data after its end-of-data message (half-close extension)'));
+      this.destroy(new WsStreamError('ERR_WS_DATA_AFTER_END', 'the peer sent data after its end-of-data message (half-close extension)'));
       return;
     }
     if (bytes.length > 0) {
@@ -275,7 +275,7 @@ export class WebSocketDuplex extends Duplex {
       // whose peer closed.
       if (this.receivedEnd) return;
       if (code !== 1006) {
-        this.destroy(streamError('ERR_WS_CLOSED', `the peer closed the WebSocket with code ${code}${why} before its end of data: the stream was cut`, code));
+        this.destroy(new StreamCutError('closed', `the peer closed the WebSocket with code ${code}${why} before its end of data: the stream was cut`, { closeCode: code }));
         return;
       }
     } else if (CLEAN_CLOSE_CODES.has(code)) {
@@ -283,7 +283,7 @@ export class WebSocketDuplex extends Duplex {
         // Our end() closed the WebSocket while the peer could still send,
         // and this peer cannot half-close: its answer may have been cut short.
         this.destroy(
-          streamError(
+          new WsStreamError(
             'ERR_WS_HALF_CLOSE_UNSUPPORTED',
             'this side ended the stream while the peer was still sending; the peer does not support the half-close extension, so its close may have cut what it had left to send',
             code,
@@ -296,8 +296,8 @@ export class WebSocketDuplex extends Duplex {
     }
     this.destroy(
       code === 1006
-        ? streamError('ECONNRESET', 'the WebSocket connection was cut without a close frame (1006)', code)
-        : streamError('ERR_WS_CLOSED', `the peer closed the WebSocket with code ${code}${why}`, code),
+        ? new StreamCutError('connection-lost', 'the WebSocket connection was cut without a close frame (1006)', { closeCode: code })
+        : new StreamCutError('closed', `the peer closed the WebSocket with code ${code}${why}`, { closeCode: code }),
     );
   };
 
@@ -331,7 +331,7 @@ export class WebSocketDuplex extends Duplex {
       }
       const { keepAlive, pongTimeout } = this.keepAlive;
       const silent = Math.round(performance.now() - this.lastHeard);
-      const error = streamError('ETIMEDOUT', `nothing arrived from the peer for ${silent} ms (pings every ${keepAlive} ms, pongTimeout ${pongTimeout} ms): it is gone`);
+      const error = new StreamCutError('ping-timeout', `nothing arrived from the peer for ${silent} ms (pings every ${keepAlive} ms, pongTimeout ${pongTimeout} ms): it is gone`);
       this.ws.terminate();
       this.destroy(error);
     });
@@ -371,19 +371,8 @@ export function closeWebSocket(ws: WebSocket, socket: RawSocket | undefined, cod
   socket.once('finish', () => socket.destroy());
 }
 
-/** A stream-level failure, with a stable `code` like Node's socket errors. */
-export interface WsStreamError extends Error {
-  readonly code: string;
-  /** The WebSocket close code, when the error comes from a close. */
-  readonly closeCode?: number;
-}
-
-function streamError(code: string, message: string, closeCode?: number): WsStreamError {
-  return Object.assign(new Error(message), closeCode === undefined ? { code } : { code, closeCode });
-}
-
 function notOpen(): WsStreamError {
-  return streamError('EPIPE', 'the WebSocket is closing or closed: the peer closed it (it cannot take more data)');
+  return new WsStreamError('EPIPE', 'the WebSocket is closing or closed: the peer closed it (it cannot take more data)');
 }
 
 /** @internal */
