@@ -1,7 +1,7 @@
 import type { Http2Stream, ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type tls from 'node:tls';
 import { SESSION_CLOSE_GRACE } from './http2-settings.js';
-import { Http2StreamAbortedError } from './http2-stream.error.js';
+import { StreamCutError } from '../../core/errors.js';
 import type { StreamOwner } from './stream-guard.js';
 
 /** What a server session needs from its server: its timings, and where its counts go. */
@@ -26,7 +26,7 @@ export class ServerSession implements StreamOwner {
   /** Streams opened on it and not closed yet. */
   readonly streams = new Set<ServerHttp2Stream>();
   /** Why its streams are being cut, once the connection died. */
-  abortReason: Http2StreamAbortedError | undefined;
+  abortReason: StreamCutError | undefined;
   /** The Node session, once made. */
   session?: ServerHttp2Session;
   /** A stream was ever opened on it: a protocol error before that is a refusal of the connection. */
@@ -139,7 +139,7 @@ export class ServerSession implements StreamOwner {
 
   /** The connection died: its streams are cut with a typed error that says so. */
   private lost(error?: Error): void {
-    this.abortReason ??= new Http2StreamAbortedError('connection-lost', `the HTTP/2 session's connection ${error ? `failed: ${error.message}` : 'closed'}`);
+    this.abortReason ??= new StreamCutError('connection-lost', `the HTTP/2 session's connection ${error ? `failed: ${error.message}` : 'closed'}`);
     for (const stream of this.streams) if (!stream.destroyed) stream.destroy(this.abortReason);
   }
 }
