@@ -79,8 +79,8 @@ export { TcpClientTransport, TcpServerTransport, tcpTransport, type TcpClientOpt
 export { Http2ClientTransport, Http2ServerTransport, Http2StreamAbortedError, http2Transport, type Http2AbortReason, type Http2ClientOptions, type Http2ServerOptions, type Http2FlowOptions } from './transports/http2/index.js';
 // WebSocket
 export { WsClientTransport, WsServerTransport, WebSocketDuplex, wsTransport, wsMasking, type WsClientOptions, type WsServerOptions, type WsCommonOptions, type WsMasking, type HttpServerSource } from './transports/ws/index.js';
-export type { TlsMode, TlsModeInput, ServerTlsInput, CaInput } from './transports/shared/tls.js';
-export type { Endpoint, EndpointInput, AddressResolver } from './transports/shared/endpoint.js';
+export type { TlsMode, TlsModeInput, ServerTlsInput, CaInput } from './transports/common/tls.js';
+export type { Endpoint, EndpointInput, AddressResolver } from './transports/common/endpoint.js';
 
 // Certificates
 export {

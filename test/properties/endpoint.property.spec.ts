@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { isIP } from 'node:net';
-import { formatEndpoint, parseEndpoint, type Endpoint } from '../../lib/transports/shared/endpoint.js';
+import { formatEndpoint, parseEndpoint, type Endpoint } from '../../lib/transports/common/endpoint.js';
 import { runs } from './fc.js';
 
 function parsed(input: unknown): Endpoint | { code: string } {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { isIP } from 'node:net';
-import { forwardedFor } from '../../lib/transports/shared/forwarded-for.js';
+import { forwardedFor } from '../../lib/transports/common/forwarded-for.js';
 import { runs } from './fc.js';
 
 const SOCKET = '198.51.100.1';

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import fc from 'fast-check';
 import { PassThrough } from 'node:stream';
-import { readExact } from '../../lib/transports/shared/read-exact.js';
+import { readExact } from '../../lib/transports/common/read-exact.js';
 import { chunk, rejectionCode, runs, tick } from './fc.js';
 
 type Ending = 'end' | 'close' | 'error' | 'hold' | 'abort';

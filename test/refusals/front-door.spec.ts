@@ -1,5 +1,5 @@
 /**
- * The server front door (lib/transports/shared/front-door.ts): the
+ * The server front door (lib/transports/common/front-door.ts): the
  * connection-level admission every server transport shares, its typed
  * refusal reasons, and the authentication seam.
  */
@@ -9,7 +9,7 @@ import net from 'node:net';
 import { ServerPool } from '../../lib/core/server-pool.js';
 import { REFUSAL_REASONS, type RefusalReason, type ServerAcceptor, type ServerTransport } from '../../lib/core/transport.js';
 import { createServerPool } from '../../lib/pool-factory.js';
-import { FrontDoor, type Authenticate } from '../../lib/transports/shared/front-door.js';
+import { FrontDoor, type Authenticate } from '../../lib/transports/common/front-door.js';
 import { kinds, serverConfig } from '../support/kinds.js';
 import { eventually, readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';

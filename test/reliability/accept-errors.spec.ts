@@ -1,7 +1,7 @@
 /**
  * Issue 10, item 5, "Out of file descriptors": a failed accept. Node
  * reports it as an 'error' on the listening server (when libuv's own
- * reserve descriptor is gone too: see lib/transports/shared/listen.ts),
+ * reserve descriptor is gone too: see lib/transports/common/listen.ts),
  * which without a listener would end the process. The pools' listeners
  * count it (refusals 'accept-emfile', 'accept-enfile', 'accept-error') and
  * go on accepting.

@@ -1,6 +1,6 @@
 import { PassThrough, type Duplex } from 'node:stream';
 import type { Admission, ClientTransport, DialContext, DialResult, Refusal, ServerAcceptor, ServerTransport } from '../../lib/core/transport.js';
-import { poolClosed, whenClosed } from '../../lib/transports/shared/pool-signal.js';
+import { poolClosed, whenClosed } from '../../lib/transports/common/pool-signal.js';
 
 /**
  * A client transport for core unit specs: every dial waits until the test

@@ -4,11 +4,11 @@ import { DialError, HandshakeError, InvalidOptionsError, PoolError, PoolFullErro
 import { Disposers, listen } from '../../core/listeners.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
-import { describeError } from '../shared/describe-error.js';
-import { endpointSource, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
-import { readExact } from '../shared/read-exact.js';
-import { poolClosed, whenClosed } from '../shared/pool-signal.js';
-import { createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
+import { describeError } from '../common/describe-error.js';
+import { endpointSource, type AddressResolver, type Endpoint, type EndpointInput } from '../common/endpoint.js';
+import { readExact } from '../common/read-exact.js';
+import { poolClosed, whenClosed } from '../common/pool-signal.js';
+import { createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../common/tls.js';
 import { SessionPool } from './session-pool.js';
 import { resolveHttp2Flow, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
 

@@ -1,11 +1,11 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import { DialError, HandshakeError } from '../../core/errors.js';
-import { connectTcp, secureConnect } from '../shared/connect.js';
-import { describeError } from '../shared/describe-error.js';
-import { formatEndpoint, type Endpoint } from '../shared/endpoint.js';
-import { poolClosed, untilClosed } from '../shared/pool-signal.js';
-import type { ClientTlsConfig } from '../shared/tls.js';
+import { connectTcp, secureConnect } from '../common/connect.js';
+import { describeError } from '../common/describe-error.js';
+import { formatEndpoint, type Endpoint } from '../common/endpoint.js';
+import { poolClosed, untilClosed } from '../common/pool-signal.js';
+import type { ClientTlsConfig } from '../common/tls.js';
 import { ClientSession, type ClientSessionConfig } from './client-session.js';
 import { SESSION_CLOSE_GRACE } from './http2-settings.js';
 

@@ -4,14 +4,14 @@ import { DialError, HandshakeError, InvalidOptionsError, PoolError, PoolRefusedE
 import { decodeId, idWireLength, type IdWireForm } from '../../core/ids.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
-import { endpointSource, type AddressResolver, type Endpoint, type EndpointInput } from '../shared/endpoint.js';
-import { readExact } from '../shared/read-exact.js';
+import { endpointSource, type AddressResolver, type Endpoint, type EndpointInput } from '../common/endpoint.js';
+import { readExact } from '../common/read-exact.js';
 import { resetOnCut } from './reset-on-cut.js';
-import { createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../shared/tls.js';
-import { serverMaySpeakTlsHint } from '../shared/tls-mismatch.js';
-import { connectTcp, secureConnect, whenConnected } from '../shared/connect.js';
-import { describeError } from '../shared/describe-error.js';
-import { poolClosed } from '../shared/pool-signal.js';
+import { createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../common/tls.js';
+import { serverMaySpeakTlsHint } from '../common/tls-mismatch.js';
+import { connectTcp, secureConnect, whenConnected } from '../common/connect.js';
+import { describeError } from '../common/describe-error.js';
+import { poolClosed } from '../common/pool-signal.js';
 
 export interface TcpClientOptions {
   /** Where the server pool listens: "host:port", "[v6]:port" or { host, port }. */

@@ -4,11 +4,11 @@ import tls from 'node:tls';
 import { encodeId, type IdWireForm } from '../../core/ids.js';
 import type { ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
-import { FrontDoor, type Visit } from '../shared/front-door.js';
+import { FrontDoor, type Visit } from '../common/front-door.js';
 import { listen, type Disposer } from '../../core/listeners.js';
-import { listen as listenOn } from '../shared/listen.js';
+import { listen as listenOn } from '../common/listen.js';
 import { resetOnCut } from './reset-on-cut.js';
-import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
+import { createServerSecureContext, type ServerTlsInput } from '../common/tls.js';
 
 export interface TcpServerOptions {
   /** Interface to listen on (default '127.0.0.1'; '0.0.0.0' or '::' to serve other machines). */

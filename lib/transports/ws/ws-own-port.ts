@@ -3,8 +3,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { ServerAcceptor } from '../../core/transport.js';
-import { FrontDoor } from '../shared/front-door.js';
-import { listen } from '../shared/listen.js';
+import { FrontDoor } from '../common/front-door.js';
+import { listen } from '../common/listen.js';
 import { writeParserRefusal, writeUpgradeRequired } from './ws-refusal.js';
 
 export interface OwnPortOptions {

@@ -10,7 +10,7 @@ import { encodeId } from '../../core/ids.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { show } from '../../core/validate.js';
-import { createServerSecureContext, type ServerTlsInput } from '../shared/tls.js';
+import { createServerSecureContext, type ServerTlsInput } from '../common/tls.js';
 import { wsMasking } from './masking.js';
 import { WebSocketDuplex } from './ws-duplex.js';
 import { WsOwnPort } from './ws-own-port.js';

@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Admission, ServerAcceptor } from '../../core/transport.js';
-import { forwardedFor } from '../shared/forwarded-for.js';
+import { forwardedFor } from '../common/forwarded-for.js';
 import { HALF_CLOSE_HEADER, HALF_CLOSE_VERSION } from './ws-duplex.js';
 import { NOT_FOUND, UPGRADE_REFUSALS, writeRefusal } from './ws-refusal.js';
 
