@@ -1,23 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 
-/**
- * Who is at the other end of an authenticated pooled stream: the key it
- * proved (shared-key auth), or the certificate it presented (mutual TLS).
- * What the server will attach to each pooled stream, filter
- * `incomingGet({ client })` on and count stats by.
- */
-export type ClientIdentity =
-  | { kind: 'key'; id: string }
-  | {
-      kind: 'certificate';
-      /** The subject as Node prints it (`X509Certificate.subject`): one `TYPE=value` per line, in certificate order. */
-      subject: string;
-      /** The subject's common name, when it has exactly one. */
-      commonName?: string;
-      /** SHA-256 of the DER certificate, `AB:CD:…`: unique even where subjects repeat. */
-      fingerprint: string;
-    };
+export type { ClientIdentity } from '../core/stream-identity.js';
+import type { ClientIdentity } from '../core/stream-identity.js';
 
 /** The identity of a key that verified. */
 export const keyIdentity = (id: string): ClientIdentity => ({ kind: 'key', id });
