@@ -91,6 +91,22 @@ describe('registerPoolMetrics: pool stats read at scrape time', () => {
     expect(calls).toBe(2);
   });
 
+  it('reports each scrape the totals as they are: a scrape again adds nothing, a pool gone leaves no series', async () => {
+    const p = await pair({ name: 'once' }, { name: 'once', minCap: 1, maxCap: 1 });
+    await p.client.waitForActive(1, 5000);
+    await eventually(() => p.server.active === 1, 5000, 'an idle server stream');
+    let pools = [p.server];
+    const registry = new Registry();
+    scope.defer(registerPoolMetrics(registry, () => pools));
+    const labels = { pool: 'once', role: 'server' };
+    const accepted = p.server.stats.totals.accepted;
+    expect(accepted).toBeGreaterThan(0);
+    expect(sample(await registry.metrics(), 'tunnel_pool_streams_accepted_total', labels)).toBe(accepted);
+    expect(sample(await registry.metrics(), 'tunnel_pool_streams_accepted_total', labels)).toBe(p.server.stats.totals.accepted);
+    pools = [];
+    expect(sample(await registry.metrics(), 'tunnel_pool_streams_accepted_total', labels)).toBeUndefined();
+  });
+
   it('registers once per registry, disposes idempotently, and defaults to the global registry', async () => {
     const registry = new Registry();
     const dispose = registerPoolMetrics(registry, []);
