@@ -3,6 +3,7 @@ import { Registry, register } from 'prom-client';
 import { registerPoolMetrics, POOL_METRICS } from '../../lib/metrics/pool-metrics.js';
 import { createServerPool } from '../../lib/pool-factory.js';
 import { connect, eventually } from '../support/net.js';
+import { kindSpec } from '../support/kinds.js';
 import { startPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 import { labelSets, sample } from './scrape.js';
@@ -33,6 +34,7 @@ describe('registerPoolMetrics: pool stats read at scrape time', () => {
     // A role's figures only on that role.
     expect(sample(text, 'tunnel_pool_dials_total', server)).toBeUndefined();
     expect(sample(text, 'tunnel_pool_handshaking', client)).toBeUndefined();
+    expect(sample(text, 'tunnel_pool_transport_sessions', client)).toBeUndefined();
     // Every name carries the prefix and only the documented labels.
     for (const definition of POOL_METRICS) {
       for (const labels of labelSets(text, `tunnel_pool_${definition.name}`)) {
@@ -59,6 +61,21 @@ describe('registerPoolMetrics: pool stats read at scrape time', () => {
     for (const labels of drops) {
       expect(sample(text, 'tunnel_pool_drops_total', labels)).toBe(p.client.stats.drops[labels['reason']!]);
     }
+  });
+
+  it('adds the generic transport figures of a multiplexing transport (http2 sessions and streams), none for tcp', async () => {
+    const h2 = kindSpec('http2');
+    const p = await pair({ ...h2.server, name: 'mux' }, { ...h2.client, name: 'mux', minCap: 2, maxCap: 2 });
+    const registry = new Registry();
+    scope.defer(registerPoolMetrics(registry, [p.client, p.server]));
+    await p.client.waitForActive(2, 10_000);
+    const text = await registry.metrics();
+    const client = { pool: 'mux', role: 'client', transport: 'http2' };
+    expect(sample(text, 'tunnel_pool_idle_streams', client)).toBe(2);
+    expect(sample(text, 'tunnel_pool_transport_sessions', client)).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'tunnel_pool_transport_active_streams', client)).toBe(2);
+    expect(sample(text, 'tunnel_pool_transport_streams_opened_total', client)).toBeGreaterThanOrEqual(2);
+    expect(sample(text, 'tunnel_pool_transport_sessions', { pool: 'mux', role: 'server', transport: 'http2' })).toBeGreaterThanOrEqual(1);
   });
 
   it('counts refusals by reason on the server', async () => {
