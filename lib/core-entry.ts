@@ -90,3 +90,22 @@ export {
   type GeneratedCertificate,
   type CertificateAuthority,
 } from './certs/index.js';
+
+// diagnostics_channel events: the channel names and their payload types (subscribing needs no import)
+export {
+  CHANNELS,
+  type ChannelName,
+  type ChannelMessages,
+  type PoolRef,
+  type DialStartMessage,
+  type DialEndMessage,
+  type DialErrorMessage,
+  type HandshakeMessage,
+  type HandOffMessage,
+  type DropMessage,
+  type RefusalMessage,
+  type SessionOpenMessage,
+  type SessionCloseMessage,
+  type TunnelConnectionOpenMessage,
+  type TunnelConnectionCloseMessage,
+} from './diagnostics/channels.js';

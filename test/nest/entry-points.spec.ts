@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import * as core from '../../lib/core-entry.js';
 import * as main from '../../lib/index.js';
 import * as health from '../../lib/nest/health/index.js';
+import * as metrics from '../../lib/metrics/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -59,6 +60,12 @@ describe('entry points', () => {
   it('nestjs-tunnel-pool/health brings the indicator and Terminus', () => {
     expect(runtimeGraph('lib/nest/health/index.ts').packages).toContain('@nestjs/terminus');
     expect(Object.keys(health).sort()).toEqual(['PoolHealthIndicator', 'PoolHealthModule']);
+  });
+
+  it('nestjs-tunnel-pool/metrics alone loads prom-client', () => {
+    expect(runtimeGraph('lib/metrics/index.ts').packages).toContain('prom-client');
+    expect(runtimeGraph('lib/index.ts').packages).not.toContain('prom-client');
+    expect(Object.keys(metrics).sort()).toEqual(['METRIC_PREFIX', 'POOL_METRICS', 'POOL_METRICS_OPTIONS', 'PoolMetricsModule', 'PoolMetricsService', 'registerPoolMetrics']);
   });
 
   it('the main entry exports the Nest API by name', () => {
