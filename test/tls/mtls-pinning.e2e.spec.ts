@@ -12,6 +12,7 @@
  *   the fingerprint to pin, and that pin works.
  */
 import { beforeAll, describe, expect, it, jest } from '@jest/globals';
+import https from 'node:https';
 import { createCertificateAuthority, createSelfSignedCertificate, type CertificateAuthority, type GeneratedCertificate } from '../../lib/certs/index.js';
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import { InvalidOptionsError } from '../../lib/core/errors.js';
@@ -163,6 +164,11 @@ describe.each(TRANSPORTS)('pinning the server certificate in TLS mode "1" on %s'
 
   it('rejects a pin that is no SHA-256 fingerprint, and a pin without TLS', () => {
     expect(() => createClientPool({ transport, address: '127.0.0.1:1', tls: '1', pin: 'AB:CD' } as ClientPoolConfig)).toThrow(InvalidOptionsError);
+    if (transport === 'ws') {
+      const agent = new https.Agent();
+      expect(() => createClientPool({ transport, address: '127.0.0.1:1', tls: '1', agent, pin: pinned.fingerprint.certificate.hex } as ClientPoolConfig)).toThrow(/agent/);
+      agent.destroy();
+    }
     if (transport !== 'http2') {
       expect(() => createClientPool({ transport, address: '127.0.0.1:1', pin: pinned.fingerprint.certificate.hex } as ClientPoolConfig)).toThrow(/needs TLS/);
     }

@@ -74,6 +74,8 @@ export function resolveWsClientOptions(read: OptionReader): ResolvedWsClient {
   if (headers !== undefined && !isHeaderRecord(headers)) read.fail('headers', 'an object of header names to string values');
   const agent = read.raw('agent');
   if (agent !== undefined && !(agent instanceof http.Agent)) read.fail('agent', 'an http.Agent (https.Agent for wss), e.g. an HTTP(S) proxy agent');
+  // The agent opens the TLS connection, out of our sight: a pin could not be checked before the request leaves.
+  if (agent !== undefined && read.raw('pin') !== undefined) read.fail('pin', 'no pin together with agent (the agent makes the TLS connection, so the pin could not be checked); pin in mode "1" without an agent, or verify with ca in mode "2"');
   return {
     endpoint,
     tls: readClientTls(read),
@@ -180,7 +182,7 @@ export class WsClientTransport implements ClientTransport {
       ...(this.config.agent ? { agent: this.config.agent } : {}),
       // ws hands these to tls.connect; its types model checkServerIdentity after an older API.
       ...((tls ? clientTlsOptions(tls) : {}) as ClientOptions),
-      ...(tls?.pin && !this.config.agent ? { createConnection: pinnedConnect(tls) as unknown as ClientOptions['createConnection'] } : {}),
+      ...(tls?.pin ? { createConnection: pinnedConnect(tls) as unknown as ClientOptions['createConnection'] } : {}),
     };
   }
 
