@@ -12,7 +12,10 @@
  *   the fingerprint to pin, and that pin works.
  */
 import { beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { once } from 'node:events';
 import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { createCertificateAuthority, createSelfSignedCertificate, type CertificateAuthority, type GeneratedCertificate } from '../../lib/certs/index.js';
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import { InvalidOptionsError } from '../../lib/core/errors.js';
@@ -147,6 +150,38 @@ describe.each(TRANSPORTS)('pinning the server certificate in TLS mode "1" on %s'
     await eventually(() => (client.stats.failures['POOL_ERR_CERT_PIN'] ?? 0) >= 2, 20_000, 'two pinned dials to fail');
     expect(client.active).toBe(0);
     expect(Object.keys(client.stats.failures)).toEqual(['POOL_ERR_CERT_PIN']);
+  });
+
+  it('sends the impostor not one byte of its own (no ID request, no HTTP/2 preface, no upgrade request)', async () => {
+    let received = 0;
+    let handshakes = 0;
+    const impostorServer = tls.createServer({ key: impostor.key, cert: impostor.cert, minVersion: 'TLSv1.3', ...(transport === 'http2' ? { ALPNProtocols: ['h2'] } : {}) }, (socket) => {
+      handshakes++;
+      socket.on('error', () => undefined);
+      socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    });
+    impostorServer.on('tlsClientError', () => undefined);
+    impostorServer.listen(0, '127.0.0.1');
+    await once(impostorServer, 'listening');
+    scope.defer(() => new Promise<void>((resolve) => impostorServer.close(() => resolve())));
+    const client = createClientPool({
+      transport, address: `127.0.0.1:${(impostorServer.address() as AddressInfo).port}`, tls: '1', pin: pinned.fingerprint.publicKey.base64,
+      minCap: 2, maxCap: 2, minIvl: 50, maxIvl: 200, maxBackoff: 300,
+    } as ClientPoolConfig);
+    client.start();
+    scope.defer(() => client.close());
+    await eventually(() => (client.stats.failures['POOL_ERR_CERT_PIN'] ?? 0) >= 3, 20_000, 'three pinned dials to fail');
+    await client.close();
+    expect(received).toBe(0);
+  });
+
+  it('checks a pin on top of verification in mode "2"', async () => {
+    const authority = createCertificateAuthority();
+    const verifiedServer = authority.issue({ commonName: 'localhost' });
+    const server = await startServer(transport, { key: verifiedServer.key, cert: verifiedServer.cert });
+    const client = startClient(transport, server, { tls: '2', hostname: 'localhost', ca: authority.cert, pin: pinned.fingerprint.certificate.hex });
+    await eventually(() => (client.stats.failures['POOL_ERR_CERT_PIN'] ?? 0) >= 2, 20_000, 'two pinned dials to fail');
+    expect(client.active).toBe(0);
   });
 
   it('logs, once at start, the fingerprint of a self-signed server for the client to pin', async () => {
