@@ -116,6 +116,17 @@ describe.each(TRANSPORTS)('mutual TLS on %s', (transport) => {
     await expect(server.incomingGet(50)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT' });
   });
 
+  it('never puts a private key into an options error', () => {
+    const attempt = () => createServerPool({ transport, port: 0, tls: { key: serverCert.key } } as ServerPoolConfig);
+    expect(attempt).toThrow(InvalidOptionsError);
+    expect(attempt).toThrow(/an object with key/);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as Error).message).not.toContain('PRIVATE KEY');
+    }
+  });
+
   it('needs ca with requestCert, and both cert and key on the client', async () => {
     expect(() => createServerPool({ transport, port: 0, tls: { key: serverCert.key, cert: serverCert.cert, requestCert: true } } as ServerPoolConfig)).toThrow(InvalidOptionsError);
     expect(() => createClientPool({ transport, address: '127.0.0.1:1', tls: '1', cert: clientA.cert } as ClientPoolConfig)).toThrow(/key/);

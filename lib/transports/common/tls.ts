@@ -176,7 +176,14 @@ export function resolveServerTls(input: ServerTlsInput, option = 'tls'): ServerT
       }
     }
   }
-  throw new InvalidOptionsError(option, `got ${show(input)}, expected { key, cert, ca?, requestCert? }, { secureContext } or "self-signed"`);
+  throw new InvalidOptionsError(option, `got ${showTlsInput(input)}, expected { key, cert, ca?, requestCert? }, { secureContext } or "self-signed"`);
+}
+
+/** The TLS option as an error may show it: an object by its keys only, since it may hold a private key. */
+function showTlsInput(input: unknown): string {
+  if (input === null || typeof input !== 'object' || Buffer.isBuffer(input)) return show(input);
+  const keys = Object.keys(input).filter((key) => (input as Record<string, unknown>)[key] !== undefined);
+  return keys.length === 0 ? 'an empty object' : `an object with ${keys.join(', ')}`;
 }
 
 export function createServerSecureContext(input: ServerTlsInput, option = 'tls'): tls.SecureContext {
