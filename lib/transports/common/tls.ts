@@ -176,7 +176,7 @@ export function resolveServerTls(input: ServerTlsInput, option = 'tls'): ServerT
       }
     }
   }
-  throw new InvalidOptionsError(option, `got ${showTlsInput(input)}, expected { key, cert, ca?, requestCert? }, { secureContext } or "self-signed"`);
+  throw new InvalidOptionsError(option, `got ${showTlsInput(input)}, expected { key, cert } (plus ca and requestCert: true for mutual TLS), { secureContext } or "self-signed"`);
 }
 
 /** The TLS option as an error may show it: an object by its keys only, since it may hold a private key. */
