@@ -133,6 +133,28 @@ describe.each(TRANSPORTS)('mutual TLS on %s', (transport) => {
   });
 });
 
+describe('mutual TLS on a ws pool attached to your own https.Server', () => {
+  it('reads the identity of a certificate your server verified (requestCert on the https.Server)', async () => {
+    const httpsServer = https.createServer({ key: serverCert.key, cert: serverCert.cert, ca: ca.cert, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' });
+    httpsServer.on('tlsClientError', () => undefined);
+    httpsServer.listen(0, '127.0.0.1');
+    await once(httpsServer, 'listening');
+    scope.defer(() => new Promise<void>((resolve) => {
+      httpsServer.closeAllConnections();
+      httpsServer.close(() => resolve());
+    }));
+    const server = createServerPool({ transport: 'ws', server: httpsServer, maxCap: 4 } as ServerPoolConfig);
+    await server.start();
+    scope.defer(() => server.close());
+    const client = startClient('ws', server, { ...verified, ca: ca.cert, cert: clientB.cert, key: clientB.key });
+    const [id, serverStream] = await server.incomingGet(20_000);
+    scope.track(serverStream);
+    expect(streamIdentity(serverStream)).toMatchObject({ kind: 'certificate', commonName: 'client-b' });
+    const clientStream = scope.track(await client.outgoingGet(id, 5000));
+    await requestThenReply(clientStream, serverStream, Buffer.from('ping'), Buffer.from('pong'));
+  });
+});
+
 describe.each(TRANSPORTS)('pinning the server certificate in TLS mode "1" on %s', (transport) => {
   let pinned: GeneratedCertificate;
   let impostor: GeneratedCertificate;
