@@ -26,6 +26,7 @@ export {
   DialError,
   HandshakeError,
   TlsMismatchError,
+  CertificatePinError,
   AuthRefusedError,
   AuthHandshakeError,
   InvalidIdError,

@@ -1,7 +1,9 @@
 // SHA-256 fingerprints of certificates and public keys, and pinning a server to one (TLS mode "1").
 import { X509Certificate, createHash } from 'node:crypto';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { HandshakeError, InvalidOptionsError } from '../core/errors.js';
+import { CertificatePinError, InvalidOptionsError } from '../core/errors.js';
+
+export { CertificatePinError };
 
 /** A SHA-256 fingerprint in the two usual spellings. */
 export interface Fingerprint {
@@ -63,15 +65,6 @@ export function parseFingerprint(text: unknown, option = 'fingerprint'): Buffer 
     throw new InvalidOptionsError(option, `got ${JSON.stringify(text.length > 120 ? `${text.slice(0, 120)}…` : text)}, expected a SHA-256 fingerprint: 32 bytes as "AB:CD:…" hex (64 digits) or base64 (44 characters)`);
   }
   return digest;
-}
-
-/** The server's certificate matches no pinned fingerprint. A `HandshakeError`; `fingerprints` are the server's (safe to show: public). */
-export class CertificatePinError extends HandshakeError {
-  readonly fingerprints: CertificateFingerprints | undefined;
-  constructor(message: string, fingerprints?: CertificateFingerprints) {
-    super(message);
-    this.fingerprints = fingerprints;
-  }
 }
 
 /**

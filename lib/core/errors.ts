@@ -3,6 +3,8 @@
  * stable `code`. Match on `code` (or `instanceof`, or `isPoolError`), never
  * on the message. The table of classes and codes is docs/ERRORS.md.
  */
+import type { CertificateFingerprints } from '../certs/fingerprint.js';
+
 export const PoolErrorCode = {
   TIMEOUT: 'POOL_ERR_TIMEOUT',
   CLOSED: 'POOL_ERR_CLOSED',
@@ -22,6 +24,8 @@ export const PoolErrorCode = {
   FD_LIMIT: 'POOL_ERR_FD_LIMIT',
   MISSING_MODULE: 'POOL_ERR_MISSING_MODULE',
   TLS_MISMATCH: 'POOL_ERR_TLS_MISMATCH',
+  /** The server's certificate matches none of the client's pinned fingerprints (`CertificatePinError`). */
+  CERT_PIN: 'POOL_ERR_CERT_PIN',
   /** The server refused this client's authentication proof (the authentication extension). */
   AUTH_REFUSED: 'POOL_ERR_AUTH_REFUSED',
   /** The authentication exchange itself failed (see `AuthHandshakeError.reason`). */
@@ -193,11 +197,11 @@ export class DialError extends PoolError {
   }
 }
 
-type HandshakeCode = typeof PoolErrorCode.HANDSHAKE | typeof PoolErrorCode.TLS_MISMATCH | typeof PoolErrorCode.AUTH;
+type HandshakeCode = typeof PoolErrorCode.HANDSHAKE | typeof PoolErrorCode.TLS_MISMATCH | typeof PoolErrorCode.AUTH | typeof PoolErrorCode.CERT_PIN;
 
 /** TLS or the ID exchange failed (bad certificate, wrong hostname, short or malformed ID, timeout). */
 export class HandshakeError extends PoolError {
-  static override readonly codes: readonly PoolErrorCode[] = [PoolErrorCode.HANDSHAKE, PoolErrorCode.TLS_MISMATCH, PoolErrorCode.AUTH];
+  static override readonly codes: readonly PoolErrorCode[] = [PoolErrorCode.HANDSHAKE, PoolErrorCode.TLS_MISMATCH, PoolErrorCode.AUTH, PoolErrorCode.CERT_PIN];
   declare readonly code: HandshakeCode;
   constructor(message: string, options?: { cause?: unknown }, code: HandshakeCode = PoolErrorCode.HANDSHAKE) {
     super(code, message, options);
@@ -214,6 +218,22 @@ export class TlsMismatchError extends HandshakeError {
   declare readonly code: typeof PoolErrorCode.TLS_MISMATCH;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options, PoolErrorCode.TLS_MISMATCH);
+  }
+}
+
+/**
+ * The server's certificate matches none of the client's pinned SHA-256
+ * fingerprints (`pin`): not the server that was pinned, or its certificate
+ * changed. `fingerprints` are the server's (public, safe to show): what to
+ * pin if the change is expected. A `HandshakeError` with its own code.
+ */
+export class CertificatePinError extends HandshakeError {
+  static override readonly codes = [PoolErrorCode.CERT_PIN] as const;
+  declare readonly code: typeof PoolErrorCode.CERT_PIN;
+  readonly fingerprints: CertificateFingerprints | undefined;
+  constructor(message: string, fingerprints?: CertificateFingerprints, options?: { cause?: unknown }) {
+    super(message, options, PoolErrorCode.CERT_PIN);
+    this.fingerprints = fingerprints;
   }
 }
 
@@ -459,6 +479,7 @@ export const poolErrorClasses = {
   DialError,
   HandshakeError,
   TlsMismatchError,
+  CertificatePinError,
   AuthRefusedError,
   AuthHandshakeError,
   InvalidIdError,

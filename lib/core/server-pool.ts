@@ -188,6 +188,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
       admit: (remoteAddress, connection) => this.admit(remoteAddress, connection),
       refused: (reason) => this.refuse(reason),
       connecting: (remoteAddress, options) => this.connecting(remoteAddress, options),
+      log: (message) => this.options.logger.log(`server pool '${this.options.name}': ${message}`),
     };
   }
 

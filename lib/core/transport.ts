@@ -156,6 +156,8 @@ export interface ServerAcceptor {
    * way; further calls do nothing.
    */
   connecting(remoteAddress?: string, options?: ConnectingOptions): (() => void) | Refusal;
+  /** Says something once through the pool's logger (e.g. the fingerprint of a certificate made at start-up). Never a secret. */
+  log?(message: string): void;
 }
 
 export interface ServerTransport {

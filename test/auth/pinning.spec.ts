@@ -7,6 +7,7 @@ import {
   CertificatePinError, certificateFingerprints, checkPinnedPeer, createCertificateAuthority, createPinnedIdentityCheck,
   createSelfSignedCertificate, parseFingerprint, type GeneratedCertificate,
 } from '../../lib/certs/index.js';
+import { HandshakeError } from '../../lib/core/errors.js';
 import { thrown } from './auth-support.js';
 import { useTestScope } from '../support/scope.js';
 
@@ -105,7 +106,8 @@ describe('pinning a self-signed server in TLS mode "1" (real TLS on loopback)', 
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(CertificatePinError);
-    expect(error).toMatchObject({ code: 'POOL_ERR_HANDSHAKE', fingerprints: other.fingerprint });
+    expect(error).toBeInstanceOf(HandshakeError); // its own code (POOL_ERR_CERT_PIN), still a handshake failure
+    expect(error).toMatchObject({ code: 'POOL_ERR_CERT_PIN', fingerprints: other.fingerprint });
     expect((error as Error).message).toContain(other.fingerprint.certificate.hex);
   });
 

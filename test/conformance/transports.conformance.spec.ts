@@ -16,7 +16,7 @@ import { createCertificateAuthority, type CertificateAuthority, type GeneratedCe
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import { StreamCutError } from '../../lib/core/errors.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
-import { conformanceKinds, type KindSpec } from '../support/kinds.js';
+import { conformanceKinds, mutualTlsKinds, type KindSpec } from '../support/kinds.js';
 import { socketKind } from '../third-party/socket-kind.js';
 import { connect, eventually, listenRaw, readBytes, requestThenReply, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
@@ -67,7 +67,7 @@ const KILLS: ReadonlyArray<[string, (stream: Duplex) => void, string | undefined
 ];
 const IDLE_DEATHS = (['server', 'client'] as const).flatMap((side) => KILLS.map(([how, kill, reason]) => [side, how, kill, reason] as const));
 
-const KINDS = conformanceKinds(socketKind);
+const KINDS = conformanceKinds(socketKind, ...mutualTlsKinds());
 
 describe.each(KINDS)('$name transport conformance', (kind: KindSpec<string>) => {
   const pair = (server: Record<string, unknown> = {}, client: Record<string, unknown> = {}): Promise<PoolPair> =>
@@ -89,8 +89,8 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec<string>) => 
     expect(second.id).toMatch(/^[0-9a-f]{8}$/);
     expect(second.id).not.toBe(first.id);
     if (kind.firstIdZero) expect(second.id).not.toBe('00000000');
-    expect(p.client.stats.transport).toBe(kind.name);
-    expect(p.server.stats.transport).toBe(kind.name);
+    expect(p.client.stats.transport).toBe(kind.transportName ?? kind.name);
+    expect(p.server.stats.transport).toBe(kind.transportName ?? kind.name);
     if (kind.handshakesStat) expect(p.server.stats.transportStats[kind.handshakesStat]).toBe(3);
   });
 
@@ -340,7 +340,8 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec<string>) => 
   });
 });
 
-describe.each(KINDS.filter((kind) => kind.tls))('$name transport conformance: TLS modes', (kind: KindSpec<string>) => {
+// The TLS modes replace the server's TLS options: variants that are TLS options themselves (mutual TLS) are not rerun here.
+describe.each(KINDS.filter((kind) => kind.tls && kind.transportName === undefined))('$name transport conformance: TLS modes', (kind: KindSpec<string>) => {
   const pair = (server: Record<string, unknown> = {}, client: Record<string, unknown> = {}): Promise<PoolPair> =>
     scope.pair(startPair, { ...kind.server, ...server }, { ...kind.client, ...client });
 

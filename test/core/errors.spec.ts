@@ -30,6 +30,7 @@ import {
   PoolTimeoutError,
   StreamCutError,
   TlsMismatchError,
+  CertificatePinError,
   WsStreamError,
 } from '../../lib/core/errors.js';
 import { Http2StreamAbortedError } from '../../lib/transports/http2/http2-stream.error.js';
@@ -64,6 +65,7 @@ const TABLE: Record<string, Row> = {
   DialError: { make: () => new DialError('dial', { cause }), code: 'POOL_ERR_DIAL', parent: PoolError, message: 'dial', keepsCause: true },
   HandshakeError: { make: () => new HandshakeError('hs', { cause }), code: 'POOL_ERR_HANDSHAKE', parent: PoolError, message: 'hs', keepsCause: true },
   TlsMismatchError: { make: () => new TlsMismatchError('tls', { cause }), code: 'POOL_ERR_TLS_MISMATCH', parent: HandshakeError, message: 'tls', keepsCause: true },
+  CertificatePinError: { make: () => new CertificatePinError('pinned', undefined, { cause }), code: 'POOL_ERR_CERT_PIN', parent: HandshakeError, message: 'pinned', keepsCause: true },
   AuthRefusedError: { make: () => new AuthRefusedError(undefined, { cause }), code: 'POOL_ERR_AUTH_REFUSED', parent: PoolRefusedError, message: /share the key/, keepsCause: true },
   AuthHandshakeError: { make: () => new AuthHandshakeError('required', undefined, { cause }), code: 'POOL_ERR_AUTH', parent: HandshakeError, message: /set auth.key/, keepsCause: true },
   InvalidIdError: { make: () => new InvalidIdError('id'), code: 'POOL_ERR_INVALID_ID', parent: PoolError, message: 'id', keepsCause: false },

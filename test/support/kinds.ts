@@ -11,6 +11,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { ClientPoolConfig, ServerPoolConfig } from '../../lib/pool-factory.js';
+import { createCertificateAuthority, type CertificateAuthority, type GeneratedCertificate } from '../../lib/certs/index.js';
+import { streamIdentity } from '../../lib/core/stream-identity.js';
 import { testCertificate } from './certificate.js';
 import { socketEcho, startRawH2Server, wsEcho, type EchoPeer } from './echo-peers.js';
 import { startPair, type PoolPair } from './pools.js';
@@ -27,6 +29,8 @@ export type Kind = 'tcp' | 'tls' | 'http2' | 'ws' | 'wss';
  */
 export interface KindSpec<Name extends string = Kind> {
   name: Name;
+  /** What `stats.transport` says, when it is not `name` (a variant of a built-in kind, such as 'tls+mtls'). */
+  transportName?: string;
   /** Whether the pooled connection runs TLS. */
   tls: boolean;
   /** Whether pooled streams are half-open: one side can end while the other still writes. */
@@ -155,6 +159,46 @@ const http2Kind: KindSpec = {
 };
 
 export const KINDS: readonly KindSpec[] = [tcpKind(false), tcpKind(true), http2Kind, wsKind(false), wsKind(true)];
+
+let mutualTlsCertificates: { ca: CertificateAuthority; server: GeneratedCertificate; client: GeneratedCertificate } | undefined;
+/** A CA made once for the suite, the server's certificate and the one client certificate it issued. */
+function mutualTlsCerts(): NonNullable<typeof mutualTlsCertificates> {
+  if (!mutualTlsCertificates) {
+    const ca = createCertificateAuthority({ commonName: 'conformance CA' });
+    mutualTlsCertificates = { ca, server: ca.issue({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] }), client: ca.issue({ commonName: 'conformance-client' }) };
+  }
+  return mutualTlsCertificates;
+}
+
+/**
+ * A TLS kind with mutual TLS on top ('tls+mtls', 'http2+mtls',
+ * 'wss+mtls'): the server requires a client certificate from a CA made for
+ * the suite, the client presents one, and every pooled stream on the server
+ * carries the client's identity. The conformance suite runs them all.
+ */
+export function withMutualTls(base: KindSpec): KindSpec<string> {
+  return {
+    ...base,
+    name: `${base.name}+mtls`,
+    transportName: base.name,
+    expectStreams: (client, server) => {
+      base.expectStreams(client, server);
+      expect(streamIdentity(server)).toMatchObject({ kind: 'certificate', commonName: 'conformance-client' });
+      expect(streamIdentity(client)).toBeUndefined(); // the client side is told nothing about the server this way
+    },
+    get server() {
+      const { ca, server } = mutualTlsCerts();
+      return { ...base.server, tls: { key: server.key, cert: server.cert, ca: ca.cert, requestCert: true } };
+    },
+    get client() {
+      const { client } = mutualTlsCerts();
+      return { ...base.client, cert: client.cert, key: client.key };
+    },
+  };
+}
+
+/** Every built-in TLS kind with mutual TLS on top. */
+export const mutualTlsKinds = (): Array<KindSpec<string>> => KINDS.filter((kind) => kind.tls).map(withMutualTls);
 
 /** Every built-in kind's name, for specs that run over all of them. */
 export const KIND_NAMES: readonly Kind[] = KINDS.map((spec) => spec.name);

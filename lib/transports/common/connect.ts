@@ -4,7 +4,7 @@ import tls from 'node:tls';
 import { DialError, HandshakeError, PoolClosedError, PoolRefusedError, TlsMismatchError } from '../../core/errors.js';
 import { describeError } from './describe-error.js';
 import { formatEndpoint, type Endpoint } from './endpoint.js';
-import { clientTlsOptions, type ClientTlsConfig } from './tls.js';
+import { checkPin, clientTlsOptions, type ClientTlsConfig } from './tls.js';
 import { isPlainAnswer, serverNotTlsMessage } from './tls-mismatch.js';
 import { waitForEvent } from './wait-for-event.js';
 
@@ -54,7 +54,8 @@ export async function whenConnected(socket: net.Socket, where: string, timeout: 
  * destroyed and the error says which of these it was: the server answered
  * in plain bytes (`TlsMismatchError`), hung up before the handshake ended
  * (`PoolRefusedError`: a pool refuses with a bare close), or TLS itself
- * failed (`HandshakeError`: certificate, hostname, timeout).
+ * failed (`HandshakeError`: certificate, hostname, timeout). With a pin,
+ * a server whose certificate matches none is a `CertificatePinError`.
  */
 export async function secureConnect(
   socket: Duplex,
@@ -67,7 +68,6 @@ export async function secureConnect(
   const secured = tls.connect(clientTlsOptions(config, { ...extra, socket }));
   try {
     await waitForEvent(secured, 'secureConnect', timeout, signal);
-    return secured;
   } catch (error) {
     secured.destroy();
     socket.destroy();
@@ -85,6 +85,14 @@ export async function secureConnect(
     }
     throw new HandshakeError(`TLS handshake with ${where} failed: ${describeError(error)}`, { cause: error });
   }
+  // Pinned: the server is this one or nobody, decided before a byte is read or written.
+  const pinError = checkPin(config, secured);
+  if (pinError) {
+    secured.destroy();
+    socket.destroy();
+    throw pinError;
+  }
+  return secured;
 }
 
 

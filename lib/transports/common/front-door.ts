@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import type { SlotGate } from '../../core/admission.js';
 import { Disposers, listen } from '../../core/listeners.js';
 import type { Admission, HandshakeFailure, RefusalReason, ServerAcceptor } from '../../core/transport.js';
+import { verifyClientCertificate } from './tls.js';
 
 const noop = (): void => undefined;
 
@@ -41,6 +42,8 @@ export interface FrontDoorOptions {
   readonly connectionLimit?: { readonly gate: SlotGate; readonly busy: RefusalReason; readonly peerBusy: RefusalReason };
   /** TLS on the accepted socket; plain when unset. */
   readonly secureContext?: tls.SecureContext;
+  /** Mutual TLS: a client certificate verified against the context's CAs is required ('tls' otherwise). */
+  readonly requestCert?: boolean;
   /** ALPN protocols offered; a peer that agrees on none is refused ('alpn'). */
   readonly alpn?: string[];
   readonly keepAlive: number;
@@ -210,7 +213,12 @@ export class FrontDoor {
     if (options.halfOpen) socket.allowHalfOpen = true;
     const { secureContext } = options;
     const stream: Duplex = secureContext
-      ? new tls.TLSSocket(socket, { isServer: true, secureContext, ...(options.alpn ? { ALPNProtocols: options.alpn } : {}) })
+      ? new tls.TLSSocket(socket, {
+          isServer: true,
+          secureContext,
+          ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
+          ...(options.requestCert ? { requestCert: true, rejectUnauthorized: true } : {}),
+        })
       : socket;
     if (connectionClosed && stream !== socket) stream.once('close', connectionClosed);
     const visit = new Visit(socket, stream, slot.admission, slot.count, slot.release);
@@ -237,6 +245,8 @@ export class FrontDoor {
     const inside = (): void => {
       secured = true;
       if (options.alpn && !options.alpn.includes(String((stream as tls.TLSSocket).alpnProtocol))) return visit.fail('alpn');
+      // A certificate from another CA passes OpenSSL's handshake here (no tls.Server to check it): checked now.
+      if (options.requestCert && !verifyClientCertificate(stream as tls.TLSSocket)) return visit.fail('tls', (stream as tls.TLSSocket).authorizationError);
       this.authenticate(visit, next);
     };
     if (secureContext) visit.defer(listen(stream, { secure: inside }));

@@ -107,6 +107,13 @@ export class ClientSession implements StreamOwner {
         resolve();
       });
       this.session.once('close', () => fail(new Error('the HTTP/2 session closed before the server\'s SETTINGS arrived')));
+      // A TLS 1.3 server refuses a client certificate after the client's handshake is done: its alert
+      // ends the connection before the session starts, and the session may never report it.
+      // (A no-op once ready: the promise is settled.)
+      const early = (error?: Error): void => fail(new Error(`the connection ${error ? `failed (${error.message})` : 'closed'} before the server's SETTINGS arrived`));
+      if (socket.destroyed) early();
+      socket.once('error', early);
+      socket.once('close', () => early());
     });
     this.ready.catch(() => this.destroy());
   }

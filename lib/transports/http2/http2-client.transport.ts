@@ -8,7 +8,7 @@ import { describeError } from '../common/describe-error.js';
 import { endpointSource, type AddressResolver, type Endpoint, type EndpointInput } from '../common/endpoint.js';
 import { readExact } from '../common/read-exact.js';
 import { poolClosed, whenClosed } from '../common/pool-signal.js';
-import { createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../common/tls.js';
+import { parseTlsMode, readClientTls, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../common/tls.js';
 import { SessionPool } from './session-pool.js';
 import { resolveHttp2Flow, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
 
@@ -23,6 +23,11 @@ export interface Http2ClientOptions extends Http2FlowOptions {
   hostname?: string;
   /** Trusted CA certificate(s) for mode "2" (default: Node's root store). */
   ca?: CaInput;
+  /** Mutual TLS: this client's certificate and key (PEM), for a server with `tls.requestCert`. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Mode "1" (or "2"): accept only a server whose certificate or public key has this SHA-256 fingerprint (or one of these). */
+  pin?: string | string[];
   /** PING period and TCP keep-alive, in ms (default 30000). */
   keepAlive?: number;
   /** A PING not answered within this many ms marks the session dead (default 15000). */
@@ -42,7 +47,7 @@ export interface Http2ClientOptions extends Http2FlowOptions {
 }
 
 export const HTTP2_CLIENT_OPTION_KEYS = [
-  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'keepAlive', 'pingTimeout', 'maxSessions', 'resetBudget',
+  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'keepAlive', 'pingTimeout', 'maxSessions', 'resetBudget',
   'dialTimeout', 'handshakeTimeout', 'initialWindowSize', 'sessionWindowSize', 'maxSessionMemory',
 ] as const;
 
@@ -59,15 +64,12 @@ export interface ResolvedHttp2Client extends ResolvedHttp2Flow {
 
 export function resolveHttp2ClientOptions(read: OptionReader): ResolvedHttp2Client {
   const endpoint = endpointSource(read.raw('address'), read.fn<AddressResolver>('addressResolver'), read.name('address'));
-  const mode = parseTlsMode(read.raw('tls'), read.name('tls'));
-  if (mode === '0') {
+  if (parseTlsMode(read.raw('tls'), read.name('tls')) === '0') {
     throw new InvalidOptionsError(read.name('tls'), 'the http2 transport runs over TLS 1.3 only: set tls to "1" (insecure: no verification) or "2" (verify against hostname)');
   }
-  const hostname = read.string('hostname');
-  const ca = read.raw('ca') as CaInput | undefined;
   return {
     endpoint,
-    tls: createClientTls(mode, hostname, ca),
+    tls: readClientTls(read),
     keepAlive: read.ms('keepAlive', 30_000),
     pingTimeout: read.ms('pingTimeout', 15_000),
     maxSessions: read.int('maxSessions', 8, 1, 1024),

@@ -10,7 +10,8 @@ import { listen } from '../../core/listeners.js';
 import { FrontDoor, type Visit } from '../common/front-door.js';
 import { listen as listenOn } from '../common/listen.js';
 import { readExact } from '../common/read-exact.js';
-import { createServerSecureContext, type ServerTlsInput } from '../common/tls.js';
+import { announceSelfSigned, clientCertificateIdentity, resolveServerTls, type ServerTls, type ServerTlsInput } from '../common/tls.js';
+import { setStreamIdentity, type ClientIdentity } from '../../core/stream-identity.js';
 import { resolveHttp2Flow, SESSION_CLOSE_GRACE, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
 import { ServerSession, type SessionHost } from './server-session.js';
 import { closedGracefully, guardStream, type StreamOwner } from './stream-guard.js';
@@ -52,6 +53,7 @@ export interface ResolvedHttp2Server extends ResolvedHttp2Flow {
   host: string;
   port: number;
   secureContext: tls.SecureContext;
+  serverTls: ServerTls;
   keepAlive: number;
   handshakeTimeout: number;
   /** Unset: the pool's maxCap, learnt at listen(). */
@@ -65,13 +67,15 @@ export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Serv
   if (tlsInput === undefined) {
     throw new InvalidOptionsError(read.name('tls'), 'the http2 transport runs over TLS 1.3 only: set tls to { key, cert }, { secureContext } or "self-signed"');
   }
+  const serverTls = resolveServerTls(tlsInput, read.name('tls'));
   const maxConcurrentStreams = read.raw('maxConcurrentStreams') === undefined ? undefined : read.int('maxConcurrentStreams', 1, 1, 2 ** 31 - 1);
   const maxSessions = read.int('maxSessions', 1024, 1, 1_000_000);
   return {
     portOption: read.name('port'),
     host: read.string('host') ?? '127.0.0.1',
     port: read.int('port', 0, 0, 65535),
-    secureContext: createServerSecureContext(tlsInput, read.name('tls')),
+    secureContext: serverTls.secureContext,
+    serverTls,
     keepAlive: read.ms('keepAlive', 30_000),
     handshakeTimeout: read.ms('handshakeTimeout', 10_000),
     ...(maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams }),
@@ -105,6 +109,8 @@ export class Http2ServerTransport implements ServerTransport {
   private h2?: Http2Server;
   private door?: FrontDoor;
   private readonly sessions = new Map<ServerHttp2Session, ServerSession>();
+  /** The verified client certificate of a session's connection (mutual TLS). */
+  private readonly identities = new WeakMap<ServerSession, ClientIdentity>();
   /** Pooled streams waiting for their first byte. */
   private readonly handshakes = new Set<AbortController>();
   private closing?: Promise<void>;
@@ -160,6 +166,7 @@ export class Http2ServerTransport implements ServerTransport {
       admit: 'connection',
       connectionLimit: { gate: this.connections, busy: 'sessions', peerBusy: 'peer-sessions' },
       secureContext: this.config.secureContext,
+      ...(this.config.serverTls.requestCert ? { requestCert: true } : {}),
       alpn: ['h2'],
       keepAlive: this.config.keepAlive,
       noDelay: true,
@@ -167,6 +174,7 @@ export class Http2ServerTransport implements ServerTransport {
       handshakeTimeout: this.config.handshakeTimeout,
     });
     this.door = door;
+    announceSelfSigned(this.config.serverTls, acceptor.log?.bind(acceptor));
     const listener = net.createServer({ noDelay: true }, (socket) => door.enter(socket, (visit) => this.open(visit)));
     this.listener = listener;
     await listenOn(listener, this.config.port, this.config.host, this.config.portOption, (reason) => acceptor.refused(reason));
@@ -240,6 +248,9 @@ export class Http2ServerTransport implements ServerTransport {
     (secured as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
     // Node makes the session synchronously inside this emit: track() picks it up.
     this.connecting = new ServerSession(this.host, visit.remoteAddress, secured);
+    // Mutual TLS: every stream of the session is of the client whose certificate the front door verified.
+    const identity = clientCertificateIdentity(secured);
+    if (identity) this.identities.set(this.connecting, identity);
     this.h2!.emit('connection', secured);
     this.connecting = undefined;
   }
@@ -286,11 +297,11 @@ export class Http2ServerTransport implements ServerTransport {
       connection?.retire();
       return;
     }
-    this.handshake(stream, admission);
+    this.handshake(stream, admission, connection && this.identities.get(connection));
   }
 
   /** Apart from handle(), so that nothing of the handshake stays reachable from an idle stream. */
-  private handshake(stream: ServerHttp2Stream, admission: Admission): void {
+  private handshake(stream: ServerHttp2Stream, admission: Admission, identity: ClientIdentity | undefined): void {
     // Until it is pooled, an error of the stream is the handshake's (readExact reports it).
     const unguard = listen(stream, { error: () => undefined });
     const abort = new AbortController();
@@ -303,6 +314,7 @@ export class Http2ServerTransport implements ServerTransport {
         stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
         stream.write(Buffer.from(admission.id, 'hex'));
         unguard();
+        if (identity) setStreamIdentity(stream, identity);
         admission.accept(stream);
       },
       (error: unknown) => {

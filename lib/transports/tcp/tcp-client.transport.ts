@@ -7,7 +7,7 @@ import type { OptionReader } from '../../core/validate.js';
 import { endpointSource, type AddressResolver, type Endpoint, type EndpointInput } from '../common/endpoint.js';
 import { readExact } from '../common/read-exact.js';
 import { resetOnCut } from './reset-on-cut.js';
-import { createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../common/tls.js';
+import { readClientTls, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../common/tls.js';
 import { serverMaySpeakTlsHint } from '../common/tls-mismatch.js';
 import { connectTcp, secureConnect, whenConnected } from '../common/connect.js';
 import { describeError } from '../common/describe-error.js';
@@ -26,6 +26,11 @@ export interface TcpClientOptions {
   hostname?: string;
   /** Trusted CA certificate(s) for mode "2" (default: Node's root store). */
   ca?: CaInput;
+  /** Mutual TLS: this client's certificate and key (PEM), for a server with `tls.requestCert`. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Mode "1" (or "2"): accept only a server whose certificate or public key has this SHA-256 fingerprint (or one of these). */
+  pin?: string | string[];
   /** TCP keep-alive period in ms (default 30000). */
   keepAlive?: number;
   /** ID wire form: 'hex8' (8 ASCII hex bytes, default) or 'raw4' (4 raw bytes). */
@@ -37,7 +42,7 @@ export interface TcpClientOptions {
 }
 
 export const TCP_CLIENT_OPTION_KEYS = [
-  'address', 'addressResolver', 'dialer', 'tls', 'hostname', 'ca', 'keepAlive', 'idFormat', 'dialTimeout', 'handshakeTimeout',
+  'address', 'addressResolver', 'dialer', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'keepAlive', 'idFormat', 'dialTimeout', 'handshakeTimeout',
 ] as const;
 
 interface ResolvedTcpClient {
@@ -58,13 +63,10 @@ export function resolveTcpClientOptions(read: OptionReader): ResolvedTcpClient {
     throw new InvalidOptionsError(read.name('address'), 'a tcp client pool needs address ("host:port"), addressResolver or dialer');
   }
   const endpoint = dialer && address === undefined && !resolver ? async () => ({ host: 'dialer', port: 0 }) : endpointSource(address, resolver, read.name('address'));
-  const mode = parseTlsMode(read.raw('tls'), read.name('tls'));
-  const hostname = read.string('hostname');
-  const ca = read.raw('ca') as CaInput | undefined;
   return {
     endpoint,
     ...(dialer ? { dialer } : {}),
-    tls: createClientTls(mode, hostname, ca),
+    tls: readClientTls(read),
     keepAlive: read.ms('keepAlive', 30_000),
     idFormat: read.oneOf('idFormat', ['hex8', 'raw4'] as const, 'hex8'),
     dialTimeout: read.ms('dialTimeout', 10_000),

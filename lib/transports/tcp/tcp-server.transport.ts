@@ -8,7 +8,8 @@ import { FrontDoor, type Visit } from '../common/front-door.js';
 import { listen, type Disposer } from '../../core/listeners.js';
 import { listen as listenOn } from '../common/listen.js';
 import { resetOnCut } from './reset-on-cut.js';
-import { createServerSecureContext, type ServerTlsInput } from '../common/tls.js';
+import { announceSelfSigned, clientCertificateIdentity, resolveServerTls, type ServerTls, type ServerTlsInput } from '../common/tls.js';
+import { setStreamIdentity } from '../../core/stream-identity.js';
 
 export interface TcpServerOptions {
   /** Interface to listen on (default '127.0.0.1'; '0.0.0.0' or '::' to serve other machines). */
@@ -17,7 +18,7 @@ export interface TcpServerOptions {
   port?: number;
   /** Use your own `net.Server`; it is listened on `port`/`host` unless already listening. */
   server?: net.Server;
-  /** TLS 1.3: { key, cert }, { secureContext }, or 'self-signed' (a certificate made at start). Plain TCP when unset. */
+  /** TLS 1.3: { key, cert }, { secureContext }, or 'self-signed' (a certificate made at start). Plain TCP when unset. `ca` + `requestCert: true`: mutual TLS. */
   tls?: ServerTlsInput;
   /** TCP keep-alive period in ms (default 30000). */
   keepAlive?: number;
@@ -36,6 +37,7 @@ interface ResolvedTcpServer {
   port: number;
   server?: net.Server;
   secureContext?: tls.SecureContext;
+  serverTls?: ServerTls;
   keepAlive: number;
   idFormat: IdWireForm;
   handshakeTimeout: number;
@@ -45,12 +47,13 @@ export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
   const server = read.raw('server');
   if (server !== undefined && !(server instanceof net.Server)) read.fail('server', 'a net.Server');
   const tlsInput = read.raw('tls') as ServerTlsInput | undefined;
+  const serverTls = tlsInput !== undefined ? resolveServerTls(tlsInput, read.name('tls')) : undefined;
   return {
     portOption: read.name('port'),
     host: read.string('host') ?? '127.0.0.1',
     port: read.int('port', 0, 0, 65535),
     ...(server ? { server: server as net.Server } : {}),
-    ...(tlsInput !== undefined ? { secureContext: createServerSecureContext(tlsInput, read.name('tls')) } : {}),
+    ...(serverTls ? { secureContext: serverTls.secureContext, serverTls } : {}),
     keepAlive: read.ms('keepAlive', 30_000),
     idFormat: read.oneOf('idFormat', ['hex8', 'raw4'] as const, 'hex8'),
     handshakeTimeout: read.ms('handshakeTimeout', 10_000),
@@ -103,6 +106,7 @@ export class TcpServerTransport implements ServerTransport {
     const door = new FrontDoor(acceptor, {
       admit: 'stream',
       ...(secureContext ? { secureContext } : {}),
+      ...(this.config.serverTls?.requestCert ? { requestCert: true } : {}),
       keepAlive,
       noDelay: true,
       halfOpen: true,
@@ -111,6 +115,7 @@ export class TcpServerTransport implements ServerTransport {
       errorAfterSecure: 'socket-error',
     });
     this.door = door;
+    announceSelfSigned(this.config.serverTls, acceptor.log?.bind(acceptor));
     this.stopAccepting = listen(server, { connection: (socket: net.Socket) => door.enter(socket, (visit) => this.sendId(visit)) });
     if (server.listening) return;
     this.ownsServer = true;
@@ -156,6 +161,9 @@ export class TcpServerTransport implements ServerTransport {
       // Destroyed on the way (its 'close' failed the visit, which settled the admission).
       if (stream.destroyed || !visit.open) return;
       visit.done();
+      // Mutual TLS: the verified client certificate tells the application which client this is.
+      const identity = clientCertificateIdentity(stream);
+      if (identity) setStreamIdentity(stream, identity);
       admission.accept(stream);
     });
   }

@@ -1,8 +1,9 @@
 import http from 'node:http';
+import tlsModule from 'node:tls';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
-import { DialError, HandshakeError, InvalidIdError, PoolError, refusalForStatus } from '../../core/errors.js';
+import { CertificatePinError, DialError, HandshakeError, InvalidIdError, PoolError, refusalForStatus } from '../../core/errors.js';
 import { Disposers, listen } from '../../core/listeners.js';
 import { decodeId } from '../../core/ids.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
@@ -10,7 +11,7 @@ import type { OptionReader } from '../../core/validate.js';
 import { endpointSource, formatEndpoint, type AddressResolver, type Endpoint, type EndpointInput } from '../common/endpoint.js';
 import { describeError } from '../common/describe-error.js';
 import { poolClosed, whenClosed } from '../common/pool-signal.js';
-import { clientTlsOptions, createClientTls, parseTlsMode, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../common/tls.js';
+import { checkPin, clientTlsOptions, createClientTls, readClientTls, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../common/tls.js';
 import { wsMasking } from './masking.js';
 import { closeWebSocket, HALF_CLOSE_HEADER, HALF_CLOSE_VERSION, toBuffer, WebSocketDuplex, type WsKeepAlive } from './ws-duplex.js';
 import { readWsCommonOptions, watchOversized, type WsCommonOptions } from './ws-options.js';
@@ -30,6 +31,11 @@ export interface WsClientOptions extends WsCommonOptions {
   hostname?: string;
   /** Trusted CA certificate(s) for verification (default: Node's root store). */
   ca?: CaInput;
+  /** Mutual TLS: this client's certificate and key (PEM), for a server with `tls.requestCert`. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Mode "1" (or "2"): accept only a server whose certificate or public key has this SHA-256 fingerprint (or one of these). */
+  pin?: string | string[];
   /** Request path of the upgrade (default '/', what the Go client asks for). */
   path?: string;
   /** Extra request headers, e.g. `{ Authorization: 'Bearer …' }` for a reverse proxy in front of the server. */
@@ -39,7 +45,7 @@ export interface WsClientOptions extends WsCommonOptions {
 }
 
 export const WS_CLIENT_OPTION_KEYS = [
-  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'path', 'headers', 'agent',
+  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'path', 'headers', 'agent',
   'keepAlive', 'pongTimeout', 'requirePong', 'maxPayload', 'handshakeTimeout', 'closeHandshakeTimeout', 'halfClose',
 ] as const;
 
@@ -60,7 +66,6 @@ interface ResolvedWsClient {
 
 export function resolveWsClientOptions(read: OptionReader): ResolvedWsClient {
   const endpoint = endpointSource(read.raw('address'), read.fn<AddressResolver>('addressResolver'));
-  const mode = parseTlsMode(read.raw('tls'), read.name('tls'));
   const hostname = read.string('hostname');
   const ca = read.raw('ca') as CaInput | undefined;
   const path = read.string('path') ?? '/';
@@ -69,9 +74,11 @@ export function resolveWsClientOptions(read: OptionReader): ResolvedWsClient {
   if (headers !== undefined && !isHeaderRecord(headers)) read.fail('headers', 'an object of header names to string values');
   const agent = read.raw('agent');
   if (agent !== undefined && !(agent instanceof http.Agent)) read.fail('agent', 'an http.Agent (https.Agent for wss), e.g. an HTTP(S) proxy agent');
+  // The agent opens the TLS connection, out of our sight: a pin could not be checked before the request leaves.
+  if (agent !== undefined && read.raw('pin') !== undefined) read.fail('pin', 'no pin together with agent (the agent makes the TLS connection, so the pin could not be checked); pin in mode "1" without an agent, or verify with ca in mode "2"');
   return {
     endpoint,
-    tls: createClientTls(mode, hostname, ca),
+    tls: readClientTls(read),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(ca !== undefined ? { ca } : {}),
     path,
@@ -175,6 +182,7 @@ export class WsClientTransport implements ClientTransport {
       ...(this.config.agent ? { agent: this.config.agent } : {}),
       // ws hands these to tls.connect; its types model checkServerIdentity after an older API.
       ...((tls ? clientTlsOptions(tls) : {}) as ClientOptions),
+      ...(tls?.pin ? { createConnection: pinnedConnect(tls) as unknown as ClientOptions['createConnection'] } : {}),
     };
   }
 
@@ -256,11 +264,32 @@ const REFUSAL_HINTS: Record<number, string> = {
 const DIAL_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT']);
 
 function classify(error: Error, url: string): PoolError {
+  if (error instanceof CertificatePinError) return error;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && DIAL_CODES.has(code)) return new DialError(`dialing ${url} failed: ${describeError(error)}`, { cause: error });
   return new HandshakeError(`WebSocket handshake with ${url} failed: ${describeError(error)}`, { cause: error });
 }
 
+/**
+ * ws's own TLS connect, plus the pin: the socket stays corked (the upgrade
+ * request, and anything after it, waits in it) until the server's
+ * certificate matched on 'secureConnect'; a mismatch destroys it with the
+ * CertificatePinError, which ws reports as the dial's error.
+ */
+function pinnedConnect(config: ClientTlsConfig): (options: tlsModule.ConnectionOptions) => tlsModule.TLSSocket {
+  return (options) => {
+    const connectOptions: tlsModule.ConnectionOptions = { ...options, path: undefined as never };
+    if (!connectOptions.servername && connectOptions.servername !== '') connectOptions.servername = isIP(String(options.host ?? '')) ? '' : String(options.host ?? '');
+    const socket = tlsModule.connect(connectOptions);
+    socket.cork();
+    socket.once('secureConnect', () => {
+      const error = checkPin(config, socket);
+      if (error) socket.destroy(error);
+      else socket.uncork();
+    });
+    return socket;
+  };
+}
 
 function isHeaderRecord(value: unknown): boolean {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;

@@ -12,6 +12,8 @@ export interface OwnPortOptions {
   readonly port: number;
   readonly portOption: string;
   readonly secureContext?: tls.SecureContext;
+  /** Mutual TLS: a verified client certificate is required. */
+  readonly requestCert?: boolean;
   readonly keepAlive: number;
   readonly handshakeTimeout: number;
   /** Behind trusted proxies the socket's address is a proxy's: `allowedIps` is checked per upgrade instead. */
@@ -44,6 +46,7 @@ export class WsOwnPort {
       // Unless a trusted proxy names the real peer in the upgrade request.
       checkAddress: options.trustedProxies === 0,
       ...(options.secureContext ? { secureContext: options.secureContext } : {}),
+      ...(options.requestCert ? { requestCert: true } : {}),
       keepAlive: options.keepAlive,
       noDelay: false, // the listener sets it
       halfOpen: false,

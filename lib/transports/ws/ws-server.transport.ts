@@ -10,7 +10,8 @@ import { encodeId } from '../../core/ids.js';
 import type { Admission, ServerAcceptor, ServerTransport } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
 import { show } from '../../core/validate.js';
-import { createServerSecureContext, type ServerTlsInput } from '../common/tls.js';
+import { announceSelfSigned, clientCertificateIdentity, resolveServerTls, type ServerTls, type ServerTlsInput } from '../common/tls.js';
+import { setStreamIdentity } from '../../core/stream-identity.js';
 import { wsMasking } from './masking.js';
 import { WebSocketDuplex } from './ws-duplex.js';
 import { WsOwnPort } from './ws-own-port.js';
@@ -71,6 +72,7 @@ interface ResolvedWsServer extends ResolvedWsCommon {
   server?: () => unknown;
   path: string;
   secureContext?: tls.SecureContext;
+  serverTls?: ServerTls;
   trustedProxies: number;
 }
 
@@ -100,13 +102,14 @@ export function resolveWsServerOptions(read: OptionReader): ResolvedWsServer {
     read.fail('trustProxy', 'true (one reverse proxy in front), false, or the number of proxies from 0 to 32');
   }
   const tlsInput = read.raw('tls') as ServerTlsInput | undefined;
+  const serverTls = tlsInput !== undefined ? resolveServerTls(tlsInput, read.name('tls')) : undefined;
   return {
     portOption: read.name('port'),
     host: read.string('host') ?? '127.0.0.1',
     port: read.int('port', 0, 0, 65535),
     ...(server ? { server } : {}),
     path,
-    ...(tlsInput !== undefined ? { secureContext: createServerSecureContext(tlsInput, read.name('tls')) } : {}),
+    ...(serverTls ? { secureContext: serverTls.secureContext, serverTls } : {}),
     trustedProxies: trustProxy === true ? 1 : typeof trustProxy === 'number' ? trustProxy : 0,
     ...readWsCommonOptions(read),
   };
@@ -187,7 +190,8 @@ export class WsServerTransport implements ServerTransport {
       return;
     }
     const { host, port, portOption, secureContext, handshakeTimeout } = this.config;
-    const ownPort = new WsOwnPort(acceptor, { host, port, portOption, ...(secureContext ? { secureContext } : {}), keepAlive: this.config.keepAlive.keepAlive, handshakeTimeout, trustedProxies });
+    announceSelfSigned(this.config.serverTls, acceptor.log?.bind(acceptor));
+    const ownPort = new WsOwnPort(acceptor, { host, port, portOption, ...(secureContext ? { secureContext } : {}), requestCert: this.config.serverTls?.requestCert === true, keepAlive: this.config.keepAlive.keepAlive, handshakeTimeout, trustedProxies });
     this.ownPort = ownPort;
     upgrades(ownPort.http, false, (socket) => ownPort.arrived(socket));
     await ownPort.listen();
@@ -223,6 +227,10 @@ export class WsServerTransport implements ServerTransport {
     watchOversized(ws, () => this.oversizedMessages++);
     if (socket instanceof net.Socket) socket.setKeepAlive(true, this.config.keepAlive.keepAlive);
     ws.send(encodeId(admission.id, 'raw4'), { binary: true, compress: false, fin: true });
-    admission.accept(new WebSocketDuplex(ws, socket, this.config.keepAlive, undefined, this.config.halfClose && halfClose));
+    const stream = new WebSocketDuplex(ws, socket, this.config.keepAlive, undefined, this.config.halfClose && halfClose);
+    // Mutual TLS (our port's front door, or an https.Server of yours with requestCert): which client this is.
+    const identity = clientCertificateIdentity(socket);
+    if (identity) setStreamIdentity(stream, identity);
+    admission.accept(stream);
   }
 }
