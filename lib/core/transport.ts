@@ -80,7 +80,7 @@ export const REFUSAL_REASONS = {
   'handshake-timeout': 'the handshake did not complete within handshakeTimeout',
   'closed-in-handshake': 'the peer closed (or ended) before its handshake completed',
   'socket-error': 'the connection failed (e.g. was reset) before its ID was written (tcp/TLS)',
-  unauthenticated: 'refused by the authentication step (reserved: no built-in transport authenticates yet)',
+  auth: 'a missing, malformed, stale, replayed or wrong authentication proof (the wire never says which)',
   // http2.
   'bad-preface': 'bytes after TLS that do not start with the HTTP/2 connection preface',
   'h2-protocol': 'HTTP/2 frames the server cannot take, before any stream',
@@ -104,7 +104,7 @@ export const REFUSAL_REASONS = {
 export type RefusalReason = keyof typeof REFUSAL_REASONS | `${string}:${string}`;
 
 /** The reasons the front door counts for a connection's own handshake. */
-export type HandshakeFailure = 'tls' | 'alpn' | 'handshake-timeout' | 'closed-in-handshake' | 'socket-error' | 'unauthenticated';
+export type HandshakeFailure = 'tls' | 'alpn' | 'handshake-timeout' | 'closed-in-handshake' | 'socket-error' | 'auth';
 
 /** The reasons a failed accept on a listener is counted under. */
 export type AcceptFailure = 'accept-emfile' | 'accept-enfile' | 'accept-error';

@@ -116,7 +116,7 @@ describe('front door: the authentication step', () => {
     expect(pool.stats.refusals).toEqual({});
   });
 
-  it("refuses a peer it rejects: closed bare, no ID, counted 'unauthenticated', nothing pooled", async () => {
+  it("refuses a peer it rejects: closed bare, no ID, counted 'auth', nothing pooled", async () => {
     const pool = await startDoor(() => {
       throw new Error('no credentials');
     });
@@ -126,7 +126,7 @@ describe('front door: the authentication step', () => {
     await new Promise((resolve) => socket.once('close', resolve));
     expect({ received: Buffer.concat(received).length, refusals: pool.stats.refusals, active: pool.active, handshaking: pool.stats.handshaking }).toEqual({
       received: 0,
-      refusals: { unauthenticated: 1 },
+      refusals: { auth: 1 },
       active: 0,
       handshaking: 0,
     });

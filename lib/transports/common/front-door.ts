@@ -22,7 +22,7 @@ export interface Peer {
  * The authentication step: runs once the connection's own handshake (TLS)
  * is done and before the transport issues any ID, under the same handshake
  * deadline. Resolving lets the connection in; throwing or rejecting refuses
- * it (counted `unauthenticated`, closed bare). No built-in transport sets
+ * it (counted `auth`, closed bare). No built-in transport sets
  * one yet: this is where authentication plugs in.
  */
 export type Authenticate = (peer: Peer) => void | Promise<void>;
@@ -157,7 +157,7 @@ export class Visit implements Peer {
  *
  * Failures are counted with a typed reason: 'tls', 'alpn',
  * 'handshake-timeout', 'closed-in-handshake', the transport's
- * `errorAfterSecure`, 'unauthenticated', 'closed' (the door closed on it).
+ * `errorAfterSecure`, 'auth', 'closed' (the door closed on it).
  */
 export class FrontDoor {
   private readonly visits = new Map<Duplex, Visit>();
@@ -281,7 +281,7 @@ export class FrontDoor {
         () => {
           if (visit.open) next(visit);
         },
-        (error: unknown) => visit.fail('unauthenticated', error),
+        (error: unknown) => visit.fail('auth', error),
       );
   }
 }
