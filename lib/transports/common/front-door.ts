@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import type { SlotGate } from '../../core/admission.js';
 import { Disposers, listen } from '../../core/listeners.js';
 import type { Admission, HandshakeFailure, RefusalReason, ServerAcceptor } from '../../core/transport.js';
+import type { ClientIdentity } from '../../core/stream-identity.js';
 import { verifyClientCertificate } from './tls.js';
 
 const noop = (): void => undefined;
@@ -18,14 +19,32 @@ export interface Peer {
   readonly socket: net.Socket;
 }
 
+/** What the authentication step sees: the peer, and a signal aborted when the connection leaves the door (deadline, close, the door closing). */
+export interface AuthPeer extends Peer {
+  readonly signal: AbortSignal;
+}
+
+/** What a step that let a connection in says about it; the transport's own step reads it on `visit.authenticated`. */
+export interface Authenticated {
+  /** Who proved itself; the transport attaches it to the pooled stream (`setStreamIdentity`). */
+  readonly identity?: ClientIdentity;
+  /** Bytes the transport writes before its own first bytes, in the same write (tcp: ACCEPT before the ID). */
+  readonly reply?: Buffer;
+}
+
 /**
  * The authentication step: runs once the connection's own handshake (TLS)
  * is done and before the transport issues any ID, under the same handshake
- * deadline. Resolving lets the connection in; throwing or rejecting refuses
- * it (counted `auth`, closed bare). No built-in transport sets
- * one yet: this is where authentication plugs in.
+ * slot and deadline. It may read and write `peer.stream` (tcp: the
+ * challenge and the proof); it leaves unread whatever is not its own.
+ * Resolving (with what it proved, or nothing) lets the connection in;
+ * throwing or rejecting refuses it (counted `auth`, closed bare). While it
+ * runs, the peer closing, ending or resetting the connection is counted
+ * `auth` too (it left without proving anything); the deadline stays
+ * `handshake-timeout`. When the connection leaves the door first,
+ * `peer.signal` aborts and the step's answer is ignored.
  */
-export type Authenticate = (peer: Peer) => void | Promise<void>;
+export type Authenticate = (peer: AuthPeer) => void | Authenticated | Promise<void | Authenticated>;
 
 export interface FrontDoorOptions {
   /**
@@ -69,6 +88,10 @@ export interface FrontDoorOptions {
  */
 export class Visit implements Peer {
   readonly remoteAddress: string | undefined;
+  /** What the authentication step proved, once it let the connection in (unset without a step). */
+  authenticated?: Authenticated;
+  /** Inside the authentication step: the peer leaving counts as 'auth'. */
+  authenticating = false;
   private readonly cleanup = new Disposers();
   private settled = false;
   private counted = false;
@@ -150,7 +173,7 @@ export class Visit implements Peer {
  *    slot in total and for the peer, and in 'stream' mode the capacity and
  *    the ID (a refusal is a bare close, as in the Go pools);
  * 3. the socket's options, then TLS (with ALPN) under the handshake deadline;
- * 4. the authentication step (`FrontDoorOptions.authenticate`, none yet);
+ * 4. the authentication step (`FrontDoorOptions.authenticate`: tcp's shared-key exchange);
  * 5. `next(visit)`: the transport's own step (write the ID, parse the
  *    upgrade request, start an HTTP/2 session), still under the deadline
  *    until it calls `visit.done()` or `visit.fail(reason)`.
@@ -229,6 +252,7 @@ export class FrontDoor {
     let secured = !secureContext;
     const onError = (error: unknown): void => {
       if (!secured) visit.fail(options.alpn && isAlpnFailure(error) ? 'alpn' : 'tls', error);
+      else if (visit.authenticating) visit.fail('auth', error);
       else if (options.errorAfterSecure) visit.fail(options.errorAfterSecure, error);
       // Else the transport's own layer (Node's HTTP server) answers it; the stream destroys itself.
     };
@@ -237,9 +261,9 @@ export class FrontDoor {
     visit.defer(
       listen(stream, {
         error: onError,
-        close: () => visit.fail('closed-in-handshake'),
+        close: () => visit.fail(visit.authenticating ? 'auth' : 'closed-in-handshake'),
         // Half-open sockets do not close on the peer's FIN: it ends the handshake here (the TLSSocket reads it itself).
-        ...(options.halfOpen ? { end: () => visit.fail('closed-in-handshake') } : {}),
+        ...(options.halfOpen ? { end: () => visit.fail(visit.authenticating ? 'auth' : 'closed-in-handshake') } : {}),
       }),
     );
     const inside = (): void => {
@@ -274,12 +298,19 @@ export class FrontDoor {
   private authenticate(visit: Visit, next: (visit: Visit) => void): void {
     const hook = this.options.authenticate;
     if (!hook) return next(visit);
+    const left = new AbortController();
+    visit.defer(() => left.abort());
+    visit.authenticating = true;
+    const peer: AuthPeer = { remoteAddress: visit.remoteAddress, stream: visit.stream, socket: visit.socket, signal: left.signal };
     Promise.resolve()
       // The hook sees the peer, not the visit: it answers by resolving or throwing.
-      .then(() => hook({ remoteAddress: visit.remoteAddress, stream: visit.stream, socket: visit.socket }))
+      .then(() => hook(peer))
       .then(
-        () => {
-          if (visit.open) next(visit);
+        (proved) => {
+          if (!visit.open) return;
+          visit.authenticating = false;
+          if (proved) visit.authenticated = proved;
+          next(visit);
         },
         (error: unknown) => visit.fail('auth', error),
       );

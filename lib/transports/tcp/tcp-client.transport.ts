@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DialError, HandshakeError, InvalidOptionsError, PoolError, PoolRefusedError } from '../../core/errors.js';
+import { AuthHandshakeError, DialError, HandshakeError, InvalidOptionsError, PoolError, PoolRefusedError } from '../../core/errors.js';
 import { decodeId, idWireLength, type IdWireForm } from '../../core/ids.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
@@ -12,6 +12,9 @@ import { serverMaySpeakTlsHint } from '../common/tls-mismatch.js';
 import { connectTcp, secureConnect, whenConnected } from '../common/connect.js';
 import { describeError } from '../common/describe-error.js';
 import { poolClosed } from '../common/pool-signal.js';
+import { resolveClientAuth, type ClientAuth, type ClientAuthOptions } from '../../auth/keys.js';
+import { looksLikeTcpChallenge } from '../../auth/tcp-wire.js';
+import { tcpClientAuthentication } from './tcp-auth.js';
 
 export interface TcpClientOptions {
   /** Where the server pool listens: "host:port", "[v6]:port" or { host, port }. */
@@ -37,12 +40,18 @@ export interface TcpClientOptions {
   idFormat?: IdWireForm;
   /** Bound on connecting, in ms (default 10000). */
   dialTimeout?: number;
-  /** Bound on TLS plus the ID read, in ms (default 10000). */
+  /** Bound on TLS, the authentication exchange and the ID read, in ms (default 10000). */
   handshakeTimeout?: number;
+  /**
+   * Shared-key authentication of every pooled connection (off by default:
+   * the wire is then the Go pools' own). The server must have `auth` too.
+   * `key`: the key (string or Buffer), `{ env: 'NAME' }` or `{ file: '/path' }`.
+   */
+  auth?: ClientAuthOptions;
 }
 
 export const TCP_CLIENT_OPTION_KEYS = [
-  'address', 'addressResolver', 'dialer', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'keepAlive', 'idFormat', 'dialTimeout', 'handshakeTimeout',
+  'address', 'addressResolver', 'dialer', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'keepAlive', 'idFormat', 'dialTimeout', 'handshakeTimeout', 'auth',
 ] as const;
 
 interface ResolvedTcpClient {
@@ -53,6 +62,8 @@ interface ResolvedTcpClient {
   idFormat: IdWireForm;
   dialTimeout: number;
   handshakeTimeout: number;
+  /** Resolved `auth` (the key held out of reach of JSON and inspect); unset: no authentication. */
+  auth?: ClientAuth;
 }
 
 export function resolveTcpClientOptions(read: OptionReader): ResolvedTcpClient {
@@ -62,6 +73,7 @@ export function resolveTcpClientOptions(read: OptionReader): ResolvedTcpClient {
   if (!dialer && !resolver && address === undefined) {
     throw new InvalidOptionsError(read.name('address'), 'a tcp client pool needs address ("host:port"), addressResolver or dialer');
   }
+  const auth = resolveClientAuth(read.raw('auth'), read.name('auth'));
   const endpoint = dialer && address === undefined && !resolver ? async () => ({ host: 'dialer', port: 0 }) : endpointSource(address, resolver, read.name('address'));
   return {
     endpoint,
@@ -71,6 +83,7 @@ export function resolveTcpClientOptions(read: OptionReader): ResolvedTcpClient {
     idFormat: read.oneOf('idFormat', ['hex8', 'raw4'] as const, 'hex8'),
     dialTimeout: read.ms('dialTimeout', 10_000),
     handshakeTimeout: read.ms('handshakeTimeout', 10_000),
+    ...(auth ? { auth } : {}),
   };
 }
 
@@ -103,10 +116,12 @@ export class TcpClientTransport implements ClientTransport {
       const deadline = started + this.config.handshakeTimeout;
       if (this.config.tls.mode !== '0') stream = await secureConnect(socket, this.config.tls, this.config.handshakeTimeout, signal);
       if (!readId) return { id: null, stream: pooled(stream, socket) };
-      const bytes = await readExact(stream, idWireLength(this.config.idFormat), Math.max(1, deadline - Date.now()), signal, {
-        refusal: 'the server closed the connection without sending an ID (it refuses: pool full or this address is not allowed)',
-      });
-      return { id: decodeId(bytes, this.config.idFormat), stream: pooled(stream, socket) };
+      const { auth, idFormat } = this.config;
+      if (auth) await tcpClientAuthentication(stream, auth, idFormat, Math.max(1, deadline - Date.now()), signal, NO_ID_REFUSAL);
+      const bytes = await readExact(stream, idWireLength(idFormat), Math.max(1, deadline - Date.now()), signal, { refusal: NO_ID_REFUSAL });
+      // A client without auth meeting a server that asks for a proof: say so, not "invalid ID".
+      if (!auth && looksLikeTcpChallenge(bytes)) throw new AuthHandshakeError('required', 'the server sent an authentication challenge where the ID should be');
+      return { id: decodeId(bytes, idFormat), stream: pooled(stream, socket) };
     } catch (error) {
       stream.destroy();
       socket.destroy();
@@ -162,6 +177,8 @@ async function dialStep<T>(step: () => T | Promise<T>, where: string): Promise<T
     throw new DialError(`dialing ${where} failed: ${describeError(error)}`, { cause: error });
   }
 }
+
+const NO_ID_REFUSAL = 'the server closed the connection without sending an ID (it refuses: pool full or this address is not allowed)';
 
 /** A close after this much silence is no bare-close refusal (those come at once). */
 const SILENCE_BEFORE_TLS_HINT = 1000;

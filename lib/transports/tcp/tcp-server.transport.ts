@@ -10,6 +10,8 @@ import { listen as listenOn } from '../common/listen.js';
 import { resetOnCut } from './reset-on-cut.js';
 import { announceSelfSigned, clientCertificateIdentity, resolveServerTls, type ServerTls, type ServerTlsInput } from '../common/tls.js';
 import { setStreamIdentity } from '../../core/stream-identity.js';
+import { resolveServerAuth, type ServerAuth, type ServerAuthOptions } from '../../auth/keys.js';
+import { tcpServerAuthentication } from './tcp-auth.js';
 
 export interface TcpServerOptions {
   /** Interface to listen on (default '127.0.0.1'; '0.0.0.0' or '::' to serve other machines). */
@@ -24,11 +26,17 @@ export interface TcpServerOptions {
   keepAlive?: number;
   /** ID wire form: 'hex8' (default) or 'raw4' (which also issues 00000000 first). */
   idFormat?: IdWireForm;
-  /** Bound on TLS plus writing the ID, in ms (default 10000): a silent peer cannot hold a slot longer. */
+  /** Bound on TLS, the authentication exchange and writing the ID, in ms (default 10000): a silent peer cannot hold a slot longer. */
   handshakeTimeout?: number;
+  /**
+   * Shared-key authentication of every pooled connection (off by default:
+   * the wire is then the Go pools' own): no ID before a client proved a key.
+   * `key`: one key, or several during a rotation (each `{ id, key | env | file }`).
+   */
+  auth?: ServerAuthOptions;
 }
 
-export const TCP_SERVER_OPTION_KEYS = ['host', 'port', 'server', 'tls', 'keepAlive', 'idFormat', 'handshakeTimeout'] as const;
+export const TCP_SERVER_OPTION_KEYS = ['host', 'port', 'server', 'tls', 'keepAlive', 'idFormat', 'handshakeTimeout', 'auth'] as const;
 
 interface ResolvedTcpServer {
   /** The option's full name for messages ('server.port' under the Nest module). */
@@ -41,6 +49,8 @@ interface ResolvedTcpServer {
   keepAlive: number;
   idFormat: IdWireForm;
   handshakeTimeout: number;
+  /** Resolved `auth` (keys held out of reach of JSON and inspect); unset: no authentication. */
+  auth?: ServerAuth;
 }
 
 export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
@@ -48,6 +58,7 @@ export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
   if (server !== undefined && !(server instanceof net.Server)) read.fail('server', 'a net.Server');
   const tlsInput = read.raw('tls') as ServerTlsInput | undefined;
   const serverTls = tlsInput !== undefined ? resolveServerTls(tlsInput, read.name('tls')) : undefined;
+  const auth = resolveServerAuth(read.raw('auth'), read.name('auth'));
   return {
     portOption: read.name('port'),
     host: read.string('host') ?? '127.0.0.1',
@@ -57,6 +68,7 @@ export function resolveTcpServerOptions(read: OptionReader): ResolvedTcpServer {
     keepAlive: read.ms('keepAlive', 30_000),
     idFormat: read.oneOf('idFormat', ['hex8', 'raw4'] as const, 'hex8'),
     handshakeTimeout: read.ms('handshakeTimeout', 10_000),
+    ...(auth ? { auth } : {}),
   };
 }
 
@@ -113,6 +125,8 @@ export class TcpServerTransport implements ServerTransport {
       handshakeTimeout,
       // After TLS, a failure is the connection's (a reset before or during the ID write), not TLS's.
       errorAfterSecure: 'socket-error',
+      // After TLS and before the ID: challenge, proof, then ACCEPT goes out with the ID (sendId).
+      ...(this.config.auth ? { authenticate: tcpServerAuthentication(this.config.auth, this.config.idFormat) } : {}),
     });
     this.door = door;
     announceSelfSigned(this.config.serverTls, acceptor.log?.bind(acceptor));
@@ -156,13 +170,17 @@ export class TcpServerTransport implements ServerTransport {
     const { stream, socket } = visit;
     const admission = visit.admission!;
     resetOnCut(stream, socket); // pooled from here: destroy() before end() is an RST, the peer reads a cut
-    stream.write(encodeId(admission.id, this.config.idFormat), (error) => {
+    const id = encodeId(admission.id, this.config.idFormat);
+    const proved = visit.authenticated;
+    // Authenticated: ACCEPT and the ID in one write, as the ID alone is otherwise.
+    stream.write(proved?.reply ? Buffer.concat([proved.reply, id]) : id, (error) => {
       if (error) return visit.fail('socket-error', error);
       // Destroyed on the way (its 'close' failed the visit, which settled the admission).
       if (stream.destroyed || !visit.open) return;
       visit.done();
-      // Mutual TLS: the verified client certificate tells the application which client this is.
-      const identity = clientCertificateIdentity(stream);
+      // Who this client is: the key it proved; else, with mutual TLS, its verified certificate
+      // (with both, the key wins: the certificate is still on the TLS socket, getPeerCertificate()).
+      const identity = proved?.identity ?? clientCertificateIdentity(stream);
       if (identity) setStreamIdentity(stream, identity);
       admission.accept(stream);
     });

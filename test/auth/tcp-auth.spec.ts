@@ -1,0 +1,228 @@
+/**
+ * Shared-key authentication on the tcp transport, plain and over TLS, with
+ * both ID forms: real pools and real sockets on 127.0.0.1. A "stranger" is a
+ * raw socket (or TLS socket) the test drives byte by byte, so what it
+ * received can be checked to the byte: only the challenge, never an ID or
+ * application data.
+ */
+import { describe, expect, it } from '@jest/globals';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { TCP_AUTH_MAGIC, TcpAuthType, TcpClientAuth, channelBinding, resolveClientAuth } from '../../lib/auth/index.js';
+import type { ClientPool } from '../../lib/core/client-pool.js';
+import { AuthHandshakeError, AuthRefusedError } from '../../lib/core/errors.js';
+import { streamIdentity } from '../../lib/core/stream-identity.js';
+import type { ServerPool } from '../../lib/core/server-pool.js';
+import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
+import { testCertificate } from '../support/kinds.js';
+import { eventually, readBytes } from '../support/net.js';
+import { startPair } from '../support/pools.js';
+import { useTestScope } from '../support/scope.js';
+import { KEY_A, KEY_B } from './auth-support.js';
+
+const scope = useTestScope();
+
+type IdFormat = 'hex8' | 'raw4';
+const MODES: ReadonlyArray<{ name: string; secure: boolean; idFormat: IdFormat }> = [
+  { name: 'tcp hex8', secure: false, idFormat: 'hex8' },
+  { name: 'tcp raw4', secure: false, idFormat: 'raw4' },
+  { name: 'tls hex8', secure: true, idFormat: 'hex8' },
+  { name: 'tls raw4', secure: true, idFormat: 'raw4' },
+];
+
+const CHALLENGE_HEAD = Buffer.concat([TCP_AUTH_MAGIC, Buffer.from([1, TcpAuthType.CHALLENGE])]);
+const CHALLENGE_BYTES = 38;
+const PROOF_BYTES = 70;
+
+const dialOnce = (client: ClientPool) => client.transport.dial({ signal: new AbortController().signal, readId: true });
+
+function serverOf(secure: boolean, idFormat: IdFormat, extra: Record<string, unknown> = {}): ServerPoolConfig {
+  const { key, cert } = testCertificate();
+  return { transport: 'tcp', host: '127.0.0.1', port: 0, idFormat, ...(secure ? { tls: { key, cert } } : {}), ...extra } as ServerPoolConfig;
+}
+
+function clientOf(secure: boolean, idFormat: IdFormat, extra: Record<string, unknown> = {}): Partial<ClientPoolConfig> {
+  return { transport: 'tcp', idFormat, ...(secure ? { tls: '1' } : {}), ...extra } as Partial<ClientPoolConfig>;
+}
+
+async function startServer(config: ServerPoolConfig): Promise<ServerPool> {
+  const server = createServerPool(config);
+  await server.start();
+  scope.defer(() => server.close());
+  return server;
+}
+
+/** A client pool that is never started: the test dials through its transport by hand. */
+function idleClient(port: number, config: Partial<ClientPoolConfig>): ClientPool {
+  const client = createClientPool({ address: `127.0.0.1:${port}`, ...config } as ClientPoolConfig);
+  scope.defer(() => client.close());
+  return client;
+}
+
+/** A raw connection the test drives byte by byte; it keeps every byte it received. */
+interface Stranger {
+  socket: Duplex;
+  received(): Buffer;
+  /** Resolves once `count` bytes arrived (rejects if the connection closes first). */
+  bytes(count: number): Promise<Buffer>;
+  closed: Promise<void>;
+}
+
+async function stranger(port: number, secure: boolean, localAddress = '127.0.0.1'): Promise<Stranger> {
+  const socket: Duplex = secure
+    ? tls.connect({ host: '127.0.0.1', port, localAddress, rejectUnauthorized: false, minVersion: 'TLSv1.3' })
+    : net.connect({ host: '127.0.0.1', port, localAddress });
+  scope.track(socket);
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    socket.once(secure ? 'secureConnect' : 'connect', () => resolve());
+    socket.once('close', () => reject(new Error('closed before connecting')));
+  });
+  const chunks: Buffer[] = [];
+  let isClosed = false;
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  void closed.then(() => (isClosed = true));
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const received = (): Buffer => Buffer.concat(chunks);
+  return {
+    socket,
+    received,
+    closed,
+    bytes: async (count) => {
+      await eventually(() => received().length >= count || isClosed, 10_000, `${count} bytes from the server`);
+      if (received().length < count) throw new Error(`the server closed after ${received().length} of ${count} bytes`);
+      return received().subarray(0, count);
+    },
+  };
+}
+
+/** The PROOF a client holding `key` answers `challenge` with, on `socket` (its channel binding when TLS). */
+function proofFor(key: string, idFormat: IdFormat, socket: Duplex, challenge: Buffer): { proof: Buffer; exchange: TcpClientAuth } {
+  const exchange = new TcpClientAuth(resolveClientAuth({ key })!, idFormat, channelBinding(socket));
+  const step = exchange.push(challenge);
+  if (step.kind !== 'send') throw new Error(`expected a proof to send, got ${step.kind}`);
+  return { proof: step.bytes, exchange };
+}
+
+/** The stranger was refused: closed, and all it ever received is the challenge. */
+async function expectOnlyChallenge(peer: Stranger): Promise<void> {
+  await peer.closed;
+  const got = peer.received();
+  expect({ length: got.length, head: got.subarray(0, 6).toString('hex') }).toEqual({ length: CHALLENGE_BYTES, head: CHALLENGE_HEAD.toString('hex') });
+}
+
+describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
+  it('right key: streams pair up and carry data; the server stream names the key, the client stream carries nothing', async () => {
+    const p = await scope.pair(startPair, serverOf(secure, idFormat, { auth: { key: [{ id: 'site-a', key: KEY_A }] } }), clientOf(secure, idFormat, { auth: { key: KEY_A }, minCap: 2, maxCap: 2 }));
+    await p.client.waitForActive(2, 10_000);
+    const { server, client } = await scope.handOff(p);
+    client.write('ping');
+    expect((await readBytes(server, 4)).toString()).toBe('ping');
+    server.write('pong');
+    expect((await readBytes(client, 4)).toString()).toBe('pong');
+    expect({ server: streamIdentity(server), client: streamIdentity(client), refusals: p.server.stats.refusals }).toEqual({
+      server: { kind: 'key', id: 'site-a' },
+      client: undefined,
+      refusals: {},
+    });
+  }, 30_000);
+
+  it("wrong key, no proof, a truncated proof, garbage: each closed bare, counted 'auth', and the stranger got only the challenge", async () => {
+    const server = await startServer(serverOf(secure, idFormat, { auth: { key: KEY_A } }));
+    const port = server.address()!.port;
+    const strangers: Stranger[] = [];
+
+    const wrong = await stranger(port, secure);
+    wrong.socket.write(proofFor(KEY_B, idFormat, wrong.socket, await wrong.bytes(CHALLENGE_BYTES)).proof);
+    strangers.push(wrong);
+
+    const silent = await stranger(port, secure); // reads the challenge, proves nothing, hangs up
+    await silent.bytes(CHALLENGE_BYTES);
+    silent.socket.end();
+    strangers.push(silent);
+
+    const truncated = await stranger(port, secure);
+    const real = proofFor(KEY_A, idFormat, truncated.socket, await truncated.bytes(CHALLENGE_BYTES)).proof;
+    truncated.socket.end(real.subarray(0, PROOF_BYTES - 1));
+    strangers.push(truncated);
+
+    const garbage = await stranger(port, secure);
+    await garbage.bytes(CHALLENGE_BYTES);
+    garbage.socket.write(Buffer.alloc(PROOF_BYTES, 0x41));
+    strangers.push(garbage);
+
+    for (const peer of strangers) await expectOnlyChallenge(peer);
+    await eventually(() => server.stats.handshaking === 0, 5000, 'the handshakes to be over');
+    expect({ refusals: server.stats.refusals, active: server.active }).toEqual({ refusals: { auth: 4 }, active: 0 });
+
+    // A client pool of ours with the wrong key: a typed refusal.
+    const client = idleClient(port, clientOf(secure, idFormat, { auth: { key: KEY_B } }));
+    const refused = await dialOnce(client).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(AuthRefusedError);
+    expect(refused).toMatchObject({ code: 'POOL_ERR_AUTH_REFUSED' });
+    await eventually(() => server.stats.refusals['auth'] === 5, 5000, 'the refusal to be counted');
+  }, 30_000);
+
+  it('a proof made for another connection and a replayed proof are refused; the proof on its own connection is accepted', async () => {
+    const server = await startServer(serverOf(secure, idFormat, { auth: { key: KEY_A } }));
+    const port = server.address()!.port;
+    const honest = await stranger(port, secure);
+    const other = await stranger(port, secure);
+    const { proof, exchange } = proofFor(KEY_A, idFormat, honest.socket, await honest.bytes(CHALLENGE_BYTES));
+    await other.bytes(CHALLENGE_BYTES);
+    // Another connection's proof: refused.
+    other.socket.write(proof);
+    await expectOnlyChallenge(other);
+    // On its own connection: ACCEPT with the server's proof, then the ID.
+    honest.socket.write(proof);
+    const idLength = idFormat === 'hex8' ? 8 : 4;
+    const answer = (await honest.bytes(CHALLENGE_BYTES + 38 + idLength)).subarray(CHALLENGE_BYTES);
+    const step = exchange.push(answer);
+    expect(step.kind).toBe('done');
+    await eventually(() => server.active === 1, 5000, 'the honest stream to be pooled');
+    // Replayed on a fresh connection: refused.
+    const replay = await stranger(port, secure);
+    await replay.bytes(CHALLENGE_BYTES);
+    replay.socket.write(proof);
+    await expectOnlyChallenge(replay);
+    expect({ refusals: server.stats.refusals, active: server.active }).toEqual({ refusals: { auth: 2 }, active: 1 });
+  }, 30_000);
+
+  it('key rotation: a server with two keys takes clients of either; each stream names the key its client proved', async () => {
+    const server = await startServer(serverOf(secure, idFormat, { auth: { key: [{ id: 'old', key: KEY_A }, { id: 'new', key: KEY_B }] } }));
+    const port = server.address()!.port;
+    const identities: unknown[] = [];
+    for (const key of [KEY_A, KEY_B]) {
+      const client = idleClient(port, clientOf(secure, idFormat, { auth: { key } }));
+      const { id, stream } = await dialOnce(client);
+      scope.track(stream);
+      const [taken, serverStream] = await server.incomingGet(5000);
+      scope.track(serverStream);
+      expect(taken).toBe(id);
+      identities.push(streamIdentity(serverStream));
+    }
+    expect(identities).toEqual([
+      { kind: 'key', id: 'old' },
+      { kind: 'key', id: 'new' },
+    ]);
+  }, 30_000);
+
+  it("a client with auth meets a server without: POOL_ERR_AUTH 'not-supported' at once, not a byte written", async () => {
+    const server = await startServer(serverOf(secure, idFormat));
+    const client = idleClient(server.address()!.port, clientOf(secure, idFormat, { auth: { key: KEY_A }, handshakeTimeout: 60_000 }));
+    const error = await dialOnce(client).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthHandshakeError);
+    expect(error).toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'not-supported' });
+  }, 30_000);
+
+  it("a client without auth meets a server with auth: POOL_ERR_AUTH 'required', counted 'auth' on the server", async () => {
+    const server = await startServer(serverOf(secure, idFormat, { auth: { key: KEY_A } }));
+    const client = idleClient(server.address()!.port, clientOf(secure, idFormat, { handshakeTimeout: 60_000 }));
+    const error = await dialOnce(client).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthHandshakeError);
+    expect(error).toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'required' });
+    await eventually(() => server.stats.refusals['auth'] === 1, 5000, "the server to count 'auth'");
+    expect(server.active).toBe(0);
+  }, 30_000);
+});
