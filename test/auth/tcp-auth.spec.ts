@@ -16,7 +16,7 @@ import { streamIdentity } from '../../lib/core/stream-identity.js';
 import type { ServerPool } from '../../lib/core/server-pool.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
 import { testCertificate } from '../support/kinds.js';
-import { eventually, readBytes } from '../support/net.js';
+import { eventually, listenRaw, readBytes } from '../support/net.js';
 import { startPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 import { KEY_A, KEY_B } from './auth-support.js';
@@ -70,9 +70,9 @@ interface Stranger {
 }
 
 async function stranger(port: number, secure: boolean, localAddress = '127.0.0.1'): Promise<Stranger> {
-  const socket: Duplex = secure
-    ? tls.connect({ host: '127.0.0.1', port, localAddress, rejectUnauthorized: false, minVersion: 'TLSv1.3' })
-    : net.connect({ host: '127.0.0.1', port, localAddress });
+  const raw = scope.track(net.connect({ host: '127.0.0.1', port, localAddress }));
+  raw.on('error', () => undefined);
+  const socket: Duplex = secure ? tls.connect({ socket: raw, rejectUnauthorized: false, minVersion: 'TLSv1.3' }) : raw;
   scope.track(socket);
   socket.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
@@ -208,7 +208,7 @@ describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
     ]);
   }, 30_000);
 
-  it("a client with auth meets a server without: POOL_ERR_AUTH 'not-supported' at once, not a byte written", async () => {
+  it("a client with auth meets a server without: POOL_ERR_AUTH 'not-supported' at once", async () => {
     const server = await startServer(serverOf(secure, idFormat));
     const client = idleClient(server.address()!.port, clientOf(secure, idFormat, { auth: { key: KEY_A }, handshakeTimeout: 60_000 }));
     const error = await dialOnce(client).catch((e: unknown) => e);
@@ -225,4 +225,33 @@ describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
     await eventually(() => server.stats.refusals['auth'] === 1, 5000, "the server to count 'auth'");
     expect(server.active).toBe(0);
   }, 30_000);
+});
+
+describe('tcp auth against peers that are not ours', () => {
+  it.each<IdFormat>(['hex8', 'raw4'])("a Go-style server (%s) that writes its ID at once: 'not-supported', and the client wrote not a byte to it", async (idFormat) => {
+    const heard: Buffer[] = [];
+    const raw = await listenRaw((socket) => {
+      socket.on('data', (chunk: Buffer) => heard.push(chunk));
+      socket.write(idFormat === 'hex8' ? '0badc0de' : Buffer.from([0, 0, 0, 7]));
+    });
+    scope.defer(() => raw.close());
+    const client = idleClient(raw.port, clientOf(false, idFormat, { auth: { key: KEY_A }, handshakeTimeout: 60_000 }));
+    await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'not-supported' });
+    await eventually(() => raw.sockets.length === 1 && raw.sockets[0]!.readableEnded, 5000, 'the client to hang up');
+    expect(Buffer.concat(heard).length).toBe(0);
+  });
+
+  it("an impostor that sends a challenge and accepts any proof, but cannot prove the key: 'server-proof', the ID never taken", async () => {
+    const raw = await listenRaw((socket) => {
+      socket.write(Buffer.concat([CHALLENGE_HEAD, Buffer.alloc(32, 7)]));
+      let got = 0;
+      socket.on('data', (chunk: Buffer) => {
+        got += chunk.length;
+        if (got === PROOF_BYTES) socket.write(Buffer.concat([TCP_AUTH_MAGIC, Buffer.from([1, TcpAuthType.ACCEPT]), Buffer.alloc(32, 9), Buffer.from('0badc0de')]));
+      });
+    });
+    scope.defer(() => raw.close());
+    const client = idleClient(raw.port, clientOf(false, 'hex8', { auth: { key: KEY_A } }));
+    await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'server-proof' });
+  });
 });
