@@ -6,111 +6,18 @@
  * application data.
  */
 import { describe, expect, it } from '@jest/globals';
-import net from 'node:net';
-import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
-import { TCP_AUTH_MAGIC, TcpAuthType, TcpClientAuth, channelBinding, resolveClientAuth } from '../../lib/auth/index.js';
-import type { ClientPool } from '../../lib/core/client-pool.js';
+import { TCP_AUTH_MAGIC, TcpAuthType } from '../../lib/auth/index.js';
 import { AuthHandshakeError, AuthRefusedError } from '../../lib/core/errors.js';
 import { streamIdentity } from '../../lib/core/stream-identity.js';
-import type { ServerPool } from '../../lib/core/server-pool.js';
-import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
-import { testCertificate } from '../support/kinds.js';
 import { eventually, listenRaw, readBytes } from '../support/net.js';
 import { startPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 import { KEY_A, KEY_B } from './auth-support.js';
+import {
+  CHALLENGE_BYTES, CHALLENGE_HEAD, MODES, PROOF_BYTES, clientOf, dialOnce, expectOnlyChallenge, idleClient, proofFor, serverOf, startServer, stranger, type IdFormat, type Stranger,
+} from './tcp-auth-support.js';
 
 const scope = useTestScope();
-
-type IdFormat = 'hex8' | 'raw4';
-const MODES: ReadonlyArray<{ name: string; secure: boolean; idFormat: IdFormat }> = [
-  { name: 'tcp hex8', secure: false, idFormat: 'hex8' },
-  { name: 'tcp raw4', secure: false, idFormat: 'raw4' },
-  { name: 'tls hex8', secure: true, idFormat: 'hex8' },
-  { name: 'tls raw4', secure: true, idFormat: 'raw4' },
-];
-
-const CHALLENGE_HEAD = Buffer.concat([TCP_AUTH_MAGIC, Buffer.from([1, TcpAuthType.CHALLENGE])]);
-const CHALLENGE_BYTES = 38;
-const PROOF_BYTES = 70;
-
-const dialOnce = (client: ClientPool) => client.transport.dial({ signal: new AbortController().signal, readId: true });
-
-function serverOf(secure: boolean, idFormat: IdFormat, extra: Record<string, unknown> = {}): ServerPoolConfig {
-  const { key, cert } = testCertificate();
-  return { transport: 'tcp', host: '127.0.0.1', port: 0, idFormat, ...(secure ? { tls: { key, cert } } : {}), ...extra } as ServerPoolConfig;
-}
-
-function clientOf(secure: boolean, idFormat: IdFormat, extra: Record<string, unknown> = {}): Partial<ClientPoolConfig> {
-  return { transport: 'tcp', idFormat, ...(secure ? { tls: '1' } : {}), ...extra } as Partial<ClientPoolConfig>;
-}
-
-async function startServer(config: ServerPoolConfig): Promise<ServerPool> {
-  const server = createServerPool(config);
-  await server.start();
-  scope.defer(() => server.close());
-  return server;
-}
-
-/** A client pool that is never started: the test dials through its transport by hand. */
-function idleClient(port: number, config: Partial<ClientPoolConfig>): ClientPool {
-  const client = createClientPool({ address: `127.0.0.1:${port}`, ...config } as ClientPoolConfig);
-  scope.defer(() => client.close());
-  return client;
-}
-
-/** A raw connection the test drives byte by byte; it keeps every byte it received. */
-interface Stranger {
-  socket: Duplex;
-  received(): Buffer;
-  /** Resolves once `count` bytes arrived (rejects if the connection closes first). */
-  bytes(count: number): Promise<Buffer>;
-  closed: Promise<void>;
-}
-
-async function stranger(port: number, secure: boolean, localAddress = '127.0.0.1'): Promise<Stranger> {
-  const raw = scope.track(net.connect({ host: '127.0.0.1', port, localAddress }));
-  raw.on('error', () => undefined);
-  const socket: Duplex = secure ? tls.connect({ socket: raw, rejectUnauthorized: false, minVersion: 'TLSv1.3' }) : raw;
-  scope.track(socket);
-  socket.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    socket.once(secure ? 'secureConnect' : 'connect', () => resolve());
-    socket.once('close', () => reject(new Error('closed before connecting')));
-  });
-  const chunks: Buffer[] = [];
-  let isClosed = false;
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  void closed.then(() => (isClosed = true));
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const received = (): Buffer => Buffer.concat(chunks);
-  return {
-    socket,
-    received,
-    closed,
-    bytes: async (count) => {
-      await eventually(() => received().length >= count || isClosed, 10_000, `${count} bytes from the server`);
-      if (received().length < count) throw new Error(`the server closed after ${received().length} of ${count} bytes`);
-      return received().subarray(0, count);
-    },
-  };
-}
-
-/** The PROOF a client holding `key` answers `challenge` with, on `socket` (its channel binding when TLS). */
-function proofFor(key: string, idFormat: IdFormat, socket: Duplex, challenge: Buffer): { proof: Buffer; exchange: TcpClientAuth } {
-  const exchange = new TcpClientAuth(resolveClientAuth({ key })!, idFormat, channelBinding(socket));
-  const step = exchange.push(challenge);
-  if (step.kind !== 'send') throw new Error(`expected a proof to send, got ${step.kind}`);
-  return { proof: step.bytes, exchange };
-}
-
-/** The stranger was refused: closed, and all it ever received is the challenge. */
-async function expectOnlyChallenge(peer: Stranger): Promise<void> {
-  await peer.closed;
-  const got = peer.received();
-  expect({ length: got.length, head: got.subarray(0, 6).toString('hex') }).toEqual({ length: CHALLENGE_BYTES, head: CHALLENGE_HEAD.toString('hex') });
-}
 
 describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
   it('right key: streams pair up and carry data; the server stream names the key, the client stream carries nothing', async () => {
@@ -129,25 +36,25 @@ describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
   }, 30_000);
 
   it("wrong key, no proof, a truncated proof, garbage: each closed bare, counted 'auth', and the stranger got only the challenge", async () => {
-    const server = await startServer(serverOf(secure, idFormat, { auth: { key: KEY_A } }));
+    const server = await startServer(scope, serverOf(secure, idFormat, { auth: { key: KEY_A } }));
     const port = server.address()!.port;
     const strangers: Stranger[] = [];
 
-    const wrong = await stranger(port, secure);
+    const wrong = await stranger(scope, port, secure);
     wrong.socket.write(proofFor(KEY_B, idFormat, wrong.socket, await wrong.bytes(CHALLENGE_BYTES)).proof);
     strangers.push(wrong);
 
-    const silent = await stranger(port, secure); // reads the challenge, proves nothing, hangs up
+    const silent = await stranger(scope, port, secure); // reads the challenge, proves nothing, hangs up
     await silent.bytes(CHALLENGE_BYTES);
     silent.socket.end();
     strangers.push(silent);
 
-    const truncated = await stranger(port, secure);
+    const truncated = await stranger(scope, port, secure);
     const real = proofFor(KEY_A, idFormat, truncated.socket, await truncated.bytes(CHALLENGE_BYTES)).proof;
     truncated.socket.end(real.subarray(0, PROOF_BYTES - 1));
     strangers.push(truncated);
 
-    const garbage = await stranger(port, secure);
+    const garbage = await stranger(scope, port, secure);
     await garbage.bytes(CHALLENGE_BYTES);
     garbage.socket.write(Buffer.alloc(PROOF_BYTES, 0x41));
     strangers.push(garbage);
@@ -157,7 +64,7 @@ describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
     expect({ refusals: server.stats.refusals, active: server.active }).toEqual({ refusals: { auth: 4 }, active: 0 });
 
     // A client pool of ours with the wrong key: a typed refusal.
-    const client = idleClient(port, clientOf(secure, idFormat, { auth: { key: KEY_B } }));
+    const client = idleClient(scope, port, clientOf(secure, idFormat, { auth: { key: KEY_B } }));
     const refused = await dialOnce(client).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(AuthRefusedError);
     expect(refused).toMatchObject({ code: 'POOL_ERR_AUTH_REFUSED' });
@@ -165,10 +72,10 @@ describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
   }, 30_000);
 
   it('a proof made for another connection and a replayed proof are refused; the proof on its own connection is accepted', async () => {
-    const server = await startServer(serverOf(secure, idFormat, { auth: { key: KEY_A } }));
+    const server = await startServer(scope, serverOf(secure, idFormat, { auth: { key: KEY_A } }));
     const port = server.address()!.port;
-    const honest = await stranger(port, secure);
-    const other = await stranger(port, secure);
+    const honest = await stranger(scope, port, secure);
+    const other = await stranger(scope, port, secure);
     const { proof, exchange } = proofFor(KEY_A, idFormat, honest.socket, await honest.bytes(CHALLENGE_BYTES));
     await other.bytes(CHALLENGE_BYTES);
     // Another connection's proof: refused.
@@ -182,7 +89,7 @@ describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
     expect(step.kind).toBe('done');
     await eventually(() => server.active === 1, 5000, 'the honest stream to be pooled');
     // Replayed on a fresh connection: refused.
-    const replay = await stranger(port, secure);
+    const replay = await stranger(scope, port, secure);
     await replay.bytes(CHALLENGE_BYTES);
     replay.socket.write(proof);
     await expectOnlyChallenge(replay);
@@ -190,11 +97,11 @@ describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
   }, 30_000);
 
   it('key rotation: a server with two keys takes clients of either; each stream names the key its client proved', async () => {
-    const server = await startServer(serverOf(secure, idFormat, { auth: { key: [{ id: 'old', key: KEY_A }, { id: 'new', key: KEY_B }] } }));
+    const server = await startServer(scope, serverOf(secure, idFormat, { auth: { key: [{ id: 'old', key: KEY_A }, { id: 'new', key: KEY_B }] } }));
     const port = server.address()!.port;
     const identities: unknown[] = [];
     for (const key of [KEY_A, KEY_B]) {
-      const client = idleClient(port, clientOf(secure, idFormat, { auth: { key } }));
+      const client = idleClient(scope, port, clientOf(secure, idFormat, { auth: { key } }));
       const { id, stream } = await dialOnce(client);
       scope.track(stream);
       const [taken, serverStream] = await server.incomingGet(5000);
@@ -209,16 +116,16 @@ describe.each(MODES)('tcp auth, $name', ({ secure, idFormat }) => {
   }, 30_000);
 
   it("a client with auth meets a server without: POOL_ERR_AUTH 'not-supported' at once", async () => {
-    const server = await startServer(serverOf(secure, idFormat));
-    const client = idleClient(server.address()!.port, clientOf(secure, idFormat, { auth: { key: KEY_A }, handshakeTimeout: 60_000 }));
+    const server = await startServer(scope, serverOf(secure, idFormat));
+    const client = idleClient(scope, server.address()!.port, clientOf(secure, idFormat, { auth: { key: KEY_A }, handshakeTimeout: 60_000 }));
     const error = await dialOnce(client).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AuthHandshakeError);
     expect(error).toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'not-supported' });
   }, 30_000);
 
   it("a client without auth meets a server with auth: POOL_ERR_AUTH 'required', counted 'auth' on the server", async () => {
-    const server = await startServer(serverOf(secure, idFormat, { auth: { key: KEY_A } }));
-    const client = idleClient(server.address()!.port, clientOf(secure, idFormat, { handshakeTimeout: 60_000 }));
+    const server = await startServer(scope, serverOf(secure, idFormat, { auth: { key: KEY_A } }));
+    const client = idleClient(scope, server.address()!.port, clientOf(secure, idFormat, { handshakeTimeout: 60_000 }));
     const error = await dialOnce(client).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AuthHandshakeError);
     expect(error).toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'required' });
@@ -235,7 +142,7 @@ describe('tcp auth against peers that are not ours', () => {
       socket.write(idFormat === 'hex8' ? '0badc0de' : Buffer.from([0, 0, 0, 7]));
     });
     scope.defer(() => raw.close());
-    const client = idleClient(raw.port, clientOf(false, idFormat, { auth: { key: KEY_A }, handshakeTimeout: 60_000 }));
+    const client = idleClient(scope, raw.port, clientOf(false, idFormat, { auth: { key: KEY_A }, handshakeTimeout: 60_000 }));
     await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'not-supported' });
     await eventually(() => raw.sockets.length === 1 && raw.sockets[0]!.readableEnded, 5000, 'the client to hang up');
     expect(Buffer.concat(heard).length).toBe(0);
@@ -251,7 +158,7 @@ describe('tcp auth against peers that are not ours', () => {
       });
     });
     scope.defer(() => raw.close());
-    const client = idleClient(raw.port, clientOf(false, 'hex8', { auth: { key: KEY_A } }));
+    const client = idleClient(scope, raw.port, clientOf(false, 'hex8', { auth: { key: KEY_A } }));
     await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'server-proof' });
   });
 });
