@@ -200,6 +200,35 @@ export function withMutualTls(base: KindSpec): KindSpec<string> {
 /** Every built-in TLS kind with mutual TLS on top. */
 export const mutualTlsKinds = (): Array<KindSpec<string>> => KINDS.filter((kind) => kind.tls).map(withMutualTls);
 
+/** The shared key the '+auth' kinds use on both ends. */
+export const CONFORMANCE_AUTH_KEY = 'c0nf0rmance-Key-9f3Xq7LmZ2vB8nWd';
+
+/**
+ * A kind with shared-key authentication on both ends ('tcp+auth',
+ * 'tls+auth'): every pooled stream on the server carries the key's id.
+ */
+export function withSharedKey(base: KindSpec): KindSpec<string> {
+  return {
+    ...base,
+    name: `${base.name}+auth`,
+    transportName: base.name,
+    expectStreams: (client, server) => {
+      base.expectStreams(client, server);
+      expect(streamIdentity(server)).toEqual({ kind: 'key', id: 'conformance' });
+      expect(streamIdentity(client)).toBeUndefined();
+    },
+    get server() {
+      return { ...base.server, auth: { key: [{ id: 'conformance', key: CONFORMANCE_AUTH_KEY }] } };
+    },
+    get client() {
+      return { ...base.client, auth: { key: CONFORMANCE_AUTH_KEY } };
+    },
+  };
+}
+
+/** The built-in kinds wired for shared-key authentication, with it on. */
+export const sharedKeyKinds = (): Array<KindSpec<string>> => KINDS.filter((kind) => kind.name === 'tcp' || kind.name === 'tls').map(withSharedKey);
+
 /** Every built-in kind's name, for specs that run over all of them. */
 export const KIND_NAMES: readonly Kind[] = KINDS.map((spec) => spec.name);
 
