@@ -6,7 +6,9 @@
  * application data.
  */
 import { describe, expect, it } from '@jest/globals';
+import type { TLSSocket } from 'node:tls';
 import { TCP_AUTH_MAGIC, TcpAuthType } from '../../lib/auth/index.js';
+import { createCertificateAuthority } from '../../lib/certs/index.js';
 import { AuthHandshakeError, AuthRefusedError } from '../../lib/core/errors.js';
 import { streamIdentity } from '../../lib/core/stream-identity.js';
 import { eventually, listenRaw, readBytes } from '../support/net.js';
@@ -161,4 +163,26 @@ describe('tcp auth against peers that are not ours', () => {
     const client = idleClient(scope, raw.port, clientOf(false, 'hex8', { auth: { key: KEY_A } }));
     await expect(dialOnce(client)).rejects.toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'server-proof' });
   });
+});
+
+describe('tcp auth with mutual TLS as well', () => {
+  it("the stream's identity is the key it proved; the verified certificate stays readable on the TLS socket", async () => {
+    const ca = createCertificateAuthority({ commonName: 'auth spec CA' });
+    const serverCert = ca.issue({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
+    const clientCert = ca.issue({ commonName: 'site-b' });
+    const server = await startServer(scope, {
+      transport: 'tcp', host: '127.0.0.1', port: 0,
+      tls: { key: serverCert.key, cert: serverCert.cert, ca: ca.cert, requestCert: true },
+      auth: { key: [{ id: 'site-b-key', key: KEY_A }] },
+    } as never);
+    const client = idleClient(scope, server.address()!.port, clientOf(true, 'hex8', { cert: clientCert.cert, key: clientCert.key, auth: { key: KEY_A } }));
+    const { stream } = await dialOnce(client);
+    scope.track(stream);
+    const [, serverStream] = await server.incomingGet(5000);
+    scope.track(serverStream);
+    expect({ identity: streamIdentity(serverStream), cn: (serverStream as TLSSocket).getPeerCertificate().subject.CN }).toEqual({
+      identity: { kind: 'key', id: 'site-b-key' },
+      cn: 'site-b',
+    });
+  }, 30_000);
 });
