@@ -215,3 +215,21 @@ describe('tcp auth: the key never shows', () => {
     }
   });
 });
+
+describe('tcp auth: a client pool whose key the server refuses', () => {
+  it('counts POOL_ERR_AUTH_REFUSED and backs off as after any refusal', async () => {
+    const p = await scope.pair(
+      startPair,
+      serverOf(false, 'hex8', { auth: { key: KEY_A } }),
+      clientOf(false, 'hex8', { auth: { key: KEY_B }, minCap: 2, maxCap: 4, minIvl: 50, maxIvl: 50, maxBackoff: 10_000 }),
+    );
+    await eventually(() => p.client.stats.failedRounds >= 2, 20_000, 'two failed rounds');
+    const stats = p.client.stats;
+    expect({ failures: Object.keys(stats.failures), backedOff: stats.nextRoundInMs >= 2 * stats.interval, active: p.client.active }).toEqual({
+      failures: ['POOL_ERR_AUTH_REFUSED'],
+      backedOff: true,
+      active: 0,
+    });
+    expect(p.server.stats.refusals['auth']).toBeGreaterThanOrEqual(2);
+  }, 30_000);
+});
