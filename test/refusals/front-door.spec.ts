@@ -10,6 +10,7 @@ import { ServerPool } from '../../lib/core/server-pool.js';
 import { REFUSAL_REASONS, type RefusalReason, type ServerAcceptor, type ServerTransport } from '../../lib/core/transport.js';
 import { createServerPool } from '../../lib/pool-factory.js';
 import { FrontDoor, type Authenticate } from '../../lib/transports/common/front-door.js';
+import { setStreamIdentity, streamIdentity } from '../../lib/core/stream-identity.js';
 import { kinds, serverConfig } from '../support/kinds.js';
 import { eventually, readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
@@ -67,9 +68,11 @@ class DoorTransport implements ServerTransport {
     this.server.on('connection', (socket) =>
       door.enter(socket, (visit) => {
         const admission = visit.admission!;
-        visit.stream.write(admission.id, () => {
+        // What an authentication step proved goes out before the ID, in the same write.
+        visit.stream.write(Buffer.concat([visit.authenticated?.reply ?? Buffer.alloc(0), Buffer.from(admission.id)]), () => {
           if (!visit.open) return;
           visit.done();
+          if (visit.authenticated?.identity) setStreamIdentity(visit.stream, visit.authenticated.identity);
           admission.accept(visit.stream);
         });
       }),
@@ -138,5 +141,37 @@ describe('front door: the authentication step', () => {
     await new Promise((resolve) => socket.once('close', resolve));
     await eventually(() => pool.stats.handshaking === 0, 2000, 'the slot to be freed');
     expect(pool.stats.refusals).toEqual({ 'handshake-timeout': 1 });
+  });
+
+  it('may talk to the peer: what it reads stays its own, its reply goes out with the ID, its identity reaches the pooled stream', async () => {
+    const pool = await startDoor(async ({ stream }) => {
+      stream.write('who?');
+      const answer = await readBytes(stream, 3);
+      return { reply: Buffer.from(`ok ${answer.toString()}|`), identity: { kind: 'key', id: answer.toString() } };
+    });
+    const socket = dial(pool);
+    socket.write('bob');
+    const answer = (await readBytes(socket, 4 + 7 + 8)).toString('latin1');
+    const [taken, stream] = await pool.incomingGet(5000);
+    scope.track(stream);
+    expect({ answer, identity: streamIdentity(stream), refusals: pool.stats.refusals }).toEqual({
+      answer: `who?ok bob|${taken}`,
+      identity: { kind: 'key', id: 'bob' },
+      refusals: {},
+    });
+  });
+
+  it("a peer that hangs up while the step waits on it is counted 'auth', and the step's signal aborts", async () => {
+    let aborted: Promise<void> | undefined;
+    const pool = await startDoor(({ signal }) => {
+      aborted = new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      return new Promise<void>(() => undefined);
+    });
+    const socket = dial(pool);
+    await eventually(() => aborted !== undefined, 5000, 'the step to run');
+    socket.end();
+    await aborted;
+    await eventually(() => pool.stats.handshaking === 0, 5000, 'the slot to be freed');
+    expect(pool.stats.refusals).toEqual({ auth: 1 });
   });
 });
