@@ -233,3 +233,24 @@ describe('tcp auth: a client pool whose key the server refuses', () => {
     expect(p.server.stats.refusals['auth']).toBeGreaterThanOrEqual(2);
   }, 30_000);
 });
+
+describe('tcp auth: the server reads no more than a proof', () => {
+  it('closes a stranger at its first byte that cannot start a PROOF, without waiting for the rest (handshakeTimeout 60 s)', async () => {
+    const server = await startServer(scope, serverOf(false, 'hex8', { auth: { key: KEY_A }, handshakeTimeout: 60_000 }));
+    const peer = await stranger(scope, server.address()!.port, false);
+    await peer.bytes(CHALLENGE_BYTES);
+    peer.socket.write('N'); // a possible first byte: the server waits for more
+    peer.socket.write('X'); // no PROOF goes on like this
+    await peer.closed;
+    expect({ heard: peer.received().length, refusals: server.stats.refusals }).toEqual({ heard: CHALLENGE_BYTES, refusals: { auth: 1 } });
+  }, 30_000);
+
+  it('a wrong-key PROOF followed by 1 MiB in the same write is refused at the PROOF; the stranger hears only the challenge', async () => {
+    const server = await startServer(scope, serverOf(false, 'hex8', { auth: { key: KEY_A }, handshakeTimeout: 60_000 }));
+    const peer = await stranger(scope, server.address()!.port, false);
+    const { proof } = proofFor(KEY_B, 'hex8', peer.socket, await peer.bytes(CHALLENGE_BYTES));
+    peer.socket.write(Buffer.concat([proof, Buffer.alloc(1 << 20, 0x5a)]));
+    await peer.closed;
+    expect({ heard: peer.received().length, refusals: server.stats.refusals, proofBytes: proof.length }).toEqual({ heard: CHALLENGE_BYTES, refusals: { auth: 1 }, proofBytes: PROOF_BYTES });
+  }, 30_000);
+});
