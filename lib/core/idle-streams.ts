@@ -29,6 +29,8 @@ interface Entry {
   readonly stream: Duplex;
   /** When it joined, on the monotonic clock (`performance.now()`): a wall-clock step never makes a stream look younger. */
   readonly since: number;
+  /** Who is at the other end (the identity label), when the transport proved it. */
+  readonly label?: string;
 }
 
 /**
@@ -49,10 +51,16 @@ interface Entry {
  * hand-out), a stream on which bytes arrive while idle leaves at once: its
  * bytes are read out, `unexpectedData` closes it and names the reason.
  * Otherwise the bytes wait for the taker, as above.
+ *
+ * A stream added with a label (its client's identity, see
+ * stream-identity.ts) is also indexed by it, in arrival order, so the
+ * oldest stream of one client is found without walking the others'.
  */
 export class IdleStreams {
   private readonly entries = new Map<string, Entry>();
   private readonly idOf = new Map<Duplex, string>();
+  /** IDs of the labelled streams, per label, in arrival order; a label leaves with its last stream. */
+  private readonly byLabel = new Map<string, Set<string>>();
   private readonly onError: (this: Duplex, error: unknown) => void;
   private readonly onEnd: (this: Duplex) => void;
   private readonly onClose: (this: Duplex) => void;
@@ -99,19 +107,35 @@ export class IdleStreams {
     return this.entries.keys();
   }
 
+  /** How many idle streams carry this label. */
+  countOf(label: string): number {
+    return this.byLabel.get(label)?.size ?? 0;
+  }
+
+  /** The label `add` was given for this ID, if any. */
+  labelOf(id: string): string | undefined {
+    return this.entries.get(id)?.label;
+  }
+
   /** Milliseconds the oldest idle stream has waited. */
   oldestAge(now = performance.now()): number {
     const first = this.entries.values().next();
     return first.done ? 0 : now - first.value.since;
   }
 
-  add(id: string, stream: Duplex): void {
+  /** Holds `stream` under `id`; with a `label`, also in that label's index. */
+  add(id: string, stream: Duplex, label?: string): void {
     stream.on('error', this.onError);
     stream.on('end', this.onEnd);
     stream.on('close', this.onClose);
     stream.on('readable', this.onReadable);
-    this.entries.set(id, { stream, since: performance.now() });
+    this.entries.set(id, { stream, since: performance.now(), label });
     this.idOf.set(stream, id);
+    if (label !== undefined) {
+      const ids = this.byLabel.get(label);
+      if (ids) ids.add(id);
+      else this.byLabel.set(label, new Set([id]));
+    }
     if (isDead(stream)) this.died(stream, 'stale');
     else if (this.unexpectedData && stream.readableLength > 0) this.junk(stream);
   }
@@ -135,9 +159,15 @@ export class IdleStreams {
     return entry.stream;
   }
 
-  /** Takes the oldest live stream, dropping dead and expired ones on the way. */
-  takeOldest(): [string, Duplex] | undefined {
-    for (const id of this.entries.keys()) {
+  /**
+   * Takes the oldest live stream (of those labelled `label`, when given),
+   * dropping dead and expired ones on the way.
+   */
+  takeOldest(label?: string): [string, Duplex] | undefined {
+    const ids = label === undefined ? this.entries.keys() : this.byLabel.get(label)?.values();
+    if (!ids) return undefined;
+    // take() deletes the current entry of the Map or Set being iterated, which both allow.
+    for (const id of ids) {
       const stream = this.take(id);
       if (stream) return [id, stream];
     }
@@ -205,6 +235,11 @@ export class IdleStreams {
     if (!entry) return;
     this.entries.delete(id);
     this.idOf.delete(entry.stream);
+    if (entry.label !== undefined) {
+      const ids = this.byLabel.get(entry.label);
+      ids?.delete(id);
+      if (ids?.size === 0) this.byLabel.delete(entry.label);
+    }
     const { stream } = entry;
     stream.off('error', this.onError);
     stream.off('end', this.onEnd);
