@@ -5,9 +5,9 @@
 
 // Pools (usable without Nest)
 export { ClientPool, type ClientPoolOptions } from './core/client-pool.js';
-export { ServerPool, type ServerPoolOptions, type IncomingStream } from './core/server-pool.js';
+export { ServerPool, type ServerPoolOptions, type IncomingStream, type IncomingOptions, type IncomingGetOptions } from './core/server-pool.js';
 export { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from './pool-factory.js';
-export type { ClientPoolStats, ServerPoolStats, PoolStats, PoolState } from './core/stats.js';
+export type { ClientPoolStats, ServerPoolStats, ClientStats, PoolStats, PoolState } from './core/stats.js';
 export type { WaitOptions } from './core/waiters.js';
 export { FIRST_ID, isValidId, type IdWireForm } from './core/ids.js';
 export { adjustCapacity, adjustInterval } from './core/adaptive.js';
