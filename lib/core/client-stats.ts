@@ -1,4 +1,4 @@
-import type { ClientStats } from './stats.js';
+import type { PerClientStats } from './stats.js';
 
 /** The most clients `stats.clients` tracks at once (see ClientCounters). */
 export const MAX_TRACKED_CLIENTS = 1024;
@@ -34,9 +34,9 @@ export class ClientCounters {
   }
 
   /** Every tracked client's figures; undefined while no stream had an identity. */
-  snapshot(): Record<string, ClientStats> | undefined {
+  snapshot(): Record<string, PerClientStats> | undefined {
     if (this.counts.size === 0) return undefined;
-    const clients: Record<string, ClientStats> = {};
+    const clients: Record<string, PerClientStats> = {};
     for (const [label, { accepted, taken }] of this.counts) clients[label] = { idle: this.idleOf(label), accepted, taken };
     return clients;
   }

@@ -65,11 +65,11 @@ export interface ServerPoolStats extends CommonStats {
    * ClientCounters). Refusals are not per client: a refused peer proved no
    * identity.
    */
-  clients?: Record<string, ClientStats>;
+  clients?: Record<string, PerClientStats>;
 }
 
 /** One client's figures in `ServerPoolStats.clients`. */
-export interface ClientStats {
+export interface PerClientStats {
   /** Its idle streams now. */
   idle: number;
   /** Its streams that completed their handshake. */
