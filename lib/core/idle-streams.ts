@@ -54,7 +54,10 @@ interface Entry {
  *
  * A stream added with a label (its client's identity, see
  * stream-identity.ts) is also indexed by it, in arrival order, so the
- * oldest stream of one client is found without walking the others'.
+ * oldest stream of one client is found without walking the others'. Its
+ * peer proved who it is, so bytes it sends while idle are no stranger's:
+ * they wait for the taker even with `unexpectedData` (the forward tunnel:
+ * a client writes on a stream as soon as it has named it to the server).
  */
 export class IdleStreams {
   private readonly entries = new Map<string, Entry>();
@@ -91,7 +94,7 @@ export class IdleStreams {
     // buffered nothing is read: they and the EOF wait for the taker.
     this.onReadable = function () {
       if (this.readableLength === 0) this.read(0);
-      else if (idle.unexpectedData) idle.junk(this);
+      else if (idle.unexpectedData && !idle.vouched(this)) idle.junk(this);
     };
   }
 
@@ -137,7 +140,7 @@ export class IdleStreams {
       else this.byLabel.set(label, new Set([id]));
     }
     if (isDead(stream)) this.died(stream, 'stale');
-    else if (this.unexpectedData && stream.readableLength > 0) this.junk(stream);
+    else if (this.unexpectedData && label === undefined && stream.readableLength > 0) this.junk(stream);
   }
 
   /** Takes the stream with this ID, if it is here, still alive and not older than `maxAge`. */
@@ -145,7 +148,7 @@ export class IdleStreams {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     // Bytes whose 'readable' has not been emitted yet.
-    if (this.unexpectedData && entry.stream.readableLength > 0) {
+    if (this.unexpectedData && entry.label === undefined && entry.stream.readableLength > 0) {
       this.junk(entry.stream);
       return undefined;
     }
@@ -207,6 +210,12 @@ export class IdleStreams {
 
   private tooOld(entry: Entry, now?: number): boolean {
     return this.maxAge > 0 && (now ?? performance.now()) - entry.since > this.maxAge;
+  }
+
+  /** The stream's peer proved who it is (it was added with a label): bytes it sends while idle are its taker's. */
+  private vouched(stream: Duplex): boolean {
+    const id = this.idOf.get(stream);
+    return id !== undefined && this.entries.get(id)?.label !== undefined;
   }
 
   /** An idle stream died: it leaves, is destroyed, and is reported. */

@@ -149,6 +149,11 @@ export interface IncomingGetOptions extends WaitOptions, IncomingOptions {
    * client. Rejects with `InvalidIdError` when the ID is malformed, is the
    * reserved first stream, or names no stream the pool holds or is
    * accepting (taken already, dropped, never issued, of another client).
+   * A client that proved its identity may write on the stream as soon as it
+   * has named it, even on transports whose idle streams must stay quiet
+   * (tcp, http2): its bytes wait for the taker. A stream without an
+   * identity that carries bytes while idle is still dropped there, so
+   * without authentication wait for the server's word before writing.
    */
   id?: string;
 }
@@ -498,7 +503,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
     if (label !== undefined) this.clients.accepted(label);
     if (this.byId.has(id) && this.named(id, stream, label)) return;
     // A stream carrying bytes it should not goes to the idle pool, which drops and counts it.
-    if (this.incoming.hasTaker(label) && !this.carriesJunk(stream)) {
+    if (this.incoming.hasTaker(label) && !this.carriesJunk(stream, label)) {
       const out = this.handOut(stream);
       if (out) this.incoming.offer([id, out], label);
       else this.dropped('stale');
@@ -543,10 +548,12 @@ export class ServerPool extends PoolBase<ServerTransport> {
   /**
    * Bytes its peer should not have sent yet (see ServerTransport.quietIdle);
    * the idle pool drops such a stream. Not asked for the reserved first
-   * stream, whose peer knows its ID untold and may write first.
+   * stream, whose peer knows its ID untold and may write first. A stream
+   * whose client proved its identity carries no junk: that client may write
+   * on a stream it named before the server takes it (the forward tunnel).
    */
-  private carriesJunk(stream: Duplex): boolean {
-    return this.transport.quietIdle === true && stream.readableLength > 0;
+  private carriesJunk(stream: Duplex, label: string | undefined): boolean {
+    return this.transport.quietIdle === true && label === undefined && stream.readableLength > 0;
   }
 
   /**

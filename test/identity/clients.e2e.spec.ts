@@ -12,7 +12,7 @@ import type { ClientPool } from '../../lib/core/client-pool.js';
 import type { ServerPool } from '../../lib/core/server-pool.js';
 import { streamIdentity } from '../../lib/core/stream-identity.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
-import { eventually, requestThenReply } from '../support/net.js';
+import { eventually, requestThenReply, sleep } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 
 jest.setTimeout(60_000);
@@ -127,13 +127,19 @@ describe.each(TRANSPORTS)('several clients on one %s server (mutual TLS)', (tran
     // Alice takes one of her ready streams and names it (the forward tunnel's "open" on the control channel).
     const named = readyIds(alices).at(-1)!;
     const clientStream = scope.track(await alices.outgoingGet(named, 5000));
+    // She writes at once, before the server has taken it (the control message may come later than the
+    // data): on tcp and http2, whose idle streams must stay quiet, an authenticated stream keeps the bytes.
+    clientStream.write('early ');
+    await sleep(300); // time for them to reach the idle stream on the server; nothing here depends on it being enough
     // Bob cannot claim it, and it stays in the pool.
     await expect(server.incomingGet({ id: named, client: 'cert:bob', timeout: 5000 })).rejects.toMatchObject({ code: 'POOL_ERR_INVALID_ID' });
     const [id, serverStream] = await server.incomingGet({ id: named, client: 'cert:alice', timeout: 5000 });
     scope.track(serverStream);
     expect(id).toBe(named);
     expect(streamIdentity(serverStream)).toMatchObject({ commonName: 'alice' });
-    await requestThenReply(clientStream, serverStream, Buffer.from('forward'), Buffer.from('tunnel'));
+    const { request, reply } = await requestThenReply(clientStream, serverStream, Buffer.from('forward'), Buffer.from('tunnel'));
+    expect([String(request), String(reply)]).toEqual(['early forward', 'tunnel']);
+    expect(server.stats.drops['unexpected-data']).toBeUndefined();
     // Named again: it is gone.
     await expect(server.incomingGet({ id: named, timeout: 5000 })).rejects.toMatchObject({ code: 'POOL_ERR_INVALID_ID' });
   });

@@ -321,3 +321,44 @@ describe('stats.clients', () => {
     expect(Object.keys(counters.snapshot() ?? {})).toEqual(['x97', 'x98', 'x99']);
   });
 });
+
+describe('bytes on an idle stream of a transport whose clients stay quiet (tcp, http2)', () => {
+  async function quiet() {
+    const transport = new ManualServer({ quietIdle: true });
+    pool = new ServerPool(transport);
+    await pool.start();
+    return { pool, transport };
+  }
+
+  it('a stream whose client proved its identity keeps them for the get that names it (the forward tunnel)', async () => {
+    const { pool, transport } = await quiet();
+    const older = from(transport, alice);
+    const named = from(transport, alice);
+    (named.stream as PassThrough).write('early bytes');
+    await new Promise((resolve) => setImmediate(resolve)); // 'readable' has been emitted
+    expect(pool.stats.drops).toEqual({});
+    const [id, stream] = await pool.incomingGet({ id: named.id, client: alice });
+    expect(id).toBe(named.id);
+    expect(String(stream.read())).toBe('early bytes');
+    expect(await pool.incomingGet({ client: alice, timeout: 10 })).toEqual([older.id, older.stream]);
+  });
+
+  it('a stream that arrives with bytes goes to a waiting get as usual when its client proved its identity', async () => {
+    const { pool, transport } = await quiet();
+    const waiting = pool.incomingGet({ client: alice, timeout: 5000 });
+    const stream = new PassThrough();
+    setStreamIdentity(stream, alice);
+    stream.write('first');
+    const arrived = transport.arrive(stream);
+    expect(await waiting).toEqual([arrived.id, stream]);
+  });
+
+  it('a stream without an identity is still dropped, as before', async () => {
+    const { pool, transport } = await quiet();
+    const anonymous = from(transport);
+    (anonymous.stream as PassThrough).write('junk');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pool.stats.drops).toEqual({ 'unexpected-data': 1 });
+    await expect(pool.incomingGet({ id: anonymous.id })).rejects.toBeInstanceOf(InvalidIdError);
+  });
+});
