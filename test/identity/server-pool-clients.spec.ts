@@ -184,6 +184,17 @@ describe('onIncoming(listener, onClose, { client })', () => {
     unsubscribe();
   });
 
+  it('a filtered get takes turns with a subscriber that takes everything, never starved by it', async () => {
+    const { pool, transport } = await started();
+    const all: string[] = [];
+    pool.onIncoming(([id]) => all.push(id));
+    const forAlice = pool.incomingGet({ client: alice, timeout: 5000 });
+    const a1 = from(transport, alice); // the subscriber came first
+    const a2 = from(transport, alice); // now the get has waited longer
+    expect(all).toEqual([a1.id]);
+    expect((await forAlice)[0]).toBe(a2.id);
+  });
+
   it('a subscriber that unsubscribes while its client\'s waiting streams are handed out leaves the rest idle', async () => {
     const { pool, transport } = await started();
     from(transport, bob);
