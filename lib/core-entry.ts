@@ -5,10 +5,13 @@
 
 // Pools (usable without Nest)
 export { ClientPool, type ClientPoolOptions } from './core/client-pool.js';
-export { ServerPool, type ServerPoolOptions, type IncomingStream } from './core/server-pool.js';
+export { ServerPool, type ServerPoolOptions, type IncomingStream, type IncomingOptions, type IncomingGetOptions } from './core/server-pool.js';
 export { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from './pool-factory.js';
-export type { ClientPoolStats, ServerPoolStats, PoolStats, PoolState } from './core/stats.js';
+export type { ClientPoolStats, ServerPoolStats, PerClientStats, PoolStats, PoolState } from './core/stats.js';
 export type { WaitOptions } from './core/waiters.js';
+// Who is at the other end of a pooled stream (mutual TLS, shared key), and its label for `incomingGet({ client })` and `stats.clients`.
+export { streamIdentity, type ClientIdentity } from './core/stream-identity.js';
+export { identityLabel } from './auth/identity.js';
 export { FIRST_ID, isValidId, type IdWireForm } from './core/ids.js';
 export { adjustCapacity, adjustInterval } from './core/adaptive.js';
 export type { PoolLogger } from './core/logger.js';

@@ -29,6 +29,8 @@ interface Entry {
   readonly stream: Duplex;
   /** When it joined, on the monotonic clock (`performance.now()`): a wall-clock step never makes a stream look younger. */
   readonly since: number;
+  /** Who is at the other end (the identity label), when the transport proved it. */
+  readonly label?: string;
 }
 
 /**
@@ -49,10 +51,19 @@ interface Entry {
  * hand-out), a stream on which bytes arrive while idle leaves at once: its
  * bytes are read out, `unexpectedData` closes it and names the reason.
  * Otherwise the bytes wait for the taker, as above.
+ *
+ * A stream added with a label (its client's identity, see
+ * stream-identity.ts) is also indexed by it, in arrival order, so the
+ * oldest stream of one client is found without walking the others'. Its
+ * peer proved who it is, so bytes it sends while idle are no stranger's:
+ * they wait for the taker even with `unexpectedData` (the forward tunnel:
+ * a client writes on a stream as soon as it has named it to the server).
  */
 export class IdleStreams {
   private readonly entries = new Map<string, Entry>();
   private readonly idOf = new Map<Duplex, string>();
+  /** IDs of the labelled streams, per label, in arrival order; a label leaves with its last stream. */
+  private readonly byLabel = new Map<string, Set<string>>();
   private readonly onError: (this: Duplex, error: unknown) => void;
   private readonly onEnd: (this: Duplex) => void;
   private readonly onClose: (this: Duplex) => void;
@@ -83,7 +94,7 @@ export class IdleStreams {
     // buffered nothing is read: they and the EOF wait for the taker.
     this.onReadable = function () {
       if (this.readableLength === 0) this.read(0);
-      else if (idle.unexpectedData) idle.junk(this);
+      else if (idle.unexpectedData && !idle.vouched(this)) idle.junk(this);
     };
   }
 
@@ -99,21 +110,37 @@ export class IdleStreams {
     return this.entries.keys();
   }
 
+  /** How many idle streams carry this label. */
+  countOf(label: string): number {
+    return this.byLabel.get(label)?.size ?? 0;
+  }
+
+  /** The label `add` was given for this ID, if any. */
+  labelOf(id: string): string | undefined {
+    return this.entries.get(id)?.label;
+  }
+
   /** Milliseconds the oldest idle stream has waited. */
   oldestAge(now = performance.now()): number {
     const first = this.entries.values().next();
     return first.done ? 0 : now - first.value.since;
   }
 
-  add(id: string, stream: Duplex): void {
+  /** Holds `stream` under `id`; with a `label`, also in that label's index. */
+  add(id: string, stream: Duplex, label?: string): void {
     stream.on('error', this.onError);
     stream.on('end', this.onEnd);
     stream.on('close', this.onClose);
     stream.on('readable', this.onReadable);
-    this.entries.set(id, { stream, since: performance.now() });
+    this.entries.set(id, { stream, since: performance.now(), label });
     this.idOf.set(stream, id);
+    if (label !== undefined) {
+      const ids = this.byLabel.get(label);
+      if (ids) ids.add(id);
+      else this.byLabel.set(label, new Set([id]));
+    }
     if (isDead(stream)) this.died(stream, 'stale');
-    else if (this.unexpectedData && stream.readableLength > 0) this.junk(stream);
+    else if (this.unexpectedData && label === undefined && stream.readableLength > 0) this.junk(stream);
   }
 
   /** Takes the stream with this ID, if it is here, still alive and not older than `maxAge`. */
@@ -121,7 +148,7 @@ export class IdleStreams {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     // Bytes whose 'readable' has not been emitted yet.
-    if (this.unexpectedData && entry.stream.readableLength > 0) {
+    if (this.unexpectedData && entry.label === undefined && entry.stream.readableLength > 0) {
       this.junk(entry.stream);
       return undefined;
     }
@@ -135,9 +162,15 @@ export class IdleStreams {
     return entry.stream;
   }
 
-  /** Takes the oldest live stream, dropping dead and expired ones on the way. */
-  takeOldest(): [string, Duplex] | undefined {
-    for (const id of this.entries.keys()) {
+  /**
+   * Takes the oldest live stream (of those labelled `label`, when given),
+   * dropping dead and expired ones on the way.
+   */
+  takeOldest(label?: string): [string, Duplex] | undefined {
+    const ids = label === undefined ? this.entries.keys() : this.byLabel.get(label)?.values();
+    if (!ids) return undefined;
+    // take() deletes the current entry of the Map or Set being iterated, which both allow.
+    for (const id of ids) {
       const stream = this.take(id);
       if (stream) return [id, stream];
     }
@@ -179,6 +212,12 @@ export class IdleStreams {
     return this.maxAge > 0 && (now ?? performance.now()) - entry.since > this.maxAge;
   }
 
+  /** The stream's peer proved who it is (it was added with a label): bytes it sends while idle are its taker's. */
+  private vouched(stream: Duplex): boolean {
+    const id = this.idOf.get(stream);
+    return id !== undefined && this.entries.get(id)?.label !== undefined;
+  }
+
   /** An idle stream died: it leaves, is destroyed, and is reported. */
   private died(stream: Duplex, reason: DropReason, error?: unknown): void {
     const id = this.idOf.get(stream);
@@ -205,6 +244,11 @@ export class IdleStreams {
     if (!entry) return;
     this.entries.delete(id);
     this.idOf.delete(entry.stream);
+    if (entry.label !== undefined) {
+      const ids = this.byLabel.get(entry.label);
+      ids?.delete(id);
+      if (ids?.size === 0) this.byLabel.delete(entry.label);
+    }
     const { stream } = entry;
     stream.off('error', this.onError);
     stream.off('end', this.onEnd);

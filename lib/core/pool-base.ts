@@ -195,9 +195,9 @@ export abstract class PoolBase<T extends PoolBaseTransport> {
     return out;
   }
 
-  /** The oldest idle stream, handed out; dead and expired ones are dropped on the way. */
-  protected takeOldest(): [string, Duplex] | undefined {
-    for (let next = this.idle.takeOldest(); next; next = this.idle.takeOldest()) {
+  /** The oldest idle stream (of this client `label`, when given), handed out; dead and expired ones are dropped on the way. */
+  protected takeOldest(label?: string): [string, Duplex] | undefined {
+    for (let next = this.idle.takeOldest(label); next; next = this.idle.takeOldest(label)) {
       const out = this.handOut(next[1]);
       if (out) return [next[0], out];
       this.dropped('stale');

@@ -1,9 +1,11 @@
 import type { Duplex } from 'node:stream';
 import { SlotGate } from './admission.js';
-import { InvalidOptionsError, PoolClosedError, type PoolError } from './errors.js';
+import { identityLabel } from '../auth/identity.js';
+import { ClientCounters } from './client-stats.js';
+import { InvalidIdError, InvalidOptionsError, PoolClosedError, type PoolError } from './errors.js';
 import { processFds, type FdBudget } from './fd-budget.js';
 import { FirstStream } from './first-stream.js';
-import { FIRST_ID, IdAllocator } from './ids.js';
+import { FIRST_ID, IdAllocator, isValidId } from './ids.js';
 import type { DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
 import { PoolBase } from './pool-base.js';
@@ -11,7 +13,8 @@ import { countInto, type ServerPoolStats } from './stats.js';
 import type { Admission, ConnectingOptions, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
 import { DEFAULT_LOG_INTERVAL_MS, readLogger, type PoolLogger } from './logger.js';
-import { WaiterQueue, type WaitOptions } from './waiters.js';
+import { streamIdentity, type ClientIdentity } from './stream-identity.js';
+import { KeyedWaiters, WaiterQueue, type WaitOptions } from './waiters.js';
 
 export interface ServerPoolOptions {
   name?: string;
@@ -123,6 +126,56 @@ const STRANGER_SLOTS = 16;
 const STRANGER_SLOTS_PER_PEER = 4;
 export type IncomingStream = [id: string, stream: Duplex];
 
+/** Which streams `onIncoming` (and `incomingGet`) take. */
+export interface IncomingOptions {
+  /**
+   * Only the streams of this client: its identity (as `streamIdentity()`
+   * gives it), or its label as `identityLabel()` writes it (`key:<id>`,
+   * `cert:<common name>`, `cert:sha256:<fingerprint>`). Streams are matched
+   * by label, so two certificates with the same common name are one client.
+   * A stream without an identity (a pool without authentication) never
+   * matches a filter.
+   */
+  client?: string | ClientIdentity;
+}
+
+/** Options of `incomingGet`: how long to wait, and which stream. */
+export interface IncomingGetOptions extends WaitOptions, IncomingOptions {
+  /**
+   * Exactly the stream with this ID (the forward tunnel: the client names
+   * one of its ready streams): taken at once if idle, waited for (up to the
+   * timeout) while it is still in its handshake, and then never handed to
+   * another get meanwhile. With `client`, only if that stream is of that
+   * client. Rejects with `InvalidIdError` when the ID is malformed, is the
+   * reserved first stream, or names no stream the pool holds or is
+   * accepting (taken already, dropped, never issued, of another client).
+   * A client that proved its identity may write on the stream as soon as it
+   * has named it, even on transports whose idle streams must stay quiet
+   * (tcp, http2): its bytes wait for the taker. A stream without an
+   * identity that carries bytes while idle is still dropped there, so
+   * without authentication wait for the server's word before writing.
+   */
+  id?: string;
+}
+
+/** The label a `client` filter stands for; undefined without one. Throws InvalidOptionsError on anything else. */
+function clientLabel(client: unknown): string | undefined {
+  if (client === undefined) return undefined;
+  if (typeof client === 'string' && client !== '') return client;
+  if (typeof client === 'object' && client !== null) {
+    const identity = client as Partial<ClientIdentity>;
+    if (identity.kind === 'key' && typeof identity.id === 'string') return identityLabel(identity as ClientIdentity);
+    if (identity.kind === 'certificate' && typeof identity.fingerprint === 'string') return identityLabel(identity as ClientIdentity);
+  }
+  throw new InvalidOptionsError('client', `client must be a client identity ({ kind: 'key', id } or a certificate identity) or its label ('key:<id>', 'cert:<common name>'), got ${typeof client === 'string' ? '""' : typeof client}`);
+}
+
+/** The identity label of a pooled stream, if its transport proved one. */
+function streamLabel(stream: Duplex): string | undefined {
+  const identity = streamIdentity(stream);
+  return identity === undefined ? undefined : identityLabel(identity);
+}
+
 /**
  * The listening side. Every accepted pooled stream gets an ID the pool
  * draws; the application takes ready `[id, stream]` pairs in arrival order
@@ -146,8 +199,12 @@ export class ServerPool extends PoolBase<ServerTransport> {
   private readonly strangers: SlotGate;
   private readonly ids: IdAllocator;
   private readonly acceptor: ServerAcceptor;
-  /** Pending `incomingGet`s and `onIncoming` subscribers, served in turn. */
+  /** Pending `incomingGet`s and `onIncoming` subscribers, served in turn (a stream goes to the oldest that takes its client). */
   private readonly incoming = new WaiterQueue<IncomingStream>();
+  /** `incomingGet({ id })` calls waiting for a stream still in its handshake, by ID. */
+  private readonly byId = new KeyedWaiters<IncomingStream>();
+  /** Per-client counters, for `stats.clients`. */
+  private readonly clients = new ClientCounters((label) => this.idle.countOf(label));
   /** With `reserveFirstId`: the `00000000` stream's reservation. */
   private readonly first?: FirstStream;
   /** Closes expired idle streams (only with `maxIdle`). */
@@ -239,22 +296,54 @@ export class ServerPool extends PoolBase<ServerTransport> {
 
   /**
    * The oldest ready `[id, stream]`, or the next one to arrive; rejects with
-   * `PoolTimeoutError` after `timeout` ms, `PoolClosedError` on close. While
-   * the pool is `starting` it waits like any get.
+   * `PoolTimeoutError` after `timeout` ms, `PoolAbortedError` when `signal`
+   * aborts, `PoolClosedError` on close. While the pool is `starting` it
+   * waits like any get.
+   *
+   * With `client`, the oldest stream of that client, or its next one.
+   * Pending gets and subscribers are served first come, first served among
+   * those that can take a stream: a stream goes to the oldest get or
+   * subscriber without a filter or with its client's. With `id`, exactly
+   * that stream (see `IncomingGetOptions.id`).
    */
-  incomingGet(options: number | WaitOptions = {}): Promise<IncomingStream> {
-    const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
+  incomingGet(options: number | IncomingGetOptions = {}): Promise<IncomingStream> {
+    const wait: IncomingGetOptions = typeof options === 'number' ? { timeout: options } : options;
+    const timeout = wait.timeout ?? this.options.getTimeout;
+    let client: string | undefined;
     try {
       this.assertOpen();
+      client = clientLabel(wait.client);
+      if (wait.id !== undefined) return this.takeById(wait.id, client, { timeout, signal: wait.signal });
     } catch (error) {
       return Promise.reject(error);
     }
-    const ready = this.takeOldest();
+    const ready = this.takeOldest(client);
     if (ready) return Promise.resolve(ready);
-    const timeout = wait.timeout ?? this.options.getTimeout;
-    return this.incoming.wait({ timeout, signal: wait.signal }, () =>
-      `no pooled stream arrived within ${timeout} ms (server pool ${this.options.name})`,
+    const whose = client === undefined ? '' : ` of client ${client}`;
+    return this.incoming.wait(
+      { timeout, signal: wait.signal },
+      () => `no pooled stream${whose} arrived within ${timeout} ms (server pool ${this.options.name})`,
+      client,
     );
+  }
+
+  /** `incomingGet({ id })`: the idle stream with that ID, or the wait for one still in its handshake. */
+  private takeById(id: string, client: string | undefined, wait: WaitOptions): Promise<IncomingStream> {
+    if (!isValidId(id)) throw new InvalidIdError(`expected an ID of 8 lowercase hex characters, got ${JSON.stringify(id)}`);
+    if (this.first && id === FIRST_ID) throw new InvalidIdError(`${FIRST_ID} is ${this.label}'s reserved first stream: take it with firstStream()`);
+    const whose = client === undefined ? '' : ` of client ${client}`;
+    if (this.idle.has(id)) {
+      if (client !== undefined && this.idle.labelOf(id) !== client) throw this.noSuchStream(id, whose);
+      const stream = this.takeIdle(id);
+      if (!stream) throw new InvalidIdError(`pooled stream ${id} of ${this.label} was dead or expired and was dropped`);
+      return Promise.resolve([id, stream]);
+    }
+    if (!this.handshaking.has(id)) throw this.noSuchStream(id, whose);
+    return this.byId.wait(id, wait, () => `pooled stream ${id}${whose} did not complete its handshake within ${wait.timeout} ms (server pool ${this.options.name})`, client);
+  }
+
+  private noSuchStream(id: string, whose: string): InvalidIdError {
+    return new InvalidIdError(`${this.label} holds no pooled stream ${id}${whose}: it was taken, dropped or never issued`);
   }
 
   /**
@@ -268,15 +357,19 @@ export class ServerPool extends PoolBase<ServerTransport> {
   onIncoming(
     listener: (incoming: IncomingStream, unsubscribe: () => void) => void,
     onClose: (error: PoolError) => void = () => undefined,
+    options: IncomingOptions = {},
   ): () => void {
     this.assertOpen();
-    const unsubscribe = this.incoming.subscribe((incoming) => listener(incoming, unsubscribe), onClose);
+    const client = clientLabel(options.client);
+    const unsubscribe = this.incoming.subscribe((incoming) => listener(incoming, unsubscribe), onClose, client);
     // Drain what was waiting through the queue, so subscribers take turns;
-    // stop as soon as nobody listens (a listener may unsubscribe after one).
-    while (this.incoming.size > 0) {
-      const ready = this.takeOldest();
+    // stop as soon as nobody listens for such streams (a listener may
+    // unsubscribe after one). Older waiters took every idle stream they
+    // could, so each one taken here has a taker.
+    while (this.incoming.hasTaker(client)) {
+      const ready = this.takeOldest(client);
       if (!ready) break;
-      this.incoming.offer(ready);
+      this.incoming.offer(ready, streamLabel(ready[1]));
     }
     return unsubscribe;
   }
@@ -305,10 +398,17 @@ export class ServerPool extends PoolBase<ServerTransport> {
       capacity: this.options.maxCap,
       maxCap: this.options.maxCap,
       handshaking: this.gate.size + this.strangers.size,
-      waiting: this.incoming.size,
+      waiting: this.incoming.size + this.byId.size,
       totals: { accepted: this.accepted, taken: this.handedOut },
       refusals: { ...this.refusals },
+      ...this.clientStats(),
     };
+  }
+
+  /** `{ clients }` once some stream had an identity; nothing on a pool without authentication, whose stats keep their shape. */
+  private clientStats(): { clients?: ServerPoolStats['clients'] } {
+    const clients = this.clients.snapshot();
+    return clients === undefined ? {} : { clients };
   }
 
   // ---- PoolBase hooks ----------------------------------------------------
@@ -316,6 +416,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
   protected stopping(closed: PoolClosedError): undefined {
     clearInterval(this.sweeper);
     this.incoming.failAll(closed);
+    this.byId.failAll(closed);
     this.first?.close(closed);
     return undefined;
   }
@@ -363,6 +464,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
         settled = true;
         release();
         this.handshaking.delete(id);
+        this.byId.fail(id, new InvalidIdError(`the handshake of pooled stream ${id} failed (${reason}): it will never be ready`));
         this.addError();
         countInto(this.refusals, reason);
         const failure = new Error(`the handshake of ${remoteAddress ?? 'a client'} failed (${reason})`, error === undefined ? undefined : { cause: error });
@@ -397,14 +499,40 @@ export class ServerPool extends PoolBase<ServerTransport> {
     }
     this.accepted++;
     if (id === FIRST_ID && this.first) return this.first.arrive(stream);
+    const label = streamLabel(stream);
+    if (label !== undefined) this.clients.accepted(label);
+    if (this.byId.has(id) && this.named(id, stream, label)) return;
     // A stream carrying bytes it should not goes to the idle pool, which drops and counts it.
-    if (this.incoming.size > 0 && !this.carriesJunk(stream)) {
+    if (this.incoming.hasTaker(label) && !this.carriesJunk(stream, label)) {
       const out = this.handOut(stream);
-      if (out) this.incoming.offer([id, out]);
+      if (out) this.incoming.offer([id, out], label);
       else this.dropped('stale');
       return;
     }
-    this.idle.add(id, stream);
+    this.idle.add(id, stream, label);
+  }
+
+  /**
+   * A stream arrived whose ID `incomingGet({ id })` waits for: to the
+   * oldest such get that takes its client. Its peer named it, so bytes it
+   * already sent are the application's, not junk. Every other get waiting
+   * for this ID fails: it will not come again. False when no get took it
+   * (another client's), which then goes the usual way.
+   */
+  private named(id: string, stream: Duplex, label: string | undefined): boolean {
+    if (!this.byId.hasTaker(id, label)) {
+      this.byId.fail(id, this.noSuchStream(id, ' of the client asked for'));
+      return false;
+    }
+    const out = this.handOut(stream);
+    if (out) {
+      this.byId.offer(id, [id, out], label);
+      this.byId.fail(id, new InvalidIdError(`pooled stream ${id} went to another get`));
+    } else {
+      this.dropped('stale');
+      this.byId.fail(id, new InvalidIdError(`pooled stream ${id} of ${this.label} died as its handshake completed`));
+    }
+    return true;
   }
 
   /**
@@ -420,10 +548,12 @@ export class ServerPool extends PoolBase<ServerTransport> {
   /**
    * Bytes its peer should not have sent yet (see ServerTransport.quietIdle);
    * the idle pool drops such a stream. Not asked for the reserved first
-   * stream, whose peer knows its ID untold and may write first.
+   * stream, whose peer knows its ID untold and may write first. A stream
+   * whose client proved its identity carries no junk: that client may write
+   * on a stream it named before the server takes it (the forward tunnel).
    */
-  private carriesJunk(stream: Duplex): boolean {
-    return this.transport.quietIdle === true && stream.readableLength > 0;
+  private carriesJunk(stream: Duplex, label: string | undefined): boolean {
+    return this.transport.quietIdle === true && label === undefined && stream.readableLength > 0;
   }
 
   /**
@@ -434,6 +564,16 @@ export class ServerPool extends PoolBase<ServerTransport> {
    */
   protected override unexpectedData(stream: Duplex, bytes: Buffer): DropReason {
     return this.transport.refuseIdleData?.(stream, bytes) ?? super.unexpectedData(stream, bytes);
+  }
+
+  /** Every counted hand-out is also counted for the stream's client, if it has one. */
+  protected override handOut(stream: Duplex, counted = true): Duplex | undefined {
+    const out = super.handOut(stream, counted);
+    if (out && counted) {
+      const label = streamLabel(out);
+      if (label !== undefined) this.clients.taken(label);
+    }
+    return out;
   }
 
   private refuse<R extends string>(reason: R): R {

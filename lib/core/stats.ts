@@ -58,6 +58,24 @@ export interface ServerPoolStats extends CommonStats {
   totals: { accepted: number; taken: number };
   /** Connections turned away, by reason ('full', 'ip', 'handshake-timeout', 'tls'...). */
   refusals: Record<string, number>;
+  /**
+   * Per client, keyed by identity label (`key:<id>`, `cert:<common name>`,
+   * see `identityLabel`): only on a pool where some stream proved an
+   * identity (shared key, client certificate); at most 1024 clients (see
+   * ClientCounters). Refusals are not per client: a refused peer proved no
+   * identity.
+   */
+  clients?: Record<string, PerClientStats>;
+}
+
+/** One client's figures in `ServerPoolStats.clients`. */
+export interface PerClientStats {
+  /** Its idle streams now. */
+  idle: number;
+  /** Its streams that completed their handshake. */
+  accepted: number;
+  /** Its streams handed to the application. */
+  taken: number;
 }
 
 export type PoolStats = ClientPoolStats | ServerPoolStats;

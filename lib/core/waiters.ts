@@ -51,11 +51,22 @@ interface Sink<T> {
   deliver(value: T): void;
   fail(error: PoolError): void;
   readonly persistent: boolean;
+  /** Takes only values offered under this key (a client's identity label); undefined takes every value. */
+  readonly accepts?: string;
 }
+
+/** Whether a sink that `accepts` this key (undefined: any) takes a value offered under `key`. */
+const takes = (accepts: string | undefined, key: string | undefined): boolean => accepts === undefined || accepts === key;
 
 /**
  * A FIFO of sinks. `offer()` hands a value to the first sink synchronously,
  * so a value is never held by a waiter that is no longer there.
+ *
+ * A sink may take only the values offered under one key (`accepts`, e.g.
+ * the streams of one client): a value goes to the oldest sink that can take
+ * it, so sinks are served first come, first served among those that can.
+ * Sinks without a key take everything; when the oldest sink has none (the
+ * usual case, and the only one without filters) `offer()` is O(1).
  */
 export class WaiterQueue<T> {
   private readonly sinks = new Set<Sink<T>>();
@@ -64,19 +75,26 @@ export class WaiterQueue<T> {
     return this.sinks.size;
   }
 
-  /** Gives `value` to the oldest sink; false when nobody is waiting. */
-  offer(value: T): boolean {
-    const first = this.sinks.values().next();
-    if (first.done) return false;
-    const sink = first.value;
-    this.sinks.delete(sink);
-    if (sink.persistent) this.sinks.add(sink);
-    sink.deliver(value);
-    return true;
+  /** Whether a sink waits that would take a value offered under `key`. */
+  hasTaker(key?: string): boolean {
+    for (const sink of this.sinks) if (takes(sink.accepts, key)) return true;
+    return false;
   }
 
-  /** A promise for the next value, bounded by `timeout` and `signal`. */
-  wait(options: WaitOptions, timeoutMessage: () => string): Promise<T> {
+  /** Gives `value` to the oldest sink that takes `key`; false when none does. */
+  offer(value: T, key?: string): boolean {
+    for (const sink of this.sinks) {
+      if (!takes(sink.accepts, key)) continue;
+      this.sinks.delete(sink);
+      if (sink.persistent) this.sinks.add(sink);
+      sink.deliver(value);
+      return true;
+    }
+    return false;
+  }
+
+  /** A promise for the next value (offered under `accepts`, when given), bounded by `timeout` and `signal`. */
+  wait(options: WaitOptions, timeoutMessage: () => string, accepts?: string): Promise<T> {
     const { timeout = Infinity, signal } = options;
     if (signal?.aborted) return Promise.reject(new PoolAbortedError());
     return new Promise<T>((resolve, reject) => {
@@ -90,6 +108,7 @@ export class WaiterQueue<T> {
       };
       const sink: Sink<T> = {
         persistent: false,
+        accepts,
         deliver: (value) => settle(() => resolve(value)),
         fail: (error) => settle(() => reject(error)),
       };
@@ -101,10 +120,11 @@ export class WaiterQueue<T> {
     });
   }
 
-  /** Calls `listener` for every value until the returned function is called. */
-  subscribe(listener: (value: T) => void, onClose: (error: PoolError) => void): () => void {
+  /** Calls `listener` for every value (offered under `accepts`, when given) until the returned function is called. */
+  subscribe(listener: (value: T) => void, onClose: (error: PoolError) => void, accepts?: string): () => void {
     const sink: Sink<T> = {
       persistent: true,
+      accepts,
       deliver: listener,
       fail: (error) => {
         this.sinks.delete(sink);
@@ -143,22 +163,35 @@ export class KeyedWaiters<T> {
     return (this.queues.get(key)?.size ?? 0) > 0;
   }
 
-  offer(key: string, value: T): boolean {
+  /** Someone waits on `key` who takes a value offered under `accepts` (see WaiterQueue). */
+  hasTaker(key: string, accepts?: string): boolean {
+    return this.queues.get(key)?.hasTaker(accepts) ?? false;
+  }
+
+  offer(key: string, value: T, accepts?: string): boolean {
     const queue = this.queues.get(key);
     if (!queue) return false;
-    const served = queue.offer(value);
+    const served = queue.offer(value, accepts);
     if (queue.size === 0) this.queues.delete(key);
     return served;
   }
 
-  async wait(key: string, options: WaitOptions, timeoutMessage: () => string): Promise<T> {
+  /** Fails every waiter on `key` (its value will never come). */
+  fail(key: string, error: PoolError): void {
+    const queue = this.queues.get(key);
+    if (!queue) return;
+    this.queues.delete(key);
+    queue.failAll(error);
+  }
+
+  async wait(key: string, options: WaitOptions, timeoutMessage: () => string, accepts?: string): Promise<T> {
     let queue = this.queues.get(key);
     if (!queue) {
       queue = new WaiterQueue<T>();
       this.queues.set(key, queue);
     }
     try {
-      return await queue.wait(options, timeoutMessage);
+      return await queue.wait(options, timeoutMessage, accepts);
     } finally {
       if (queue.size === 0 && this.queues.get(key) === queue) this.queues.delete(key);
     }

@@ -1,7 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Duplex } from 'node:stream';
 import { Observable, type Subscriber } from 'rxjs';
-import type { IncomingStream, ServerPool } from '../core/server-pool.js';
+import type { IncomingGetOptions, IncomingOptions, IncomingStream, ServerPool } from '../core/server-pool.js';
+import type { ClientIdentity } from '../core/stream-identity.js';
 import type { WaitOptions } from '../core/waiters.js';
 import { unconfiguredStats, type ServerPoolServiceStats } from './pool-service-stats.js';
 import { PoolServiceBase } from './pool-service.base.js';
@@ -42,6 +43,18 @@ export class ServerPoolService extends PoolServiceBase<ServerPool> {
    */
   readonly incoming$: Observable<IncomingStream> = new Observable<IncomingStream>((subscriber) => this.subscribe(subscriber));
 
+  /**
+   * As `incoming$`, with only the streams of one client: its identity
+   * (`streamIdentity()` of one of its streams) or its label (`key:<id>`,
+   * `cert:<common name>`). It takes turns with `incoming$` subscribers and
+   * pending gets on that client's streams (first come, first served among
+   * those that can take a stream); other clients' streams never reach it.
+   * Errors with `InvalidOptionsError` if `client` is neither.
+   */
+  incomingFor$(client: string | ClientIdentity): Observable<IncomingStream> {
+    return new Observable<IncomingStream>((subscriber) => this.subscribe(subscriber, { client }));
+  }
+
   constructor(name: string, pool: ServerPool | undefined) {
     super(name, pool, 'server');
   }
@@ -68,8 +81,12 @@ export class ServerPoolService extends PoolServiceBase<ServerPool> {
     return this.starting;
   }
 
-  /** The oldest ready `[id, stream]`, or the next to arrive, waiting up to the timeout. */
-  async incomingGet(options?: number | WaitOptions): Promise<IncomingStream> {
+  /**
+   * The oldest ready `[id, stream]`, or the next to arrive, waiting up to the
+   * timeout; with `client`, of that client only; with `id`, exactly that
+   * stream (see `ServerPool.incomingGet`).
+   */
+  async incomingGet(options?: number | IncomingGetOptions): Promise<IncomingStream> {
     return this.require().incomingGet(options);
   }
 
@@ -97,7 +114,7 @@ export class ServerPoolService extends PoolServiceBase<ServerPool> {
     await closing;
   }
 
-  private subscribe(subscriber: Subscriber<IncomingStream>): () => void {
+  private subscribe(subscriber: Subscriber<IncomingStream>, options: IncomingOptions = {}): () => void {
     const pool = this.core;
     if (!pool) {
       subscriber.error(unconfiguredError('server', this.name));
@@ -105,7 +122,14 @@ export class ServerPoolService extends PoolServiceBase<ServerPool> {
     }
     let unsubscribe: (() => void) | undefined;
     const attach = (): void => {
-      unsubscribe = pool.onIncoming(
+      try {
+        unsubscribe = listen();
+      } catch (error) {
+        subscriber.error(error);
+      }
+    };
+    const listen = (): (() => void) =>
+      pool.onIncoming(
         (incoming, stop) => {
           if (subscriber.closed) {
             // Not reachable through the listener below; never leak a socket if it were.
@@ -120,8 +144,8 @@ export class ServerPoolService extends PoolServiceBase<ServerPool> {
           if (subscriber.closed) stop();
         },
         () => subscriber.complete(),
+        options,
       );
-    };
     const state = pool.stats.state;
     if (pool.ready || state === 'starting') {
       attach();
