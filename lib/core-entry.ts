@@ -12,6 +12,8 @@ export type { WaitOptions } from './core/waiters.js';
 // Who is at the other end of a pooled stream (mutual TLS, shared key), and its label for `incomingGet({ client })` and `stats.clients`.
 export { streamIdentity, type ClientIdentity } from './core/stream-identity.js';
 export { identityLabel } from './auth/identity.js';
+// Shared-key authentication of pooled connections (the `auth` option): a fresh key, and the option types.
+export { generateAuthKey, type AuthKeyInput, type AuthKeySpec, type ClientAuthOptions, type ServerAuthOptions } from './auth/keys.js';
 export { FIRST_ID, isValidId, type IdWireForm } from './core/ids.js';
 export { adjustCapacity, adjustInterval } from './core/adaptive.js';
 export type { PoolLogger } from './core/logger.js';

@@ -17,6 +17,8 @@ export function poolOptions(config: SampleConfig, tls: TunnelTlsMaterial, endpoi
   // the option), and a transport it adds later needs no change here.
   const transport = config.transport as ServerPoolConfig['transport'];
   const pools: { client?: ClientPoolConfig; server?: ServerPoolConfig } = {};
+  // Every pooled connection proves the shared key (docs/extensions/auth.md).
+  const auth = config.auth ? { auth: { key: config.auth.key } } : {};
   if (hasServerSide(config.role)) {
     pools.server = {
       transport,
@@ -24,6 +26,7 @@ export function poolOptions(config: SampleConfig, tls: TunnelTlsMaterial, endpoi
       port: config.ports.pool,
       maxCap: config.pool.serverMaxCap,
       ...(tls.server ? { tls: { key: tls.server.key, cert: tls.server.cert } } : {}),
+      ...auth,
     };
   }
   if (hasClientSide(config.role)) {
@@ -38,6 +41,7 @@ export function poolOptions(config: SampleConfig, tls: TunnelTlsMaterial, endpoi
       maxCap: config.pool.maxCap,
       minIvl: config.pool.minIvl,
       maxIvl: config.pool.maxIvl,
+      ...auth,
     };
   }
   return pools;

@@ -2,6 +2,7 @@
 // once at start-up. Every problem is reported at once, each line naming the
 // variable, the value and what was expected.
 import { isIP } from 'node:net';
+import { generateAuthKey } from '../lib/index.js';
 
 export type TunnelRole = 'both' | 'server' | 'client';
 export type TunnelTls = '0' | '1' | '2';
@@ -38,6 +39,18 @@ export interface SampleConfig {
   tlsFiles: { cert?: string; key?: string; ca?: string };
   /** Name checked in TLS mode "2" (and sent as SNI). */
   tlsHostname: string;
+  /**
+   * The shared key every pooled connection proves (the pools' `auth`), or
+   * undefined with `TUNNEL_AUTH=off` (e.g. against a Go peer). `generated`:
+   * made at start-up because none was given (server side and `both`).
+   */
+  auth?: SampleAuth;
+}
+
+export interface SampleAuth {
+  /** The key itself, or where the library reads it from. */
+  key: string | { file: string };
+  source: 'TUNNEL_KEY' | 'TUNNEL_KEY_FILE' | 'generated';
 }
 
 export const hasServerSide = (role: TunnelRole): boolean => role !== 'client';
@@ -187,6 +200,7 @@ export function loadConfig(env: Env = process.env): SampleConfig {
     reconnectDelay: read.int('CONTROL_RETRY', 1000, 1, 600_000),
     tlsFiles: { cert: read.path('TLS_CERT_FILE'), key: read.path('TLS_KEY_FILE'), ca: read.path('TLS_CA_FILE') },
     tlsHostname: read.host('TLS_HOSTNAME', 'localhost'),
+    auth: readAuth(read, role),
   };
 
   if (minCap > maxCap) read.problem(`POOL_MIN_CAP (${minCap}) must not exceed POOL_MAX_CAP (${maxCap})`);
@@ -215,6 +229,25 @@ export function loadConfig(env: Env = process.env): SampleConfig {
 
   if (read.problems.length > 0) throw new SampleConfigError(read.problems);
   return config;
+}
+
+/** TUNNEL_AUTH, TUNNEL_KEY, TUNNEL_KEY_FILE: authenticated by default, a key made at start-up unless the client side needs the server's. */
+function readAuth(read: EnvReader, role: TunnelRole): SampleAuth | undefined {
+  const enabled = read.oneOf('TUNNEL_AUTH', { on: 'on', off: 'off', '1': 'on', '0': 'off', true: 'on', false: 'off' }, 'on') === 'on';
+  const key = read.path('TUNNEL_KEY');
+  const file = read.path('TUNNEL_KEY_FILE');
+  if (!enabled) {
+    if (key !== undefined || file !== undefined) read.problem('TUNNEL_AUTH=off with TUNNEL_KEY or TUNNEL_KEY_FILE set: remove the key, or turn TUNNEL_AUTH back on');
+    return undefined;
+  }
+  if (key !== undefined && file !== undefined) read.problem('TUNNEL_KEY and TUNNEL_KEY_FILE: set one of them, not both');
+  if (key !== undefined) return { key, source: 'TUNNEL_KEY' };
+  if (file !== undefined) return { key: { file }, source: 'TUNNEL_KEY_FILE' };
+  if (role === 'client') {
+    read.problem('TUNNEL_KEY: the client side must prove the key of the server side; set TUNNEL_KEY to the key the server side printed at start (or TUNNEL_KEY_FILE), or TUNNEL_AUTH=off on both sides');
+    return undefined;
+  }
+  return { key: generateAuthKey(), source: 'generated' };
 }
 
 /** The ports this process listens on for its role, by variable name. */

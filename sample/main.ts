@@ -48,6 +48,11 @@ async function main(): Promise<void> {
   lines.push(`  health:               curl ${urls.health}`);
   if (urls.target) lines.push(`  target (no tunnel):   curl ${urls.target}`);
   if (ports.pool !== undefined) lines.push(`  pool listener on port ${ports.pool}, control port ${ports.control}`);
+  if (config.auth?.source === 'generated' && config.role === 'server') {
+    // Printed once, here: the client process needs it. The library never logs a key.
+    lines.push(`  key made at start-up: start the client side with TUNNEL_KEY=${config.auth.key as string}`);
+  }
+  lines.push(`  pooled connections:   ${config.auth ? `authenticated (key from ${config.auth.source === 'generated' ? 'start-up' : config.auth.source})` : 'NOT authenticated (TUNNEL_AUTH=off)'}`);
   if (config.role === 'client') lines.push(`  dialling the server side at ${config.server} (pool port ${config.ports.pool}, control port ${config.ports.control})`);
   lines.push('Press Ctrl-C to stop.');
   console.log(lines.join('\n'));
@@ -73,6 +78,8 @@ const OPTION_VARIABLES: Record<string, string> = {
   maxIvl: 'POOL_MAX_IVL',
   'client.maxCap': 'POOL_MAX_CAP',
   'server.maxCap': 'POOL_SERVER_MAX_CAP',
+  'auth.key': 'TUNNEL_KEY',
+  'auth.key.file': 'TUNNEL_KEY_FILE',
 };
 
 function variableHint(error: unknown): string {

@@ -413,3 +413,115 @@ describe.each([
     expect(health.status).toBe(200);
   }, 30_000);
 });
+
+describe('the sample authenticates its pooled connections by default', () => {
+  const children: ChildProcess[] = [];
+
+  afterAll(async () => {
+    for (const proc of children) {
+      if (proc.exitCode !== null || proc.signalCode !== null) continue;
+      const exited = new Promise((done) => proc.once('exit', done));
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  /** Starts `node dist/sample/main.js` with `env`; resolves once stdout matches `line` (bounded, fails early if the process exits). */
+  async function start(env: Record<string, string>, line: RegExp): Promise<{ proc: ChildProcess; output: () => string; match: RegExpMatchArray }> {
+    if (!existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} does not exist: build first with \`npm run build\``);
+    const proc = spawn(process.execPath, [BUILT_MAIN], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(proc);
+    let output = '';
+    proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const match = await new Promise<RegExpMatchArray>((resolvePromise, reject) => {
+      const timer = setTimeout(() => done(new Error(`no line matching ${line} within 20 s:\n${output}`)), 20_000);
+      const onExit = (code: number | null): void => done(new Error(`the sample exited early (code ${code}):\n${output}`));
+      const onData = (): void => {
+        const found = line.exec(output);
+        if (found) done(undefined, found);
+      };
+      function done(error: Error | undefined, found?: RegExpMatchArray): void {
+        clearTimeout(timer);
+        proc.stdout!.off('data', onData);
+        proc.stderr!.off('data', onData);
+        proc.off('exit', onExit);
+        if (error) reject(error);
+        else resolvePromise(found!);
+      }
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', onData);
+      proc.once('exit', onExit);
+      onData();
+    });
+    return { proc, output: () => output, match };
+  }
+
+  async function stop(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => proc.once('exit', (code, signal) => done({ code, signal })));
+    proc.kill('SIGTERM');
+    return (await within(exited, 10_000)) as { code: number | null; signal: NodeJS.Signals | null };
+  }
+
+  it('reads TUNNEL_AUTH, TUNNEL_KEY and TUNNEL_KEY_FILE; the client side without a key is a one-line problem naming TUNNEL_KEY', () => {
+    expect(loadConfig({ TUNNEL_ROLE: 'both' }).auth?.source).toBe('generated');
+    expect(loadConfig({ TUNNEL_ROLE: 'server' }).auth?.source).toBe('generated');
+    expect(loadConfig({ TUNNEL_ROLE: 'both', TUNNEL_AUTH: 'off' }).auth).toBeUndefined();
+    expect(loadConfig({ TUNNEL_ROLE: 'client', TUNNEL_KEY: 'k'.repeat(20) }).auth).toEqual({ key: 'k'.repeat(20), source: 'TUNNEL_KEY' });
+    expect(loadConfig({ TUNNEL_ROLE: 'client', TUNNEL_KEY_FILE: '/etc/key' }).auth).toEqual({ key: { file: '/etc/key' }, source: 'TUNNEL_KEY_FILE' });
+    expect(() => loadConfig({ TUNNEL_ROLE: 'client' })).toThrow(/^invalid sample configuration:\n {2}TUNNEL_KEY: the client side must prove the key of the server side/);
+    expect(() => loadConfig({ TUNNEL_AUTH: 'off', TUNNEL_KEY: 'x'.repeat(20) })).toThrow(/TUNNEL_AUTH=off with TUNNEL_KEY/);
+    expect(() => loadConfig({ TUNNEL_AUTH: 'maybe' })).toThrow(/TUNNEL_AUTH: got "maybe"/);
+    // Two runs never share a generated key.
+    expect(loadConfig({}).auth?.key).not.toEqual(loadConfig({}).auth?.key);
+  });
+
+  it('in one process: every pooled stream the server hands out carries the key identity', async () => {
+    const sample = await createSampleApp(loadConfig({ TUNNEL_ROLE: 'both', PUBLIC_PORT: '0', POOL_PORT: '0', CONTROL_PORT: '0', TARGET_PORT: '0', HEALTH_PORT: '0' }), { logger: ['error', 'warn'] });
+    try {
+      await sample.ready({ timeout: 10_000 });
+      const reply = await get(sample.urls.public!);
+      expect(reply.body).toMatch(HELLO);
+      const clients = sample.app.get(ServerPoolService).pool.stats.clients ?? {};
+      const labels = Object.keys(clients);
+      expect(labels).toHaveLength(1);
+      expect(labels[0]).toMatch(/^key:k-[0-9a-f]{12}$/);
+      expect(clients[labels[0]!]!.taken).toBeGreaterThanOrEqual(1);
+    } finally {
+      await sample.app.close();
+    }
+  }, 30_000);
+
+  it('as two processes: the server prints the key it made, a client with it tunnels, a client with another key is refused', async () => {
+    const [publicPort, pool, control, serverHealth, target, clientHealth, target2, clientHealth2] = await freePorts(8);
+    const common = { POOL_PORT: String(pool), CONTROL_PORT: String(control) };
+    const server = await start(
+      { ...common, TUNNEL_ROLE: 'server', PUBLIC_PORT: String(publicPort), HEALTH_PORT: String(serverHealth) },
+      /start the client side with TUNNEL_KEY=([A-Za-z0-9_-]{43})\n/,
+    );
+    const key = server.match[1]!;
+
+    // A client with another key: its dials are refused (and say so), the tunnel never comes up.
+    const stranger = await start(
+      { ...common, TUNNEL_ROLE: 'client', TUNNEL_KEY: 'another-key-of-the-right-length-0123456789', TARGET_PORT: String(target2), HEALTH_PORT: String(clientHealth2) },
+      /POOL_ERR_AUTH_REFUSED/,
+    );
+    expect(stranger.output()).not.toContain('tunnel ready');
+    expect(await stop(stranger.proc)).toEqual({ code: 0, signal: null });
+
+    const client = await start(
+      { ...common, TUNNEL_ROLE: 'client', TUNNEL_KEY: key, TARGET_PORT: String(target), HEALTH_PORT: String(clientHealth) },
+      /tunnel ready/,
+    );
+    expect(client.output()).toContain('pooled connections:   authenticated (key from TUNNEL_KEY)');
+    const reply = await get(`http://127.0.0.1:${publicPort}/`);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatch(HELLO);
+    // The key is printed once, by the server side that made it, and by nobody else.
+    expect(server.output().split(key).length - 1).toBe(1);
+    expect(client.output()).not.toContain(key);
+
+    expect(await stop(client.proc)).toEqual({ code: 0, signal: null });
+    expect(await stop(server.proc)).toEqual({ code: 0, signal: null });
+  }, 60_000);
+});

@@ -1,4 +1,4 @@
-// Authentication of pooled connections (issue 13): designed, not yet wired into the transports.
+// Authentication of pooled connections (issue 13): keys, proofs and wire codecs; run by the transports when `auth` is set.
 export { AuthHandshakeError, AuthRefusedError, type AuthFailure } from './errors.js';
 export {
   AuthKey, ClientAuth, ServerAuth, MAX_KEYS, MIN_KEY_BYTES, MIN_KEY_ENTROPY_BITS,
