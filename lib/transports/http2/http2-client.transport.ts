@@ -117,8 +117,9 @@ export class Http2ClientTransport implements ClientTransport {
     if (signal.aborted || this.sessions.isClosing) throw poolClosed();
     const session = await this.sessions.acquire(signal);
     let stream: ClientHttp2Stream;
-    // With authentication, this request's proof (numbered on its session); undefined without.
-    const proof = session.proof();
+    // With authentication, this request's proof (numbered on its session); undefined without, and in
+    // single mode (no ID read): its peer is the target itself, not a server pool (docs/extensions/auth.md).
+    const proof = readId ? session.proof() : undefined;
     try {
       stream = session.request(proof ? { [AUTH_HEADER]: proof.header } : {});
     } catch (error) {

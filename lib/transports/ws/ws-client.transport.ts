@@ -141,7 +141,8 @@ export class WsClientTransport implements ClientTransport {
     const url = `${tls ? 'wss' : 'ws'}://${formatEndpoint(endpoint)}${this.config.path}`;
     const deadline = Date.now() + this.config.handshakeTimeout;
     // Authentication bound to TLS: the connection is made here, so its binding is known before the upgrade header is written.
-    const auth = this.config.auth;
+    // Not in single mode (no ID read): its peer is the target itself, not a server pool (docs/extensions/auth.md).
+    const auth = readId ? this.config.auth : undefined;
     const bound = auth !== undefined && auth.channelBinding && tls !== undefined && this.config.agent === undefined;
     const socket = bound ? await this.connectTls(endpoint, tls, signal) : undefined;
     const proof = auth ? new HeaderClientAuth(auth, 'ws', socket ? channelBinding(socket) : undefined).proof() : undefined;
