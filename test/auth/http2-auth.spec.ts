@@ -17,6 +17,7 @@ import { resolveClientAuth } from '../../lib/auth/keys.js';
 import { channelBinding } from '../../lib/auth/proof.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { http2Transport } from '../../lib/transports/http2/index.js';
+import { createCertificateAuthority } from '../../lib/certs/index.js';
 import { readBytes, readToEnd } from '../support/net.js';
 import { startPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
@@ -132,6 +133,24 @@ describe('http2 auth: honest clients', () => {
     await p.client.waitForActive(2, 5000);
     const { server: s } = await handOff(p);
     expect(streamIdentity(s)).toEqual({ kind: 'key', id: 'old' });
+  });
+});
+
+describe('http2 auth with mutual TLS', () => {
+  it('both a client certificate and a key: the stream is named by the key id; a wrong key is still refused', async () => {
+    const ca = createCertificateAuthority({ commonName: 'auth spec CA' });
+    const leaf = ca.issue({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
+    const person = ca.issue({ commonName: 'client-7' });
+    const p = await scope.pair(
+      startPair,
+      { transport: 'http2', tls: { key: leaf.key, cert: leaf.cert, ca: ca.cert, requestCert: true }, auth: serverAuth } as never,
+      { tls: '1', cert: person.cert, key: person.key, auth: { key: KEY_B }, minCap: 1, maxCap: 1 } as never,
+    );
+    await p.client.waitForActive(1, 5000);
+    const { server: s } = await handOff(p);
+    expect(streamIdentity(s)).toEqual({ kind: 'key', id: 'new' });
+    const stranger = idleClient(p.port, { cert: person.cert, key: person.key, auth: { key: WRONG_KEY } });
+    await expect(dialOnce(stranger)).rejects.toBeInstanceOf(AuthRefusedError);
   });
 });
 

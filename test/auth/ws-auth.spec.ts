@@ -21,6 +21,7 @@ import { resolveClientAuth } from '../../lib/auth/keys.js';
 import { channelBinding } from '../../lib/auth/proof.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { wsTransport } from '../../lib/transports/ws/index.js';
+import { createCertificateAuthority } from '../../lib/certs/index.js';
 import { readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 import { testCertificate } from '../support/certificate.js';
@@ -231,6 +232,24 @@ describe('wss auth: bound to the TLS connection', () => {
     expect(error).toBeInstanceOf(InvalidOptionsError);
     expect(error.option).toBe('auth.channelBinding');
     expect(error.message).not.toContain(KEY_A);
+  });
+});
+
+describe('wss auth with mutual TLS', () => {
+  it('both a client certificate and a key: the stream is named by the key id; a wrong key is still refused', async () => {
+    const ca = createCertificateAuthority({ commonName: 'auth spec CA' });
+    const leaf = ca.issue({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
+    const person = ca.issue({ commonName: 'client-7' });
+    const server = await authServer(false, serverAuth, { tls: { key: leaf.key, cert: leaf.cert, ca: ca.cert, requestCert: true } });
+    const port = server.address()!.port;
+    const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${port}`, tls: '1', cert: person.cert, key: person.key, auth: { key: KEY_B }, minCap: 1, maxCap: 1, minIvl: 50, maxIvl: 50 } as never);
+    scope.defer(() => client.close());
+    client.start();
+    await client.waitForActive(1, 5000);
+    const { server: s } = await handOff({ server, client, port, close: async () => undefined });
+    expect(streamIdentity(s)).toEqual({ kind: 'key', id: 'new' });
+    const stranger = idleClient(port, true, { cert: person.cert, key: person.key, auth: { key: WRONG_KEY } });
+    await expect(dialOnce(stranger)).rejects.toBeInstanceOf(AuthRefusedError);
   });
 });
 
