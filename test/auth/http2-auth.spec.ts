@@ -18,7 +18,7 @@ import { channelBinding } from '../../lib/auth/proof.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
 import { http2Transport } from '../../lib/transports/http2/index.js';
 import { createCertificateAuthority } from '../../lib/certs/index.js';
-import { readBytes, readToEnd } from '../support/net.js';
+import { eventually, readBytes, readToEnd } from '../support/net.js';
 import { startPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
 import { testCertificate } from '../support/certificate.js';
@@ -52,8 +52,9 @@ function idleClient(port: number, extra: Record<string, unknown> = {}): ClientPo
 }
 
 /** A raw HTTP/2 session over TLS 1.3 (no verification), and its channel binding as the client computes it. */
-async function rawSession(port: number): Promise<{ session: ClientHttp2Session; binding: Buffer }> {
-  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, minVersion: 'TLSv1.3' });
+async function rawSession(port: number, localAddress = '127.0.0.1'): Promise<{ session: ClientHttp2Session; binding: Buffer }> {
+  // localAddress reaches tls.connect (its types leave it out): "another peer" on 127.0.0.2.
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, minVersion: 'TLSv1.3', localAddress } as http2.SecureClientSessionOptions);
   session.on('error', () => undefined);
   scope.defer(() => void session.destroy());
   await once(session, 'connect');
@@ -269,6 +270,44 @@ describe('http2 auth: refusals (401, counted "auth", no ID, nothing pooled)', ()
     const made = encodeAuthRequestHeader({ seq: 1, nonce: Buffer.alloc(16, 1), proof: Buffer.alloc(32, 2) });
     await expectRefused(await post((await rawSession(server.address()!.port)).session, made));
     expect(authRefusals(server)).toBe(2);
+  });
+});
+
+describe('http2 auth: a flood of wrong keys', () => {
+  it('from one address, never stops an honest client from getting streams, and leaves nothing behind', async () => {
+    const p = await scope.pair(startPair, { transport: 'http2', tls: tls(), auth: serverAuth } as never, { tls: '1', auth: { key: KEY_A }, minCap: 2, maxCap: 2 } as never);
+    const port = p.port;
+    let stop = false;
+    let attempts = 0;
+    const attacker = async (): Promise<void> => {
+      // Bounded in count as well as by the honest side finishing.
+      for (let i = 0; i < 40 && !stop; i++) {
+        const { session, binding } = await rawSession(port, '127.0.0.2');
+        const wrong = new HeaderClientAuth(clientAuth(WRONG_KEY), 'http2', binding).proof().header;
+        const answer = await post(session, wrong);
+        expect(answer.status).toBe(401);
+        attempts++;
+        session.destroy();
+      }
+    };
+    const flood = Promise.all(Array.from({ length: 6 }, attacker));
+    try {
+      for (let i = 0; i < 10; i++) {
+        const { server: s, client: c } = await handOff(p);
+        expect(streamIdentity(s)).toEqual({ kind: 'key', id: 'old' });
+        c.write('x');
+        expect((await readBytes(s, 1)).toString()).toBe('x');
+        s.destroy();
+        c.destroy();
+      }
+    } finally {
+      stop = true;
+      await flood;
+    }
+    expect(attempts).toBeGreaterThan(0);
+    expect(authRefusals(p.server)).toBe(attempts);
+    // No session of the flood is left open on the server (each was retired after its 401, or hung up).
+    await eventually(() => (p.server.stats.transportStats['sessions'] as number) <= 1, 10_000, 'the flood sessions to be gone');
   });
 });
 

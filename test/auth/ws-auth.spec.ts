@@ -58,8 +58,10 @@ function idleClient(port: number, secure: boolean, extra: Record<string, unknown
 }
 
 /** A raw connection to the pool's port (TLS 1.3 for wss), and its channel binding as a client computes it. */
-async function rawConnection(port: number, secure: boolean): Promise<{ socket: net.Socket; binding?: Buffer }> {
-  const socket = secure ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, minVersion: 'TLSv1.3' }) : net.connect(port, '127.0.0.1');
+async function rawConnection(port: number, secure: boolean, localAddress = '127.0.0.1'): Promise<{ socket: net.Socket; binding?: Buffer }> {
+  const socket = secure
+    ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, minVersion: 'TLSv1.3', localAddress } as tls.ConnectionOptions)
+    : net.connect({ host: '127.0.0.1', port, localAddress });
   socket.on('error', () => undefined);
   track(socket);
   await once(socket, secure ? 'secureConnect' : 'connect');
@@ -211,6 +213,41 @@ describe.each(OWN_PORT)('%s auth on the pool\'s own port', (_name, secure) => {
     expectRefused(await upgrade(again.socket, [header]));
     expect(authRefusals(server)).toBe(1);
     await expectNothingPooled(server);
+  });
+});
+
+describe.each(OWN_PORT)('%s auth: a flood of wrong keys', (_name, secure) => {
+  it('from one address, never stops an honest client from getting streams', async () => {
+    const server = await authServer(secure);
+    const port = server.address()!.port;
+    const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${port}`, ...(secure ? { tls: '1' } : {}), auth: { key: KEY_B }, minCap: 2, maxCap: 2, minIvl: 50, maxIvl: 50 } as never);
+    scope.defer(() => client.close());
+    client.start();
+    let stop = false;
+    let attempts = 0;
+    const attacker = async (): Promise<void> => {
+      for (let i = 0; i < 40 && !stop; i++) {
+        const { socket, binding } = await rawConnection(port, secure, '127.0.0.2');
+        expectRefused(await upgrade(socket, [new HeaderClientAuth(clientAuth(WRONG_KEY), 'ws', binding).proof().header]));
+        attempts++;
+      }
+    };
+    const flood = Promise.all(Array.from({ length: 6 }, attacker));
+    try {
+      for (let i = 0; i < 10; i++) {
+        const { server: s, client: c } = await handOff({ server, client, port, close: async () => undefined });
+        expect(streamIdentity(s)).toEqual({ kind: 'key', id: 'new' });
+        c.write('x');
+        expect((await readBytes(s, 1)).toString()).toBe('x');
+        s.destroy();
+        c.destroy();
+      }
+    } finally {
+      stop = true;
+      await flood;
+    }
+    expect(attempts).toBeGreaterThan(0);
+    expect(authRefusals(server)).toBe(attempts);
   });
 });
 
