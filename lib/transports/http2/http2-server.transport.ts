@@ -103,8 +103,6 @@ const NOT_FOUND = 'not found\n';
 /** nghttp2's NGHTTP2_ERR_BAD_CLIENT_MAGIC: the connection did not start with the HTTP/2 preface. */
 const NGHTTP2_ERR_BAD_CLIENT_MAGIC = -903;
 const UNAUTHORIZED = 'unauthorized\n';
-/** The header `check` of a request: Node hands a repeated header over as an array (refused as malformed). */
-const authHeaderOf = (headers: IncomingHttpHeaders): unknown => headers[AUTH_HEADER];
 
 /**
  * Serves pooled streams as HTTP/2 requests (Go `nph2`): TLS 1.3 with ALPN
@@ -315,7 +313,8 @@ export class Http2ServerTransport implements ServerTransport {
     let keyId: string | undefined;
     let proofHeader: string | undefined;
     if (this.auth) {
-      const check = connection ? this.sessionAuth.get(connection)?.check(authHeaderOf(headers)) : undefined;
+      // A header sent twice reaches us joined (or as an array): not the canonical spelling, refused.
+      const check = connection ? this.sessionAuth.get(connection)?.check(headers[AUTH_HEADER]) : undefined;
       if (!check?.ok) {
         acceptor.refused('auth');
         refuse(stream, AUTH_REFUSAL.status, AUTH_REFUSAL.body, { 'www-authenticate': AUTH_REFUSAL.headers['www-authenticate'] });

@@ -211,8 +211,11 @@ export class WsClientTransport implements ClientTransport {
     // The half-close offer (a Go npws server ignores it); a user's headers come after and may override it.
     if (this.config.halfClose) headers[HALF_CLOSE_HEADER] = HALF_CLOSE_VERSION;
     Object.assign(headers, this.config.headers);
-    // After the user's headers: the proof is not theirs to replace.
-    if (proof) headers[AUTH_HEADER] = proof.header;
+    // After the user's headers: the proof is not theirs to replace (in any spelling of the name).
+    if (proof) {
+      for (const name of Object.keys(headers)) if (name.toLowerCase() === AUTH_HEADER) delete headers[name];
+      headers[AUTH_HEADER] = proof.header;
+    }
     const createConnection = connected ? () => connected : tls?.pin ? pinnedConnect(tls) : undefined;
     return {
       perMessageDeflate: false,
