@@ -251,6 +251,13 @@ describe('http2 auth: refusals (401, counted "auth", no ID, nothing pooled)', ()
     expect(authRefusals(server)).toBe(2);
   });
 
+  it('channelBinding set differently on the two ends is refused as a wrong proof would be', async () => {
+    const server = await authServer();
+    const client = idleClient(server.address()!.port, { auth: { key: KEY_A, channelBinding: false } });
+    await expect(dialOnce(client)).rejects.toBeInstanceOf(AuthRefusedError);
+    expect(authRefusals(server)).toBe(1);
+  });
+
   it('a proof under the right key but for another transport (ws) is refused', async () => {
     const server = await authServer();
     const { session, binding } = await rawSession(server.address()!.port);

@@ -239,6 +239,36 @@ describe('wss auth: bound to the TLS connection', () => {
     expect(authRefusals(server)).toBe(1);
   });
 
+  it('the client makes the TLS connection itself and still checks the pin: the pinned server works, another is refused before the upgrade', async () => {
+    const server = await authServer(true);
+    const port = server.address()!.port;
+    const pinned = idleClient(port, true, { auth: { key: KEY_A }, pin: testCertificate().fingerprint.certificate.hex });
+    const good = await dialOnce(pinned);
+    track(good.stream);
+    expect(good.id).toMatch(/^[0-9a-f]{8}$/);
+    const other = idleClient(port, true, { auth: { key: KEY_A }, pin: `sha256/${Buffer.alloc(32, 9).toString('base64')}` });
+    await expect(dialOnce(other)).rejects.toMatchObject({ code: 'POOL_ERR_CERT_PIN' });
+    expect(authRefusals(server)).toBe(0);
+  });
+
+  it('the client\'s own TLS connection verifies in mode "2": the right hostname works, a wrong one fails before the upgrade', async () => {
+    const server = await authServer(true);
+    const port = server.address()!.port;
+    const ca = testCertificate().cert;
+    const verified = idleClient(port, true, { tls: '2', hostname: 'localhost', ca, auth: { key: KEY_A } });
+    track((await dialOnce(verified)).stream);
+    const wrong = idleClient(port, true, { tls: '2', hostname: 'wrong.test', ca, auth: { key: KEY_A } });
+    await expect(dialOnce(wrong)).rejects.toMatchObject({ code: 'POOL_ERR_HANDSHAKE', message: expect.stringMatching(/wrong\.test/) });
+    expect(authRefusals(server)).toBe(0);
+  });
+
+  it('channelBinding set differently on the two ends is refused as a wrong proof would be', async () => {
+    const server = await authServer(true);
+    const client = idleClient(server.address()!.port, true, { auth: { key: KEY_A, channelBinding: false } });
+    await expect(dialOnce(client)).rejects.toBeInstanceOf(AuthRefusedError);
+    expect(authRefusals(server)).toBe(1);
+  });
+
   it('an agent cannot be combined with a bound proof: the option error says what to do, without the key', () => {
     const error = thrown(() => wsTransport.client({ address: '127.0.0.1:1', tls: '1', agent: new http.Agent(), auth: { key: KEY_A } } as never)) as InvalidOptionsError;
     expect(error).toBeInstanceOf(InvalidOptionsError);
