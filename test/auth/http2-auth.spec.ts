@@ -160,6 +160,8 @@ describe('http2 auth: refusals (401, counted "auth", no ID, nothing pooled)', ()
     expect(error).toBeInstanceOf(AuthRefusedError);
     expect(error).toMatchObject({ code: 'POOL_ERR_AUTH_REFUSED' });
     expect(authRefusals(server)).toBe(1);
+    // The refused stream is gone on the client too: its slot on the session is free (its 401 body was read).
+    await eventually(() => client.stats.transportStats['activeStreams'] === 0, 3000, 'the refused stream to close');
     await expectNothingPooled(server);
     expectNoKey([String((error as Error).message), (error as Error).stack ?? '', JSON.stringify(server.stats), JSON.stringify(client.stats), ...logs], [KEY_A, KEY_B, WRONG_KEY]);
   });
@@ -171,6 +173,7 @@ describe('http2 auth: refusals (401, counted "auth", no ID, nothing pooled)', ()
     expect(error).toBeInstanceOf(AuthHandshakeError);
     expect(error).toMatchObject({ code: 'POOL_ERR_AUTH', reason: 'required' });
     expect(authRefusals(server)).toBe(1);
+    await eventually(() => client.stats.transportStats['activeStreams'] === 0, 3000, 'the refused stream to close');
   });
 
   it('a client with auth against a server without: AuthHandshakeError "not-supported", the ID never taken', async () => {

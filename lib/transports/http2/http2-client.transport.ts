@@ -130,7 +130,9 @@ export class Http2ClientTransport implements ClientTransport {
       const headers = await waitForResponse(stream, this.config.handshakeTimeout, signal);
       const status = Number(headers[':status']);
       if (isAuthChallenge(status, headers['www-authenticate'])) {
-        // 401 with our challenge: the server wants a proof (and says nothing of why one failed).
+        // 401 with our challenge: the server wants a proof (and says nothing of why one failed). Its body
+        // is read to its end, as for any refusal: a stream with unread data never closes, and holds its slot.
+        await readSome(stream, 64, Math.max(1, deadline - Date.now()));
         throw proof ? new AuthRefusedError() : new AuthHandshakeError('required', 'HTTP/2 status 401');
       }
       if (status !== 200) {
