@@ -10,6 +10,7 @@ import { describe, expect, it } from '@jest/globals';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { AuthHandshakeError, AuthRefusedError, InvalidOptionsError } from '../../lib/core/errors.js';
@@ -267,6 +268,18 @@ describe('wss auth: bound to the TLS connection', () => {
     const client = idleClient(server.address()!.port, true, { auth: { key: KEY_A, channelBinding: false } });
     await expect(dialOnce(client)).rejects.toBeInstanceOf(AuthRefusedError);
     expect(authRefusals(server)).toBe(1);
+  });
+
+  it('through an agent, with channelBinding false on both ends: the proof rests on the clock and a nonce, and works', async () => {
+    const server = await authServer(true, { ...serverAuth, channelBinding: false });
+    const agent = new https.Agent({ keepAlive: false });
+    scope.defer(() => agent.destroy());
+    const client = idleClient(server.address()!.port, true, { agent, auth: { key: KEY_B, channelBinding: false } });
+    const { stream } = await dialOnce(client);
+    track(stream);
+    const [, pooled] = await server.incomingGet(5000);
+    track(pooled);
+    expect(streamIdentity(pooled)).toEqual({ kind: 'key', id: 'new' });
   });
 
   it('an agent cannot be combined with a bound proof: the option error says what to do, without the key', () => {
