@@ -7,6 +7,7 @@
  * whole (docs/extensions/auth.md, "http2 and ws: one header each way").
  */
 import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -25,6 +26,7 @@ import { wsTransport } from '../../lib/transports/ws/index.js';
 import { createCertificateAuthority } from '../../lib/certs/index.js';
 import { readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
+import { runs } from '../properties/fc.js';
 import { testCertificate } from '../support/certificate.js';
 import { KEY_A, KEY_B, thrown } from './auth-support.js';
 import { expectKeyedEcho, expectNoKey, honestDuringFlood, recordingLogger } from './http2-ws-support.js';
@@ -319,6 +321,32 @@ describe('ws:// auth: unbound, the clock and a nonce', () => {
     const fresh = new HeaderClientAuth(clientAuth(), 'ws').proof().header;
     expect((await upgrade((await rawConnection(port, false)).socket, [fresh])).head).toMatch(/^HTTP\/1\.1 101 /);
     expect(authRefusals(server)).toBe(2);
+  });
+});
+
+describe('ws:// auth: arbitrary header values on a live server', () => {
+  it('never crash the server and never authenticate: each is a counted 401 with no ID', async () => {
+    const server = await authServer(false);
+    const port = server.address()!.port;
+    const valid = new HeaderClientAuth(clientAuth(), 'ws').proof().header;
+    // Printable ASCII (what an HTTP/1.1 header value can carry), trimmed as the parser trims it; and one-character
+    // changes of a real header, which must not verify either.
+    const printable = fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((code) => String.fromCharCode(code)), minLength: 1, maxLength: 120 });
+    const mutated = fc
+      .tuple(fc.nat({ max: valid.length - 1 }), fc.integer({ min: 0x21, max: 0x7e }))
+      .filter(([at, code]) => valid.charCodeAt(at) !== code)
+      .map(([at, code]) => `${valid.slice(0, at)}${String.fromCharCode(code)}${valid.slice(at + 1)}`);
+    let sent = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(printable, mutated), async (value) => {
+        const { socket } = await rawConnection(port, false);
+        expectRefused(await upgrade(socket, [value]));
+        sent++;
+      }),
+      runs(40, 5000),
+    );
+    expect(authRefusals(server)).toBe(sent);
+    await expectNothingPooled(server);
   });
 });
 
