@@ -16,7 +16,7 @@ import { createCertificateAuthority, type CertificateAuthority, type GeneratedCe
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import { StreamCutError } from '../../lib/core/errors.js';
 import { createClientPool, createServerPool } from '../../lib/pool-factory.js';
-import { conformanceKinds, headerAuthKinds, mutualTlsKinds, type KindSpec } from '../support/kinds.js';
+import { conformanceKinds, mutualTlsKinds, sharedKeyKinds, type KindSpec } from '../support/kinds.js';
 import { socketKind } from '../third-party/socket-kind.js';
 import { connect, eventually, listenRaw, readBytes, requestThenReply, sleep } from '../support/net.js';
 import { startPair, type PoolPair } from '../support/pools.js';
@@ -67,7 +67,7 @@ const KILLS: ReadonlyArray<[string, (stream: Duplex) => void, string | undefined
 ];
 const IDLE_DEATHS = (['server', 'client'] as const).flatMap((side) => KILLS.map(([how, kill, reason]) => [side, how, kill, reason] as const));
 
-const KINDS = conformanceKinds(socketKind, ...mutualTlsKinds(), ...headerAuthKinds());
+const KINDS = conformanceKinds(socketKind, ...mutualTlsKinds(), ...sharedKeyKinds());
 
 describe.each(KINDS)('$name transport conformance', (kind: KindSpec<string>) => {
   const pair = (server: Record<string, unknown> = {}, client: Record<string, unknown> = {}): Promise<PoolPair> =>

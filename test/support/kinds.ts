@@ -200,27 +200,25 @@ export function withMutualTls(base: KindSpec): KindSpec<string> {
 /** Every built-in TLS kind with mutual TLS on top. */
 export const mutualTlsKinds = (): Array<KindSpec<string>> => KINDS.filter((kind) => kind.tls).map(withMutualTls);
 
-/** The key every '+auth' kind shares (test only), under an explicit id the server stream's identity shows. */
-export const CONFORMANCE_AUTH_KEY = 'conformance-key-9f3Kq2Lx7Wd4Rt8Ym1Nb6Vc';
-export const CONFORMANCE_AUTH_ID = 'conformance';
+/** The shared key the '+auth' kinds use on both ends. */
+export const CONFORMANCE_AUTH_KEY = 'c0nf0rmance-Key-9f3Xq7LmZ2vB8nWd';
 
 /**
  * A kind with shared-key authentication on both ends ('http2+auth',
- * 'ws+auth', 'wss+auth'): every pooled stream is proved by the key in its
- * request header, and the server stream carries the key's id.
+ * 'ws+auth', 'wss+auth'): every pooled stream on the server carries the key's id.
  */
-export function withHeaderAuth(base: KindSpec): KindSpec<string> {
+export function withSharedKey(base: KindSpec): KindSpec<string> {
   return {
     ...base,
     name: `${base.name}+auth`,
     transportName: base.name,
     expectStreams: (client, server) => {
       base.expectStreams(client, server);
-      expect(streamIdentity(server)).toEqual({ kind: 'key', id: CONFORMANCE_AUTH_ID });
+      expect(streamIdentity(server)).toEqual({ kind: 'key', id: 'conformance' });
       expect(streamIdentity(client)).toBeUndefined();
     },
     get server() {
-      return { ...base.server, auth: { key: { id: CONFORMANCE_AUTH_ID, key: CONFORMANCE_AUTH_KEY } } };
+      return { ...base.server, auth: { key: [{ id: 'conformance', key: CONFORMANCE_AUTH_KEY }] } };
     },
     get client() {
       return { ...base.client, auth: { key: CONFORMANCE_AUTH_KEY } };
@@ -228,8 +226,8 @@ export function withHeaderAuth(base: KindSpec): KindSpec<string> {
   };
 }
 
-/** The kinds whose authentication rides in a header (http2, ws, wss), with it on. */
-export const headerAuthKinds = (): Array<KindSpec<string>> => KINDS.filter((kind) => kind.name === 'http2' || kind.name === 'ws' || kind.name === 'wss').map(withHeaderAuth);
+/** The built-in kinds wired for shared-key authentication, with it on. */
+export const sharedKeyKinds = (): Array<KindSpec<string>> => KINDS.filter((kind) => kind.name === 'http2' || kind.name === 'ws' || kind.name === 'wss').map(withSharedKey);
 
 /** Every built-in kind's name, for specs that run over all of them. */
 export const KIND_NAMES: readonly Kind[] = KINDS.map((spec) => spec.name);
