@@ -205,7 +205,8 @@ export const CONFORMANCE_AUTH_KEY = 'c0nf0rmance-Key-9f3Xq7LmZ2vB8nWd';
 
 /**
  * A kind with shared-key authentication on both ends ('tcp+auth',
- * 'tls+auth'): every pooled stream on the server carries the key's id.
+ * 'tls+auth', 'http2+auth', 'ws+auth', 'wss+auth'): every pooled stream on
+ * the server carries the key's id.
  */
 export function withSharedKey(base: KindSpec): KindSpec<string> {
   return {
@@ -227,7 +228,7 @@ export function withSharedKey(base: KindSpec): KindSpec<string> {
 }
 
 /** The built-in kinds wired for shared-key authentication, with it on. */
-export const sharedKeyKinds = (): Array<KindSpec<string>> => KINDS.filter((kind) => kind.name === 'tcp' || kind.name === 'tls').map(withSharedKey);
+export const sharedKeyKinds = (): Array<KindSpec<string>> => KINDS.map(withSharedKey);
 
 /** Every built-in kind's name, for specs that run over all of them. */
 export const KIND_NAMES: readonly Kind[] = KINDS.map((spec) => spec.name);

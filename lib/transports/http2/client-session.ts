@@ -3,6 +3,9 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:htt
 import type tls from 'node:tls';
 import { closedGracefully, guardStream, type StreamOwner } from './stream-guard.js';
 import { StreamCutError } from '../../core/errors.js';
+import { HeaderClientAuth, type ClientHeaderProof } from '../../auth/header.js';
+import type { ClientAuth } from '../../auth/keys.js';
+import { channelBinding } from '../../auth/proof.js';
 
 export type SessionState = 'connecting' | 'ready' | 'draining' | 'closed';
 
@@ -16,6 +19,8 @@ export interface ClientSessionConfig {
   initialWindowSize: number;
   sessionWindowSize: number;
   maxSessionMemory: number;
+  /** Shared-key authentication: a proof on every request. */
+  auth?: ClientAuth;
 }
 
 export interface ClientSessionEvents {
@@ -51,6 +56,8 @@ export class ClientSession implements StreamOwner {
   readonly ready: Promise<void>;
   private readonly session: ClientHttp2Session;
   private readonly streams = new Set<ClientHttp2Stream>();
+  /** The proofs of this session's requests, numbered 0, 1, 2, … and bound to its TLS connection. */
+  private readonly auth?: HeaderClientAuth;
   private pingTimer?: NodeJS.Timeout;
   private pingDeadline?: NodeJS.Timeout;
   private unusableSignalled = false;
@@ -74,6 +81,8 @@ export class ClientSession implements StreamOwner {
     };
     socket.once('error', lost);
     socket.once('close', () => lost());
+    // The socket is secured before the session starts: its channel binding is known before the first request.
+    if (config.auth) this.auth = new HeaderClientAuth(config.auth, 'http2', config.auth.channelBinding ? channelBinding(socket) : undefined);
     this.session = http2.connect(`https://${config.authority}`, {
       createConnection: () => socket,
       settings: { enablePush: false, initialWindowSize: config.initialWindowSize },
@@ -129,12 +138,17 @@ export class ClientSession implements StreamOwner {
     this.openCount++;
   }
 
-  /** Opens a pooled stream: `POST /stream`, streamed body, `0x00` written at once, in a slot `reserve()` took. */
-  request(): ClientHttp2Stream {
+  /** The proof for the next request on this session (authentication on), or undefined. */
+  proof(): ClientHeaderProof | undefined {
+    return this.auth?.proof();
+  }
+
+  /** Opens a pooled stream: `POST /stream` (with `extra` headers), streamed body, `0x00` written at once, in a slot `reserve()` took. */
+  request(extra: Record<string, string> = {}): ClientHttp2Stream {
     let stream: ClientHttp2Stream;
     try {
       stream = this.session.request(
-        { ':method': 'POST', ':path': '/stream', ':scheme': 'https', ':authority': this.config.authority },
+        { ':method': 'POST', ':path': '/stream', ':scheme': 'https', ':authority': this.config.authority, ...extra },
         { endStream: false },
       );
     } catch (error) {

@@ -1,6 +1,8 @@
 import type { Duplex } from 'node:stream';
 import { constants as http2Constants, type ClientHttp2Stream, type Http2Stream, type IncomingHttpHeaders } from 'node:http2';
-import { DialError, HandshakeError, InvalidOptionsError, PoolError, PoolFullError, PoolRefusedError, refusalForStatus, StreamCutError } from '../../core/errors.js';
+import { AuthHandshakeError, AuthRefusedError, DialError, HandshakeError, InvalidOptionsError, PoolError, PoolFullError, PoolRefusedError, refusalForStatus, StreamCutError } from '../../core/errors.js';
+import { AUTH_HEADER, isAuthChallenge } from '../../auth/header.js';
+import { resolveClientAuth, type ClientAuth, type ClientAuthOptions } from '../../auth/keys.js';
 import { Disposers, listen } from '../../core/listeners.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
 import type { OptionReader } from '../../core/validate.js';
@@ -44,11 +46,18 @@ export interface Http2ClientOptions extends Http2FlowOptions {
   dialTimeout?: number;
   /** Bound on the response headers plus the ID, in ms (default 10000). */
   handshakeTimeout?: number;
+  /**
+   * Shared-key authentication (off by default: the Go wire): every
+   * `POST /stream` carries a proof of the key, bound to the session's TLS
+   * connection, and the server's proof is checked before the ID is taken.
+   * See docs/extensions/auth.md.
+   */
+  auth?: ClientAuthOptions;
 }
 
 export const HTTP2_CLIENT_OPTION_KEYS = [
   'address', 'addressResolver', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'keepAlive', 'pingTimeout', 'maxSessions', 'resetBudget',
-  'dialTimeout', 'handshakeTimeout', 'initialWindowSize', 'sessionWindowSize', 'maxSessionMemory',
+  'dialTimeout', 'handshakeTimeout', 'initialWindowSize', 'sessionWindowSize', 'maxSessionMemory', 'auth',
 ] as const;
 
 export interface ResolvedHttp2Client extends ResolvedHttp2Flow {
@@ -60,6 +69,8 @@ export interface ResolvedHttp2Client extends ResolvedHttp2Flow {
   resetBudget: number;
   dialTimeout: number;
   handshakeTimeout: number;
+  /** Shared-key authentication; undefined: none (the default wire). */
+  auth?: ClientAuth;
 }
 
 export function resolveHttp2ClientOptions(read: OptionReader): ResolvedHttp2Client {
@@ -67,9 +78,11 @@ export function resolveHttp2ClientOptions(read: OptionReader): ResolvedHttp2Clie
   if (parseTlsMode(read.raw('tls'), read.name('tls')) === '0') {
     throw new InvalidOptionsError(read.name('tls'), 'the http2 transport runs over TLS 1.3 only: set tls to "1" (insecure: no verification) or "2" (verify against hostname)');
   }
+  const auth = resolveClientAuth(read.raw('auth'), read.name('auth'));
   return {
     endpoint,
     tls: readClientTls(read),
+    ...(auth ? { auth } : {}),
     keepAlive: read.ms('keepAlive', 30_000),
     pingTimeout: read.ms('pingTimeout', 15_000),
     maxSessions: read.int('maxSessions', 8, 1, 1024),
@@ -104,8 +117,11 @@ export class Http2ClientTransport implements ClientTransport {
     if (signal.aborted || this.sessions.isClosing) throw poolClosed();
     const session = await this.sessions.acquire(signal);
     let stream: ClientHttp2Stream;
+    // With authentication, this request's proof (numbered on its session); undefined without, and in
+    // single mode (no ID read): its peer is the target itself, not a server pool (docs/extensions/auth.md).
+    const proof = readId ? session.proof() : undefined;
     try {
-      stream = session.request();
+      stream = session.request(proof ? { [AUTH_HEADER]: proof.header } : {});
     } catch (error) {
       throw new DialError(`opening an HTTP/2 stream failed: ${describeError(error)}`, { cause: error });
     }
@@ -113,10 +129,18 @@ export class Http2ClientTransport implements ClientTransport {
       const deadline = Date.now() + this.config.handshakeTimeout;
       const headers = await waitForResponse(stream, this.config.handshakeTimeout, signal);
       const status = Number(headers[':status']);
+      if (isAuthChallenge(status, headers['www-authenticate'])) {
+        // 401 with our challenge: the server wants a proof (and says nothing of why one failed). Its body
+        // is read to its end, as for any refusal: a stream with unread data never closes, and holds its slot.
+        await readSome(stream, 64, Math.max(1, deadline - Date.now()));
+        throw proof ? new AuthRefusedError() : new AuthHandshakeError('required', 'HTTP/2 status 401');
+      }
       if (status !== 200) {
         const body = await readSome(stream, 64, Math.max(1, deadline - Date.now()));
         throw refusalForStatus(status, `the server refused the stream with status ${status}${body ? ` (${JSON.stringify(body)})` : ''}`);
       }
+      // The server proves the key before its ID is read: an impostor gets no application byte.
+      proof?.verifyResponse(headers[AUTH_HEADER]);
       // The ID is always sent on this wire, also in single mode: it is not application data.
       const bytes = await readExact(stream, 4, Math.max(1, deadline - Date.now()), signal);
       return { id: readId ? bytes.toString('hex') : null, stream };

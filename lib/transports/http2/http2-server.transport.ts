@@ -12,6 +12,10 @@ import { listen as listenOn } from '../common/listen.js';
 import { readExact } from '../common/read-exact.js';
 import { announceSelfSigned, clientCertificateIdentity, resolveServerTls, type ServerTls, type ServerTlsInput } from '../common/tls.js';
 import { setStreamIdentity, type ClientIdentity } from '../../core/stream-identity.js';
+import { AUTH_HEADER, AUTH_REFUSAL, HeaderServerAuth, type HeaderConnectionAuth } from '../../auth/header.js';
+import { keyIdentity } from '../../auth/identity.js';
+import { resolveServerAuth, type ServerAuth, type ServerAuthOptions } from '../../auth/keys.js';
+import { channelBinding } from '../../auth/proof.js';
 import { resolveHttp2Flow, SESSION_CLOSE_GRACE, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
 import { ServerSession, type SessionHost } from './server-session.js';
 import { closedGracefully, guardStream, type StreamOwner } from './stream-guard.js';
@@ -41,10 +45,16 @@ export interface Http2ServerOptions extends Http2FlowOptions {
    * more are closed bare at accept, counted as 'peer-sessions'.
    */
   maxSessionsPerPeer?: number;
+  /**
+   * Shared-key authentication of every pooled stream (off by default: the
+   * Go wire). A stream whose `POST /stream` carries no valid proof gets a
+   * 401 and no ID, counted 'auth'. See docs/extensions/auth.md.
+   */
+  auth?: ServerAuthOptions;
 }
 
 export const HTTP2_SERVER_OPTION_KEYS = [
-  'host', 'port', 'tls', 'keepAlive', 'handshakeTimeout', 'maxConcurrentStreams', 'maxSessions', 'maxSessionsPerPeer', 'initialWindowSize', 'sessionWindowSize', 'maxSessionMemory',
+  'host', 'port', 'tls', 'auth', 'keepAlive', 'handshakeTimeout', 'maxConcurrentStreams', 'maxSessions', 'maxSessionsPerPeer', 'initialWindowSize', 'sessionWindowSize', 'maxSessionMemory',
 ] as const;
 
 export interface ResolvedHttp2Server extends ResolvedHttp2Flow {
@@ -60,6 +70,8 @@ export interface ResolvedHttp2Server extends ResolvedHttp2Flow {
   maxConcurrentStreams?: number;
   maxSessions: number;
   maxSessionsPerPeer: number;
+  /** Shared-key authentication; undefined: none (the default wire). */
+  auth?: ServerAuth;
 }
 
 export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Server {
@@ -70,6 +82,7 @@ export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Serv
   const serverTls = resolveServerTls(tlsInput, read.name('tls'));
   const maxConcurrentStreams = read.raw('maxConcurrentStreams') === undefined ? undefined : read.int('maxConcurrentStreams', 1, 1, 2 ** 31 - 1);
   const maxSessions = read.int('maxSessions', 1024, 1, 1_000_000);
+  const auth = resolveServerAuth(read.raw('auth'), read.name('auth'));
   return {
     portOption: read.name('port'),
     host: read.string('host') ?? '127.0.0.1',
@@ -82,6 +95,7 @@ export function resolveHttp2ServerOptions(read: OptionReader): ResolvedHttp2Serv
     maxSessions,
     maxSessionsPerPeer: read.int('maxSessionsPerPeer', Math.min(32, maxSessions), 1, maxSessions),
     ...resolveHttp2Flow(read),
+    ...(auth ? { auth } : {}),
   };
 }
 
@@ -111,6 +125,9 @@ export class Http2ServerTransport implements ServerTransport {
   private readonly sessions = new Map<ServerHttp2Session, ServerSession>();
   /** The verified client certificate of a session's connection (mutual TLS). */
   private readonly identities = new WeakMap<ServerSession, ClientIdentity>();
+  /** Shared-key authentication: the pool's replay cache, and the checker of each session (bound to its TLS connection). */
+  private readonly auth?: HeaderServerAuth;
+  private readonly sessionAuth = new WeakMap<ServerSession, HeaderConnectionAuth>();
   /** Pooled streams waiting for their first byte. */
   private readonly handshakes = new Set<AbortController>();
   private closing?: Promise<void>;
@@ -131,6 +148,7 @@ export class Http2ServerTransport implements ServerTransport {
    * (or give the pool factory `transport: 'http2'`); the class is exported for `instanceof`.
    */
   constructor(private readonly config: ResolvedHttp2Server) {
+    if (config.auth) this.auth = new HeaderServerAuth(config.auth, 'http2');
     this.connections = new SlotGate({ total: config.maxSessions, perPeer: config.maxSessionsPerPeer, perConnection: Infinity });
     this.host = {
       keepAlive: config.keepAlive,
@@ -251,6 +269,8 @@ export class Http2ServerTransport implements ServerTransport {
     // Mutual TLS: every stream of the session is of the client whose certificate the front door verified.
     const identity = clientCertificateIdentity(secured);
     if (identity) this.identities.set(this.connecting, identity);
+    // Shared-key authentication: every proof on this session is bound to its TLS connection (unless channelBinding is off).
+    if (this.auth) this.sessionAuth.set(this.connecting, this.auth.connection(this.config.auth!.channelBinding ? channelBinding(secured) : undefined));
     this.h2!.emit('connection', secured);
     this.connecting = undefined;
   }
@@ -289,6 +309,22 @@ export class Http2ServerTransport implements ServerTransport {
       acceptor.refused('not-found');
       return refuse(stream, 404, NOT_FOUND);
     }
+    // The proof first, before admission: a stranger takes no slot, no ID, and learns nothing of the pool's state.
+    let keyId: string | undefined;
+    let proofHeader: string | undefined;
+    if (this.auth) {
+      // A header sent twice reaches us joined (or as an array): not the canonical spelling, refused.
+      const check = connection ? this.sessionAuth.get(connection)?.check(headers[AUTH_HEADER]) : undefined;
+      if (!check?.ok) {
+        acceptor.refused('auth');
+        refuse(stream, AUTH_REFUSAL.status, AUTH_REFUSAL.body, { 'www-authenticate': AUTH_REFUSAL.headers['www-authenticate'] });
+        // A session that sent one bad proof gets no further stream (GOAWAY; the 401 still completes).
+        connection?.retire();
+        return;
+      }
+      keyId = check.keyId;
+      proofHeader = check.responseHeader;
+    }
     const admission = acceptor.admit(connection?.remoteAddress, connection);
     if (typeof admission === 'string') {
       if (admission !== 'ip') return refuse(stream, 404, NOT_FOUND);
@@ -297,11 +333,13 @@ export class Http2ServerTransport implements ServerTransport {
       connection?.retire();
       return;
     }
-    this.handshake(stream, admission, connection && this.identities.get(connection));
+    // With both a key and a client certificate, the key names the client: it is what the operator hands out per client.
+    const identity = keyId !== undefined ? keyIdentity(keyId) : connection && this.identities.get(connection);
+    this.handshake(stream, admission, identity, proofHeader);
   }
 
   /** Apart from handle(), so that nothing of the handshake stays reachable from an idle stream. */
-  private handshake(stream: ServerHttp2Stream, admission: Admission, identity: ClientIdentity | undefined): void {
+  private handshake(stream: ServerHttp2Stream, admission: Admission, identity: ClientIdentity | undefined, proofHeader: string | undefined): void {
     // Until it is pooled, an error of the stream is the handshake's (readExact reports it).
     const unguard = listen(stream, { error: () => undefined });
     const abort = new AbortController();
@@ -311,7 +349,8 @@ export class Http2ServerTransport implements ServerTransport {
       () => {
         this.handshakes.delete(abort);
         if (stream.destroyed || stream.closed) return admission.fail('closed-in-handshake');
-        stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+        // With authentication, the server's proof rides on the 200, before the ID.
+        stream.respond({ ':status': 200, 'content-type': 'application/octet-stream', ...(proofHeader ? { [AUTH_HEADER]: proofHeader } : {}) });
         stream.write(Buffer.from(admission.id, 'hex'));
         unguard();
         if (identity) setStreamIdentity(stream, identity);
@@ -329,11 +368,12 @@ export class Http2ServerTransport implements ServerTransport {
 }
 
 /** A refusal as the Go server sends it: status, text body, then RST_STREAM(NO_ERROR). */
-function refuse(stream: ServerHttp2Stream, status: number, body: string): void {
+function refuse(stream: ServerHttp2Stream, status: number, body: string, extra: Record<string, string> = {}): void {
   stream.on('error', () => undefined);
   if (stream.destroyed || stream.closed) return;
   stream.respond({
     ':status': status,
+    ...extra,
     'content-type': 'text/plain; charset=utf-8',
     'x-content-type-options': 'nosniff',
     'content-length': String(Buffer.byteLength(body)),

@@ -153,7 +153,7 @@ export class SessionPool {
       socket.destroy();
       throw poolClosed();
     }
-    const { tls: tlsConfig, keepAlive, pingTimeout, resetBudget, initialWindowSize, sessionWindowSize, maxSessionMemory } = this.config;
+    const { tls: tlsConfig, keepAlive, pingTimeout, resetBudget, initialWindowSize, sessionWindowSize, maxSessionMemory, auth } = this.config;
     const session = new ClientSession(
       socket,
       {
@@ -164,6 +164,7 @@ export class SessionPool {
         initialWindowSize,
         sessionWindowSize,
         maxSessionMemory,
+        ...(auth ? { auth } : {}),
       },
       { onUnusable: (s) => this.unusable(s), onClosed: (s) => this.forget(s) },
       this.config.dialTimeout,

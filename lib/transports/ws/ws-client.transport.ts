@@ -3,7 +3,11 @@ import tlsModule from 'node:tls';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
-import { CertificatePinError, DialError, HandshakeError, InvalidIdError, PoolError, refusalForStatus } from '../../core/errors.js';
+import { AuthHandshakeError, AuthRefusedError, CertificatePinError, DialError, HandshakeError, InvalidIdError, InvalidOptionsError, PoolError, refusalForStatus } from '../../core/errors.js';
+import { AUTH_HEADER, HeaderClientAuth, isAuthChallenge, type ClientHeaderProof } from '../../auth/header.js';
+import { resolveClientAuth, type ClientAuth, type ClientAuthOptions } from '../../auth/keys.js';
+import { channelBinding } from '../../auth/proof.js';
+import { connectTcp, secureConnect } from '../common/connect.js';
 import { Disposers, listen } from '../../core/listeners.js';
 import { decodeId } from '../../core/ids.js';
 import type { ClientTransport, DialContext, DialResult } from '../../core/transport.js';
@@ -42,10 +46,17 @@ export interface WsClientOptions extends WsCommonOptions {
   headers?: Record<string, string>;
   /** An `http.Agent` (`https.Agent` for wss) that opens the connection, e.g. an HTTP(S) proxy agent. */
   agent?: http.Agent;
+  /**
+   * Shared-key authentication (off by default: the Go wire): the upgrade
+   * request carries a proof of the key (on wss bound to this TLS
+   * connection, on ws:// to the clock), and the server's proof on the 101
+   * is checked before the ID is taken. See docs/extensions/auth.md.
+   */
+  auth?: ClientAuthOptions;
 }
 
 export const WS_CLIENT_OPTION_KEYS = [
-  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'path', 'headers', 'agent',
+  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'path', 'headers', 'agent', 'auth',
   'keepAlive', 'pongTimeout', 'requirePong', 'maxPayload', 'handshakeTimeout', 'closeHandshakeTimeout', 'halfClose',
 ] as const;
 
@@ -57,6 +68,7 @@ interface ResolvedWsClient {
   path: string;
   headers: Record<string, string>;
   agent?: http.Agent;
+  auth?: ClientAuth;
   keepAlive: WsKeepAlive;
   maxPayload: number;
   handshakeTimeout: number;
@@ -76,9 +88,16 @@ export function resolveWsClientOptions(read: OptionReader): ResolvedWsClient {
   if (agent !== undefined && !(agent instanceof http.Agent)) read.fail('agent', 'an http.Agent (https.Agent for wss), e.g. an HTTP(S) proxy agent');
   // The agent opens the TLS connection, out of our sight: a pin could not be checked before the request leaves.
   if (agent !== undefined && read.raw('pin') !== undefined) read.fail('pin', 'no pin together with agent (the agent makes the TLS connection, so the pin could not be checked); pin in mode "1" without an agent, or verify with ca in mode "2"');
+  const auth = resolveClientAuth(read.raw('auth'), read.name('auth'));
+  const tls = readClientTls(read);
+  // The binding is read from the TLS connection before the upgrade is written: an agent's connection is out of reach.
+  if (auth?.channelBinding && agent !== undefined && tls.mode !== '0') {
+    throw new InvalidOptionsError(read.name('auth.channelBinding'), 'an agent makes the TLS connection, so the proof cannot be bound to it: set auth.channelBinding to false on both ends (the proof then rests on the clock and a nonce), or drop the agent');
+  }
   return {
     endpoint,
-    tls: readClientTls(read),
+    tls,
+    ...(auth ? { auth } : {}),
     ...(hostname !== undefined ? { hostname } : {}),
     ...(ca !== undefined ? { ca } : {}),
     path,
@@ -120,16 +139,34 @@ export class WsClientTransport implements ClientTransport {
     }
     const tls = this.tlsFor(endpoint);
     const url = `${tls ? 'wss' : 'ws'}://${formatEndpoint(endpoint)}${this.config.path}`;
+    const deadline = Date.now() + this.config.handshakeTimeout;
+    // Authentication bound to TLS: the connection is made here, so its binding is known before the upgrade header is written.
+    // Not in single mode (no ID read): its peer is the target itself, not a server pool (docs/extensions/auth.md).
+    const auth = readId ? this.config.auth : undefined;
+    const bound = auth !== undefined && auth.channelBinding && tls !== undefined && this.config.agent === undefined;
+    const socket = bound ? await this.connectTls(endpoint, tls, signal) : undefined;
+    const proof = auth ? new HeaderClientAuth(auth, 'ws', socket ? channelBinding(socket) : undefined).proof() : undefined;
+    const timeout = Math.max(1, deadline - Date.now());
     let ws: WebSocket;
     try {
-      ws = new WebSocket(url, this.clientOptions(endpoint, tls));
+      ws = new WebSocket(url, this.clientOptions(endpoint, tls, timeout, proof, socket));
     } catch (error) {
+      socket?.destroy();
       // ws parses the URL synchronously; a URL cannot carry an IPv6 zone (fe80::1%eth0).
       const hint = endpoint.host.includes('%') ? ': a WebSocket URL cannot name an IPv6 zone; use an address without one' : '';
       throw new DialError(`cannot dial ${url}: ${describeError(error)}${hint}`, { cause: error });
     }
     watchOversized(ws, () => this.oversizedMessages++);
-    return this.handshake(ws, url, readId, signal);
+    return this.handshake(ws, url, readId, signal, timeout, proof);
+  }
+
+  /** TCP then TLS 1.3 (pin, client certificate) within the handshake deadline, for an authenticated wss dial. */
+  private async connectTls(endpoint: Endpoint, tls: ClientTlsConfig, signal: AbortSignal): Promise<tlsModule.TLSSocket> {
+    const { handshakeTimeout, keepAlive } = this.config;
+    const deadline = Date.now() + handshakeTimeout;
+    const raw = await connectTcp(endpoint, { keepAlive: keepAlive.keepAlive, timeout: handshakeTimeout }, signal);
+    const servername = tls.hostname === undefined && isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {};
+    return secureConnect(raw, tls, Math.max(1, deadline - Date.now()), signal, servername);
   }
 
   /**
@@ -158,7 +195,13 @@ export class WsClientTransport implements ClientTransport {
     return { mode: '2', hostname: this.config.hostname ?? endpoint.host, secureContext: context };
   }
 
-  private clientOptions(endpoint: Endpoint, tls: ClientTlsConfig | undefined): ClientOptions & { closeTimeout: number } {
+  private clientOptions(
+    endpoint: Endpoint,
+    tls: ClientTlsConfig | undefined,
+    handshakeTimeout: number,
+    proof: ClientHeaderProof | undefined,
+    connected: tlsModule.TLSSocket | undefined,
+  ): ClientOptions & { closeTimeout: number } {
     const { hostname } = this.config;
     const headers: Record<string, string> = {};
     if (hostname && hostname !== endpoint.host) {
@@ -168,6 +211,12 @@ export class WsClientTransport implements ClientTransport {
     // The half-close offer (a Go npws server ignores it); a user's headers come after and may override it.
     if (this.config.halfClose) headers[HALF_CLOSE_HEADER] = HALF_CLOSE_VERSION;
     Object.assign(headers, this.config.headers);
+    // After the user's headers: the proof is not theirs to replace (in any spelling of the name).
+    if (proof) {
+      for (const name of Object.keys(headers)) if (name.toLowerCase() === AUTH_HEADER) delete headers[name];
+      headers[AUTH_HEADER] = proof.header;
+    }
+    const createConnection = connected ? () => connected : tls?.pin ? pinnedConnect(tls) : undefined;
     return {
       perMessageDeflate: false,
       maxPayload: this.config.maxPayload,
@@ -175,22 +224,25 @@ export class WsClientTransport implements ClientTransport {
       // Text is a protocol error here, checked by type; its bytes need no UTF-8 check.
       skipUTF8Validation: true,
       followRedirects: false,
-      handshakeTimeout: this.config.handshakeTimeout,
+      handshakeTimeout,
       // ws >= 8.19 (its types lag behind): how long close() waits for the peer's close frame.
       closeTimeout: this.config.closeHandshakeTimeout,
       headers,
       ...(this.config.agent ? { agent: this.config.agent } : {}),
       // ws hands these to tls.connect; its types model checkServerIdentity after an older API.
       ...((tls ? clientTlsOptions(tls) : {}) as ClientOptions),
-      ...(tls?.pin ? { createConnection: pinnedConnect(tls) as unknown as ClientOptions['createConnection'] } : {}),
+      // Our own connection (authenticated wss: already secured) or ws's, pinned.
+      ...(createConnection ? { createConnection: createConnection as unknown as ClientOptions['createConnection'] } : {}),
     };
   }
 
-  private handshake(ws: WebSocket, url: string, readId: boolean, signal: AbortSignal): Promise<DialResult> {
-    const { keepAlive, handshakeTimeout } = this.config;
+  private handshake(ws: WebSocket, url: string, readId: boolean, signal: AbortSignal, handshakeTimeout: number, proof: ClientHeaderProof | undefined): Promise<DialResult> {
+    const { keepAlive } = this.config;
     return new Promise<DialResult>((resolve, reject) => {
       let socket: Duplex | undefined;
       let halfClose = false;
+      /** The server's proof on the 101 did not verify: the dial fails on 'open', before the ID. */
+      let authError: PoolError | undefined;
       const undo = new Disposers();
       let settled = false;
       const settle = (): boolean => {
@@ -215,13 +267,24 @@ export class WsClientTransport implements ClientTransport {
             // The server accepted the half-close extension only if it echoes the offer.
             halfClose = this.config.halfClose && response.headers[HALF_CLOSE_HEADER.toLowerCase()] === HALF_CLOSE_VERSION;
             if ('setKeepAlive' in response.socket) response.socket.setKeepAlive(true, keepAlive.keepAlive);
+            try {
+              proof?.verifyResponse(response.headers[AUTH_HEADER]);
+            } catch (error) {
+              authError = error as PoolError;
+            }
           },
           'unexpected-response': (_request: http.ClientRequest, response: http.IncomingMessage) => {
             const status = response.statusCode ?? 0;
+            if (isAuthChallenge(status, response.headers['www-authenticate'])) {
+              // 401 with our challenge: the server wants a proof (and says nothing of why one failed).
+              fail(proof ? new AuthRefusedError() : new AuthHandshakeError('required', `${url} answered the upgrade with 401`));
+              return;
+            }
             // closeWebSocket (in fail) aborts the request and its socket: no upgrade, nothing left open.
             fail(refusalForStatus(status, `${url} refused the WebSocket upgrade: ${status} ${response.statusMessage ?? ''}${REFUSAL_HINTS[status] ?? ''}`.trim()));
           },
           open: () => {
+            if (authError) return fail(authError, 1008);
             if (!readId) succeed(null);
           },
           message: (data: RawData, isBinary: boolean) => {

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Refusal } from '../../core/transport.js';
+import { AUTH_REFUSAL } from '../../auth/header.js';
 
 /** The pool's refusals of an upgrade, with the status and body the Go server writes. */
 export const UPGRADE_REFUSALS: Record<Refusal, { readonly status: number; readonly body: string }> = {
@@ -15,10 +16,11 @@ export const UPGRADE_REFUSALS: Record<Refusal, { readonly status: number; readon
 export const NOT_FOUND = 'not found\n';
 
 /** An HTTP refusal as the Go server writes it, then the connection closes. */
-export function writeRefusal(socket: Duplex, status: number, body: string): void {
+export function writeRefusal(socket: Duplex, status: number, body: string, extra: readonly string[] = []): void {
   socket.on('error', () => undefined);
   const head = [
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`,
+    ...extra,
     'Content-Type: text/plain; charset=utf-8',
     'X-Content-Type-Options: nosniff',
     `Content-Length: ${Buffer.byteLength(body)}`,
@@ -26,6 +28,11 @@ export function writeRefusal(socket: Duplex, status: number, body: string): void
   ];
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
   socket.once('finish', () => socket.destroy());
+}
+
+/** A refused authentication proof (missing, malformed, stale, replayed, wrong key): 401 and the challenge, never why. */
+export function writeAuthRefusal(socket: Duplex): void {
+  writeRefusal(socket, AUTH_REFUSAL.status, AUTH_REFUSAL.body, [`WWW-Authenticate: ${AUTH_REFUSAL.headers['www-authenticate']}`]);
 }
 
 /** A plain HTTP request on the pool's own port: 426, naming what the port is for. */

@@ -12,10 +12,13 @@ import type { OptionReader } from '../../core/validate.js';
 import { show } from '../../core/validate.js';
 import { announceSelfSigned, clientCertificateIdentity, resolveServerTls, type ServerTls, type ServerTlsInput } from '../common/tls.js';
 import { setStreamIdentity } from '../../core/stream-identity.js';
+import { HeaderServerAuth } from '../../auth/header.js';
+import { keyIdentity } from '../../auth/identity.js';
+import { resolveServerAuth, type ServerAuth, type ServerAuthOptions } from '../../auth/keys.js';
 import { wsMasking } from './masking.js';
 import { WebSocketDuplex } from './ws-duplex.js';
 import { WsOwnPort } from './ws-own-port.js';
-import { acceptHalfClose, upgradeHandler } from './ws-upgrade.js';
+import { acceptHalfClose, addAuthProof, upgradeHandler } from './ws-upgrade.js';
 import { readWsCommonOptions, watchOversized, type ResolvedWsCommon, type WsCommonOptions } from './ws-options.js';
 
 /** An HTTP(S) server, or where to get it when the pool starts: a function, a Nest `HttpAdapterHost`, or anything with `getHttpServer()`. */
@@ -56,10 +59,16 @@ export interface WsServerOptions extends WsCommonOptions {
    * proxy added is used, never one the client wrote.
    */
   trustProxy?: boolean | number;
+  /**
+   * Shared-key authentication of every upgrade (off by default: the Go
+   * wire). An upgrade without a valid proof gets a 401 and no WebSocket,
+   * counted 'auth'. See docs/extensions/auth.md.
+   */
+  auth?: ServerAuthOptions;
 }
 
 export const WS_SERVER_OPTION_KEYS = [
-  'host', 'port', 'server', 'path', 'tls', 'trustProxy',
+  'host', 'port', 'server', 'path', 'tls', 'trustProxy', 'auth',
   'keepAlive', 'pongTimeout', 'requirePong', 'maxPayload', 'handshakeTimeout', 'closeHandshakeTimeout', 'halfClose',
 ] as const;
 
@@ -74,6 +83,8 @@ interface ResolvedWsServer extends ResolvedWsCommon {
   secureContext?: tls.SecureContext;
   serverTls?: ServerTls;
   trustedProxies: number;
+  /** Shared-key authentication; undefined: none (the default wire). */
+  auth?: ServerAuth;
 }
 
 export function resolveWsServerOptions(read: OptionReader): ResolvedWsServer {
@@ -103,6 +114,7 @@ export function resolveWsServerOptions(read: OptionReader): ResolvedWsServer {
   }
   const tlsInput = read.raw('tls') as ServerTlsInput | undefined;
   const serverTls = tlsInput !== undefined ? resolveServerTls(tlsInput, read.name('tls')) : undefined;
+  const auth = resolveServerAuth(read.raw('auth'), read.name('auth'));
   return {
     portOption: read.name('port'),
     host: read.string('host') ?? '127.0.0.1',
@@ -111,6 +123,7 @@ export function resolveWsServerOptions(read: OptionReader): ResolvedWsServer {
     path,
     ...(serverTls ? { secureContext: serverTls.secureContext, serverTls } : {}),
     trustedProxies: trustProxy === true ? 1 : typeof trustProxy === 'number' ? trustProxy : 0,
+    ...(auth ? { auth } : {}),
     ...readWsCommonOptions(read),
   };
 }
@@ -148,6 +161,8 @@ export class WsServerTransport implements ServerTransport {
   private upgrades = 0;
   /** Messages refused for exceeding maxPayload (closed with 1009). */
   private oversizedMessages = 0;
+  /** Shared-key authentication: the pool's replay cache for unbound (ws://) proofs. */
+  private readonly auth?: HeaderServerAuth;
 
   /**
    * Not for direct use: takes options already validated. Build one with `wsTransport.server(options)`
@@ -166,6 +181,10 @@ export class WsServerTransport implements ServerTransport {
     };
     this.wss = new WebSocketServer(options);
     if (config.halfClose) this.wss.on('headers', acceptHalfClose);
+    if (config.auth) {
+      this.auth = new HeaderServerAuth(config.auth, 'ws');
+      this.wss.on('headers', addAuthProof);
+    }
   }
 
   /** 'wss' when upgrades arrive over TLS (our own port's, or an https.Server's). */
@@ -177,7 +196,8 @@ export class WsServerTransport implements ServerTransport {
     const { path, trustedProxies } = this.config;
     const upgrades = (server: http.Server | https.Server, shared: boolean, arrived: (socket: Duplex) => void): void => {
       this.http = server;
-      const onUpgrade = upgradeHandler({ acceptor, wss: this.wss, path, trustedProxies, shared, server, arrived, accept: (...args) => this.accept(...args) });
+      const auth = this.auth ? { server: this.auth, bind: this.config.auth!.channelBinding } : undefined;
+      const onUpgrade = upgradeHandler({ acceptor, wss: this.wss, path, trustedProxies, shared, server, arrived, ...(auth ? { auth } : {}), accept: (...args) => this.accept(...args) });
       this.stopUpgrades = listen(server, { upgrade: onUpgrade });
     };
     if (this.config.server) {
@@ -222,14 +242,15 @@ export class WsServerTransport implements ServerTransport {
   }
 
   /** The upgrade is done: the ID as one binary message of 4 raw bytes, before any application byte; then the stream joins the pool. */
-  private accept(ws: WebSocket, socket: Duplex, admission: Admission, halfClose: boolean): void {
+  private accept(ws: WebSocket, socket: Duplex, admission: Admission, halfClose: boolean, keyId: string | undefined): void {
     this.upgrades++;
     watchOversized(ws, () => this.oversizedMessages++);
     if (socket instanceof net.Socket) socket.setKeepAlive(true, this.config.keepAlive.keepAlive);
     ws.send(encodeId(admission.id, 'raw4'), { binary: true, compress: false, fin: true });
     const stream = new WebSocketDuplex(ws, socket, this.config.keepAlive, undefined, this.config.halfClose && halfClose);
     // Mutual TLS (our port's front door, or an https.Server of yours with requestCert): which client this is.
-    const identity = clientCertificateIdentity(socket);
+    // With both a key and a client certificate, the key names the client: it is what the operator hands out per client.
+    const identity = keyId !== undefined ? keyIdentity(keyId) : clientCertificateIdentity(socket);
     if (identity) setStreamIdentity(stream, identity);
     admission.accept(stream);
   }
