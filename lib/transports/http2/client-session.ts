@@ -51,6 +51,12 @@ export class ClientSession implements StreamOwner {
   resets = 0;
   streamsOpened = 0;
   goaways = 0;
+  /**
+   * The server answered a proof on this session with its 401 challenge. It
+   * then retires the session (GOAWAY), and the streams it did not process
+   * fail for that reason: they report the refusal, not a cut.
+   */
+  authRefused = false;
   pingRttMs: number | null = null;
   pingTimeouts = 0;
   readonly ready: Promise<void>;

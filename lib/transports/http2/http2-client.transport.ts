@@ -125,6 +125,12 @@ export class Http2ClientTransport implements ClientTransport {
     } catch (error) {
       throw new DialError(`opening an HTTP/2 stream failed: ${describeError(error)}`, { cause: error });
     }
+    if (proof) {
+      // Noted as the response arrives, before the GOAWAY that follows a refusal cuts this session's other streams.
+      stream.once('response', (headers: IncomingHttpHeaders) => {
+        if (isAuthChallenge(Number(headers[':status']), headers['www-authenticate'])) session.authRefused = true;
+      });
+    }
     try {
       const deadline = Date.now() + this.config.handshakeTimeout;
       const headers = await waitForResponse(stream, this.config.handshakeTimeout, signal);
@@ -149,6 +155,8 @@ export class Http2ClientTransport implements ClientTransport {
       if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_CANCEL);
       // A cut before the ID is a failed handshake, not a cut of a stream in use.
       if (error instanceof PoolError && !(error instanceof StreamCutError)) throw error;
+      // Not processed because the server retired the session after refusing a proof on it: that refusal is the cause.
+      if (session.authRefused && error instanceof StreamCutError && error.reason === 'goaway') throw new AuthRefusedError(undefined, { cause: error });
       throw new HandshakeError(`the HTTP/2 stream failed before its ID arrived: ${describeError(error)}`, { cause: error });
     }
   }
