@@ -457,10 +457,13 @@ describe('the sample authenticates its pooled connections by default', () => {
     return { proc, output: () => output, match };
   }
 
-  async function stop(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => proc.once('exit', (code, signal) => done({ code, signal })));
-    proc.kill('SIGTERM');
-    return (await within(exited, 10_000)) as { code: number | null; signal: NodeJS.Signals | null };
+  /** SIGTERM, then how the process exited; its output is in the failure if it did not exit by itself in time. */
+  async function stop(started: { proc: ChildProcess; output: () => string }): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => started.proc.once('exit', (code, signal) => done({ code, signal })));
+    started.proc.kill('SIGTERM');
+    const outcome = await within(exited, 15_000);
+    if (outcome === 'timeout') throw new Error(`no exit within 15 s of SIGTERM:\n${started.output()}`);
+    return outcome;
   }
 
   it('reads TUNNEL_AUTH, TUNNEL_KEY and TUNNEL_KEY_FILE; the client side without a key is a one-line problem naming TUNNEL_KEY', () => {
@@ -507,7 +510,7 @@ describe('the sample authenticates its pooled connections by default', () => {
       /POOL_ERR_AUTH_REFUSED/,
     );
     expect(stranger.output()).not.toContain('tunnel ready');
-    expect(await stop(stranger.proc)).toEqual({ code: 0, signal: null });
+    expect(await stop(stranger)).toEqual({ code: 0, signal: null });
 
     const client = await start(
       { ...common, TUNNEL_ROLE: 'client', TUNNEL_KEY: key, TARGET_PORT: String(target), HEALTH_PORT: String(clientHealth) },
@@ -521,7 +524,7 @@ describe('the sample authenticates its pooled connections by default', () => {
     expect(server.output().split(key).length - 1).toBe(1);
     expect(client.output()).not.toContain(key);
 
-    expect(await stop(client.proc)).toEqual({ code: 0, signal: null });
-    expect(await stop(server.proc)).toEqual({ code: 0, signal: null });
+    expect(await stop(client)).toEqual({ code: 0, signal: null });
+    expect(await stop(server)).toEqual({ code: 0, signal: null });
   }, 60_000);
 });
