@@ -8,10 +8,11 @@ import type { DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
 import { PoolBase } from './pool-base.js';
 import { countInto, type ServerPoolStats } from './stats.js';
-import type { Admission, ConnectingOptions, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
+import type { Admission, ConnectingOptions, Refusal, RefusalReason, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
 import { DEFAULT_LOG_INTERVAL_MS, readLogger, type PoolLogger } from './logger.js';
 import { WaiterQueue, type WaitOptions } from './waiters.js';
+import { handedOffLater, handedOffPair, linkDiagnostics, publishRefusal, streamReady, takeStarted } from '../diagnostics/pool-events.js';
 
 export interface ServerPoolOptions {
   name?: string;
@@ -190,6 +191,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
       connecting: (remoteAddress, options) => this.connecting(remoteAddress, options),
       log: (message) => this.options.logger.log(`server pool '${this.options.name}': ${message}`),
     };
+    linkDiagnostics(this.acceptor, this);
   }
 
   get capacity(): number {
@@ -249,12 +251,13 @@ export class ServerPool extends PoolBase<ServerTransport> {
     } catch (error) {
       return Promise.reject(error);
     }
+    const started = takeStarted();
     const ready = this.takeOldest();
-    if (ready) return Promise.resolve(ready);
+    if (ready) return Promise.resolve(handedOffPair(this, ready, started));
     const timeout = wait.timeout ?? this.options.getTimeout;
-    return this.incoming.wait({ timeout, signal: wait.signal }, () =>
+    return handedOffLater(this, started, this.incoming.wait({ timeout, signal: wait.signal }, () =>
       `no pooled stream arrived within ${timeout} ms (server pool ${this.options.name})`,
-    );
+    ), (incoming) => incoming);
   }
 
   /**
@@ -270,7 +273,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
     onClose: (error: PoolError) => void = () => undefined,
   ): () => void {
     this.assertOpen();
-    const unsubscribe = this.incoming.subscribe((incoming) => listener(incoming, unsubscribe), onClose);
+    const unsubscribe = this.incoming.subscribe((incoming) => listener(handedOffPair(this, incoming, takeStarted()), unsubscribe), onClose);
     // Drain what was waiting through the queue, so subscribers take turns;
     // stop as soon as nobody listens (a listener may unsubscribe after one).
     while (this.incoming.size > 0) {
@@ -337,13 +340,13 @@ export class ServerPool extends PoolBase<ServerTransport> {
   }
 
   private admit(remoteAddress: string | undefined, connection: object | undefined): Admission | Refusal {
-    if (!this.accepting) return this.refuse('closed');
-    if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full');
+    if (!this.accepting) return this.refuse('closed', remoteAddress);
+    if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full', remoteAddress);
     const release = this.gate.take(remoteAddress, connection, true);
-    if (typeof release === 'string') return this.refuse(release);
+    if (typeof release === 'string') return this.refuse(release, remoteAddress);
     if (!this.fds.take()) {
       release();
-      return this.refuseForFds();
+      return this.refuseForFds(remoteAddress);
     }
     const id = this.ids.next();
     this.handshaking.add(id);
@@ -364,6 +367,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
         release();
         this.handshaking.delete(id);
         this.addError();
+        publishRefusal(this, reason, remoteAddress);
         countInto(this.refusals, reason);
         const failure = new Error(`the handshake of ${remoteAddress ?? 'a client'} failed (${reason})`, error === undefined ? undefined : { cause: error });
         this.reporter.failure(Object.assign(failure, { code: reason }));
@@ -372,18 +376,18 @@ export class ServerPool extends PoolBase<ServerTransport> {
   }
 
   private connecting(remoteAddress: string | undefined, options: ConnectingOptions = {}): (() => void) | Refusal {
-    if (!this.accepting) return this.refuse('closed');
+    if (!this.accepting) return this.refuse('closed', remoteAddress);
     if ((options.checkAddress ?? true) && !this.gate.allows(remoteAddress)) {
       // Refused either way: a few get their refusal in the transport's own words (403), the rest a bare close now.
       const courtesy = this.strangers.take(remoteAddress, undefined, false);
-      return typeof courtesy === 'string' ? this.refuse('ip') : courtesy;
+      return typeof courtesy === 'string' ? this.refuse('ip', remoteAddress) : courtesy;
     }
     // Behind a trusted proxy the address is the proxy's: the peer's share is taken at admit(), once the real address is known.
     const release = this.gate.take(options.checkAddress === false ? null : remoteAddress, undefined, false);
-    if (typeof release === 'string') return this.refuse(release);
+    if (typeof release === 'string') return this.refuse(release, remoteAddress);
     if (!this.fds.take()) {
       release();
-      return this.refuseForFds();
+      return this.refuseForFds(remoteAddress);
     }
     return release;
   }
@@ -396,6 +400,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
       return;
     }
     this.accepted++;
+    streamReady(stream);
     if (id === FIRST_ID && this.first) return this.first.arrive(stream);
     // A stream carrying bytes it should not goes to the idle pool, which drops and counts it.
     if (this.incoming.size > 0 && !this.carriesJunk(stream)) {
@@ -412,7 +417,8 @@ export class ServerPool extends PoolBase<ServerTransport> {
    * (the peer sees the pool full), counted as 'fds', so the last
    * descriptors stay with the application (see fd-budget.ts).
    */
-  private refuseForFds(): Refusal {
+  private refuseForFds(remoteAddress?: string): Refusal {
+    publishRefusal(this, 'fds', remoteAddress);
     countInto(this.refusals, 'fds');
     return 'busy';
   }
@@ -436,7 +442,8 @@ export class ServerPool extends PoolBase<ServerTransport> {
     return this.transport.refuseIdleData?.(stream, bytes) ?? super.unexpectedData(stream, bytes);
   }
 
-  private refuse<R extends string>(reason: R): R {
+  private refuse<R extends RefusalReason>(reason: R, remoteAddress?: string): R {
+    publishRefusal(this, reason, remoteAddress);
     countInto(this.refusals, reason);
     return reason;
   }

@@ -5,6 +5,7 @@ import type { SlotGate } from '../../core/admission.js';
 import { Disposers, listen } from '../../core/listeners.js';
 import type { Admission, HandshakeFailure, RefusalReason, ServerAcceptor } from '../../core/transport.js';
 import { verifyClientCertificate } from './tls.js';
+import { handshakeEnded, handshakeStarted } from '../../diagnostics/pool-events.js';
 
 const noop = (): void => undefined;
 
@@ -100,6 +101,7 @@ export class Visit implements Peer {
     this.settled = true;
     this.cleanup.dispose();
     this.release();
+    handshakeEnded(this, 'ok');
   }
 
   /** Fails the handshake: counted once under `reason` (unless already counted), the connection closed bare. */
@@ -138,6 +140,7 @@ export class Visit implements Peer {
     if (this.counted) return;
     this.counted = true;
     this.count(reason, error);
+    handshakeEnded(this, 'failed', reason, error);
   }
 }
 
@@ -222,6 +225,7 @@ export class FrontDoor {
       : socket;
     if (connectionClosed && stream !== socket) stream.once('close', connectionClosed);
     const visit = new Visit(socket, stream, slot.admission, slot.count, slot.release);
+    handshakeStarted(acceptor, visit);
     this.visits.set(stream, visit);
     visit.defer(() => this.visits.delete(stream));
     const timer = setTimeout(() => visit.fail('handshake-timeout'), options.handshakeTimeout);
