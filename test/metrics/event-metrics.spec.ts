@@ -94,18 +94,22 @@ describe('event-fed metrics: histograms of dial, handshake and hand-off duration
     const registry = new Registry();
     const live: Array<{ readonly stats: import('../../lib/core/stats.js').PoolStats }> = [];
     scope.defer(registerPoolMetrics(registry, () => live));
-    const closed = new Promise<void>((resolve) => {
+    const closed = new Promise<void>((resolve, reject) => {
       const seen = new Set<string>();
       const subscriber = (message: unknown): void => {
         const { pool, role } = message as { pool: string; role: string };
         if (pool !== 'mux') return;
         seen.add(role);
-        if (seen.size < 2) return;
-        diagnosticsChannel.unsubscribe(CHANNELS.sessionClose, subscriber);
-        resolve();
+        if (seen.size === 2) resolve();
       };
       diagnosticsChannel.subscribe(CHANNELS.sessionClose, subscriber);
+      const timer = setTimeout(() => reject(new Error(`sessions closed on ${[...seen].join(', ') || 'no side'} only`)), 15_000);
+      scope.defer(() => {
+        clearTimeout(timer);
+        diagnosticsChannel.unsubscribe(CHANNELS.sessionClose, subscriber);
+      });
     });
+    closed.catch(() => undefined);
     const p = await pair({ ...h2.server, name: 'mux' }, { ...h2.client, name: 'mux', minCap: 2, maxCap: 2 });
     live.push(p.client, p.server);
     await p.client.waitForActive(2, 10_000);
