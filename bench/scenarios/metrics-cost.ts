@@ -94,6 +94,8 @@ async function throughputs(pools: Pools, bytes: number): Promise<Pair<number>> {
 
 export async function metricsCost(context: ScenarioContext): Promise<Row[]> {
   const { adapter, sizes } = context;
+  // What the metrics cost is the pool's (the events carry no byte): in a quick run, one transport shows the scenario works.
+  if (sizes.quick && adapter.name !== 'tcp') return [];
   const count = sizes.quick ? 48 : 1000;
   const bytes = sizes.quick ? 8 * MiB : 128 * MiB;
   const pools = await openPools(adapter, { server: { name: 'bench' }, client: { name: 'bench', minCap: POOL, maxCap: POOL, minIvl: 20, maxIvl: 20 } });
