@@ -187,7 +187,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
     this.acceptor = {
       limits: { maxCap: this.options.maxCap },
       admit: (remoteAddress, connection) => this.admit(remoteAddress, connection),
-      refused: (reason) => this.refuse(reason),
+      refused: (reason, remoteAddress) => this.refuse(reason, remoteAddress),
       connecting: (remoteAddress, options) => this.connecting(remoteAddress, options),
       log: (message) => this.options.logger.log(`server pool '${this.options.name}': ${message}`),
     };

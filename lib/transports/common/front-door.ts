@@ -196,7 +196,7 @@ export class FrontDoor {
       const counted = gate.take(socket.remoteAddress, undefined, false);
       if (typeof counted === 'string') {
         socket.destroy();
-        acceptor.refused(counted === 'busy' ? busy : peerBusy);
+        acceptor.refused(counted === 'busy' ? busy : peerBusy, socket.remoteAddress);
         return;
       }
       // Held from accept until the connection closes (the TLS socket owns the handle: whichever closes first).
@@ -272,7 +272,7 @@ export class FrontDoor {
     }
     const release = acceptor.connecting(socket.remoteAddress, { checkAddress: options.checkAddress ?? true });
     if (typeof release === 'string') return undefined;
-    return { count: (reason) => acceptor.refused(reason), release };
+    return { count: (reason) => acceptor.refused(reason, socket.remoteAddress), release };
   }
 
   private authenticate(visit: Visit, next: (visit: Visit) => void): void {
