@@ -148,9 +148,9 @@ export class EventHistogram {
       let cumulative = 0;
       this.bounds.forEach((bound, i) => {
         cumulative += counts[i]!;
-        values.push({ labels: { ...labels, le: bound }, value: cumulative, metricName: `${this.name}_bucket` });
+        values.push({ labels: { le: bound, ...labels }, value: cumulative, metricName: `${this.name}_bucket` });
       });
-      values.push({ labels: { ...labels, le: '+Inf' }, value: count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { le: '+Inf', ...labels }, value: count, metricName: `${this.name}_bucket` });
       values.push({ labels, value: sum, metricName: `${this.name}_sum` });
       values.push({ labels, value: count, metricName: `${this.name}_count` });
     }
