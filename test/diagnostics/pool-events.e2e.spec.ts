@@ -199,6 +199,28 @@ describe('diagnostics_channel events of the pools, over real sockets', () => {
     });
   }
 
+  it('a client get that waits for its ID: the hand-off says how long it waited, and that the stream was not idle', async () => {
+    const names = ['server-wait', 'client-wait'];
+    const recorder = record(names);
+    const scope: (typeof opened)[number] = { streams: [], stop: () => recorder.stop() };
+    opened.push(scope);
+    // ws issues 00000000 first: the client asks for it before its first dial has even connected.
+    const pair = await startKind('ws', { name: names[0] }, { name: names[1], minCap: 1, maxCap: 1 });
+    scope.pair = pair;
+    const asked = pair.client.outgoingGet('00000000', 10_000);
+    expect(pair.client.active).toBe(0);
+    scope.streams.push(await asked);
+    await recorder.until('the client hand-off', () => recorder.of(CHANNELS.handOff, 'client').length === 1);
+    const [handOff] = recorder.of(CHANNELS.handOff, 'client');
+    const [end] = recorder.of(CHANNELS.dialEnd);
+    expect(handOff).toMatchObject({ id: '00000000', pool: names[1], transport: 'ws' });
+    // It waited about as long as the dial that brought its stream took (which started just before the get), and the stream was idle for next to nothing.
+    expect(handOff!.waitedMs).toBeGreaterThan(0);
+    expect(handOff!.waitedMs).toBeLessThanOrEqual(end!.durationMs + 1000);
+    expect(handOff!.idleMs).toBeGreaterThanOrEqual(0);
+    expect(handOff!.idleMs).toBeLessThan(handOff!.waitedMs);
+  });
+
   it('http2: a session closes with its figures when its pools close', async () => {
     const names = ['server-h2-close', 'client-h2-close'];
     const recorder = record(names);
