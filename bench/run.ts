@@ -21,6 +21,7 @@ import { rate } from './scenarios/rate.js';
 import { rendezvous } from './scenarios/rendezvous.js';
 import { throughput } from './scenarios/throughput.js';
 import { warmup } from './scenarios/warmup.js';
+import { metricsCost } from './scenarios/metrics-cost.js';
 import { wsMasking } from '../lib/transports/ws/masking.js';
 
 const SCENARIOS: Record<ScenarioName, (context: ScenarioContext) => Promise<Row[]>> = {
@@ -30,6 +31,7 @@ const SCENARIOS: Record<ScenarioName, (context: ScenarioContext) => Promise<Row[
   warmup,
   memory,
   rate,
+  metrics: metricsCost,
 };
 
 const USAGE = `Usage: npm run bench [-- options]   (or: node dist/bench/run.js [options] after npm run build)

@@ -19,6 +19,7 @@ import { OptionReader, orderedPair } from './validate.js';
 import { ConditionWaiters, KeyedWaiters, type WaitOptions } from './waiters.js';
 import { withDeadline } from './async.js';
 import { DEFAULT_LOG_INTERVAL_MS, readLogger, type PoolLogger } from './logger.js';
+import { handedOff, handedOffLater, observeDial, streamReady, takeStarted } from '../diagnostics/pool-events.js';
 
 export interface ClientPoolOptions {
   /** A name for stats, logs and errors. */
@@ -182,14 +183,15 @@ export class ClientPool extends PoolBase<ClientTransport> {
     const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
     const timeout = wait.timeout ?? this.options.getTimeout;
     this.assertOpen();
-    if (this.options.isSingle && id === '') return this.takeAny(timeout, wait.signal);
+    const started = takeStarted();
+    if (this.options.isSingle && id === '') return this.takeAny(timeout, wait.signal, started);
     if (!this.options.isSingle) assertValidId(id);
     const ready = this.takeIdle(id);
-    if (ready) return ready;
+    if (ready) return handedOff(this, id, ready, started);
     if (this.options.isSingle) throw new InvalidIdError(`no ready stream with local ID ${id} in single mode`);
-    return this.byId.wait(id, { timeout, signal: wait.signal }, () =>
+    return handedOffLater(this, started, this.byId.wait(id, { timeout, signal: wait.signal }, () =>
       `no pooled stream with ID ${id} arrived within ${timeout} ms (client pool ${this.options.name}, ${this.idle.size} idle)`,
-    );
+    ), (stream) => [id, stream]);
   }
 
   /**
@@ -326,7 +328,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
     this.dialing++;
     this.totals.dials++;
     try {
-      return await this.transport.dial({ signal: this.lifecycle.signal, readId: !this.options.isSingle });
+      return await observeDial(this, () => this.transport.dial({ signal: this.lifecycle.signal, readId: !this.options.isSingle }));
     } finally {
       this.dialing--;
     }
@@ -336,22 +338,23 @@ export class ClientPool extends PoolBase<ClientTransport> {
   private admit({ id, stream }: DialResult): boolean {
     if (this.state !== 'running') {
       stream.destroy();
-      this.dropped('late');
+      this.dropped('late', id ?? undefined);
       return false;
     }
     const key = id ?? this.localId();
     if (this.idle.has(key)) {
       stream.destroy();
-      this.dropped('duplicate');
+      this.dropped('duplicate', key);
       return false;
     }
     this.totals.created++;
+    streamReady(stream);
     this.reporter.success();
     if (this.byId.waiting(key)) {
       // The checks an idle stream passes when taken; a stream that fails them is dropped and counted.
       const out = this.handOut(stream);
       if (out) this.byId.offer(key, out);
-      else this.dropped('stale');
+      else this.dropped('stale', key);
       return true;
     }
     this.idle.add(key, stream);
@@ -359,9 +362,9 @@ export class ClientPool extends PoolBase<ClientTransport> {
     return true;
   }
 
-  private async takeAny(timeout: number, signal?: AbortSignal): Promise<Duplex> {
+  private async takeAny(timeout: number, signal: AbortSignal | undefined, started: number): Promise<Duplex> {
     const ready = this.takeOldest();
-    if (ready) return ready[1];
+    if (ready) return handedOff(this, ready[0], ready[1], started);
     const dial = this.dial().then(({ stream }) => stream);
     try {
       const stream = await withDeadline(dial, timeout, signal, `single-mode dial did not complete within ${timeout} ms`);
@@ -372,7 +375,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
       const out = this.handOut(stream);
       // Counted below with the failures (POOL_ERR_DIAL); handOut destroyed it.
       if (!out) throw new DialError('the freshly dialed stream was already dead when it was to be handed out (reset by the peer?)');
-      return out;
+      return handedOff(this, '', out, started);
     } catch (error) {
       if (error instanceof PoolClosedError) throw error;
       dial.then((stream) => stream.destroy(), () => undefined);

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { withTimeout } from './async.js';
+import { describePool, linkDiagnostics, publishDrop } from '../diagnostics/pool-events.js';
 import { PoolClosedError, PoolNotStartedError } from './errors.js';
 import { guardUntilListened, isDead } from './hand-off.js';
 import { IdleStreams, type DropReason } from './idle-streams.js';
@@ -87,9 +88,11 @@ export abstract class PoolBase<T extends PoolBaseTransport> {
     private readonly settings: PoolBaseSettings,
   ) {
     this.label = `${settings.role} pool ${settings.name}`;
+    describePool(this, { pool: settings.name, role: settings.role, transport: transport.kind });
+    linkDiagnostics(transport, this);
     this.reporter = new FailureReporter(settings.logger, `${settings.role} pool '${settings.name}'`, settings.activity, settings.logInterval);
     this.idle = new IdleStreams(
-      (_id, reason) => this.dropped(reason),
+      (id, reason, error) => this.dropped(reason, id, error),
       (stream) => this.transport.isUsable?.(stream) ?? true,
       settings.maxIdle,
       settings.quietIdle ? (stream, bytes) => this.unexpectedData(stream, bytes) : undefined,
@@ -191,7 +194,7 @@ export abstract class PoolBase<T extends PoolBaseTransport> {
     const stream = this.idle.take(id);
     if (!stream) return undefined;
     const out = this.handOut(stream);
-    if (!out) this.dropped('stale');
+    if (!out) this.dropped('stale', id);
     return out;
   }
 
@@ -200,7 +203,7 @@ export abstract class PoolBase<T extends PoolBaseTransport> {
     for (let next = this.idle.takeOldest(label); next; next = this.idle.takeOldest(label)) {
       const out = this.handOut(next[1]);
       if (out) return [next[0], out];
-      this.dropped('stale');
+      this.dropped('stale', next[0]);
     }
     return undefined;
   }
@@ -220,7 +223,8 @@ export abstract class PoolBase<T extends PoolBaseTransport> {
   }
 
   /** An idle stream left without being taken; counted, and as an error when a peer or the path is to blame. */
-  protected dropped(reason: DropReason): void {
+  protected dropped(reason: DropReason, id?: string, error?: unknown): void {
+    publishDrop(this, reason, id, error);
     countInto(this.drops, reason);
     if (ERROR_DROPS.has(reason)) this.errors++;
   }

@@ -10,11 +10,12 @@ import type { DropReason } from './idle-streams.js';
 import { createAddressFilter, type AddressFilter } from './ip-filter.js';
 import { PoolBase } from './pool-base.js';
 import { countInto, type ServerPoolStats } from './stats.js';
-import type { Admission, ConnectingOptions, Refusal, ServerAcceptor, ServerTransport } from './transport.js';
+import type { Admission, ConnectingOptions, Refusal, RefusalReason, ServerAcceptor, ServerTransport } from './transport.js';
 import { OptionReader } from './validate.js';
 import { DEFAULT_LOG_INTERVAL_MS, readLogger, type PoolLogger } from './logger.js';
 import { streamIdentity, type ClientIdentity } from './stream-identity.js';
 import { KeyedWaiters, WaiterQueue, type WaitOptions } from './waiters.js';
+import { handedOffLater, handedOffPair, linkDiagnostics, publishRefusal, streamReady, takeStarted } from '../diagnostics/pool-events.js';
 
 export interface ServerPoolOptions {
   name?: string;
@@ -243,10 +244,11 @@ export class ServerPool extends PoolBase<ServerTransport> {
     this.acceptor = {
       limits: { maxCap: this.options.maxCap },
       admit: (remoteAddress, connection) => this.admit(remoteAddress, connection),
-      refused: (reason) => this.refuse(reason),
+      refused: (reason, remoteAddress) => this.refuse(reason, remoteAddress),
       connecting: (remoteAddress, options) => this.connecting(remoteAddress, options),
       log: (message) => this.options.logger.log(`server pool '${this.options.name}': ${message}`),
     };
+    linkDiagnostics(this.acceptor, this);
   }
 
   get capacity(): number {
@@ -317,14 +319,15 @@ export class ServerPool extends PoolBase<ServerTransport> {
     } catch (error) {
       return Promise.reject(error);
     }
+    const started = takeStarted();
     const ready = this.takeOldest(client);
-    if (ready) return Promise.resolve(ready);
+    if (ready) return Promise.resolve(handedOffPair(this, ready, started));
     const whose = client === undefined ? '' : ` of client ${client}`;
-    return this.incoming.wait(
+    return handedOffLater(this, started, this.incoming.wait(
       { timeout, signal: wait.signal },
       () => `no pooled stream${whose} arrived within ${timeout} ms (server pool ${this.options.name})`,
       client,
-    );
+    ), (incoming) => incoming);
   }
 
   /** `incomingGet({ id })`: the idle stream with that ID, or the wait for one still in its handshake. */
@@ -332,14 +335,15 @@ export class ServerPool extends PoolBase<ServerTransport> {
     if (!isValidId(id)) throw new InvalidIdError(`expected an ID of 8 lowercase hex characters, got ${JSON.stringify(id)}`);
     if (this.first && id === FIRST_ID) throw new InvalidIdError(`${FIRST_ID} is ${this.label}'s reserved first stream: take it with firstStream()`);
     const whose = client === undefined ? '' : ` of client ${client}`;
+    const started = takeStarted();
     if (this.idle.has(id)) {
       if (client !== undefined && this.idle.labelOf(id) !== client) throw this.noSuchStream(id, whose);
       const stream = this.takeIdle(id);
       if (!stream) throw new InvalidIdError(`pooled stream ${id} of ${this.label} was dead or expired and was dropped`);
-      return Promise.resolve([id, stream]);
+      return Promise.resolve(handedOffPair(this, [id, stream] as IncomingStream, started));
     }
     if (!this.handshaking.has(id)) throw this.noSuchStream(id, whose);
-    return this.byId.wait(id, wait, () => `pooled stream ${id}${whose} did not complete its handshake within ${wait.timeout} ms (server pool ${this.options.name})`, client);
+    return handedOffLater(this, started, this.byId.wait(id, wait, () => `pooled stream ${id}${whose} did not complete its handshake within ${wait.timeout} ms (server pool ${this.options.name})`, client), (incoming) => incoming);
   }
 
   private noSuchStream(id: string, whose: string): InvalidIdError {
@@ -361,7 +365,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
   ): () => void {
     this.assertOpen();
     const client = clientLabel(options.client);
-    const unsubscribe = this.incoming.subscribe((incoming) => listener(incoming, unsubscribe), onClose, client);
+    const unsubscribe = this.incoming.subscribe((incoming) => listener(handedOffPair(this, incoming, takeStarted()), unsubscribe), onClose, client);
     // Drain what was waiting through the queue, so subscribers take turns;
     // stop as soon as nobody listens for such streams (a listener may
     // unsubscribe after one). Older waiters took every idle stream they
@@ -438,13 +442,13 @@ export class ServerPool extends PoolBase<ServerTransport> {
   }
 
   private admit(remoteAddress: string | undefined, connection: object | undefined): Admission | Refusal {
-    if (!this.accepting) return this.refuse('closed');
-    if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full');
+    if (!this.accepting) return this.refuse('closed', remoteAddress);
+    if (this.idle.size + this.handshaking.size >= this.options.maxCap) return this.refuse('full', remoteAddress);
     const release = this.gate.take(remoteAddress, connection, true);
-    if (typeof release === 'string') return this.refuse(release);
+    if (typeof release === 'string') return this.refuse(release, remoteAddress);
     if (!this.fds.take()) {
       release();
-      return this.refuseForFds();
+      return this.refuseForFds(remoteAddress);
     }
     const id = this.ids.next();
     this.handshaking.add(id);
@@ -466,6 +470,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
         this.handshaking.delete(id);
         this.byId.fail(id, new InvalidIdError(`the handshake of pooled stream ${id} failed (${reason}): it will never be ready`));
         this.addError();
+        publishRefusal(this, reason, remoteAddress);
         countInto(this.refusals, reason);
         const failure = new Error(`the handshake of ${remoteAddress ?? 'a client'} failed (${reason})`, error === undefined ? undefined : { cause: error });
         this.reporter.failure(Object.assign(failure, { code: reason }));
@@ -474,18 +479,18 @@ export class ServerPool extends PoolBase<ServerTransport> {
   }
 
   private connecting(remoteAddress: string | undefined, options: ConnectingOptions = {}): (() => void) | Refusal {
-    if (!this.accepting) return this.refuse('closed');
+    if (!this.accepting) return this.refuse('closed', remoteAddress);
     if ((options.checkAddress ?? true) && !this.gate.allows(remoteAddress)) {
       // Refused either way: a few get their refusal in the transport's own words (403), the rest a bare close now.
       const courtesy = this.strangers.take(remoteAddress, undefined, false);
-      return typeof courtesy === 'string' ? this.refuse('ip') : courtesy;
+      return typeof courtesy === 'string' ? this.refuse('ip', remoteAddress) : courtesy;
     }
     // Behind a trusted proxy the address is the proxy's: the peer's share is taken at admit(), once the real address is known.
     const release = this.gate.take(options.checkAddress === false ? null : remoteAddress, undefined, false);
-    if (typeof release === 'string') return this.refuse(release);
+    if (typeof release === 'string') return this.refuse(release, remoteAddress);
     if (!this.fds.take()) {
       release();
-      return this.refuseForFds();
+      return this.refuseForFds(remoteAddress);
     }
     return release;
   }
@@ -498,6 +503,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
       return;
     }
     this.accepted++;
+    streamReady(stream);
     if (id === FIRST_ID && this.first) return this.first.arrive(stream);
     const label = streamLabel(stream);
     if (label !== undefined) this.clients.accepted(label);
@@ -540,7 +546,8 @@ export class ServerPool extends PoolBase<ServerTransport> {
    * (the peer sees the pool full), counted as 'fds', so the last
    * descriptors stay with the application (see fd-budget.ts).
    */
-  private refuseForFds(): Refusal {
+  private refuseForFds(remoteAddress?: string): Refusal {
+    publishRefusal(this, 'fds', remoteAddress);
     countInto(this.refusals, 'fds');
     return 'busy';
   }
@@ -576,7 +583,8 @@ export class ServerPool extends PoolBase<ServerTransport> {
     return out;
   }
 
-  private refuse<R extends string>(reason: R): R {
+  private refuse<R extends RefusalReason>(reason: R, remoteAddress?: string): R {
+    publishRefusal(this, reason, remoteAddress);
     countInto(this.refusals, reason);
     return reason;
   }

@@ -144,8 +144,8 @@ export interface ServerAcceptor {
    * 503...).
    */
   admit(remoteAddress: string | undefined, connection?: object): Admission | Refusal;
-  /** Counts a refusal the transport decided on its own (bad ALPN, wrong path...). */
-  refused(reason: RefusalReason): void;
+  /** Counts a refusal the transport decided on its own (bad ALPN, wrong path...); `remoteAddress` goes to the diagnostics event. */
+  refused(reason: RefusalReason, remoteAddress?: string): void;
   /**
    * For a transport whose connection handshake (TLS, an HTTP upgrade) comes
    * before any pooled stream is admitted: called at accept, before any TLS.

@@ -29,34 +29,36 @@ export interface PoolRef {
 /** A client pool starts one dial. */
 export interface DialStartMessage extends PoolRef {
   role: 'client';
-  /** Per pool, from 1: pairs start with its end or error. */
+  /** Per pool, from 1, counting the dials made while someone subscribed: pairs start with its end or error. */
   dial: number;
-  /** Where the dial goes, as resolved for this dial. */
-  host: string;
-  port: number;
 }
 
-/** The dial connected and its handshake gave the stream an ID; it joins the pool. */
+/** The dial connected and its handshake gave the stream an ID: the transport handed the stream to the pool. */
 export interface DialEndMessage extends DialStartMessage {
-  /** The pool ID the handshake assigned. */
-  id: string;
-  /** From the start of the dial to the stream joining the pool (connect + TLS + handshake). */
+  /** The pool ID the handshake assigned; null in single mode (no ID exchange: the pool gives a local ID). */
+  id: string | null;
+  /** From the start of the dial to its end (connect, TLS, ID handshake). */
   durationMs: number;
+  /** The peer at the other end of the socket, when the stream is (or rides on) a socket that says. */
+  remoteAddress?: string;
+  remotePort?: number;
 }
 
-/** The dial failed; `error.code` is the code counted in the pool's `failures`. */
+/** The dial failed. */
 export interface DialErrorMessage extends DialStartMessage {
   error: PoolError;
+  /** `error.code`, the code counted in the pool's `failures` ('UNKNOWN' for an error without one). */
+  code: string;
   durationMs: number;
 }
 
-/** A server connection finished its handshake, either way. */
+/** A server connection finished its handshake in the front door, either way. */
 export interface HandshakeMessage extends PoolRef {
   role: 'server';
   outcome: 'ok' | 'failed';
-  /** The ID given, when the handshake got that far. */
+  /** The pooled stream's ID, on transports where a connection is one stream (tcp/TLS). */
   id?: string;
-  /** From admission to the outcome. */
+  /** From accept to the outcome. */
   durationMs: number;
   remoteAddress?: string;
   /** On failure: the refusal reason it is counted under ('tls', 'handshake-timeout'...). */
@@ -67,15 +69,20 @@ export interface HandshakeMessage extends PoolRef {
 /** The application took a pooled stream on one side (each side publishes its own take). */
 export interface HandOffMessage extends PoolRef {
   id: string;
-  /** How long the take waited for the stream (0 when it was already idle). */
+  /** From the call that took it (a get) to the stream in hand: about 0 when it was already idle; 0 for a subscriber. */
   waitedMs: number;
-  /** How long the stream sat idle in the pool before this take. */
-  idleMs: number;
+  /**
+   * How long the stream was ready before this take (about 0 when a get was
+   * already waiting for it). Absent for a stream that became ready before
+   * anyone subscribed to this channel.
+   */
+  idleMs?: number;
 }
 
-/** An idle stream left the pool without being taken. */
+/** A stream left the pool without being taken. */
 export interface DropMessage extends PoolRef {
-  id: string;
+  /** The stream's pool ID, when the drop site knows it. */
+  id?: string;
   /** The reason counted in the pool's `drops`. */
   reason: DropReason;
   error?: unknown;
@@ -91,7 +98,7 @@ export interface RefusalMessage extends PoolRef {
 
 /** A multiplexing transport (http2) opened a session. */
 export interface SessionOpenMessage extends PoolRef {
-  /** Per transport, from 1: pairs open with close. */
+  /** Per transport, from 1, counting the sessions opened while someone subscribed: pairs open with close. */
   session: number;
   remoteAddress?: string;
 }
@@ -101,7 +108,7 @@ export interface SessionCloseMessage extends SessionOpenMessage {
   /** Streams opened over the session in its life. */
   streams: number;
   durationMs: number;
-  /** Why: 'goaway', 'error', 'idle', 'close'... */
+  /** Why: 'goaway' (one was received), 'ping-timeout' (client), 'error', or 'close'. */
   reason: string;
   error?: unknown;
 }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
 import { InvalidOptionsError } from '../core/errors.js';
 import type { ClientPoolStats, PoolStats, ServerPoolStats } from '../core/stats.js';
+import { EVENT_METRIC_NAMES, registerEventMetrics } from './event-metrics.js';
 
 /** The prefix of every metric name, unless `options.prefix` sets another. */
 export const METRIC_PREFIX = 'tunnel_pool_';
@@ -81,6 +82,16 @@ export const POOL_METRICS: readonly Definition[] = [
   { name: 'transport_active_streams', kind: 'gauge', help: 'Multiplexing transports: streams open over those sessions.', read: (s) => optional(numeric(s, 'activeStreams')) },
   { name: 'transport_sessions_opened_total', kind: 'counter', help: 'Multiplexing transports: sessions opened.', read: (s) => optional(numeric(s, 'sessionsOpened')) },
   { name: 'transport_streams_opened_total', kind: 'counter', help: 'Multiplexing transports: streams opened.', read: (s) => optional(numeric(s, 'streamsOpened')) },
+  {
+    name: 'transport_streams_per_session',
+    kind: 'gauge',
+    help: 'Multiplexing transports: streams open per open session (0 with no session).',
+    read: (s) => {
+      const sessions = numeric(s, 'sessions');
+      const streams = numeric(s, 'activeStreams');
+      return sessions === undefined || streams === undefined ? [] : one(sessions > 0 ? streams / sessions : 0);
+    },
+  },
   { name: 'transport_ping_rtt_seconds', kind: 'gauge', help: 'Multiplexing transports: the last measured ping round trip.', read: (s) => optional(seconds(numeric(s, 'lastPingRttMs'))) },
 ];
 
@@ -90,7 +101,12 @@ export const POOL_METRICS: readonly Definition[] = [
  * each scrape reads every pool's `stats` once and sets every metric from it,
  * so there is no cost per byte or per stream. Counters are the pools' own
  * running totals (a pool that restarts starts again from 0, which Prometheus
- * reads as a counter reset). Returns a disposer that removes the metrics.
+ * reads as a counter reset). Beside them, the histograms of `EVENT_METRICS`
+ * (dial, handshake and hand-off durations, streams per http2 session) are
+ * fed by the pools' diagnostics_channel events, of the pools listed only:
+ * the channels are subscribed from here to the disposer, and carry no
+ * subscriber (so cost nothing) without a registration. Returns a disposer
+ * that unsubscribes and removes the metrics.
  */
 export function registerPoolMetrics(registry: Registry | null | undefined, pools: PoolsSource, options: PoolMetricsOptions = {}): MetricsDisposer {
   const target = registry ?? defaultRegistry;
@@ -98,7 +114,7 @@ export function registerPoolMetrics(registry: Registry | null | undefined, pools
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
     throw new InvalidOptionsError('prefix', `expected a Prometheus name prefix (letters, digits, _ or :, not starting with a digit), got ${JSON.stringify(prefix)}`);
   }
-  const taken = POOL_METRICS.map((d) => prefix + d.name).filter((name) => target.getSingleMetric(name) !== undefined);
+  const taken = [...POOL_METRICS.map((d) => d.name), ...EVENT_METRIC_NAMES].map((name) => prefix + name).filter((name) => target.getSingleMetric(name) !== undefined);
   if (taken.length > 0) {
     throw new InvalidOptionsError('prefix', `the registry already has ${taken.join(', ')}: pool metrics are registered once per registry (call the disposer first, or pass another prefix)`);
   }
@@ -122,6 +138,7 @@ export function registerPoolMetrics(registry: Registry | null | undefined, pools
   };
 
   const names: string[] = [];
+  let disposeEvents: (() => void) | undefined;
   try {
     for (const definition of POOL_METRICS) {
       const labelNames = definition.extra ? [...LABELS, definition.extra] : LABELS;
@@ -141,6 +158,8 @@ export function registerPoolMetrics(registry: Registry | null | undefined, pools
       else new Counter(config);
       names.push(name);
     }
+    // Durations, fed by the pools' diagnostics_channel events while registered.
+    disposeEvents = registerEventMetrics(target, prefix, () => [...list()].map((pool) => pool.stats));
   } catch (error) {
     for (const name of names) target.removeSingleMetric(name);
     throw error;
@@ -149,6 +168,7 @@ export function registerPoolMetrics(registry: Registry | null | undefined, pools
   return () => {
     if (disposed) return;
     disposed = true;
+    disposeEvents?.();
     for (const name of names) target.removeSingleMetric(name);
   };
 }

@@ -3,7 +3,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { CHANNELS, channelOf, publish, type ChannelMessages, type ChannelName } from '../../lib/diagnostics/channels.js';
 
 const pool = { pool: 'edge', transport: 'tcp' } as const;
-const dial = { ...pool, role: 'client', dial: 1, host: '127.0.0.1', port: 9 } as const;
+const dial = { ...pool, role: 'client', dial: 1 } as const;
 const session = { ...pool, role: 'client', session: 1 } as const;
 const connection = { route: 'web', pool: 'edge', id: '7', connection: 1 } as const;
 
@@ -11,7 +11,7 @@ const connection = { route: 'web', pool: 'edge', id: '7', connection: 1 } as con
 const samples: { [N in ChannelName]: ChannelMessages[N] } = {
   'nestjs-tunnel-pool:dial:start': dial,
   'nestjs-tunnel-pool:dial:end': { ...dial, id: '1', durationMs: 2 },
-  'nestjs-tunnel-pool:dial:error': { ...dial, error: Object.assign(new Error('refused'), { code: 'POOL_ERR_DIAL' }) as never, durationMs: 1 },
+  'nestjs-tunnel-pool:dial:error': { ...dial, error: Object.assign(new Error('refused'), { code: 'POOL_ERR_DIAL' }) as never, code: 'POOL_ERR_DIAL', durationMs: 1 },
   'nestjs-tunnel-pool:handshake': { ...pool, role: 'server', outcome: 'ok', id: '1', durationMs: 1 },
   'nestjs-tunnel-pool:hand-off': { ...pool, role: 'server', id: '1', waitedMs: 0, idleMs: 5 },
   'nestjs-tunnel-pool:drop': { ...pool, role: 'client', id: '1', reason: 'flush' },

@@ -76,9 +76,24 @@ describe('PoolMetricsModule in a Nest app', () => {
     expect((await app.get(PoolMetricsService).scrape()).body).toContain('tunnel_pool_in_use_streams{pool="default",role="server",transport="tcp"} 1');
     expect(app.get(getServerPoolToken('edge'))).toBeInstanceOf(ServerPoolService);
 
+    // The event-fed histograms: each side's take, then a refill's dials and handshakes.
+    expect(sample(scrape.text, 'tunnel_pool_hand_off_wait_seconds_count', defaultClient)).toBe(1);
+    expect(sample(scrape.text, 'tunnel_pool_hand_off_wait_seconds_count', defaultServer)).toBe(1);
+    const dialsBefore = sample(scrape.text, 'tunnel_pool_dial_duration_seconds_count', { ...defaultClient, outcome: 'ok' }) ?? 0;
+    const handshakesBefore = sample(scrape.text, 'tunnel_pool_handshake_duration_seconds_count', { ...defaultServer, outcome: 'ok' }) ?? 0;
+    const flushed = client.pool.flush();
+    expect(flushed).toBeGreaterThan(0);
+    await client.waitForActive(2, 5000);
+    scrape = await get('/metrics');
+    expect(sample(scrape.text, 'tunnel_pool_dial_duration_seconds_count', { ...defaultClient, outcome: 'ok' })).toBeGreaterThanOrEqual(dialsBefore + flushed);
+    expect(sample(scrape.text, 'tunnel_pool_dial_duration_seconds_bucket', { ...defaultClient, outcome: 'ok', le: '+Inf' })).toBeGreaterThanOrEqual(dialsBefore + flushed);
+    expect(sample(scrape.text, 'tunnel_pool_handshake_duration_seconds_count', { ...defaultServer, outcome: 'ok' })).toBeGreaterThanOrEqual(handshakesBefore + flushed);
+    expect(sample(scrape.text, 'tunnel_pool_drops_total', { ...defaultClient, reason: 'flush' })).toBe(flushed);
+
     // Closing the app removes the metrics from the registry it was given.
     await app.close();
     expect(registry.getSingleMetric('tunnel_pool_idle_streams')).toBeUndefined();
+    expect(registry.getSingleMetric('tunnel_pool_dial_duration_seconds')).toBeUndefined();
   });
 
   it('with path: false serves no route and plugs into the default registry beside the application metrics', async () => {

@@ -6,6 +6,7 @@ import { Disposers, listen } from '../../core/listeners.js';
 import type { Admission, HandshakeFailure, RefusalReason, ServerAcceptor } from '../../core/transport.js';
 import type { ClientIdentity } from '../../core/stream-identity.js';
 import { verifyClientCertificate } from './tls.js';
+import { handshakeEnded, handshakeStarted } from '../../diagnostics/pool-events.js';
 
 const noop = (): void => undefined;
 
@@ -123,6 +124,7 @@ export class Visit implements Peer {
     this.settled = true;
     this.cleanup.dispose();
     this.release();
+    handshakeEnded(this, 'ok');
   }
 
   /** Fails the handshake: counted once under `reason` (unless already counted), the connection closed bare. */
@@ -161,6 +163,7 @@ export class Visit implements Peer {
     if (this.counted) return;
     this.counted = true;
     this.count(reason, error);
+    handshakeEnded(this, 'failed', reason, error);
   }
 }
 
@@ -216,7 +219,7 @@ export class FrontDoor {
       const counted = gate.take(socket.remoteAddress, undefined, false);
       if (typeof counted === 'string') {
         socket.destroy();
-        acceptor.refused(counted === 'busy' ? busy : peerBusy);
+        acceptor.refused(counted === 'busy' ? busy : peerBusy, socket.remoteAddress);
         return;
       }
       // Held from accept until the connection closes (the TLS socket owns the handle: whichever closes first).
@@ -245,6 +248,7 @@ export class FrontDoor {
       : socket;
     if (connectionClosed && stream !== socket) stream.once('close', connectionClosed);
     const visit = new Visit(socket, stream, slot.admission, slot.count, slot.release);
+    handshakeStarted(acceptor, visit);
     this.visits.set(stream, visit);
     visit.defer(() => this.visits.delete(stream));
     const timer = setTimeout(() => visit.fail('handshake-timeout'), options.handshakeTimeout);
@@ -292,7 +296,7 @@ export class FrontDoor {
     }
     const release = acceptor.connecting(socket.remoteAddress, { checkAddress: options.checkAddress ?? true });
     if (typeof release === 'string') return undefined;
-    return { count: (reason) => acceptor.refused(reason), release };
+    return { count: (reason) => acceptor.refused(reason, socket.remoteAddress), release };
   }
 
   private authenticate(visit: Visit, next: (visit: Visit) => void): void {

@@ -13,6 +13,7 @@ import { poolClosed, whenClosed } from '../common/pool-signal.js';
 import { parseTlsMode, readClientTls, type CaInput, type ClientTlsConfig, type TlsModeInput } from '../common/tls.js';
 import { SessionPool } from './session-pool.js';
 import { resolveHttp2Flow, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
+import { linkDiagnostics } from '../../diagnostics/pool-events.js';
 
 export interface Http2ClientOptions extends Http2FlowOptions {
   /** Where the server pool listens: "host:port", "[v6]:port" or { host, port }. */
@@ -111,6 +112,7 @@ export class Http2ClientTransport implements ClientTransport {
    */
   constructor(private readonly config: ResolvedHttp2Client) {
     this.sessions = new SessionPool(config);
+    linkDiagnostics(this.sessions, this);
   }
 
   async dial({ signal, readId }: DialContext): Promise<DialResult> {

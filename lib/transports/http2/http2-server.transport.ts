@@ -19,6 +19,7 @@ import { channelBinding } from '../../auth/proof.js';
 import { resolveHttp2Flow, SESSION_CLOSE_GRACE, type Http2FlowOptions, type ResolvedHttp2Flow } from './http2-settings.js';
 import { ServerSession, type SessionHost } from './server-session.js';
 import { closedGracefully, guardStream, type StreamOwner } from './stream-guard.js';
+import { serverSessionOpened } from '../../diagnostics/pool-events.js';
 
 export interface Http2ServerOptions extends Http2FlowOptions {
   /** Interface to listen on (default '127.0.0.1'; '0.0.0.0' or '::' to serve other machines). */
@@ -279,6 +280,7 @@ export class Http2ServerTransport implements ServerTransport {
     const connection = this.connecting ?? new ServerSession(this.host, undefined);
     this.sessions.set(session, connection);
     this.totals.sessionsOpened++;
+    serverSessionOpened(this, session);
     session.on('error', () => undefined);
     session.on('goaway', () => this.totals.goawaysReceived++);
     session.once('close', () => this.sessions.delete(session));

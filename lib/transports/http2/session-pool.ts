@@ -8,6 +8,7 @@ import { poolClosed, untilClosed } from '../common/pool-signal.js';
 import type { ClientTlsConfig } from '../common/tls.js';
 import { ClientSession, type ClientSessionConfig } from './client-session.js';
 import { SESSION_CLOSE_GRACE } from './http2-settings.js';
+import { clientSessionClosed, clientSessionOpened } from '../../diagnostics/pool-events.js';
 
 export interface SessionPoolConfig extends Omit<ClientSessionConfig, 'authority'> {
   endpoint: () => Promise<Endpoint>;
@@ -171,6 +172,7 @@ export class SessionPool {
     );
     this.sessionsOpened++;
     this.sessions.add(session);
+    clientSessionOpened(this, session, socket.remoteAddress);
     try {
       await session.ready;
     } catch (error) {
@@ -202,6 +204,7 @@ export class SessionPool {
 
   private forget(session: ClientSession): void {
     if (!this.sessions.delete(session)) return;
+    clientSessionClosed(session);
     this.gone.streamsOpened += session.streamsOpened;
     this.gone.resets += session.resets;
     this.gone.goaways += session.goaways;
