@@ -7,6 +7,8 @@ import {
   ControlTimeoutError,
   ControlVersionError,
   PoolClosedError,
+  PoolError,
+  StreamCutError,
   type ControlVersionRange,
 } from '../../core/errors.js';
 import { Disposers, listen } from '../../core/listeners.js';
@@ -171,7 +173,7 @@ export class ControlChannel extends EventEmitter<ControlChannelEvents> {
         data: (chunk: Buffer) => this.received(this.decoder.push(chunk)),
         end: () => this.peerEnded(),
         close: () => this.finish(this.closeError ?? (this.state === 'closing' ? undefined : this.lostError())),
-        error: (error: Error) => this.finish(error),
+        error: (error: Error) => this.finish(cut(error)),
       }),
     );
   }
@@ -494,15 +496,20 @@ export class ControlChannel extends EventEmitter<ControlChannelEvents> {
 
   /**
    * Fails the channel: tells the peer why with an ERROR (best effort: the
-   * stream is ended with it, and cut after `closeTimeout` at the latest),
-   * and closes with `error` at once. Returns `error` for `throw`.
+   * stream is ended with it, and cut after `closeTimeout` at the latest; at
+   * once after a timeout, the peer being presumed gone), and closes with
+   * `error` at once. Returns `error` for `throw`.
    */
   private abort<E extends Error>(error: E, code: ControlErrorCode, text = error.message): E {
     if (this.state === 'closed' || this.state === 'closing') return error;
     this.closeError = error;
     this.state = 'closing';
     const stream = this.stream;
-    if (!stream.destroyed && !stream.writableEnded) {
+    if (error instanceof ControlTimeoutError) {
+      // The peer is presumed gone: the ERROR goes out if the socket takes it at once, and the stream is cut now.
+      if (!stream.destroyed && !stream.writableEnded) stream.end(this.frameWithPreamble(this.errorMessage(code, text)));
+      stream.destroy();
+    } else if (!stream.destroyed && !stream.writableEnded) {
       stream.end(this.frameWithPreamble(this.errorMessage(code, text)));
       const timer = setTimeout(() => stream.destroy(), this.options.closeTimeout);
       // The timer outlives the channel's own bookkeeping; the stream's close clears it.
@@ -545,10 +552,17 @@ export class ControlChannel extends EventEmitter<ControlChannelEvents> {
   }
 
   private lostError(): Error {
-    return new PoolClosedError('the control channel\'s stream closed without a clean end');
+    return new StreamCutError('connection-lost', 'the control channel\'s stream closed without a clean end');
   }
 
   private notOpen(): PoolClosedError {
     return new PoolClosedError(this.state === 'hello' ? 'the control channel has not finished its hello' : 'the control channel is closed');
   }
+}
+
+/** A stream's own error as the channel reports it: a library error as is, a socket's error as the cut it is. */
+function cut(error: Error): Error {
+  if (error instanceof PoolError) return error;
+  const reset = (error as { code?: unknown }).code === 'ECONNRESET';
+  return new StreamCutError(reset ? 'reset' : 'connection-lost', `the control channel's stream ${reset ? 'was reset by the peer' : 'failed'}: ${error.message}`, { cause: error });
 }
