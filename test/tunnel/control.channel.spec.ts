@@ -272,6 +272,39 @@ describe('ControlChannel over real TCP sockets', () => {
     c.destroy();
   });
 
+  it('back-pressure: sends wait while the peer does not read, and go on when it does', async () => {
+    const [cs, ss] = await socketPair();
+    const s = new ControlChannel(ss, { role: 'server', ...quiet });
+    const accepted = s.accept(() => ANSWER);
+    cs.write(Buffer.concat([CONTROL_PREAMBLE, encodeMessage({ type: 'hello', minVersion: 1, maxVersion: 1, name: '', routes: [] })]));
+    await accepted;
+    cs.pause(); // a peer that reads nothing more
+    const text = 'x'.repeat(60_000);
+    let waiting: Promise<void> | undefined;
+    let settled = false;
+    let sent = 0;
+    // Bounded: the kernel buffers of a loopback pair hold a few MiB at most.
+    for (let i = 0; i < 2000 && waiting === undefined; i++) {
+      const send = s.fail({ conn: i, id: '00000001', reason: 'other', text });
+      sent++;
+      if (ss.writableNeedDrain) waiting = send.then(() => void (settled = true));
+      else await send;
+    }
+    expect(waiting).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(settled).toBe(false); // still waiting for the peer
+    let received = 0;
+    cs.on('data', (chunk: Buffer) => (received += chunk.length));
+    cs.resume();
+    await waiting;
+    expect(settled).toBe(true);
+    expect(sent).toBeGreaterThan(1);
+    const closed = once(s, 'close');
+    cs.end(); // the peer ends cleanly: the channel ends its side too
+    expect(await closed).toEqual([undefined]);
+    expect(received).toBeGreaterThan(60_000);
+  });
+
   it('validates its options, naming the option', () => {
     const stream = new net.Socket();
     expect(() => new ControlChannel(stream, { role: 'middle' as 'client' })).toThrow(/invalid option control\.role/);
