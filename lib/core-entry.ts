@@ -40,11 +40,16 @@ export {
   MissingModuleError,
   StreamCutError,
   WsStreamError,
+  TargetConnectError,
+  RouteLimitError,
+  ProxyHeaderError,
   isPoolError,
   refusalForStatus,
   type PoolErrorFor,
   type StreamCutReason,
   type StreamCutDetails,
+  type TargetConnectFailure,
+  type ProxyHeaderFailure,
 } from './core/errors.js';
 
 // Transports

@@ -32,6 +32,9 @@ import {
   TlsMismatchError,
   CertificatePinError,
   WsStreamError,
+  TargetConnectError,
+  RouteLimitError,
+  ProxyHeaderError,
 } from '../../lib/core/errors.js';
 import { Http2StreamAbortedError } from '../../lib/transports/http2/http2-stream.error.js';
 
@@ -79,6 +82,9 @@ const TABLE: Record<string, Row> = {
   MissingModuleError: { make: () => new MissingModuleError('import it'), code: 'POOL_ERR_MISSING_MODULE', parent: PoolError, message: 'import it', keepsCause: false },
   StreamCutError: { make: () => new StreamCutError('reset', 'cut', { rstCode: 8, cause }), code: 'ECONNRESET', parent: PoolError, message: 'cut', keepsCause: true },
   WsStreamError: { make: () => new WsStreamError('ERR_WS_TEXT_MESSAGE', 'text'), code: 'ERR_WS_TEXT_MESSAGE', parent: PoolError, message: 'text', keepsCause: false },
+  TargetConnectError: { make: () => new TargetConnectError('refused', '127.0.0.1', 80, 'refused', { cause }), code: 'POOL_ERR_TARGET_CONNECT', parent: PoolError, message: 'refused', keepsCause: true },
+  RouteLimitError: { make: () => new RouteLimitError(3), code: 'POOL_ERR_ROUTE_LIMIT', parent: PoolError, message: /maximum of 3 .*maxConnections/, keepsCause: false },
+  ProxyHeaderError: { make: () => new ProxyHeaderError('signature', 'no PROXY'), code: 'POOL_ERR_PROXY_HEADER', parent: PoolError, message: 'invalid PROXY protocol header (signature): no PROXY', keepsCause: false },
 };
 
 /** instanceof by the prototype chain alone, as without Symbol.hasInstance. */
