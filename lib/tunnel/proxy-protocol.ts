@@ -101,6 +101,7 @@ export function proxyHeader(version: 1 | 2, endpoints?: ProxyEndpoints): Buffer 
 export function parseProxyHeader(bytes: Uint8Array): ProxyParse {
   const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
+    if (input.length === 0) return INCOMPLETE;
     if (startsLike(input, PROXY_V2_SIGNATURE)) return input.length < PROXY_V2_SIGNATURE.length ? INCOMPLETE : parseV2(input);
     if (startsLike(input, V1_PREFIX)) return input.length < V1_PREFIX.length ? INCOMPLETE : parseV1(input);
     return invalid('signature', 'the bytes start with neither "PROXY " nor the v2 signature');
