@@ -1,13 +1,11 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { canReset, closeWithReset, hasTcpHandle, rereadAtEnd } from '../transports/common/tcp-handle.js';
 
 const noop = (): void => undefined;
 const kProbing = Symbol('probing');
 
 type TcpSocket = net.Socket & {
-  _handle?: { reset?: unknown; readStart?: () => number } | null;
-  /** Node's own flag behind `resetAndDestroy()`: the socket's close resets instead. */
-  resetAndClosing?: boolean;
   /** A TLS socket made over an existing socket: that socket. */
   _parent?: unknown;
   [kProbing]?: true;
@@ -28,22 +26,17 @@ export function cutStream(stream: Duplex, error: Error): void {
   stream.on('error', noop);
   if (stream.destroyed) return;
   const tcp = stream.writableEnded ? undefined : tcpUnder(stream);
-  if (tcp) tcp.resetAndClosing = true;
+  if (tcp) closeWithReset(tcp);
   stream.destroy(error);
 }
 
 /** The TCP socket whose handle can reset under `stream`, if there is one. */
 function tcpUnder(stream: Duplex): TcpSocket | undefined {
   if (!(stream instanceof net.Socket)) return undefined;
-  const own = stream as TcpSocket;
-  if (typeof own._handle?.reset === 'function') return resettable(own);
-  // A TLS socket: its handle is the TLS layer; the socket it was made over holds the TCP handle.
-  const parent = own._parent;
-  return parent instanceof net.Socket && typeof (parent as TcpSocket)._handle?.reset === 'function' ? resettable(parent as TcpSocket) : undefined;
-}
-
-function resettable(socket: TcpSocket): TcpSocket | undefined {
-  return socket.destroyed || socket.connecting || socket.writableEnded ? undefined : socket;
+  // A TLS socket's handle is the TLS layer; the socket it was made over holds the TCP handle.
+  const parent = (stream as TcpSocket)._parent;
+  const socket = canReset(stream) ? stream : parent instanceof net.Socket && canReset(parent) ? parent : undefined;
+  return socket && !socket.writableEnded ? socket : undefined;
 }
 
 /**
@@ -58,16 +51,14 @@ function resettable(socket: TcpSocket): TcpSocket | undefined {
  */
 export function watchForReset(stream: Duplex): void {
   if (!(stream instanceof net.Socket) || Object.prototype.hasOwnProperty.call(stream, 'push')) return;
-  const socket = stream as TcpSocket;
-  if (typeof socket._handle?.reset !== 'function') return; // not a TCP handle (TLS, a pipe)
-  socket.push = pushUnlessReset;
+  if (!hasTcpHandle(stream)) return; // not a TCP handle (TLS, a pipe)
+  stream.push = pushUnlessReset;
 }
 
 function pushUnlessReset(this: TcpSocket, chunk: unknown, encoding?: BufferEncoding): boolean {
   const push = net.Socket.prototype.push;
   if (chunk !== null || this[kProbing] || this.destroyed) return push.call(this, chunk, encoding);
-  const handle = this._handle;
-  if (typeof handle?.readStart !== 'function' || handle.readStart() !== 0) return push.call(this, null);
+  if (!rereadAtEnd(this)) return push.call(this, null);
   this[kProbing] = true; // the next end is a real one
   return false;
 }

@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StreamCutError } from '../../core/errors.js';
 import { wasHandedOut } from '../../core/taken-streams.js';
+import { canReset, closeWithReset, rereadAtEnd } from '../common/tcp-handle.js';
 
 const kRaw = Symbol('rawSocket');
 const kProbing = Symbol('probing');
@@ -9,13 +10,8 @@ const kPeerEnded = Symbol('peerEnded');
 const EMPTY = Buffer.alloc(0);
 const noop = (): void => undefined;
 
-type ResettableSocket = net.Socket & {
-  /** Node's own flag behind `resetAndDestroy()` (Node >= 16.17): close the handle with RST. */
-  resetAndClosing?: boolean;
-};
-
 interface CutAware extends Duplex {
-  [kRaw]: ResettableSocket;
+  [kRaw]: net.Socket;
   [kProbing]?: true;
   /** The peer's FIN was taken as the end of the stream. */
   [kPeerEnded]?: true;
@@ -55,7 +51,7 @@ function destroyCutting(this: CutAware, error?: Error): CutAware {
     // Not resetAndDestroy() itself: it takes no error argument, and under a
     // TLSSocket closing the TCP handle first crashes Node 20 (SIGSEGV) when
     // TLS still has work queued; the TLSSocket's destroy closes it in order.
-    if (canReset(raw)) raw.resetAndClosing = true;
+    if (canReset(raw)) closeWithReset(raw);
   }
   return (Object.getPrototypeOf(this) as Duplex).destroy.call(this, error) as CutAware;
 }
@@ -82,10 +78,7 @@ function pushUnlessReset(this: CutAware, chunk: unknown, encoding?: BufferEncodi
  */
 function probe(stream: CutAware, push: Duplex['push']): boolean {
   const raw = stream[kRaw];
-  if (raw === (stream as Duplex)) {
-    const handle = (raw as net.Socket & { _handle?: { readStart?: () => number } | null })._handle;
-    return typeof handle?.readStart === 'function' && handle.readStart() === 0;
-  }
+  if (raw === (stream as Duplex)) return rereadAtEnd(raw);
   if (stream.writableEnded || raw.destroyed || raw.writableEnded || !raw.writable) return false;
   raw.on('error', noop); // the TLS stream reports it
   raw.write(EMPTY, (error) => {
@@ -99,10 +92,4 @@ function probe(stream: CutAware, push: Duplex['push']): boolean {
     stream.destroy(new StreamCutError('reset', `the peer reset the connection (the reset arrived behind unread bytes): ${error.message}`, { cause: error }));
   });
   return true;
-}
-
-/** Only a TCP handle can be reset (a dialer's unix socket cannot: it gets Node's close). */
-function canReset(raw: net.Socket): boolean {
-  const handle = (raw as net.Socket & { _handle?: { reset?: unknown } | null })._handle;
-  return !raw.destroyed && !raw.connecting && typeof handle?.reset === 'function';
 }

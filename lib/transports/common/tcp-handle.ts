@@ -1,0 +1,38 @@
+import net from 'node:net';
+
+/**
+ * What the tcp transport and the tunnel's forwarding both need from a TCP
+ * socket's handle, written once: whether a close can be a reset (RST), and
+ * a second read at what libuv reported as the end of the stream.
+ */
+export type TcpHandleSocket = net.Socket & {
+  _handle?: { reset?: unknown; readStart?: () => number } | null;
+  /** Node's own flag behind `resetAndDestroy()` (Node >= 16.17): the socket's close resets instead. */
+  resetAndClosing?: boolean;
+};
+
+/** The socket's handle is a TCP one (not a pipe, not a TLS layer). */
+export function hasTcpHandle(socket: net.Socket): boolean {
+  return typeof (socket as TcpHandleSocket)._handle?.reset === 'function';
+}
+
+/** The socket holds a TCP handle that can still be reset (not destroyed, not connecting). */
+export function canReset(socket: net.Socket): boolean {
+  return !socket.destroyed && !socket.connecting && hasTcpHandle(socket);
+}
+
+/** The socket's close will be a reset. Not `resetAndDestroy()`, which takes no error and, under a TLS socket with work queued, crashes Node 20. */
+export function closeWithReset(socket: net.Socket): void {
+  (socket as TcpHandleSocket).resetAndClosing = true;
+}
+
+/**
+ * libuv reports an RST that arrives behind unread bytes as an end of stream
+ * (after a short read it takes the hang-up for EOF). Asks the handle to read
+ * once more: a reset then errors the socket (`ECONNRESET`, Node destroys it),
+ * a real FIN reports the end again. False when the handle cannot read.
+ */
+export function rereadAtEnd(socket: net.Socket): boolean {
+  const handle = (socket as TcpHandleSocket)._handle;
+  return typeof handle?.readStart === 'function' && handle.readStart() === 0;
+}
