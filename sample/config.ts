@@ -203,6 +203,9 @@ export function loadConfig(env: Env = process.env): SampleConfig {
     auth: readAuth(read, role),
   };
 
+  if (config.transport === 'http2' && config.tls === '0') {
+    read.problem('TUNNEL_TLS=0 with TUNNEL_TRANSPORT=http2: HTTP/2 pools run over TLS only; set TUNNEL_TLS=1 (or 2 with certificate files)');
+  }
   if (minCap > maxCap) read.problem(`POOL_MIN_CAP (${minCap}) must not exceed POOL_MAX_CAP (${maxCap})`);
   if (minIvl > maxIvl) read.problem(`POOL_MIN_IVL (${minIvl}) must not exceed POOL_MAX_IVL (${maxIvl})`);
   if (Boolean(config.tlsFiles.cert) !== Boolean(config.tlsFiles.key)) {

@@ -13,9 +13,7 @@ async function main(): Promise<void> {
     config = loadConfig();
   } catch (error) {
     if (!(error instanceof SampleConfigError)) throw error;
-    console.error(error.message);
-    console.error('See sample/README.md for the variables and their defaults.');
-    process.exitCode = 2;
+    reportConfigError(error);
     return;
   }
 
@@ -89,7 +87,14 @@ function variableHint(error: unknown): string {
   return variable ? ` (check ${variable})` : '';
 }
 
+/** One line per problem, each naming its variable (the variables and their defaults: sample/README.md). */
+function reportConfigError(error: SampleConfigError): void {
+  for (const problem of error.problems) console.error(`the sample cannot start: ${problem}`);
+  process.exitCode = 2;
+}
+
 main().catch((error: unknown) => {
+  if (error instanceof SampleConfigError) return reportConfigError(error);
   console.error(`the sample failed to start: ${error instanceof Error ? error.message : String(error)}${variableHint(error)}`);
   process.exitCode = 1;
 });

@@ -1,11 +1,13 @@
 import 'reflect-metadata';
-import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
+import { ConsoleLogger, type INestApplication, type LoggerService, type LogLevel } from '@nestjs/common';
+import type { Server } from 'node:http';
 import { NestFactory } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
 import { ClientPoolService, ServerPoolService } from '../lib/index.js';
 import { AppModule } from './app.module.js';
 import { dialableHost, hasClientSide, hasServerSide, type SampleConfig } from './config.js';
 import { formatEndpoint } from './endpoints.js';
+import { listen } from './sockets.js';
 import { TargetService } from './target.js';
 import { loadTlsMaterial } from './tls.js';
 import { TunnelEntryService } from './tunnel-entry.service.js';
@@ -48,13 +50,28 @@ export interface SampleApp {
 }
 
 /**
+ * Nest's console logger, minus the stack trace Nest's `ExceptionHandler`
+ * prints when a module fails to start: the sample reports every start-up
+ * error itself, in one line naming the variable to fix (main.ts).
+ */
+class SampleLogger extends ConsoleLogger {
+  override error(message: unknown, ...rest: unknown[]): void {
+    if (rest[rest.length - 1] === 'ExceptionHandler') return;
+    super.error(message, ...rest);
+  }
+}
+
+/**
  * Builds, starts and listens the sample for one role. On any start-up
  * failure whatever already started is closed before the error is thrown.
  */
 export async function createSampleApp(config: SampleConfig, options: SampleAppOptions = {}): Promise<SampleApp> {
   const tls = loadTlsMaterial(config);
+  const logger = options.logger === undefined || Array.isArray(options.logger)
+    ? new SampleLogger({ logLevels: options.logger ?? ['log', 'error', 'warn'] })
+    : options.logger;
   const app = await NestFactory.create(AppModule.register(config, tls), {
-    logger: options.logger ?? ['log', 'error', 'warn'],
+    logger,
     // DI errors throw here instead of exiting the process.
     abortOnError: false,
     // /health clients with keep-alive connections must not hold the shutdown up.
@@ -65,7 +82,10 @@ export async function createSampleApp(config: SampleConfig, options: SampleAppOp
   // onModuleDestroy everywhere: pools closed, listeners closed, sockets ended.
   if (options.enableShutdownHooks) app.enableShutdownHooks(['SIGINT', 'SIGTERM']);
   try {
-    await app.listen(config.ports.health, config.host);
+    // Not app.listen(): Nest's init logs "successfully started" before a taken port fails the
+    // listen. The health port is bound first (a request before init ends is a 404), then init.
+    await listen(app.getHttpServer() as Server, config.ports.health, config.host, 'HEALTH_PORT');
+    await app.init();
   } catch (error) {
     await app.close().catch(() => undefined);
     throw error;

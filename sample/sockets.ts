@@ -83,7 +83,11 @@ export function describe(error: unknown): string {
 export function listen(server: net.Server, port: number, host: string, variable: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
-      reject(new Error(`cannot listen on ${host}:${port} (${variable}): ${error.code ?? error.message}`, { cause: error }));
+      const why = error.code === 'EADDRINUSE' ? 'the port is already in use: set another port, or 0 for any free one'
+        : error.code === 'EACCES' ? 'not allowed (ports below 1024 need privileges): set a port from 1024 up'
+        : error.code === 'EADDRNOTAVAIL' ? 'this machine has no such address: check TUNNEL_HOST'
+        : (error.code ?? error.message);
+      reject(new Error(`${variable}: cannot listen on ${host}:${port}: ${why}`, { cause: error }));
     };
     server.once('error', onError);
     server.listen(port, host, () => {

@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -19,12 +20,31 @@ export interface TunnelTlsMaterial {
   hostname: string;
 }
 
-function readPem(variable: string, path: string): string {
+/** Reads a PEM file and checks it holds what `variable` is for, so a wrong file is named by its variable. */
+function readPem(variable: string, path: string, holds: 'certificate' | 'key'): string {
+  let pem: string;
   try {
-    return readFileSync(path, 'utf8');
+    pem = readFileSync(path, 'utf8');
   } catch (error) {
     throw new SampleConfigError([`${variable}: cannot read ${JSON.stringify(path)}: ${(error as Error).message}`]);
   }
+  try {
+    if (holds === 'certificate') new X509Certificate(pem);
+    else createPrivateKey(pem);
+  } catch {
+    throw new SampleConfigError([`${variable}: ${JSON.stringify(path)} is not a PEM ${holds === 'certificate' ? 'certificate ("-----BEGIN CERTIFICATE-----")' : 'private key ("-----BEGIN PRIVATE KEY-----" or similar)'}`]);
+  }
+  return pem;
+}
+
+/** The server's certificate and key files, read and checked to belong together. */
+function readServerPair(certPath: string, keyPath: string): { cert: string; key: string } {
+  const cert = readPem('TLS_CERT_FILE', certPath, 'certificate');
+  const key = readPem('TLS_KEY_FILE', keyPath, 'key');
+  if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) {
+    throw new SampleConfigError([`TLS_KEY_FILE: the key in ${JSON.stringify(keyPath)} does not belong to the certificate in TLS_CERT_FILE (${JSON.stringify(certPath)})`]);
+  }
+  return { cert, key };
 }
 
 /**
@@ -37,7 +57,7 @@ export function loadTlsMaterial(config: SampleConfig): TunnelTlsMaterial {
   if (hasServerSide(config.role)) {
     const { cert, key } = config.tlsFiles;
     material.server = cert && key
-      ? { cert: readPem('TLS_CERT_FILE', cert), key: readPem('TLS_KEY_FILE', key) }
+      ? readServerPair(cert, key)
       : createSelfSignedCertificate({
           commonName: config.tlsHostname,
           altNames: [...new Set(['localhost', '127.0.0.1', '::1', config.tlsHostname, config.host])],
@@ -45,7 +65,7 @@ export function loadTlsMaterial(config: SampleConfig): TunnelTlsMaterial {
   }
   if (hasClientSide(config.role) && config.tls === '2') {
     // In `both` the client trusts the certificate this very process made.
-    material.ca = config.tlsFiles.ca ? readPem('TLS_CA_FILE', config.tlsFiles.ca) : material.server?.cert;
+    material.ca = config.tlsFiles.ca ? readPem('TLS_CA_FILE', config.tlsFiles.ca, 'certificate') : material.server?.cert;
   }
   return material;
 }

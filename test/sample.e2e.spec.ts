@@ -3,13 +3,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import net from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { ClientPoolService, ServerPoolService } from '../lib/index.js';
+import { ClientPoolService, createSelfSignedCertificate, ServerPoolService } from '../lib/index.js';
 import { loadConfig } from '../sample/config.js';
 import type { TunnelEndpoints } from '../sample/endpoints.js';
 import { SAMPLE_ENDPOINTS } from '../sample/sample.constants.js';
@@ -527,4 +528,69 @@ describe('the sample authenticates its pooled connections by default', () => {
     expect(await stop(client)).toEqual({ code: 0, signal: null });
     expect(await stop(server)).toEqual({ code: 0, signal: null });
   }, 60_000);
+});
+
+describe('start-up errors of the built sample: one line naming the variable, no stack trace', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sample-startup-'));
+  const garbage = join(dir, 'garbage.pem');
+  writeFileSync(garbage, 'not a pem\n');
+  const one = createSelfSignedCertificate({ commonName: 'one' });
+  const other = createSelfSignedCertificate({ commonName: 'other' });
+  const cert = join(dir, 'cert.pem');
+  const otherKey = join(dir, 'other-key.pem');
+  writeFileSync(cert, one.cert);
+  writeFileSync(otherKey, other.key);
+  let blocker: net.Server | undefined;
+
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (blocker) await new Promise((done) => blocker!.close(done));
+  });
+
+  /** Runs the sample to its exit; resolves with its exit code and everything it wrote. */
+  function run(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    if (!existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} does not exist: build first with \`npm run build\``);
+    const proc = spawn(process.execPath, [BUILT_MAIN], {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1', PUBLIC_PORT: '0', POOL_PORT: '0', CONTROL_PORT: '0', TARGET_PORT: '0', HEALTH_PORT: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+    return new Promise((done) => proc.once('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    }));
+  }
+
+  it.each([
+    ['an unknown transport', { TUNNEL_TRANSPORT: 'quic' }, /^the sample failed to start: invalid option server\.transport: got "quic".*\(check TUNNEL_TRANSPORT\)$/],
+    ['http2 without TLS', { TUNNEL_TRANSPORT: 'http2', TUNNEL_TLS: '0' }, /^the sample cannot start: TUNNEL_TLS=0 with TUNNEL_TRANSPORT=http2: .*set TUNNEL_TLS=1/],
+    ['a file that is no certificate', { TLS_CERT_FILE: garbage, TLS_KEY_FILE: garbage }, /^the sample cannot start: TLS_CERT_FILE: ".*garbage\.pem" is not a PEM certificate/],
+    ['a key that is no key', { TLS_CERT_FILE: cert, TLS_KEY_FILE: garbage }, /^the sample cannot start: TLS_KEY_FILE: ".*garbage\.pem" is not a PEM private key/],
+    ['a key of another certificate', { TLS_CERT_FILE: cert, TLS_KEY_FILE: otherKey }, /^the sample cannot start: TLS_KEY_FILE: the key in ".*other-key\.pem" does not belong to the certificate in TLS_CERT_FILE/],
+    ['a client without the key', { TUNNEL_ROLE: 'client', POOL_PORT: '1', CONTROL_PORT: '2' }, /^the sample cannot start: TUNNEL_KEY: the client side must prove the key of the server side/],
+  ])('%s', async (_what, env, line) => {
+    const { code, stdout, stderr } = await run(env);
+    expect(code).not.toBe(0);
+    const errors = stderr.split('\n').filter((text) => text && !/ExperimentalWarning|--trace-warnings/.test(text));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(line);
+    // No stack trace and no Nest error block anywhere.
+    expect(`${stdout}\n${stderr}`).not.toMatch(/^\s+at |ERROR \[ExceptionHandler\]|successfully started/m);
+  }, 30_000);
+
+  it('a taken HEALTH_PORT: one line naming HEALTH_PORT and the fix, never "successfully started"', async () => {
+    blocker = net.createServer();
+    await new Promise<void>((done) => blocker!.listen(0, '127.0.0.1', done));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const { code, stdout, stderr } = await run({ HEALTH_PORT: String(port) });
+    expect(code).toBe(1);
+    const errors = stderr.split('\n').filter((text) => text && !/ExperimentalWarning|--trace-warnings/.test(text));
+    expect(errors).toEqual([`the sample failed to start: HEALTH_PORT: cannot listen on 127.0.0.1:${port}: the port is already in use: set another port, or 0 for any free one`]);
+    expect(`${stdout}\n${stderr}`).not.toMatch(/^\s+at |successfully started|EADDRINUSE/m);
+  }, 30_000);
 });
