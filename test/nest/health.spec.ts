@@ -113,6 +113,18 @@ describe('GET /health with PoolHealthIndicator', () => {
     expect(body.error.tunnel).toMatchObject({ status: 'down', server: { state: 'closed' }, message: expect.stringContaining('server pool is not ready (state closed)') });
   });
 
+  it('is down (503) when every dial fails: a tcp client against a ws server, with the failures in the message', async () => {
+    const serverApp = await healthApp(() => [{ name: 'far', server: { transport: 'ws', port: 0, handshakeTimeout: 300 } }]);
+    const { port } = serverApp.app.get<ServerPoolService>(getServerPoolToken('far')).address()!;
+    const { app, get } = await healthApp(() => [{ client: { address: `127.0.0.1:${port}`, minCap: 2, minIvl: 20, maxIvl: 20, handshakeTimeout: 300 } }]);
+    await eventually(() => app.get(ClientPoolService).pool.stats.failedRounds > 0, 10_000, 'a failed creation round');
+    const { status, body } = await get('?pool=client');
+    expect(status).toBe(503);
+    expect(body.error.tunnel).toMatchObject({ status: 'down', role: 'client', active: 0 });
+    expect(body.error.tunnel.message).toMatch(/^client pool has no idle stream and its last \d+ creation rounds? failed \(POOL_ERR_[A-Z_]+ ×\d+/);
+    await serverApp.app.close();
+  });
+
   it('is down (503) with minActive 1 once the client pool\'s server is gone', async () => {
     const serverApp = await healthApp(() => [{ name: 'far', server: { port: 0 } }]);
     const { port } = serverApp.app.get<ServerPoolService>(getServerPoolToken('far')).address()!;

@@ -25,7 +25,9 @@ type Status = 'up' | 'degraded' | 'down';
 /**
  * A Terminus indicator for the pools. Per checked side:
  * - `down`: not ready (not started, closing, closed, not configured, not
- *   registered) or fewer than `minActive` idle streams;
+ *   registered), fewer than `minActive` idle streams, or (a client pool) no
+ *   idle stream while its creation rounds keep failing (every dial fails:
+ *   the server is gone, or speaks another transport or TLS mode);
  * - `degraded`: ready but no idle stream at all (still serving: a degraded
  *   check keeps HTTP 200);
  * - `up` otherwise.
@@ -101,6 +103,12 @@ function judge(role: PoolRole, stats: Stats, minActive: number): { status: Statu
   if (!stats.configured) return { status: 'down', reason: stats.message };
   if (!stats.ready) return { status: 'down', reason: `${role} pool is not ready (state ${stats.state})` };
   if (stats.active < minActive) return { status: 'down', reason: `${role} pool has ${stats.active} idle streams, fewer than minActive ${minActive}` };
+  // No stream and its dials keep failing (the server is gone, or speaks another transport or TLS mode):
+  // nothing can be carried until something changes, whatever minActive says.
+  if (stats.role === 'client' && stats.active === 0 && stats.failedRounds > 0) {
+    const failures = Object.entries(stats.failures).map(([code, count]) => `${code} ×${count}`).join(', ');
+    return { status: 'down', reason: `client pool has no idle stream and its last ${stats.failedRounds} creation round${stats.failedRounds === 1 ? '' : 's'} failed (${failures || 'no dial succeeded'})` };
+  }
   if (stats.active === 0) return { status: 'degraded', reason: `${role} pool is ready but has no idle stream` };
   return { status: 'up' };
 }
