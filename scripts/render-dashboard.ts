@@ -159,7 +159,7 @@ const quiet = (stream: Duplex): Duplex => stream.on('error', () => undefined);
 interface Pair { name: string; server: ReturnType<typeof createServerPool>; client: ReturnType<typeof createClientPool> }
 
 async function pair(name: string, server: Record<string, unknown>, client: Record<string, unknown>): Promise<Pair> {
-  const s = createServerPool({ name, host: '127.0.0.1', port: 0, ...server } as ServerPoolConfig);
+  const s = createServerPool({ name, host: '127.0.0.1', port: 0, maxCap: 16, ...server } as ServerPoolConfig);
   await s.start();
   const c = createClientPool({ name, address: `127.0.0.1:${s.address()!.port}`, minIvl: 50, maxIvl: 200, minCap: 4, maxCap: 8, ...client } as ClientPoolConfig);
   c.start();
