@@ -42,6 +42,14 @@ export const PoolErrorCode = {
   WS_DATA_AFTER_END: 'ERR_WS_DATA_AFTER_END',
   WS_HALF_CLOSE_UNSUPPORTED: 'ERR_WS_HALF_CLOSE_UNSUPPORTED',
   WS_NOT_OPEN: 'EPIPE',
+  /** The tunnel's control channel received bytes its protocol does not allow (`ControlProtocolError`). */
+  CONTROL_PROTOCOL: 'POOL_ERR_CONTROL_PROTOCOL',
+  /** The two ends of a control channel share no protocol version (`ControlVersionError`). */
+  CONTROL_VERSION: 'POOL_ERR_CONTROL_VERSION',
+  /** The control channel's hello or liveness deadline passed (`ControlTimeoutError`). */
+  CONTROL_TIMEOUT: 'POOL_ERR_CONTROL_TIMEOUT',
+  /** The peer closed the control channel with an error message (`ControlRefusedError`). */
+  CONTROL_REFUSED: 'POOL_ERR_CONTROL_REFUSED',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -463,6 +471,93 @@ export class WsStreamError extends PoolError {
   }
 }
 
+/** What was wrong with the bytes a control channel received (stable values). */
+export type ControlProtocolFailure =
+  /** The stream did not start with the control preamble: the peer does not speak the tunnel control protocol. */
+  | 'preamble'
+  /** A frame announced a body longer than the protocol allows. */
+  | 'too-large'
+  /** A message body did not parse (length, value out of range, invalid UTF-8, trailing bytes). */
+  | 'malformed'
+  /** A message type this end must understand but does not know. */
+  | 'unknown-type'
+  /** A well-formed message where the exchange does not allow it (an OPEN before the hello, a second hello). */
+  | 'unexpected'
+  /** The stream ended in the middle of a frame. */
+  | 'truncated';
+
+/**
+ * The tunnel's control channel received bytes its protocol does not allow;
+ * `reason` says which rule they broke. The channel is destroyed with it.
+ */
+export class ControlProtocolError extends PoolError {
+  static override readonly codes = [PoolErrorCode.CONTROL_PROTOCOL] as const;
+  declare readonly code: typeof PoolErrorCode.CONTROL_PROTOCOL;
+  readonly reason: ControlProtocolFailure;
+  constructor(reason: ControlProtocolFailure, message: string, options?: { cause?: unknown }) {
+    super(PoolErrorCode.CONTROL_PROTOCOL, message, options);
+    this.reason = reason;
+  }
+}
+
+/** An inclusive range of control protocol versions. */
+export interface ControlVersionRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+/**
+ * The two ends of a control channel share no protocol version: upgrade the
+ * older end. `local` and `peer` are the ranges each end speaks.
+ */
+export class ControlVersionError extends PoolError {
+  static override readonly codes = [PoolErrorCode.CONTROL_VERSION] as const;
+  declare readonly code: typeof PoolErrorCode.CONTROL_VERSION;
+  readonly local: ControlVersionRange;
+  readonly peer: ControlVersionRange;
+  constructor(local: ControlVersionRange, peer: ControlVersionRange, message?: string) {
+    super(
+      PoolErrorCode.CONTROL_VERSION,
+      message ??
+        `the tunnel control channel peers share no protocol version: this end speaks ${local.min}..${local.max}, the peer ${peer.min}..${peer.max}; upgrade the older end`,
+    );
+    this.local = local;
+    this.peer = peer;
+  }
+}
+
+/**
+ * A control channel deadline passed: no hello answer in time (`phase`
+ * 'hello'), or nothing at all from the peer, not even a pong, within the
+ * liveness timeout ('liveness'). The channel is destroyed with it.
+ */
+export class ControlTimeoutError extends PoolError {
+  static override readonly codes = [PoolErrorCode.CONTROL_TIMEOUT] as const;
+  declare readonly code: typeof PoolErrorCode.CONTROL_TIMEOUT;
+  readonly phase: 'hello' | 'liveness';
+  constructor(phase: 'hello' | 'liveness', message: string) {
+    super(PoolErrorCode.CONTROL_TIMEOUT, message);
+    this.phase = phase;
+  }
+}
+
+/**
+ * The peer closed the control channel with an ERROR message: it refused
+ * this client (`reason` 'not-allowed', 'duplicate'), is shutting down, or
+ * found a protocol error on its side. `text` is the peer's own words.
+ */
+export class ControlRefusedError extends PoolError {
+  static override readonly codes = [PoolErrorCode.CONTROL_REFUSED] as const;
+  declare readonly code: typeof PoolErrorCode.CONTROL_REFUSED;
+  readonly reason: string;
+  readonly text: string;
+  constructor(reason: string, text: string) {
+    super(PoolErrorCode.CONTROL_REFUSED, `the tunnel peer closed the control channel (${reason})${text ? `: ${text}` : ''}`);
+    this.reason = reason;
+    this.text = text;
+  }
+}
+
 /**
  * Every error class of this module by name: `PoolErrorFor` reads the codes
  * from it, and the error-table spec checks that no exported class is
@@ -493,6 +588,10 @@ export const poolErrorClasses = {
   MissingModuleError,
   StreamCutError,
   WsStreamError,
+  ControlProtocolError,
+  ControlVersionError,
+  ControlTimeoutError,
+  ControlRefusedError,
 } as const;
 
 type PoolErrorClasses = Omit<typeof poolErrorClasses, 'PoolError'>;

@@ -32,6 +32,10 @@ import {
   TlsMismatchError,
   CertificatePinError,
   WsStreamError,
+  ControlProtocolError,
+  ControlVersionError,
+  ControlTimeoutError,
+  ControlRefusedError,
 } from '../../lib/core/errors.js';
 import { Http2StreamAbortedError } from '../../lib/transports/http2/http2-stream.error.js';
 
@@ -79,6 +83,10 @@ const TABLE: Record<string, Row> = {
   MissingModuleError: { make: () => new MissingModuleError('import it'), code: 'POOL_ERR_MISSING_MODULE', parent: PoolError, message: 'import it', keepsCause: false },
   StreamCutError: { make: () => new StreamCutError('reset', 'cut', { rstCode: 8, cause }), code: 'ECONNRESET', parent: PoolError, message: 'cut', keepsCause: true },
   WsStreamError: { make: () => new WsStreamError('ERR_WS_TEXT_MESSAGE', 'text'), code: 'ERR_WS_TEXT_MESSAGE', parent: PoolError, message: 'text', keepsCause: false },
+  ControlProtocolError: { make: () => new ControlProtocolError('malformed', 'bad body', { cause }), code: 'POOL_ERR_CONTROL_PROTOCOL', parent: PoolError, message: 'bad body', keepsCause: true },
+  ControlVersionError: { make: () => new ControlVersionError({ min: 1, max: 1 }, { min: 2, max: 3 }), code: 'POOL_ERR_CONTROL_VERSION', parent: PoolError, message: /this end speaks 1\.\.1, the peer 2\.\.3/, keepsCause: false },
+  ControlTimeoutError: { make: () => new ControlTimeoutError('liveness', 'silent'), code: 'POOL_ERR_CONTROL_TIMEOUT', parent: PoolError, message: 'silent', keepsCause: false },
+  ControlRefusedError: { make: () => new ControlRefusedError('duplicate', 'one per client'), code: 'POOL_ERR_CONTROL_REFUSED', parent: PoolError, message: /\(duplicate\): one per client/, keepsCause: false },
 };
 
 /** instanceof by the prototype chain alone, as without Symbol.hasInstance. */

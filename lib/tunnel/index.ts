@@ -1,0 +1,9 @@
+// The tunnel layer (issue 14), above the pools: control protocol and channel, routes, message router.
+// Not yet exported from the package entry: the tunnel server and client that use these come next.
+export { ControlChannel, type ControlChannelOptions, type ControlChannelEvents, type ClientHello, type ServerAnswer, type HelloResult } from './control/channel.js';
+export { ControlDecoder, decodeAll, decodeFrame, type Decoded } from './control/decoder.js';
+export { encodeMessage, encodeBody, decodeBody } from './control/messages.js';
+export type * from './control/messages.js';
+export * from './control/wire.js';
+export * from './routes.js';
+export * from './router.js';
