@@ -51,11 +51,16 @@ export {
   ControlRefusedError,
   type ControlProtocolFailure,
   type ControlVersionRange,
+  TargetConnectError,
+  RouteLimitError,
+  ProxyHeaderError,
   isPoolError,
   refusalForStatus,
   type PoolErrorFor,
   type StreamCutReason,
   type StreamCutDetails,
+  type TargetConnectFailure,
+  type ProxyHeaderFailure,
 } from './core/errors.js';
 
 // Transports

@@ -50,6 +50,12 @@ export const PoolErrorCode = {
   CONTROL_TIMEOUT: 'POOL_ERR_CONTROL_TIMEOUT',
   /** The peer closed the control channel with an error message (`ControlRefusedError`). */
   CONTROL_REFUSED: 'POOL_ERR_CONTROL_REFUSED',
+  /** The tunnel could not connect to a route's target (`TargetConnectError`; `reason` says how). */
+  TARGET_CONNECT: 'POOL_ERR_TARGET_CONNECT',
+  /** A route holds its maximum of concurrent connections (`RouteLimitError`). */
+  ROUTE_LIMIT: 'POOL_ERR_ROUTE_LIMIT',
+  /** Bytes that are no valid PROXY protocol header (`ProxyHeaderError`; `reason` says what is wrong). */
+  PROXY_HEADER: 'POOL_ERR_PROXY_HEADER',
 } as const;
 
 export type PoolErrorCode = (typeof PoolErrorCode)[keyof typeof PoolErrorCode];
@@ -558,6 +564,80 @@ export class ControlRefusedError extends PoolError {
   }
 }
 
+/** How connecting to a tunnel route's target failed (stable values). */
+export type TargetConnectFailure =
+  /** Nothing listens there: the target answered the connect with a reset (`ECONNREFUSED`). */
+  | 'refused'
+  /** The connect did not complete within `timeout` (no answer to the SYN: a full backlog, a firewall that drops). */
+  | 'timeout'
+  /** No route to the host or network (`EHOSTUNREACH`, `ENETUNREACH`, `EADDRNOTAVAIL`). */
+  | 'unreachable'
+  /** The host name did not resolve (`ENOTFOUND`, `EAI_AGAIN`). */
+  | 'dns'
+  /** The caller's `signal` aborted the connect. */
+  | 'aborted'
+  /** Any other socket error (in `cause`). */
+  | 'failed';
+
+/**
+ * The tunnel could not reach a route's target; `reason` says how, `host`
+ * and `port` where it tried. The public side of such a connection is cut
+ * (a reset), never ended cleanly.
+ */
+export class TargetConnectError extends PoolError {
+  static override readonly codes = [PoolErrorCode.TARGET_CONNECT] as const;
+  declare readonly code: typeof PoolErrorCode.TARGET_CONNECT;
+  readonly reason: TargetConnectFailure;
+  readonly host: string;
+  readonly port: number;
+  constructor(reason: TargetConnectFailure, host: string, port: number, message: string, options?: { cause?: unknown }) {
+    super(PoolErrorCode.TARGET_CONNECT, message, options);
+    this.reason = reason;
+    this.host = host;
+    this.port = port;
+  }
+}
+
+/**
+ * A route already holds its `maxConnections` concurrent connections: the
+ * next one is refused at once (and counted), not queued.
+ */
+export class RouteLimitError extends PoolError {
+  static override readonly codes = [PoolErrorCode.ROUTE_LIMIT] as const;
+  declare readonly code: typeof PoolErrorCode.ROUTE_LIMIT;
+  readonly limit: number;
+  constructor(limit: number, message = `the route holds its maximum of ${limit} concurrent connections (maxConnections)`) {
+    super(PoolErrorCode.ROUTE_LIMIT, message);
+    this.limit = limit;
+  }
+}
+
+/** What is wrong with a PROXY protocol header (stable values). */
+export type ProxyHeaderFailure =
+  /** The bytes start with neither the v1 nor the v2 signature. */
+  | 'signature'
+  /** A v2 header with a version other than 2, or a command other than LOCAL/PROXY. */
+  | 'version'
+  /** A protocol/family the parser does not know, or addresses of the wrong length for it. */
+  | 'family'
+  /** An address or port that does not parse. */
+  | 'address'
+  /** A v1 line longer than 107 bytes, or without its CRLF. */
+  | 'too-long'
+  /** The stream ended, or `timeout` passed, before a whole header came. */
+  | 'truncated';
+
+/** Bytes that are no valid PROXY protocol v1/v2 header; `reason` says what is wrong. */
+export class ProxyHeaderError extends PoolError {
+  static override readonly codes = [PoolErrorCode.PROXY_HEADER] as const;
+  declare readonly code: typeof PoolErrorCode.PROXY_HEADER;
+  readonly reason: ProxyHeaderFailure;
+  constructor(reason: ProxyHeaderFailure, message: string) {
+    super(PoolErrorCode.PROXY_HEADER, `invalid PROXY protocol header (${reason}): ${message}`);
+    this.reason = reason;
+  }
+}
+
 /**
  * Every error class of this module by name: `PoolErrorFor` reads the codes
  * from it, and the error-table spec checks that no exported class is
@@ -592,6 +672,9 @@ export const poolErrorClasses = {
   ControlVersionError,
   ControlTimeoutError,
   ControlRefusedError,
+  TargetConnectError,
+  RouteLimitError,
+  ProxyHeaderError,
 } as const;
 
 type PoolErrorClasses = Omit<typeof poolErrorClasses, 'PoolError'>;

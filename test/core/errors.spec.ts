@@ -36,6 +36,9 @@ import {
   ControlVersionError,
   ControlTimeoutError,
   ControlRefusedError,
+  TargetConnectError,
+  RouteLimitError,
+  ProxyHeaderError,
 } from '../../lib/core/errors.js';
 import { Http2StreamAbortedError } from '../../lib/transports/http2/http2-stream.error.js';
 
@@ -87,6 +90,9 @@ const TABLE: Record<string, Row> = {
   ControlVersionError: { make: () => new ControlVersionError({ min: 1, max: 1 }, { min: 2, max: 3 }), code: 'POOL_ERR_CONTROL_VERSION', parent: PoolError, message: /this end speaks 1\.\.1, the peer 2\.\.3/, keepsCause: false },
   ControlTimeoutError: { make: () => new ControlTimeoutError('liveness', 'silent'), code: 'POOL_ERR_CONTROL_TIMEOUT', parent: PoolError, message: 'silent', keepsCause: false },
   ControlRefusedError: { make: () => new ControlRefusedError('duplicate', 'one per client'), code: 'POOL_ERR_CONTROL_REFUSED', parent: PoolError, message: /\(duplicate\): one per client/, keepsCause: false },
+  TargetConnectError: { make: () => new TargetConnectError('refused', '127.0.0.1', 80, 'refused', { cause }), code: 'POOL_ERR_TARGET_CONNECT', parent: PoolError, message: 'refused', keepsCause: true },
+  RouteLimitError: { make: () => new RouteLimitError(3), code: 'POOL_ERR_ROUTE_LIMIT', parent: PoolError, message: /maximum of 3 .*maxConnections/, keepsCause: false },
+  ProxyHeaderError: { make: () => new ProxyHeaderError('signature', 'no PROXY'), code: 'POOL_ERR_PROXY_HEADER', parent: PoolError, message: 'invalid PROXY protocol header (signature): no PROXY', keepsCause: false },
 };
 
 /** instanceof by the prototype chain alone, as without Symbol.hasInstance. */

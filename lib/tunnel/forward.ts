@@ -1,0 +1,260 @@
+import type { Duplex } from 'node:stream';
+import { PoolAbortedError, PoolTimeoutError, StreamCutError } from '../core/errors.js';
+import { listen, type Disposer } from '../core/listeners.js';
+import { cutStream, watchForReset } from './tcp-cut.js';
+
+export { cutStream } from './tcp-cut.js';
+
+/**
+ * How one direction of a forwarded pair ended:
+ * - `'end'`: the source ended (FIN) and the destination's writable side
+ *   finished after every byte before it;
+ * - `'cut'`: one side failed (an error, a reset, a close before its end) or
+ *   the forwarding was cut by its owner, before this direction ended;
+ * - `'timeout'`: nothing moved either way for `idleTimeout`.
+ */
+export type DirectionEnd = 'end' | 'cut' | 'timeout';
+
+/** One direction's accounting. */
+export interface DirectionResult {
+  /** Bytes read from the source and handed to the destination. */
+  readonly bytes: number;
+  readonly ended: DirectionEnd;
+}
+
+/** What `Forwarding.done` resolves with, once both directions finished and both streams closed. */
+export interface ForwardResult {
+  readonly aToB: DirectionResult;
+  readonly bToA: DirectionResult;
+  /** The error that cut the pair (the first one); `undefined` when both directions ended cleanly. */
+  readonly error: Error | undefined;
+}
+
+export interface ForwardOptions {
+  /**
+   * Cut both sides (`'timeout'`) when no byte moved either way for this
+   * many milliseconds. Checked without a clock read per chunk: the cut
+   * comes between `idleTimeout` and twice that after the last byte.
+   * Default: none.
+   */
+  readonly idleTimeout?: number;
+  /** Cut both sides when this aborts (the error is a `PoolAbortedError`). */
+  readonly signal?: AbortSignal;
+}
+
+/** A forwarded pair, while it runs and after. */
+export interface Forwarding {
+  /** Bytes moved from `a` to `b` so far (readable at any time). */
+  readonly aToB: number;
+  /** Bytes moved from `b` to `a` so far. */
+  readonly bToA: number;
+  /** Whether the pair still runs (false once both directions finished). */
+  readonly running: boolean;
+  /** Resolves (never rejects) once both directions finished and both streams closed. */
+  readonly done: Promise<ForwardResult>;
+  /** Cuts both sides now (a reset on tcp), with `error` or a `StreamCutError`. Does nothing once finished. */
+  cut(error?: Error): void;
+}
+
+type State = 'open' | DirectionEnd;
+
+const noop = (): void => undefined;
+
+/** One direction: `src` read, `dst` written. */
+class Direction {
+  bytes = 0;
+  state: State = 'open';
+  /** `src` paused because `dst` asked to wait. */
+  waiting = false;
+  constructor(
+    readonly src: Duplex,
+    readonly dst: Duplex,
+  ) {}
+
+  result(): DirectionResult {
+    return { bytes: this.bytes, ended: this.state === 'open' ? 'cut' : this.state };
+  }
+}
+
+/**
+ * Pumps `a` into `b` and `b` into `a` until both directions end, for any
+ * Duplex (a `net.Socket`, a TLS socket, an HTTP/2 stream, a pooled
+ * WebSocket stream):
+ *
+ * - half-close is carried: when one side ends, the other's writable side is
+ *   ended after the bytes before it, and the reverse direction keeps going;
+ *   sockets must be made with `allowHalfOpen: true` for that (otherwise Node
+ *   ends their writable side itself at the peer's FIN);
+ * - back-pressure both ways: a source is paused while its destination
+ *   holds its high-water mark, and resumed on `'drain'`, so no more than a
+ *   high-water mark (plus one chunk) waits in the pump per direction;
+ * - a failure of either side (an error, a reset, a close before its end)
+ *   cuts the other with a `StreamCutError` (a reset on tcp, see `cutStream`),
+ *   never a clean end;
+ * - bytes are counted each way as they move (`aToB`, `bToA`).
+ *
+ * `done` resolves with the accounting once both directions finished and
+ * both streams closed. Both streams belong to the forwarding from this call
+ * on; both are closed when it resolves.
+ */
+export function forward(a: Duplex, b: Duplex, options: ForwardOptions = {}): Forwarding {
+  return new Pump(a, b, options);
+}
+
+class Pump implements Forwarding {
+  private readonly ab: Direction;
+  private readonly ba: Direction;
+  private readonly disposers: Disposer[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** A byte moved since the idle timer was last armed. */
+  private moved = false;
+  private error: Error | undefined;
+  private finishing = false;
+  readonly done: Promise<ForwardResult>;
+  private resolve!: (result: ForwardResult) => void;
+
+  constructor(
+    private readonly a: Duplex,
+    private readonly b: Duplex,
+    options: ForwardOptions,
+  ) {
+    this.ab = new Direction(a, b);
+    this.ba = new Direction(b, a);
+    this.done = new Promise((resolve) => (this.resolve = resolve));
+    for (const stream of [a, b]) {
+      stream.on('error', noop); // errors are read below; none may go uncaught after release
+      watchForReset(stream);
+    }
+    this.wire(a, this.ab, this.ba);
+    this.wire(b, this.ba, this.ab);
+    if (options.idleTimeout !== undefined) {
+      const idle = options.idleTimeout;
+      this.timer = setTimeout(() => this.checkIdle(idle), idle);
+      this.timer.unref();
+    }
+    const signal = options.signal;
+    if (signal) {
+      if (signal.aborted) this.fail(new PoolAbortedError('the forwarding was aborted'), 'cut');
+      else {
+        const onAbort = (): void => this.fail(new PoolAbortedError('the forwarding was aborted'), 'cut');
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.disposers.push(() => signal.removeEventListener('abort', onAbort));
+      }
+    }
+    if (this.finishing) return;
+    if (a.destroyed || b.destroyed) {
+      this.fail(new StreamCutError('closed', 'a side of the forwarding was already closed when it started'), 'cut');
+      return;
+    }
+    this.start(this.ab);
+    this.start(this.ba);
+  }
+
+  get aToB(): number {
+    return this.ab.bytes;
+  }
+
+  get bToA(): number {
+    return this.ba.bytes;
+  }
+
+  get running(): boolean {
+    return !this.finishing;
+  }
+
+  cut(error?: Error): void {
+    this.fail(error ?? new StreamCutError('closed', 'the forwarding was cut by its owner'), 'cut');
+  }
+
+  /** `stream`'s events: as the source of `out`, as the destination of `into`. */
+  private wire(stream: Duplex, out: Direction, into: Direction): void {
+    this.disposers.push(
+      listen(stream, {
+        data: (chunk: Buffer) => {
+          out.bytes += chunk.length;
+          this.moved = true;
+          if (!out.dst.write(chunk) && !out.waiting) {
+            out.waiting = true;
+            stream.pause();
+          }
+        },
+        end: () => this.sourceEnded(out),
+        drain: () => {
+          if (!into.waiting) return;
+          into.waiting = false;
+          if (!this.finishing) into.src.resume();
+        },
+        finish: () => this.finished(into),
+        error: (error: Error) => this.fail(error, 'cut'),
+        close: () => {
+          // A close before this stream's read side ended or its write side
+          // finished (a destroy() without an error, a WebSocket closed
+          // early): a cut. (A stream done both ways may close while the
+          // other side still flushes its last bytes.)
+          if (!stream.readableEnded || !stream.writableFinished) {
+            this.fail(new StreamCutError('closed', 'a side of the forwarding closed before its end'), 'cut');
+          }
+        },
+      }),
+    );
+  }
+
+  private start(direction: Direction): void {
+    if (direction.src.readableEnded) this.sourceEnded(direction);
+    else direction.src.resume();
+  }
+
+  private sourceEnded(direction: Direction): void {
+    if (direction.state !== 'open') return;
+    const dst = direction.dst;
+    if (dst.writableFinished) this.finished(direction);
+    else if (!dst.writableEnded) dst.end();
+  }
+
+  private finished(direction: Direction): void {
+    if (direction.state !== 'open' || !direction.src.readableEnded) return;
+    direction.state = 'end';
+    if (this.ab.state !== 'open' && this.ba.state !== 'open') this.release();
+  }
+
+  private checkIdle(idle: number): void {
+    if (this.finishing) return;
+    if (this.moved) {
+      this.moved = false;
+      this.timer?.refresh();
+      return;
+    }
+    this.fail(new PoolTimeoutError(`the forwarded connection was idle for ${idle} ms (idleTimeout)`), 'timeout');
+  }
+
+  private fail(error: Error, as: 'cut' | 'timeout'): void {
+    if (this.finishing) return;
+    this.error = error;
+    for (const direction of [this.ab, this.ba]) if (direction.state === 'open') direction.state = as;
+    const cause = error instanceof StreamCutError || error instanceof PoolTimeoutError || error instanceof PoolAbortedError ? error : undefined;
+    for (const stream of [this.a, this.b]) {
+      cutStream(stream, cause ?? new StreamCutError('reset', `the other side of the forwarded connection failed: ${error.message}`, { cause: error }));
+    }
+    this.release();
+  }
+
+  private release(): void {
+    if (this.finishing) return;
+    this.finishing = true;
+    clearTimeout(this.timer);
+    for (const dispose of this.disposers.splice(0)) dispose();
+    // Both directions ended (or were cut): a plain destroy closes what is
+    // left (its writable side finished, so no reset).
+    for (const stream of [this.a, this.b]) if (!stream.destroyed) stream.destroy();
+    void Promise.all([whenClosed(this.a), whenClosed(this.b)]).then(() =>
+      this.resolve({ aToB: this.ab.result(), bToA: this.ba.result(), error: this.error }),
+    );
+  }
+}
+
+/** Resolves once a destroyed stream has closed (at once for a stream that never emits 'close'). */
+function whenClosed(stream: Duplex): Promise<void> {
+  const state = stream as Duplex & { _readableState?: { emitClose?: boolean; closeEmitted?: boolean } };
+  if (stream.closed || state._readableState?.emitClose === false || state._readableState?.closeEmitted) return Promise.resolve();
+  return new Promise((resolve) => stream.once('close', () => resolve()));
+}
