@@ -1,0 +1,177 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import type { ClientPool } from '../core/client-pool.js';
+import { InvalidOptionsError, PoolClosedError } from '../core/errors.js';
+import { ControlChannel, type ControlChannelOptions } from './control/channel.js';
+import type { EndMessage, OpenMessage, RouteAnswer } from './control/messages.js';
+import { cutStream, forward, type Forwarding, type ForwardResult } from './forward.js';
+import { announceRoute, validateRoutes, type Route, type RouteOptions } from './routes.js';
+import { connectTarget, ConnectionLimit } from './target.js';
+import { accountingOf, failOf } from './tunnel-common.js';
+import { TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
+
+export interface TunnelClientOptions {
+  /** The client pool that dials the tunnel server (started by `start()` if it is not yet). The caller closes it, after `close()`. */
+  pool: ClientPool;
+  /** The routes this client serves. */
+  routes: readonly RouteOptions[];
+  /** A label for the server's logs. */
+  name?: string;
+  /** How long the hello, and taking the control stream, may take (ms, default 10000). */
+  helloTimeout?: number;
+  /** How long an OPEN waits for the pooled stream it names (ms, default 5000). */
+  openTimeout?: number;
+  /** How long `close()` lets tunnelled connections finish before cutting them (ms, default 5000). */
+  closeTimeout?: number;
+  /** Options of the control channel (pings, liveness). */
+  control?: Omit<ControlChannelOptions, 'role' | 'helloTimeout'>;
+}
+
+/** What the server said about one route. */
+export interface RouteState extends RouteAnswer {
+  accepted: boolean;
+}
+
+export interface TunnelClientEvents {
+  /** The control channel is up: the server's answer, route by route. */
+  up: [routes: RouteState[]];
+  /** A route the server refused (also in `up`'s list). */
+  refused: [answer: RouteAnswer];
+  /** The control channel closed (`error` undefined: cleanly). */
+  down: [error: Error | undefined];
+  /** The server is draining: it opens no more connections. */
+  drain: [];
+  /** A tunnelled connection ended (this side's figures). */
+  connection: [event: { route: string; id: string; result: ForwardResult }];
+  /** An OPEN could not be served (the target refused, no stream, the route's limit): FAIL was sent. */
+  'open-failed': [event: { route: string; id: string; error: Error }];
+}
+
+/**
+ * The client side of a tunnel, over a `ClientPool`: takes one of its own
+ * ready pooled streams as its control stream and says hello on it at once
+ * (the preamble names the stream to the server), announces its routes, and
+ * serves each OPEN of the server: takes the pooled stream it names,
+ * connects the route's target and forwards, or answers FAIL (the public
+ * side then sees a reset).
+ */
+export class TunnelClient extends EventEmitter<TunnelClientEvents> {
+  readonly pool: ClientPool;
+  private readonly routes: Route[];
+  private readonly options: TunnelClientOptions;
+  private readonly limits = new Map<string, ConnectionLimit>();
+  private readonly open = new Map<number, Forwarding>();
+  private readonly tunnelStats = new TunnelStats();
+  private channel?: ControlChannel;
+  private answers: RouteState[] = [];
+  private state: 'new' | 'running' | 'closing' | 'closed' = 'new';
+
+  constructor(options: TunnelClientOptions) {
+    super();
+    if (!options || typeof options.pool?.takeAny !== 'function') throw new InvalidOptionsError('pool', 'a ClientPool is required');
+    this.pool = options.pool;
+    this.routes = validateRoutes(options.routes);
+    this.options = options;
+    for (const route of this.routes) this.limits.set(route.name, new ConnectionLimit(route.maxConnections > 0 ? route.maxConnections : Infinity));
+  }
+
+  /** The server's answer per route, once up. */
+  get routeStates(): RouteState[] {
+    return this.answers;
+  }
+
+  get stats(): TunnelStatsSnapshot {
+    return this.tunnelStats.snapshot();
+  }
+
+  /** Whether the control channel is up. */
+  get connected(): boolean {
+    return this.channel !== undefined && !this.channel.closed;
+  }
+
+  /**
+   * Starts the pool (if needed), takes a ready stream as the control
+   * stream, says hello with the routes; resolves with the server's answer
+   * per route. Rejects with the control channel's typed error (refused,
+   * version, timeout) or the pool's (`PoolTimeoutError` when no stream came).
+   */
+  async start(): Promise<RouteState[]> {
+    if (this.state !== 'new') throw new PoolClosedError('a tunnel client starts once');
+    this.state = 'running';
+    this.pool.start(); // idempotent while running
+    const helloTimeout = this.options.helloTimeout ?? 10_000;
+    const [, stream] = await this.pool.takeAny({ timeout: helloTimeout });
+    if (this.state !== 'running') {
+      stream.destroy();
+      throw new PoolClosedError('the tunnel client was closed while it started');
+    }
+    const channel = new ControlChannel(stream, { ...this.options.control, helloTimeout, role: 'client' });
+    this.channel = channel;
+    channel.on('open', (message) => void this.served(channel, message));
+    channel.on('accounting', (message) => this.peerAccounting(message));
+    channel.on('drain', () => this.emit('drain'));
+    channel.once('close', (error) => this.emit('down', error));
+    const { ack } = await channel.hello({ name: this.options.name ?? '', routes: this.routes.map(announceRoute) });
+    this.answers = ack.routes.map((answer) => ({ ...answer, accepted: answer.status === 'accepted' }));
+    for (const answer of ack.routes) if (answer.status !== 'accepted') this.emit('refused', answer);
+    this.emit('up', this.answers);
+    return this.answers;
+  }
+
+  /** Closes the control channel after letting tunnelled connections finish (`closeTimeout`), cutting the rest. The pool stays the caller's. */
+  async close(): Promise<void> {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.state = 'closing';
+    const running = [...this.open.values()];
+    if (running.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.closeTimeout ?? 5000)));
+      await Promise.race([Promise.all(running.map((f) => f.done)), late]);
+      clearTimeout(timer);
+      for (const f of running) f.cut(new PoolClosedError('the tunnel client closed before this tunnelled connection finished'));
+      await Promise.all(running.map((f) => f.done));
+    }
+    await this.channel?.close();
+    this.state = 'closed';
+  }
+
+  /** An OPEN from the server: the named stream, the route's target, forwarding; FAIL on any failure. */
+  private async served(channel: ControlChannel, message: OpenMessage): Promise<void> {
+    const route = this.routes.find((r) => r.name === message.route && r.direction === 'reverse');
+    const accepted = this.answers.find((a) => a.name === message.route)?.accepted ?? false;
+    let stream: Duplex | undefined;
+    let release: (() => void) | undefined;
+    try {
+      if (!route || !accepted) throw new InvalidOptionsError('route', `no accepted reverse route ${JSON.stringify(message.route)} on this client`);
+      if (this.state !== 'running') throw new PoolClosedError('the tunnel client is closing');
+      stream = await this.pool.outgoingGet(message.id, this.options.openTimeout ?? 5000);
+      release = this.limits.get(route.name)!.acquire();
+      const target = await connectTarget({
+        host: route.target.host,
+        port: route.target.port,
+        timeout: route.connectTimeout,
+        ...(route.proxyProtocol === 'none' ? {} : { proxyProtocol: route.proxyProtocol === 'v1' ? 1 : 2, ...(message.peer ? { source: message.peer } : {}) }),
+      });
+      const forwarding = forward(target, stream);
+      this.open.set(message.conn, forwarding);
+      this.tunnelStats.track({ route: route.name }, forwarding);
+      const result = await forwarding.done;
+      this.open.delete(message.conn);
+      release();
+      if (!channel.closed) void channel.accounting(accountingOf(message.conn, message.id, result)).catch(() => undefined);
+      this.emit('connection', { route: route.name, id: message.id, result });
+    } catch (error) {
+      release?.();
+      const failure = error instanceof Error ? error : new Error(String(error));
+      if (route) this.tunnelStats.failed({ route: route.name }, failure);
+      // FAIL first, then the reset of the stream: the server cuts the public side either way, never a clean end.
+      await channel.fail(failOf(message.conn, message.id, failure)).catch(() => undefined);
+      if (stream) cutStream(stream, failure);
+      this.emit('open-failed', { route: message.route, id: message.id, error: failure });
+    }
+  }
+
+  private peerAccounting(_message: EndMessage): void {
+    // The server's figures for a connection; compared by the stats layer when it lands.
+  }
+}
