@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ClientPool } from '../core/client-pool.js';
-import { InvalidOptionsError, PoolClosedError } from '../core/errors.js';
+import { InvalidOptionsError, PoolClosedError, StreamCutError } from '../core/errors.js';
 import { ControlChannel, type ControlChannelOptions } from './control/channel.js';
 import type { EndMessage, OpenMessage, RouteAnswer } from './control/messages.js';
 import { cutStream, forward, type Forwarding, type ForwardResult } from './forward.js';
 import { announceRoute, validateRoutes, type Route, type RouteOptions } from './routes.js';
 import { connectTarget, ConnectionLimit } from './target.js';
-import { accountingOf, failOf } from './tunnel-common.js';
+import { accountingOf, failOf, resetSocket } from './tunnel-common.js';
 import { TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
 
 export interface TunnelClientOptions {
@@ -61,6 +62,11 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private readonly options: TunnelClientOptions;
   private readonly limits = new Map<string, ConnectionLimit>();
   private readonly open = new Map<number, Forwarding>();
+  /** This side's connections on forward routes, by its conn number. */
+  private readonly outgoing = new Map<number, Forwarding>();
+  /** Listeners of accepted forward routes. */
+  private readonly forwardListeners: net.Server[] = [];
+  private nextConn = 1;
   private readonly tunnelStats = new TunnelStats();
   private channel?: ControlChannel;
   private answers: RouteState[] = [];
@@ -109,11 +115,16 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.channel = channel;
     channel.on('open', (message) => void this.served(channel, message));
     channel.on('accounting', (message) => this.peerAccounting(message));
+    channel.on('fail', (message) => this.outgoing.get(message.conn)?.cut(new StreamCutError('reset', `the tunnel server could not open the connection (${message.reason}): ${message.text}`)));
     channel.on('drain', () => this.emit('drain'));
     channel.once('close', (error) => this.emit('down', error));
     const { ack } = await channel.hello({ name: this.options.name ?? '', routes: this.routes.map(announceRoute) });
     this.answers = ack.routes.map((answer) => ({ ...answer, accepted: answer.status === 'accepted' }));
     for (const answer of ack.routes) if (answer.status !== 'accepted') this.emit('refused', answer);
+    for (const route of this.routes) {
+      if (route.direction !== 'forward' || !this.answers.find((a) => a.name === route.name)?.accepted) continue;
+      await this.listen(channel, route);
+    }
     this.emit('up', this.answers);
     return this.answers;
   }
@@ -122,7 +133,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   async close(): Promise<void> {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.state = 'closing';
-    const running = [...this.open.values()];
+    await Promise.all(this.forwardListeners.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    const running = [...this.open.values(), ...this.outgoing.values()];
     if (running.length > 0) {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.closeTimeout ?? 5000)));
@@ -133,6 +145,63 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     }
     await this.channel?.close();
     this.state = 'closed';
+  }
+
+  /** Where a forward route listens, once up (its port when it asked for 0). */
+  addressOf(route: string): net.AddressInfo | undefined {
+    const server = this.forwardListeners.find((s) => this.routeNames.get(s) === route);
+    return server?.address() as net.AddressInfo | undefined;
+  }
+
+  private readonly routeNames = new WeakMap<net.Server, string>();
+
+  /** Listens for a forward route: each connection takes a ready stream, names it to the server (OPEN) and is forwarded over it. */
+  private async listen(channel: ControlChannel, route: Route): Promise<void> {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    server.on('connection', (socket) => void this.forwardConnection(channel, route, socket));
+    const { host, port } = route.listen!;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new InvalidOptionsError(`routes.${route.name}.listen`, `forward route ${route.name} cannot listen on ${host}:${port} (${error.code ?? error.message}): pick a free port`)),
+      );
+      server.listen(port, host, () => resolve());
+    });
+    server.on('error', () => undefined);
+    this.routeNames.set(server, route.name);
+    this.forwardListeners.push(server);
+  }
+
+  private async forwardConnection(channel: ControlChannel, route: Route, socket: net.Socket): Promise<void> {
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    let release: (() => void) | undefined;
+    let stream: Duplex | undefined;
+    try {
+      if (this.state !== 'running' || channel.closed || channel.draining) throw new PoolClosedError('the tunnel is not open for new connections');
+      release = this.limits.get(route.name)!.acquire();
+      const [id, taken] = await this.pool.takeAny({ timeout: this.options.openTimeout ?? 5000 });
+      stream = taken;
+      const conn = this.nextConn++;
+      const address = socket.remoteAddress;
+      const peer = address !== undefined && socket.remotePort !== undefined ? { peer: { address: address.startsWith('::ffff:') ? address.slice(7) : address, port: socket.remotePort } } : {};
+      await channel.open({ conn, id, route: route.name, ...peer });
+      const forwarding = forward(socket, stream);
+      this.outgoing.set(conn, forwarding);
+      socket.resume();
+      this.tunnelStats.track({ route: route.name }, forwarding);
+      const result = await forwarding.done;
+      this.outgoing.delete(conn);
+      release();
+      if (!channel.closed) void channel.accounting(accountingOf(conn, id, result)).catch(() => undefined);
+      this.emit('connection', { route: route.name, id, result });
+    } catch (error) {
+      release?.();
+      if (stream) stream.destroy();
+      resetSocket(socket);
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.tunnelStats.failed({ route: route.name }, failure);
+      this.emit('open-failed', { route: route.name, id: '', error: failure });
+    }
   }
 
   /** An OPEN from the server: the named stream, the route's target, forwarding; FAIL on any failure. */

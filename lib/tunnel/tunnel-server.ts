@@ -6,12 +6,12 @@ import { InvalidOptionsError, PoolClosedError, StreamCutError } from '../core/er
 import type { ServerPool } from '../core/server-pool.js';
 import type { ClientIdentity } from '../core/stream-identity.js';
 import { ControlChannel, type ControlChannelOptions } from './control/channel.js';
-import type { AnnouncedRoute, EndMessage, FailMessage, HelloMessage, RouteAnswer } from './control/messages.js';
-import { forward, type Forwarding, type ForwardResult } from './forward.js';
+import type { AnnouncedRoute, EndMessage, FailMessage, HelloMessage, OpenMessage, RouteAnswer } from './control/messages.js';
+import { cutStream, forward, type Forwarding, type ForwardResult } from './forward.js';
 import { LocalControlRouter, type ControlRouter, type RoutedMessage } from './router.js';
 import { clientLabel, RouteAllowlist, type AllowlistOptions, type PortRange } from './routes.js';
-import { ConnectionLimit } from './target.js';
-import { accountingOf, matchPreamble, resetSocket } from './tunnel-common.js';
+import { connectTarget, ConnectionLimit } from './target.js';
+import { accountingOf, failOf, matchPreamble, resetSocket } from './tunnel-common.js';
 import { TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
 
 export interface TunnelServerOptions {
@@ -69,6 +69,10 @@ interface Session {
   readonly limits: Map<string, ConnectionLimit>;
   /** conn number → its forwarding, while it runs. */
   readonly open: Map<number, Forwarding>;
+  /** Accepted forward routes by name (the target the allowlist let through). */
+  readonly forward: Map<string, AnnouncedRoute>;
+  /** The client's connections on forward routes, by its conn number, while they run. */
+  readonly served: Map<number, Forwarding>;
   detach?: () => void;
 }
 
@@ -150,7 +154,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     const sessions = [...this.sessions.values()];
     await Promise.all(sessions.map((session) => session.channel.drain(this.closeTimeout, 'the tunnel server is shutting down').catch(() => undefined)));
     await Promise.all(sessions.flatMap((session) => session.listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))));
-    const running = sessions.flatMap((session) => [...session.open.values()]);
+    const running = sessions.flatMap((session) => [...session.open.values(), ...session.served.values()]);
     if (running.length > 0) {
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.closeTimeout)));
@@ -176,7 +180,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       return;
     }
     this.pending.add(channel);
-    const session: Session = { label, identity, channel, listeners: [], limits: new Map(), open: new Map() };
+    const session: Session = { label, identity, channel, listeners: [], limits: new Map(), open: new Map(), forward: new Map(), served: new Map() };
     channel.once('close', (error) => {
       this.pending.delete(channel);
       if (this.sessions.get(label) === session) this.sessionGone(session, error);
@@ -196,6 +200,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         session.detach = attached.detach;
         this.sessions.set(label, session);
         channel.on('fail', (message) => this.peerFailed(session, message));
+        channel.on('open', (message) => void this.forwardOpen(session, message));
         channel.on('accounting', (message) => this.peerAccounting(session, message));
         for (const answer of ack.routes) if (answer.status !== 'accepted') this.emit('refused', label, answer);
         this.emit('client', label, ack.routes);
@@ -213,8 +218,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       const route = hello.routes[i]!;
       if (answer.status !== 'accepted') continue;
       session.limits.set(route.name, new ConnectionLimit(route.maxConnections > 0 ? route.maxConnections : Infinity));
-      if (route.direction !== 'reverse') {
-        answers[i] = { ...answer, status: 'other', text: 'forward routes are not served by this server yet' };
+      if (route.direction === 'forward') {
+        session.forward.set(route.name, route);
         continue;
       }
       const verdict = this.allow.check(session.identity, route);
@@ -310,6 +315,45 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       resetSocket(socket);
       this.tunnelStats.failed(key, error);
       this.emit('open-failed', { client: session.label, route: route.name, error: error instanceof Error ? error : new Error(String(error)) });
+    }
+  }
+
+  /**
+   * An OPEN from the client on a forward route: take the stream it names
+   * (of that client only), connect the route's target, forward; FAIL and a
+   * cut of the stream on any failure.
+   */
+  private async forwardOpen(session: Session, message: OpenMessage): Promise<void> {
+    const route = session.forward.get(message.route);
+    const key = { route: message.route, client: session.label };
+    let stream: Duplex | undefined;
+    let release: (() => void) | undefined;
+    try {
+      if (!route) throw new InvalidOptionsError('route', `client ${session.label} has no accepted forward route ${JSON.stringify(message.route)}`);
+      if (this.state !== 'running' || session.channel.draining) throw new PoolClosedError('the tunnel server is draining: no new connections');
+      [, stream] = await this.pool.incomingGet({ id: message.id, client: session.identity ?? session.label, timeout: this.openTimeout });
+      release = session.limits.get(route.name)!.acquire();
+      const target = await connectTarget({
+        host: route.targetHost,
+        port: route.targetPort,
+        timeout: route.connectTimeout,
+        ...(route.proxyProtocol === 'none' ? {} : { proxyProtocol: route.proxyProtocol === 'v1' ? 1 : 2, ...(message.peer ? { source: message.peer } : {}) }),
+      });
+      const forwarding = forward(target, stream);
+      session.served.set(message.conn, forwarding);
+      this.tunnelStats.track(key, forwarding);
+      const result = await forwarding.done;
+      session.served.delete(message.conn);
+      release();
+      if (!session.channel.closed) void session.channel.accounting(accountingOf(message.conn, message.id, result)).catch(() => undefined);
+      this.emit('connection', { client: session.label, route: message.route, id: message.id, result });
+    } catch (error) {
+      release?.();
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.tunnelStats.failed(key, failure);
+      if (!session.channel.closed) await session.channel.fail(failOf(message.conn, message.id, failure)).catch(() => undefined);
+      if (stream) cutStream(stream, failure);
+      this.emit('open-failed', { client: session.label, route: message.route, error: failure });
     }
   }
 
