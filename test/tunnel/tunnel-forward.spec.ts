@@ -7,93 +7,23 @@
  */
 import { describe, expect, it, jest } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
-import http from 'node:http';
 import net from 'node:net';
-import type { ClientPool } from '../../lib/core/client-pool.js';
-import { ControlRefusedError, TargetConnectError } from '../../lib/core/errors.js';
-import type { ServerPool } from '../../lib/core/server-pool.js';
-import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
-import type { AllowRuleOptions, RouteOptions } from '../../lib/tunnel/routes.js';
-import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
-import { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
 import { freePorts } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
+import type { AllowRuleOptions } from '../../lib/tunnel/routes.js';
+import { get, httpTarget, startTunnelClient, startTunnelServer } from './tunnel-harness.js';
 
 jest.setTimeout(60_000);
 const scope = useTestScope();
-const KEYS = { 'site-a': 'Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU', 'site-b': 'q2W9e8R7t6Y5u4I3o2P1a0SdFgHjKlZx' } as const;
-type Site = keyof typeof KEYS;
-
-async function startTunnelServer(rules: AllowRuleOptions[]): Promise<TunnelServer> {
-  const pool: ServerPool = createServerPool({
-    transport: 'tcp',
-    host: '127.0.0.1',
-    port: 0,
-    maxCap: 64,
-    closeTimeout: 2000,
-    auth: { key: Object.entries(KEYS).map(([id, key]) => ({ id, key })) },
-  } as ServerPoolConfig);
-  const server = new TunnelServer({ pool, allow: { rules }, closeTimeout: 2000 });
-  scope.defer(() => pool.close());
-  scope.defer(() => server.close());
-  await server.start();
-  return server;
-}
-
-function clientPool(server: TunnelServer, site: Site): ClientPool {
-  const pool = createClientPool({
-    transport: 'tcp',
-    address: `127.0.0.1:${server.pool.address()!.port}`,
-    auth: { key: KEYS[site] },
-    minCap: 4,
-    maxCap: 8,
-    minIvl: 50,
-    maxIvl: 100,
-    closeTimeout: 2000,
-  } as ClientPoolConfig);
-  scope.defer(() => pool.close());
-  return pool;
-}
-
-function startTunnelClient(server: TunnelServer, site: Site, routes: RouteOptions[]): TunnelClient {
-  const client = new TunnelClient({ pool: clientPool(server, site), routes, closeTimeout: 2000 });
-  scope.defer(() => client.close());
-  return client;
-}
-
-async function httpTarget(body: string): Promise<number> {
-  const server = http.createServer((req, res) => {
-    res.setHeader('connection', 'close');
-    res.end(`${body} ${req.method} ${req.url}`);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  scope.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return (server.address() as net.AddressInfo).port;
-}
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-}
-
-const allowReverse = (client: string, name: string, port: number): AllowRuleOptions => ({ clients: client, names: name, directions: ['reverse'], ports: [port] });
-
 
 const allowForward = (client: string, name: string, target: string): AllowRuleOptions => ({ clients: client, names: name, directions: ['forward'], targets: [target] });
 
 describe('tunnel over tcp with a key: forward routes', () => {
   it('an HTTP request to the client\'s listener reaches a target the server connects to', async () => {
-    const target = await httpTarget('reached from the server');
+    const target = await httpTarget(scope, 'reached from the server');
     const [listenPort] = await freePorts(1);
-    const server = await startTunnelServer([allowForward('key:site-a', 'db', `127.0.0.1:${target}`)]);
-    const client = startTunnelClient(server, 'site-a', [{ name: 'db', direction: 'forward', listen: `127.0.0.1:${listenPort}`, target: `127.0.0.1:${target}` }]);
+    const server = await startTunnelServer(scope, [allowForward('key:site-a', 'db', `127.0.0.1:${target}`)]);
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'db', direction: 'forward', listen: `127.0.0.1:${listenPort}`, target: `127.0.0.1:${target}` }]);
     const routes = await client.start();
     expect(routes.map((r) => [r.name, r.status])).toEqual([['db', 'accepted']]);
     expect(client.addressOf('db')?.port).toBe(listenPort);
@@ -118,8 +48,8 @@ describe('tunnel over tcp with a key: forward routes', () => {
     scope.defer(() => new Promise<void>((resolve) => target.close(() => resolve())));
     const targetPort = (target.address() as net.AddressInfo).port;
     const [listenPort] = await freePorts(1);
-    const server = await startTunnelServer([allowForward('key:site-a', 'bulk', `127.0.0.1:${targetPort}`)]);
-    const client = startTunnelClient(server, 'site-a', [{ name: 'bulk', direction: 'forward', listen: listenPort!, target: `127.0.0.1:${targetPort}` }]);
+    const server = await startTunnelServer(scope, [allowForward('key:site-a', 'bulk', `127.0.0.1:${targetPort}`)]);
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'bulk', direction: 'forward', listen: listenPort!, target: `127.0.0.1:${targetPort}` }]);
     await client.start();
     const socket = scope.track(net.connect({ host: '127.0.0.1', port: listenPort!, allowHalfOpen: true }));
     const received = createHash('sha256');
@@ -141,8 +71,8 @@ describe('tunnel over tcp with a key: forward routes', () => {
 
   it('a forward target the allowlist does not name is refused explicitly (target-not-allowed); nothing listens for it', async () => {
     const [listenPort, other] = await freePorts(2);
-    const server = await startTunnelServer([allowForward('key:site-a', 'db', '127.0.0.1:5432')]);
-    const client = startTunnelClient(server, 'site-a', [{ name: 'db', direction: 'forward', listen: listenPort!, target: `127.0.0.1:${other}` }]);
+    const server = await startTunnelServer(scope, [allowForward('key:site-a', 'db', '127.0.0.1:5432')]);
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'db', direction: 'forward', listen: listenPort!, target: `127.0.0.1:${other}` }]);
     const routes = await client.start();
     expect(routes.map((r) => [r.name, r.status])).toEqual([['db', 'target-not-allowed']]);
     expect(client.addressOf('db')).toBeUndefined();
@@ -152,8 +82,8 @@ describe('tunnel over tcp with a key: forward routes', () => {
 
   it('a forward target that refuses: FAIL from the server, the client\'s public side is reset', async () => {
     const [listenPort, deadPort] = await freePorts(2);
-    const server = await startTunnelServer([allowForward('key:site-a', 'dead', `127.0.0.1:${deadPort}`)]);
-    const client = startTunnelClient(server, 'site-a', [{ name: 'dead', direction: 'forward', listen: listenPort!, target: `127.0.0.1:${deadPort}` }]);
+    const server = await startTunnelServer(scope, [allowForward('key:site-a', 'dead', `127.0.0.1:${deadPort}`)]);
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'dead', direction: 'forward', listen: listenPort!, target: `127.0.0.1:${deadPort}` }]);
     await client.start();
     const failed = new Promise<Error>((resolve) => server.once('open-failed', ({ error }) => resolve(error)));
     const socket = scope.track(net.connect({ host: '127.0.0.1', port: listenPort! }));

@@ -10,90 +10,24 @@
  */
 import { describe, expect, it, jest } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
-import http from 'node:http';
 import net from 'node:net';
-import type { ClientPool } from '../../lib/core/client-pool.js';
 import { ControlRefusedError, TargetConnectError } from '../../lib/core/errors.js';
-import type { ServerPool } from '../../lib/core/server-pool.js';
-import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
-import type { AllowRuleOptions, RouteOptions } from '../../lib/tunnel/routes.js';
-import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
-import { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
 import { freePorts } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
+import type { AllowRuleOptions } from '../../lib/tunnel/routes.js';
+import { get, httpTarget, startTunnelClient, startTunnelServer } from './tunnel-harness.js';
 
 jest.setTimeout(60_000);
 const scope = useTestScope();
-const KEYS = { 'site-a': 'Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU', 'site-b': 'q2W9e8R7t6Y5u4I3o2P1a0SdFgHjKlZx' } as const;
-type Site = keyof typeof KEYS;
-
-async function startTunnelServer(rules: AllowRuleOptions[]): Promise<TunnelServer> {
-  const pool: ServerPool = createServerPool({
-    transport: 'tcp',
-    host: '127.0.0.1',
-    port: 0,
-    maxCap: 64,
-    closeTimeout: 2000,
-    auth: { key: Object.entries(KEYS).map(([id, key]) => ({ id, key })) },
-  } as ServerPoolConfig);
-  const server = new TunnelServer({ pool, allow: { rules }, closeTimeout: 2000 });
-  scope.defer(() => pool.close());
-  scope.defer(() => server.close());
-  await server.start();
-  return server;
-}
-
-function clientPool(server: TunnelServer, site: Site): ClientPool {
-  const pool = createClientPool({
-    transport: 'tcp',
-    address: `127.0.0.1:${server.pool.address()!.port}`,
-    auth: { key: KEYS[site] },
-    minCap: 4,
-    maxCap: 8,
-    minIvl: 50,
-    maxIvl: 100,
-    closeTimeout: 2000,
-  } as ClientPoolConfig);
-  scope.defer(() => pool.close());
-  return pool;
-}
-
-function startTunnelClient(server: TunnelServer, site: Site, routes: RouteOptions[]): TunnelClient {
-  const client = new TunnelClient({ pool: clientPool(server, site), routes, closeTimeout: 2000 });
-  scope.defer(() => client.close());
-  return client;
-}
-
-async function httpTarget(body: string): Promise<number> {
-  const server = http.createServer((req, res) => {
-    res.setHeader('connection', 'close');
-    res.end(`${body} ${req.method} ${req.url}`);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  scope.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return (server.address() as net.AddressInfo).port;
-}
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-}
 
 const allowReverse = (client: string, name: string, port: number): AllowRuleOptions => ({ clients: client, names: name, directions: ['reverse'], ports: [port] });
 
 describe('tunnel over tcp with a key: reverse routes', () => {
   it('the control channel comes up on a claimed stream; an HTTP request crosses a reverse route', async () => {
     const [publicPort] = await freePorts(1);
-    const server = await startTunnelServer([allowReverse('key:site-a', 'web', publicPort!)]);
-    const target = await httpTarget('hello from behind NAT');
-    const client = startTunnelClient(server, 'site-a', [{ name: 'web', serverPort: publicPort, target: `127.0.0.1:${target}` }]);
+    const server = await startTunnelServer(scope, [allowReverse('key:site-a', 'web', publicPort!)]);
+    const target = await httpTarget(scope, 'hello from behind NAT');
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'web', serverPort: publicPort, target: `127.0.0.1:${target}` }]);
     const seen = new Promise<string>((resolve) => server.once('client', (label) => resolve(label)));
     const routes = await client.start();
     expect(routes).toEqual([expect.objectContaining({ name: 'web', status: 'accepted', accepted: true, port: publicPort })]);
@@ -107,7 +41,7 @@ describe('tunnel over tcp with a key: reverse routes', () => {
 
   it('256 KiB each way with SHA-256, as "request, FIN, reply"', async () => {
     const [publicPort] = await freePorts(1);
-    const server = await startTunnelServer([allowReverse('key:site-a', 'bulk', publicPort!)]);
+    const server = await startTunnelServer(scope, [allowReverse('key:site-a', 'bulk', publicPort!)]);
     const reply = randomBytes(256 * 1024);
     const request = randomBytes(256 * 1024 + 7);
     let targetSaw = '';
@@ -122,7 +56,7 @@ describe('tunnel over tcp with a key: reverse routes', () => {
     });
     await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
     scope.defer(() => new Promise<void>((resolve) => target.close(() => resolve())));
-    const client = startTunnelClient(server, 'site-a', [{ name: 'bulk', serverPort: publicPort, target: `127.0.0.1:${(target.address() as net.AddressInfo).port}` }]);
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'bulk', serverPort: publicPort, target: `127.0.0.1:${(target.address() as net.AddressInfo).port}` }]);
     await client.start();
     const socket = net.connect({ host: '127.0.0.1', port: publicPort!, allowHalfOpen: true });
     scope.track(socket);
@@ -145,8 +79,8 @@ describe('tunnel over tcp with a key: reverse routes', () => {
 
   it('a target that refuses: FAIL to the server, the public side is reset (ECONNRESET), not ended', async () => {
     const [publicPort, deadPort] = await freePorts(2);
-    const server = await startTunnelServer([allowReverse('key:site-a', 'dead', publicPort!)]);
-    const client = startTunnelClient(server, 'site-a', [{ name: 'dead', serverPort: publicPort, target: `127.0.0.1:${deadPort}` }]);
+    const server = await startTunnelServer(scope, [allowReverse('key:site-a', 'dead', publicPort!)]);
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'dead', serverPort: publicPort, target: `127.0.0.1:${deadPort}` }]);
     await client.start();
     const failed = new Promise<Error>((resolve) => client.once('open-failed', ({ error }) => resolve(error)));
     const socket = net.connect({ host: '127.0.0.1', port: publicPort! });
@@ -170,9 +104,9 @@ describe('tunnel over tcp with a key: reverse routes', () => {
 
   it('a route the server does not allow is refused explicitly on both sides; no public listener for it', async () => {
     const [allowedPort, askedPort] = await freePorts(2);
-    const server = await startTunnelServer([allowReverse('key:site-a', 'web', allowedPort!)]);
-    const target = await httpTarget('x');
-    const client = startTunnelClient(server, 'site-a', [
+    const server = await startTunnelServer(scope, [allowReverse('key:site-a', 'web', allowedPort!)]);
+    const target = await httpTarget(scope, 'x');
+    const client = startTunnelClient(scope, server, 'site-a', [
       { name: 'web', serverPort: allowedPort, target: `127.0.0.1:${target}` },
       { name: 'admin', serverPort: askedPort, target: `127.0.0.1:${target}` },
     ]);
@@ -192,11 +126,11 @@ describe('tunnel over tcp with a key: reverse routes', () => {
 
   it('two clients (two keys) on one server, each with its own route and its own streams', async () => {
     const [portA, portB] = await freePorts(2);
-    const server = await startTunnelServer([allowReverse('key:site-a', 'a-web', portA!), allowReverse('key:site-b', 'b-web', portB!)]);
-    const targetA = await httpTarget('site A');
-    const targetB = await httpTarget('site B');
-    const a = startTunnelClient(server, 'site-a', [{ name: 'a-web', serverPort: portA, target: `127.0.0.1:${targetA}` }]);
-    const b = startTunnelClient(server, 'site-b', [{ name: 'b-web', serverPort: portB, target: `127.0.0.1:${targetB}` }]);
+    const server = await startTunnelServer(scope, [allowReverse('key:site-a', 'a-web', portA!), allowReverse('key:site-b', 'b-web', portB!)]);
+    const targetA = await httpTarget(scope, 'site A');
+    const targetB = await httpTarget(scope, 'site B');
+    const a = startTunnelClient(scope, server, 'site-a', [{ name: 'a-web', serverPort: portA, target: `127.0.0.1:${targetA}` }]);
+    const b = startTunnelClient(scope, server, 'site-b', [{ name: 'b-web', serverPort: portB, target: `127.0.0.1:${targetB}` }]);
     await Promise.all([a.start(), b.start()]);
     expect(server.clients.sort()).toEqual(['key:site-a', 'key:site-b']);
     const replies = await Promise.all([get(portA!, '/1'), get(portB!, '/2'), get(portA!, '/3'), get(portB!, '/4')]);
@@ -207,11 +141,11 @@ describe('tunnel over tcp with a key: reverse routes', () => {
 
   it('a second control channel for a client that has one is refused (ControlRefusedError, duplicate); the first keeps working', async () => {
     const [port] = await freePorts(1);
-    const server = await startTunnelServer([allowReverse('key:site-a', 'web', port!)]);
-    const target = await httpTarget('first');
-    const first = startTunnelClient(server, 'site-a', [{ name: 'web', serverPort: port, target: `127.0.0.1:${target}` }]);
+    const server = await startTunnelServer(scope, [allowReverse('key:site-a', 'web', port!)]);
+    const target = await httpTarget(scope, 'first');
+    const first = startTunnelClient(scope, server, 'site-a', [{ name: 'web', serverPort: port, target: `127.0.0.1:${target}` }]);
     await first.start();
-    const second = startTunnelClient(server, 'site-a', [{ name: 'web', serverPort: port, target: `127.0.0.1:${target}` }]);
+    const second = startTunnelClient(scope, server, 'site-a', [{ name: 'web', serverPort: port, target: `127.0.0.1:${target}` }]);
     const duplicate = new Promise<string>((resolve) => server.once('duplicate', resolve));
     const error = await second.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ControlRefusedError);
