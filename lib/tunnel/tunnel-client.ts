@@ -133,7 +133,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   async close(): Promise<void> {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.state = 'closing';
-    await Promise.all(this.forwardListeners.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    // Stops listening now; the close callbacks would wait for the connections, which closeTimeout bounds below.
+    for (const server of this.forwardListeners.splice(0)) server.close();
     const running = [...this.open.values(), ...this.outgoing.values()];
     if (running.length > 0) {
       let timer: NodeJS.Timeout | undefined;

@@ -153,7 +153,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     for (const channel of this.pending) channel.destroy(new PoolClosedError('the tunnel server is closing'));
     const sessions = [...this.sessions.values()];
     await Promise.all(sessions.map((session) => session.channel.drain(this.closeTimeout, 'the tunnel server is shutting down').catch(() => undefined)));
-    await Promise.all(sessions.flatMap((session) => session.listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))));
+    for (const session of sessions) this.closeListeners(session);
     const running = sessions.flatMap((session) => [...session.open.values(), ...session.served.values()]);
     if (running.length > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -184,16 +184,16 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     channel.once('close', (error) => {
       this.pending.delete(channel);
       if (this.sessions.get(label) === session) this.sessionGone(session, error);
-      else void this.closeListeners(session);
+      else this.closeListeners(session);
     });
     channel
       .accept((hello) => this.answer(session, hello))
       .then(async ({ ack }) => {
         this.pending.delete(channel);
-        if (channel.closed || this.state !== 'running') return void this.closeListeners(session);
+        if (channel.closed || this.state !== 'running') return this.closeListeners(session);
         const attached = await this.router.attach(label, (envelope) => this.deliver(session, envelope.message));
         if (!attached.attached) {
-          void this.closeListeners(session);
+          this.closeListeners(session);
           this.emit('duplicate', label);
           return void channel.close({ code: 'duplicate', text: `client ${label} already has a control channel` });
         }
@@ -207,7 +207,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       })
       .catch(() => {
         this.pending.delete(channel);
-        void this.closeListeners(session);
+        this.closeListeners(session);
       });
   }
 
@@ -269,16 +269,20 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     return last;
   }
 
-  private async closeListeners(session: Session): Promise<void> {
-    const servers = session.listeners.splice(0);
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  /**
+   * Stops the public listeners of a session at once. Their close callbacks
+   * wait for every connection, which the close timeout bounds elsewhere:
+   * not awaited here.
+   */
+  private closeListeners(session: Session): void {
+    for (const server of session.listeners.splice(0)) server.close();
   }
 
   private sessionGone(session: Session, error: Error | undefined): void {
     this.sessions.delete(session.label);
     session.detach?.();
     // Tunnelled connections in flight run on their own streams: they survive the control channel.
-    void this.closeListeners(session);
+    this.closeListeners(session);
     this.emit('client-gone', session.label, error);
   }
 
