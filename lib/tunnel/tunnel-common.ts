@@ -1,18 +1,24 @@
 import type { Duplex } from 'node:stream';
 import { TargetConnectError } from '../core/errors.js';
 import type { EndMessage, FailMessage } from './control/messages.js';
-import { CONTROL_PREAMBLE, type EndKind, type FailReason } from './control/wire.js';
+import { CONTROL_PREAMBLE, FRAME_HEADER_LENGTH, MAX_FRAME_BODY, MessageType, type EndKind, type FailReason } from './control/wire.js';
 import type { ForwardResult } from './forward.js';
+
+/** The first bytes of a control stream: the preamble and a HELLO frame header (type, body length). */
+const MARK_LENGTH = CONTROL_PREAMBLE.length + FRAME_HEADER_LENGTH;
 
 /**
  * How the tunnel server recognises a client's control stream among its
- * idle pooled streams: the first bytes are the control preamble. 'wait'
- * while they are a prefix of it.
+ * idle pooled streams: it starts with the control preamble followed by the
+ * header of a HELLO frame of an allowed length. 'wait' while the bytes so
+ * far are a prefix of such a start.
  */
 export function matchPreamble(bytes: Buffer): 'claim' | 'wait' | 'pass' {
   const head = bytes.subarray(0, CONTROL_PREAMBLE.length);
   if (!CONTROL_PREAMBLE.subarray(0, head.length).equals(head)) return 'pass';
-  return head.length < CONTROL_PREAMBLE.length ? 'wait' : 'claim';
+  if (bytes.length > CONTROL_PREAMBLE.length && bytes[CONTROL_PREAMBLE.length] !== MessageType.HELLO) return 'pass';
+  if (bytes.length < MARK_LENGTH) return 'wait';
+  return bytes.readUInt32BE(CONTROL_PREAMBLE.length + 1) <= MAX_FRAME_BODY ? 'claim' : 'pass';
 }
 
 /** The FAIL reason for an error met while opening a tunnelled connection. */

@@ -8,7 +8,7 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { freePorts } from '../support/net.js';
+import { freePorts, readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 import type { AllowRuleOptions } from '../../lib/tunnel/routes.js';
 import { get, httpTarget, startTunnelClient, startTunnelServer } from './tunnel-harness.js';
@@ -95,5 +95,22 @@ describe('tunnel over tcp with a key: forward routes', () => {
     });
     expect(error?.code).toBe('ECONNRESET');
     expect(await failed).toMatchObject({ code: 'POOL_ERR_TARGET_CONNECT', reason: 'refused' });
+  });
+
+  it('bytes on a forward connection that start with the control preamble are data, not a second control channel', async () => {
+    const echo = net.createServer((socket) => socket.pipe(socket).on('error', () => undefined));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    scope.defer(() => new Promise<void>((resolve) => echo.close(() => resolve())));
+    const echoPort = (echo.address() as net.AddressInfo).port;
+    const [listenPort] = await freePorts(1);
+    const server = await startTunnelServer(scope, [allowForward('key:site-a', 'echo', `127.0.0.1:${echoPort}`)]);
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'echo', direction: 'forward', listen: listenPort!, target: `127.0.0.1:${echoPort}` }]);
+    await client.start();
+    let duplicates = 0;
+    server.on('duplicate', () => duplicates++);
+    const socket = scope.track(net.connect({ host: '127.0.0.1', port: listenPort! }));
+    socket.write('NTPC is just text here');
+    expect((await readBytes(socket, 22)).toString()).toBe('NTPC is just text here');
+    expect(duplicates).toBe(0);
   });
 });
