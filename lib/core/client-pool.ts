@@ -202,16 +202,19 @@ export class ClientPool extends PoolBase<ClientTransport> {
    * none is ready: rejects with `PoolTimeoutError` after `timeout` ms
    * (default `getTimeout`), `PoolAbortedError` when `signal` aborts,
    * `PoolClosedError` on close. Dead and expired streams are dropped on
-   * the way, as by `outgoingGet`.
+   * the way, as by `outgoingGet`. With `newest`, the youngest ready stream:
+   * a tunnel client names its forward streams from that end while the
+   * server picks the oldest for reverse ones, so the two rarely reach for
+   * the same stream.
    */
-  async takeAny(options: number | WaitOptions = {}): Promise<[id: string, stream: Duplex]> {
-    const wait: WaitOptions = typeof options === 'number' ? { timeout: options } : options;
+  async takeAny(options: number | (WaitOptions & { newest?: boolean }) = {}): Promise<[id: string, stream: Duplex]> {
+    const wait: WaitOptions & { newest?: boolean } = typeof options === 'number' ? { timeout: options } : options;
     const timeout = wait.timeout ?? this.options.getTimeout;
     this.assertOpen();
     const started = takeStarted();
     const deadline = performance.now() + timeout;
     for (;;) {
-      const ready = this.takeOldest();
+      const ready = wait.newest ? this.takeNewest() : this.takeOldest();
       if (ready) return [ready[0], handedOff(this, ready[0], ready[1], started)];
       const left = deadline - performance.now();
       // waitForActive rejects with the timeout, abort or close error this get owes its caller.
@@ -385,6 +388,16 @@ export class ClientPool extends PoolBase<ClientTransport> {
     this.idle.add(key, stream);
     this.activeWaiters.check();
     return true;
+  }
+
+  /** The youngest idle stream, handed out; dead and expired ones are dropped on the way. */
+  private takeNewest(): [string, Duplex] | undefined {
+    for (let next = this.idle.takeNewest(); next; next = this.idle.takeNewest()) {
+      const out = this.handOut(next[1]);
+      if (out) return [next[0], out];
+      this.dropped('stale', next[0]);
+    }
+    return undefined;
   }
 
   private async takeSingle(timeout: number, signal: AbortSignal | undefined, started: number): Promise<Duplex> {

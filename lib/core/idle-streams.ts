@@ -204,6 +204,15 @@ export class IdleStreams {
     return undefined;
   }
 
+  /** Takes the youngest live stream, dropping dead and expired ones on the way (the far end from `takeOldest`). */
+  takeNewest(): [string, Duplex] | undefined {
+    for (const id of [...this.entries.keys()].reverse()) {
+      const stream = this.take(id);
+      if (stream) return [id, stream];
+    }
+    return undefined;
+  }
+
   /**
    * Closes the streams idle for longer than `maxAge`, oldest first; returns
    * how many (none without a `maxAge`). Entries are in arrival order, so

@@ -180,7 +180,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     try {
       if (this.state !== 'running' || channel.closed || channel.draining) throw new PoolClosedError('the tunnel is not open for new connections');
       release = this.limits.get(route.name)!.acquire();
-      const [id, taken] = await this.pool.takeAny({ timeout: this.options.openTimeout ?? 5000 });
+      // The youngest stream: the server takes the oldest for reverse connections (see takeAny).
+      const [id, taken] = await this.pool.takeAny({ timeout: this.options.openTimeout ?? 5000, newest: true });
       stream = taken;
       const conn = this.nextConn++;
       const address = socket.remoteAddress;

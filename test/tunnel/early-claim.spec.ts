@@ -168,6 +168,18 @@ describe('ClientPool.takeAny', () => {
     expect(next).not.toBe(id);
   });
 
+  it('with newest, hands out the youngest ready stream (the far end from the server\'s oldest-first pick)', async () => {
+    const p = await pair(3);
+    await ready(p, 3);
+    const order = [...(p.client as unknown as { idle: { ids(): Iterable<string> } }).idle.ids()];
+    const [newest, stream] = await p.client.takeAny({ newest: true });
+    scope.track(stream);
+    expect(newest).toBe(order[order.length - 1]);
+    const [oldest, other] = await p.client.takeAny();
+    scope.track(other);
+    expect(oldest).toBe(order[0]);
+  });
+
   it('rejects with PoolTimeoutError when no stream comes in time (nothing listens where it dials)', async () => {
     const [port] = await freePorts(1);
     const client = createClientPool({ transport: 'tcp', address: `127.0.0.1:${port}`, minCap: 1, maxCap: 1, minIvl: 50, maxIvl: 50 } as ClientPoolConfig);

@@ -12,14 +12,22 @@ import { createClientPool, createServerPool, type ClientPoolConfig, type ServerP
 import type { AllowRuleOptions, RouteOptions } from '../../lib/tunnel/routes.js';
 import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
 import { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
+import { testCertificate } from '../support/kinds.js';
 import type { TestScope } from '../support/scope.js';
 
 export const KEYS = { 'site-a': 'Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU', 'site-b': 'q2W9e8R7t6Y5u4I3o2P1a0SdFgHjKlZx' } as const;
 export type Site = keyof typeof KEYS;
 
-export async function startTunnelServer(scope: TestScope, rules: AllowRuleOptions[]): Promise<TunnelServer> {
+/** The transports a tunnel spec may run over: tcp plain, http2 over TLS (with the test certificate), ws plain. */
+export type TunnelKind = 'tcp' | 'http2' | 'ws';
+const kindOf = new WeakMap<TunnelServer, TunnelKind>();
+const serverExtra = (kind: TunnelKind): Record<string, unknown> => (kind === 'http2' ? { tls: (({ key, cert }) => ({ key, cert }))(testCertificate()) } : {});
+const clientExtra = (kind: TunnelKind): Record<string, unknown> => (kind === 'http2' ? { tls: '1' } : {});
+
+export async function startTunnelServer(scope: TestScope, rules: AllowRuleOptions[], kind: TunnelKind = 'tcp'): Promise<TunnelServer> {
   const pool: ServerPool = createServerPool({
-    transport: 'tcp',
+    transport: kind,
+    ...serverExtra(kind),
     host: '127.0.0.1',
     port: 0,
     maxCap: 64,
@@ -27,6 +35,7 @@ export async function startTunnelServer(scope: TestScope, rules: AllowRuleOption
     auth: { key: Object.entries(KEYS).map(([id, key]) => ({ id, key })) },
   } as ServerPoolConfig);
   const server = new TunnelServer({ pool, allow: { rules }, closeTimeout: 2000 });
+  kindOf.set(server, kind);
   scope.defer(() => pool.close());
   scope.defer(() => server.close());
   await server.start();
@@ -34,8 +43,10 @@ export async function startTunnelServer(scope: TestScope, rules: AllowRuleOption
 }
 
 export function clientPool(scope: TestScope, server: TunnelServer, site: Site): ClientPool {
+  const kind = kindOf.get(server) ?? 'tcp';
   const pool = createClientPool({
-    transport: 'tcp',
+    transport: kind,
+    ...clientExtra(kind),
     address: `127.0.0.1:${server.pool.address()!.port}`,
     auth: { key: KEYS[site] },
     minCap: 4,
