@@ -64,6 +64,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private readonly open = new Map<number, Forwarding>();
   /** This side's connections on forward routes, by its conn number. */
   private readonly outgoing = new Map<number, Forwarding>();
+  /** The same forwardings by the ID of the stream they run on: a reverse OPEN naming one of them is a collision. */
+  private readonly outgoingIds = new Map<string, Forwarding>();
   /** Listeners of accepted forward routes. */
   private readonly forwardListeners: net.Server[] = [];
   private nextConn = 1;
@@ -189,10 +191,12 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       await channel.open({ conn, id, route: route.name, ...peer });
       const forwarding = forward(socket, stream);
       this.outgoing.set(conn, forwarding);
+      this.outgoingIds.set(id, forwarding);
       socket.resume();
       this.tunnelStats.track({ route: route.name }, forwarding);
       const result = await forwarding.done;
       this.outgoing.delete(conn);
+      if (this.outgoingIds.get(id) === forwarding) this.outgoingIds.delete(id);
       release();
       if (!channel.closed) void channel.accounting(accountingOf(conn, id, result)).catch(() => undefined);
       this.emit('connection', { route: route.name, id, result });
@@ -215,6 +219,13 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     try {
       if (!route || !accepted) throw new InvalidOptionsError('route', `no accepted reverse route ${JSON.stringify(message.route)} on this client`);
       if (this.state !== 'running') throw new PoolClosedError('the tunnel client is closing');
+      const collision = this.outgoingIds.get(message.id);
+      if (collision) {
+        // Both ends picked this stream at once: neither connection may go on, or each would see the other's bytes.
+        const error = new StreamCutError('reset', `the server named stream ${message.id} for a reverse connection while this client used it for a forward one`);
+        collision.cut(error);
+        throw error;
+      }
       stream = await this.pool.outgoingGet(message.id, this.options.openTimeout ?? 5000);
       release = this.limits.get(route.name)!.acquire();
       const target = await connectTarget({

@@ -69,6 +69,8 @@ interface Session {
   readonly limits: Map<string, ConnectionLimit>;
   /** conn number → its forwarding, while it runs. */
   readonly open: Map<number, Forwarding>;
+  /** The public connections' forwardings by the ID of the stream they run on: a forward OPEN naming one of them is a collision. */
+  readonly openIds: Map<string, Forwarding>;
   /** Accepted forward routes by name (the target the allowlist let through). */
   readonly forward: Map<string, AnnouncedRoute>;
   /** The client's connections on forward routes, by its conn number, while they run. */
@@ -180,7 +182,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       return;
     }
     this.pending.add(channel);
-    const session: Session = { label, identity, channel, listeners: [], limits: new Map(), open: new Map(), forward: new Map(), served: new Map() };
+    const session: Session = { label, identity, channel, listeners: [], limits: new Map(), open: new Map(), openIds: new Map(), forward: new Map(), served: new Map() };
     channel.once('close', (error) => {
       this.pending.delete(channel);
       if (this.sessions.get(label) === session) this.sessionGone(session, error);
@@ -306,10 +308,12 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       if (!delivered) throw new PoolClosedError(`client ${session.label} has no control channel`);
       const forwarding = forward(socket, stream);
       session.open.set(conn, forwarding);
+      session.openIds.set(id, forwarding);
       socket.resume();
       this.tunnelStats.track(key, forwarding, performance.now() - started);
       const result = await forwarding.done;
       session.open.delete(conn);
+      if (session.openIds.get(id) === forwarding) session.openIds.delete(id);
       release();
       if (!session.channel.closed) void session.channel.accounting(accountingOf(conn, id, result)).catch(() => undefined);
       this.emit('connection', { client: session.label, route: route.name, id, result });
@@ -335,6 +339,13 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     try {
       if (!route) throw new InvalidOptionsError('route', `client ${session.label} has no accepted forward route ${JSON.stringify(message.route)}`);
       if (this.state !== 'running' || session.channel.draining) throw new PoolClosedError('the tunnel server is draining: no new connections');
+      const collision = session.openIds.get(message.id);
+      if (collision) {
+        // Both ends picked this stream at once: neither connection may go on, or each would see the other's bytes.
+        const error = new StreamCutError('reset', `client ${session.label} named stream ${message.id} for a forward connection while this server used it for a reverse one`);
+        collision.cut(error);
+        throw error;
+      }
       [, stream] = await this.pool.incomingGet({ id: message.id, client: session.identity ?? session.label, timeout: this.openTimeout });
       release = session.limits.get(route.name)!.acquire();
       const target = await connectTarget({
