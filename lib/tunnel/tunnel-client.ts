@@ -24,6 +24,8 @@ export interface TunnelClientOptions {
   openTimeout?: number;
   /** How long `close()` lets tunnelled connections finish before cutting them (ms, default 5000). */
   closeTimeout?: number;
+  /** After a lost control channel, a new one after minDelay ms, doubling on each failed try up to maxDelay (default 200..10000); false: none. */
+  reconnect?: { minDelay?: number; maxDelay?: number } | false;
   /** Options of the control channel (pings, liveness). */
   control?: Omit<ControlChannelOptions, 'role' | 'helloTimeout'>;
 }
@@ -38,8 +40,10 @@ export interface TunnelClientEvents {
   up: [routes: RouteState[]];
   /** A route the server refused (also in `up`'s list). */
   refused: [answer: RouteAnswer];
-  /** The control channel closed (`error` undefined: cleanly). */
+  /** The control channel closed (`error` undefined: cleanly); a new one follows unless `reconnect` is false. */
   down: [error: Error | undefined];
+  /** A try to bring the control channel back failed; the next follows after the back-off. */
+  'reconnect-failed': [error: Error];
   /** The server is draining: it opens no more connections. */
   drain: [];
   /** A tunnelled connection ended (this side's figures). */
@@ -71,6 +75,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private nextConn = 1;
   private readonly tunnelStats = new TunnelStats();
   private channel?: ControlChannel;
+  /** The pending reconnect, and how many tries in a row failed. */
+  private retry?: NodeJS.Timeout;
+  private failures = 0;
   private answers: RouteState[] = [];
   private state: 'new' | 'running' | 'closing' | 'closed' = 'new';
 
@@ -107,6 +114,11 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     if (this.state !== 'new') throw new PoolClosedError('a tunnel client starts once');
     this.state = 'running';
     this.pool.start(); // idempotent while running
+    return this.connect();
+  }
+
+  /** Takes a control stream, says hello, (re)opens the forward listeners; the 'up' event and the answers. */
+  private async connect(): Promise<RouteState[]> {
     const helloTimeout = this.options.helloTimeout ?? 10_000;
     const [, stream] = await this.pool.takeAny({ timeout: helloTimeout });
     if (this.state !== 'running') {
@@ -119,22 +131,53 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     channel.on('accounting', (message) => this.peerAccounting(message));
     channel.on('fail', (message) => this.outgoing.get(message.conn)?.cut(new StreamCutError('reset', `the tunnel server could not open the connection (${message.reason}): ${message.text}`)));
     channel.on('drain', () => this.emit('drain'));
-    channel.once('close', (error) => this.emit('down', error));
+    let established = false;
+    channel.once('close', (error) => {
+      if (!established) return; // a hello that failed: its caller (start or the reconnect loop) sees the error
+      this.emit('down', error);
+      if (this.state === 'running' && this.channel === channel) this.scheduleReconnect();
+    });
     const { ack } = await channel.hello({ name: this.options.name ?? '', routes: this.routes.map(announceRoute) });
+    established = true;
+    this.failures = 0;
     this.answers = ack.routes.map((answer) => ({ ...answer, accepted: answer.status === 'accepted' }));
     for (const answer of ack.routes) if (answer.status !== 'accepted') this.emit('refused', answer);
     for (const route of this.routes) {
       if (route.direction !== 'forward' || !this.answers.find((a) => a.name === route.name)?.accepted) continue;
-      await this.listen(channel, route);
+      if (!this.addressOf(route.name)) await this.listen(route);
     }
     this.emit('up', this.answers);
     return this.answers;
+  }
+
+  /**
+   * The control channel was lost while running: a new one, after a delay
+   * that doubles on each failed try (`reconnect.minDelay` to `maxDelay`).
+   * Tunnelled connections in flight keep running meanwhile.
+   */
+  private scheduleReconnect(): void {
+    const reconnect = this.options.reconnect;
+    if (reconnect === false || this.state !== 'running' || this.retry) return;
+    const min = reconnect?.minDelay ?? 200;
+    const max = reconnect?.maxDelay ?? 10_000;
+    const delay = Math.min(max, min * 2 ** Math.min(this.failures, 20));
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (this.state !== 'running') return;
+      this.connect().catch((error: unknown) => {
+        this.failures++;
+        this.emit('reconnect-failed', error instanceof Error ? error : new Error(String(error)));
+        this.scheduleReconnect();
+      });
+    }, delay);
   }
 
   /** Closes the control channel after letting tunnelled connections finish (`closeTimeout`), cutting the rest. The pool stays the caller's. */
   async close(): Promise<void> {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.state = 'closing';
+    clearTimeout(this.retry);
+    this.retry = undefined;
     // Stops listening now; the close callbacks would wait for the connections, which closeTimeout bounds below.
     for (const server of this.forwardListeners.splice(0)) server.close();
     const running = [...this.open.values(), ...this.outgoing.values()];
@@ -159,9 +202,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private readonly routeNames = new WeakMap<net.Server, string>();
 
   /** Listens for a forward route: each connection takes a ready stream, names it to the server (OPEN) and is forwarded over it. */
-  private async listen(channel: ControlChannel, route: Route): Promise<void> {
+  private async listen(route: Route): Promise<void> {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-    server.on('connection', (socket) => void this.forwardConnection(channel, route, socket));
+    server.on('connection', (socket) => void this.forwardConnection(route, socket));
     const { host, port } = route.listen!;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) =>
@@ -174,13 +217,14 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.forwardListeners.push(server);
   }
 
-  private async forwardConnection(channel: ControlChannel, route: Route, socket: net.Socket): Promise<void> {
+  private async forwardConnection(route: Route, socket: net.Socket): Promise<void> {
+    const channel = this.channel;
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
     let release: (() => void) | undefined;
     let stream: Duplex | undefined;
     try {
-      if (this.state !== 'running' || channel.closed || channel.draining) throw new PoolClosedError('the tunnel is not open for new connections');
+      if (this.state !== 'running' || !channel || channel.closed || channel.draining) throw new PoolClosedError('the tunnel is not open for new connections');
       release = this.limits.get(route.name)!.acquire();
       // The youngest stream: the server takes the oldest for reverse connections (see takeAny).
       const [id, taken] = await this.pool.takeAny({ timeout: this.options.openTimeout ?? 5000, newest: true });

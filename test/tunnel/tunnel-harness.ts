@@ -10,7 +10,7 @@ import type { ClientPool } from '../../lib/core/client-pool.js';
 import type { ServerPool } from '../../lib/core/server-pool.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
 import type { AllowRuleOptions, RouteOptions } from '../../lib/tunnel/routes.js';
-import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
+import { TunnelClient, type TunnelClientOptions } from '../../lib/tunnel/tunnel-client.js';
 import { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
 import { testCertificate } from '../support/kinds.js';
 import type { TestScope } from '../support/scope.js';
@@ -59,8 +59,8 @@ export function clientPool(scope: TestScope, server: TunnelServer, site: Site): 
   return pool;
 }
 
-export function startTunnelClient(scope: TestScope, server: TunnelServer, site: Site, routes: RouteOptions[]): TunnelClient {
-  const client = new TunnelClient({ pool: clientPool(scope, server, site), routes, closeTimeout: 2000 });
+export function startTunnelClient(scope: TestScope, server: TunnelServer, site: Site, routes: RouteOptions[], extra: Partial<TunnelClientOptions> = {}): TunnelClient {
+  const client = new TunnelClient({ pool: clientPool(scope, server, site), routes, closeTimeout: 2000, ...extra });
   scope.defer(() => client.close());
   return client;
 }

@@ -65,7 +65,7 @@ describe('tunnel lifecycle over tcp with a key', () => {
     const targetPort = await target((socket) => socket.pipe(socket));
     const [publicPort] = await freePorts(1);
     const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'echo', directions: ['reverse'], ports: [publicPort!] }]);
-    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'echo', serverPort: publicPort, target: `127.0.0.1:${targetPort}` }]);
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'echo', serverPort: publicPort, target: `127.0.0.1:${targetPort}` }], { reconnect: false });
     await client.start();
     const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort! }));
     socket.write('one');
@@ -81,6 +81,24 @@ describe('tunnel lifecycle over tcp with a key', () => {
     socket.write('two');
     expect((await two).toString()).toBe('two');
     socket.end();
+  });
+
+  it('the client brings a lost control channel back by itself; the reverse route works again', async () => {
+    const targetPort = await target((socket) => socket.pipe(socket));
+    const [publicPort] = await freePorts(1);
+    const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'echo', directions: ['reverse'], ports: [publicPort!] }]);
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'echo', serverPort: publicPort, target: `127.0.0.1:${targetPort}` }], { reconnect: { minDelay: 50, maxDelay: 500 } });
+    await client.start();
+    const upAgain = new Promise<void>((resolve) => client.once('up', () => resolve()));
+    const back = new Promise<string>((resolve) => server.once('client', (label) => resolve(label)));
+    (client as unknown as { channel: ControlChannel }).channel.destroy();
+    await upAgain;
+    expect(await back).toBe('key:site-a');
+    expect(client.connected).toBe(true);
+    const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort! }));
+    const echoed = readBytes(socket, 5);
+    socket.write('again');
+    expect((await echoed).toString()).toBe('again');
   });
 
   it('close() cuts a tunnelled connection still open after the close timeout: it never waits for it forever', async () => {
