@@ -302,7 +302,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     try {
       if (this.state !== 'running' || this.sessions.get(session.label) !== session || session.channel.draining) throw new PoolClosedError(`client ${session.label} has no control channel`);
       release = session.limits.get(route.name)!.acquire();
-      [id, stream] = await this.pool.incomingGet({ client: session.identity ?? session.label, timeout: this.openTimeout });
+      // Without authentication streams have no identity, and a filter would match none: the one anonymous client takes any.
+      [id, stream] = await this.pool.incomingGet({ ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
       const conn = this.nextConn++;
       const delivered = await this.router.toClient(session.label, { type: 'open', conn, id, route: route.name, ...peerOf(socket) });
       if (!delivered) throw new PoolClosedError(`client ${session.label} has no control channel`);
@@ -346,7 +347,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         collision.cut(error);
         throw error;
       }
-      [, stream] = await this.pool.incomingGet({ id: message.id, client: session.identity ?? session.label, timeout: this.openTimeout });
+      [, stream] = await this.pool.incomingGet({ id: message.id, ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
       release = session.limits.get(route.name)!.acquire();
       const target = await connectTarget({
         host: route.targetHost,
