@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { setMaxListeners } from 'node:events';
 import type { Duplex } from 'node:stream';
 import {
@@ -184,7 +185,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
     const timeout = wait.timeout ?? this.options.getTimeout;
     this.assertOpen();
     const started = takeStarted();
-    if (this.options.isSingle && id === '') return this.takeAny(timeout, wait.signal, started);
+    if (this.options.isSingle && id === '') return this.takeSingle(timeout, wait.signal, started);
     if (!this.options.isSingle) assertValidId(id);
     const ready = this.takeIdle(id);
     if (ready) return handedOff(this, id, ready, started);
@@ -192,6 +193,33 @@ export class ClientPool extends PoolBase<ClientTransport> {
     return handedOffLater(this, started, this.byId.wait(id, { timeout, signal: wait.signal }, () =>
       `no pooled stream with ID ${id} arrived within ${timeout} ms (client pool ${this.options.name}, ${this.idle.size} idle)`,
     ), (stream) => [id, stream]);
+  }
+
+  /**
+   * The oldest ready stream and its ID, whatever the ID: for a stream this
+   * side names to the server itself (the tunnel's control stream, a forward
+   * route's connection). Waits like `outgoingGet` for the next one when
+   * none is ready: rejects with `PoolTimeoutError` after `timeout` ms
+   * (default `getTimeout`), `PoolAbortedError` when `signal` aborts,
+   * `PoolClosedError` on close. Dead and expired streams are dropped on
+   * the way, as by `outgoingGet`. With `newest`, the youngest ready stream:
+   * a tunnel client names its forward streams from that end while the
+   * server picks the oldest for reverse ones, so the two rarely reach for
+   * the same stream.
+   */
+  async takeAny(options: number | (WaitOptions & { newest?: boolean }) = {}): Promise<[id: string, stream: Duplex]> {
+    const wait: WaitOptions & { newest?: boolean } = typeof options === 'number' ? { timeout: options } : options;
+    const timeout = wait.timeout ?? this.options.getTimeout;
+    this.assertOpen();
+    const started = takeStarted();
+    const deadline = performance.now() + timeout;
+    for (;;) {
+      const ready = wait.newest ? this.takeNewest() : this.takeOldest();
+      if (ready) return [ready[0], handedOff(this, ready[0], ready[1], started)];
+      const left = deadline - performance.now();
+      // waitForActive rejects with the timeout, abort or close error this get owes its caller.
+      await this.waitForActive(1, { timeout: Number.isFinite(left) ? Math.max(0, left) : Infinity, signal: wait.signal });
+    }
   }
 
   /**
@@ -362,7 +390,17 @@ export class ClientPool extends PoolBase<ClientTransport> {
     return true;
   }
 
-  private async takeAny(timeout: number, signal: AbortSignal | undefined, started: number): Promise<Duplex> {
+  /** The youngest idle stream, handed out; dead and expired ones are dropped on the way. */
+  private takeNewest(): [string, Duplex] | undefined {
+    for (let next = this.idle.takeNewest(); next; next = this.idle.takeNewest()) {
+      const out = this.handOut(next[1]);
+      if (out) return [next[0], out];
+      this.dropped('stale', next[0]);
+    }
+    return undefined;
+  }
+
+  private async takeSingle(timeout: number, signal: AbortSignal | undefined, started: number): Promise<Duplex> {
     const ready = this.takeOldest();
     if (ready) return handedOff(this, ready[0], ready[1], started);
     const dial = this.dial().then(({ stream }) => stream);

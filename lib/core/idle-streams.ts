@@ -25,6 +25,26 @@ export type DropReason =
  */
 export type UnexpectedData = (stream: Duplex, bytes: Buffer) => DropReason;
 
+/** What a pool's early-bytes hook says about the first bytes of an idle stream (see `IdleStreams.early`). */
+export type EarlyVerdict =
+  /** The stream is the hook's: it leaves the idle pool, its bytes still unread. */
+  | 'claim'
+  /** Too few bytes to tell: asked again when more arrive. */
+  | 'wait'
+  /** Not the hook's: today's behaviour (the bytes wait for the taker, or are junk). */
+  | 'pass';
+
+/**
+ * Sees the first bytes of idle streams before anyone takes them. `decide`
+ * gets a copy of the bytes buffered so far (they stay in the stream);
+ * `claimed` gets the stream once `decide` said 'claim', already out of the
+ * idle pool.
+ */
+export interface EarlyHook {
+  decide(id: string, stream: Duplex, label: string | undefined, bytes: Buffer): EarlyVerdict;
+  claimed(id: string, stream: Duplex): void;
+}
+
 interface Entry {
   readonly stream: Duplex;
   /** When it joined, on the monotonic clock (`performance.now()`): a wall-clock step never makes a stream look younger. */
@@ -68,6 +88,10 @@ export class IdleStreams {
   private readonly onEnd: (this: Duplex) => void;
   private readonly onClose: (this: Duplex) => void;
   private readonly onReadable: (this: Duplex) => void;
+  /** How many buffered bytes `early` already judged, per stream; Infinity once it passed. */
+  private readonly judged = new WeakMap<Duplex, number>();
+  /** Set by the pool: sees bytes on idle streams first (the tunnel's control stream claim). */
+  early?: EarlyHook;
 
   constructor(
     private readonly onDrop: (id: string, reason: DropReason, error?: unknown) => void,
@@ -94,6 +118,7 @@ export class IdleStreams {
     // buffered nothing is read: they and the EOF wait for the taker.
     this.onReadable = function () {
       if (this.readableLength === 0) this.read(0);
+      else if (idle.offerEarly(this)) return;
       else if (idle.unexpectedData && !idle.vouched(this)) idle.junk(this);
     };
   }
@@ -140,6 +165,7 @@ export class IdleStreams {
       else this.byLabel.set(label, new Set([id]));
     }
     if (isDead(stream)) this.died(stream, 'stale');
+    else if (stream.readableLength > 0 && this.offerEarly(stream)) return;
     else if (this.unexpectedData && label === undefined && stream.readableLength > 0) this.junk(stream);
   }
 
@@ -147,7 +173,8 @@ export class IdleStreams {
   take(id: string): Duplex | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
-    // Bytes whose 'readable' has not been emitted yet.
+    // Bytes whose 'readable' has not been emitted yet: the early hook sees them first.
+    if (entry.stream.readableLength > 0 && this.offerEarly(entry.stream)) return undefined;
     if (this.unexpectedData && entry.label === undefined && entry.stream.readableLength > 0) {
       this.junk(entry.stream);
       return undefined;
@@ -171,6 +198,15 @@ export class IdleStreams {
     if (!ids) return undefined;
     // take() deletes the current entry of the Map or Set being iterated, which both allow.
     for (const id of ids) {
+      const stream = this.take(id);
+      if (stream) return [id, stream];
+    }
+    return undefined;
+  }
+
+  /** Takes the youngest live stream, dropping dead and expired ones on the way (the far end from `takeOldest`). */
+  takeNewest(): [string, Duplex] | undefined {
+    for (const id of [...this.entries.keys()].reverse()) {
       const stream = this.take(id);
       if (stream) return [id, stream];
     }
@@ -210,6 +246,38 @@ export class IdleStreams {
 
   private tooOld(entry: Entry, now?: number): boolean {
     return this.maxAge > 0 && (now ?? performance.now()) - entry.since > this.maxAge;
+  }
+
+  /** Offers every idle stream with bytes buffered to `early` (just set). */
+  recheckEarly(): void {
+    for (const { stream } of [...this.entries.values()]) if (stream.readableLength > 0) this.offerEarly(stream);
+  }
+
+  /**
+   * Shows the bytes buffered on an idle stream to `early`, once per new
+   * bytes (read out and put back, so the reader still gets them). True
+   * while `early` claimed or waits for more (no junk check then).
+   */
+  private offerEarly(stream: Duplex): boolean {
+    const early = this.early;
+    const id = this.idOf.get(stream);
+    if (!early || id === undefined) return false;
+    const judged = this.judged.get(stream) ?? 0;
+    if (judged === Infinity) return false;
+    if (stream.readableLength <= judged) return true;
+    const read = stream.read() as Buffer | string | null;
+    if (read === null) return false;
+    const bytes = Buffer.isBuffer(read) ? read : Buffer.from(read);
+    stream.unshift(bytes);
+    const verdict = early.decide(id, stream, this.entries.get(id)?.label, Buffer.from(bytes));
+    if (verdict === 'claim') {
+      this.judged.delete(stream);
+      this.remove(id);
+      early.claimed(id, stream);
+      return true;
+    }
+    this.judged.set(stream, verdict === 'wait' ? stream.readableLength : Infinity);
+    return verdict === 'wait';
   }
 
   /** The stream's peer proved who it is (it was added with a label): bytes it sends while idle are its taker's. */

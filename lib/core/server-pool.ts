@@ -159,6 +159,23 @@ export interface IncomingGetOptions extends WaitOptions, IncomingOptions {
   id?: string;
 }
 
+/**
+ * A claim on pooled streams by their first bytes (`ServerPool.claimEarly`):
+ * the tunnel's control stream, which its client names by writing a preamble
+ * on it before the server takes it.
+ */
+export interface EarlyClaim {
+  /**
+   * The bytes an idle stream received so far (a copy; they stay in the
+   * stream) and its client's identity, if it proved one. 'claim' takes the
+   * stream, 'wait' asks again when more bytes come, 'pass' leaves it to the
+   * pool's usual rules.
+   */
+  match(bytes: Buffer, identity: ClientIdentity | undefined, id: string): 'claim' | 'wait' | 'pass';
+  /** The claimed stream, handed out (counted as taken) with its bytes unread. */
+  claimed(incoming: IncomingStream, identity: ClientIdentity | undefined): void;
+}
+
 /** The label a `client` filter stands for; undefined without one. Throws InvalidOptionsError on anything else. */
 function clientLabel(client: unknown): string | undefined {
   if (client === undefined) return undefined;
@@ -213,6 +230,8 @@ export class ServerPool extends PoolBase<ServerTransport> {
   /** The transport's listen, from `start()`. */
   private startup?: Promise<void>;
   private accepted = 0;
+  /** `claimEarly` subscriptions, asked in order. */
+  private readonly claims = new Set<EarlyClaim>();
   private readonly refusals: Record<string, number> = {};
 
   constructor(
@@ -379,6 +398,62 @@ export class ServerPool extends PoolBase<ServerTransport> {
   }
 
   /**
+   * Sees the first bytes of every pooled stream that receives some before
+   * it is taken (on arrival and while idle), before any get or subscriber:
+   * `claim.match` says whether it is the claimer's. A claimed stream leaves
+   * the pool through the usual hand-out (counted as taken, tracked for
+   * close) to `claim.claimed`, its bytes unread; it never reaches
+   * `incomingGet`. Bytes no claim takes keep today's rules: a stream whose
+   * client proved its identity keeps them for its taker, another one on a
+   * transport whose idle streams must stay quiet is dropped as junk.
+   * Returns the unsubscribe function.
+   */
+  claimEarly(claim: EarlyClaim): () => void {
+    this.assertOpen();
+    this.claims.add(claim);
+    if (!this.idle.early) {
+      this.idle.early = {
+        decide: (id, stream, _label, bytes) => this.judgeEarly(id, stream, bytes),
+        claimed: (id, stream) => this.claimedEarly(id, stream),
+      };
+    }
+    this.idle.recheckEarly();
+    return () => {
+      this.claims.delete(claim);
+      if (this.claims.size === 0) this.idle.early = undefined;
+    };
+  }
+
+  /** The verdict of the first claim that wants the stream; 'wait' if one needs more bytes. */
+  private judgeEarly(id: string, stream: Duplex, bytes: Buffer): 'claim' | 'wait' | 'pass' {
+    let verdict: 'claim' | 'wait' | 'pass' = 'pass';
+    const identity = streamIdentity(stream);
+    for (const claim of this.claims) {
+      const said = claim.match(bytes, identity, id);
+      if (said === 'claim') {
+        this.claimer.set(stream, claim);
+        return 'claim';
+      }
+      if (said === 'wait') verdict = 'wait';
+    }
+    return verdict;
+  }
+
+  private readonly claimer = new WeakMap<Duplex, EarlyClaim>();
+
+  private claimedEarly(id: string, stream: Duplex): void {
+    const claim = this.claimer.get(stream);
+    this.claimer.delete(stream);
+    const out = this.handOut(stream);
+    if (!out || !claim) {
+      if (!out) this.dropped('stale', id);
+      else out.destroy();
+      return;
+    }
+    claim.claimed([id, out], streamIdentity(out));
+  }
+
+  /**
    * With `reserveFirstId`: the `00000000` stream, once it is there. Rejects
    * with `FirstStreamLostError` if that stream died before it was taken (it
    * never comes again), `FirstStreamTakenError` at once if it was already
@@ -421,6 +496,8 @@ export class ServerPool extends PoolBase<ServerTransport> {
     clearInterval(this.sweeper);
     this.incoming.failAll(closed);
     this.byId.failAll(closed);
+    this.claims.clear();
+    this.idle.early = undefined;
     this.first?.close(closed);
     return undefined;
   }
@@ -508,6 +585,14 @@ export class ServerPool extends PoolBase<ServerTransport> {
     const label = streamLabel(stream);
     if (label !== undefined) this.clients.accepted(label);
     if (this.byId.has(id) && this.named(id, stream, label)) return;
+    if (this.claims.size > 0 && stream.readableLength > 0) {
+      // Bytes already: the claims see them first (through the idle pool), then a waiting get as usual.
+      this.idle.add(id, stream, label);
+      if (!this.idle.has(id) || !this.incoming.hasTaker(label)) return;
+      const out = this.takeIdle(id);
+      if (out) this.incoming.offer([id, out], label);
+      return;
+    }
     // A stream carrying bytes it should not goes to the idle pool, which drops and counts it.
     if (this.incoming.hasTaker(label) && !this.carriesJunk(stream, label)) {
       const out = this.handOut(stream);

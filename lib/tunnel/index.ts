@@ -7,3 +7,6 @@ export type * from './control/messages.js';
 export * from './control/wire.js';
 export * from './routes.js';
 export * from './router.js';
+export { TunnelServer, type TunnelServerOptions, type TunnelServerEvents, type ServedRoute, type TunnelConnectionEvent } from './tunnel-server.js';
+export { TunnelClient, type TunnelClientOptions, type TunnelClientEvents, type RouteState } from './tunnel-client.js';
+export { matchPreamble } from './tunnel-common.js';

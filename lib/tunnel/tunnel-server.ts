@@ -1,0 +1,397 @@
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { InvalidOptionsError, PoolClosedError, StreamCutError } from '../core/errors.js';
+import type { ServerPool } from '../core/server-pool.js';
+import type { ClientIdentity } from '../core/stream-identity.js';
+import { ControlChannel, type ControlChannelOptions } from './control/channel.js';
+import type { AnnouncedRoute, EndMessage, FailMessage, HelloMessage, OpenMessage, RouteAnswer } from './control/messages.js';
+import { cutStream, forward, type Forwarding, type ForwardResult } from './forward.js';
+import { LocalControlRouter, type ControlRouter, type RoutedMessage } from './router.js';
+import { clientLabel, RouteAllowlist, type AllowlistOptions, type PortRange } from './routes.js';
+import { connectTarget, ConnectionLimit } from './target.js';
+import { accountingOf, failOf, matchPreamble, resetSocket } from './tunnel-common.js';
+import { TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
+
+export interface TunnelServerOptions {
+  /** The server pool the tunnel clients dial (started by `start()` if it is not yet). The caller closes it, after `close()`. */
+  pool: ServerPool;
+  /** Which routes of which clients this server opens (names, directions, ports, targets, per client identity). */
+  allow: AllowlistOptions | RouteAllowlist;
+  /** Where public listeners of reverse routes bind (default 127.0.0.1). */
+  host?: string;
+  /** How long a public connection waits for a ready pooled stream of its client (ms, default 5000); then it is reset. */
+  openTimeout?: number;
+  /** How long `close()` lets tunnelled connections finish before cutting them (ms, default 5000). */
+  closeTimeout?: number;
+  /** Options of each control channel (hello deadline, pings, liveness). */
+  control?: Omit<ControlChannelOptions, 'role'>;
+  /** Where control messages for a client are routed (default: in this process). */
+  router?: ControlRouter;
+}
+
+/** One accepted route of a client, as this server serves it. */
+export interface ServedRoute {
+  name: string;
+  direction: 'reverse' | 'forward';
+  /** reverse: the public port this server listens on. */
+  port: number;
+}
+
+export interface TunnelServerEvents {
+  /** A client's control channel is up; `routes` is the answer it got, route by route (refusals included). */
+  client: [client: string, routes: RouteAnswer[]];
+  /** A route the allowlist (or a port conflict) refused: said to the client in the hello answer, and here. */
+  refused: [client: string, answer: RouteAnswer];
+  /** A client's control channel is gone (`error` undefined: closed cleanly). */
+  'client-gone': [client: string, error: Error | undefined];
+  /** A second control stream for a client that has one was refused. */
+  duplicate: [client: string];
+  /** A tunnelled connection ended: this side's figures, and the client's END once it came. */
+  connection: [event: TunnelConnectionEvent];
+  /** A public connection could not be opened (no stream, client gone, FAIL from the client, limit). */
+  'open-failed': [event: { client: string; route: string; error: Error }];
+}
+
+export interface TunnelConnectionEvent {
+  client: string;
+  route: string;
+  id: string;
+  result: ForwardResult;
+}
+
+interface Session {
+  readonly label: string;
+  readonly identity: ClientIdentity | undefined;
+  readonly channel: ControlChannel;
+  readonly listeners: net.Server[];
+  readonly limits: Map<string, ConnectionLimit>;
+  /** conn number → its forwarding, while it runs. */
+  readonly open: Map<number, Forwarding>;
+  /** The public connections' forwardings by the ID of the stream they run on: a forward OPEN naming one of them is a collision. */
+  readonly openIds: Map<string, Forwarding>;
+  /** Accepted forward routes by name (the target the allowlist let through). */
+  readonly forward: Map<string, AnnouncedRoute>;
+  /** The client's connections on forward routes, by its conn number, while they run. */
+  readonly served: Map<number, Forwarding>;
+  detach?: () => void;
+}
+
+/**
+ * The server side of a tunnel, over a `ServerPool`: finds each client's
+ * control stream among its pooled streams by the control preamble (the
+ * client names it by writing first), answers the hello with what the
+ * allowlist permits, listens publicly for each accepted reverse route, and
+ * forwards every public connection over one of that client's pooled
+ * streams, announced on the control channel (OPEN), with FAIL and END
+ * accounting both ways.
+ */
+export class TunnelServer extends EventEmitter<TunnelServerEvents> {
+  readonly pool: ServerPool;
+  private readonly allow: RouteAllowlist;
+  private readonly host: string;
+  private readonly openTimeout: number;
+  private readonly closeTimeout: number;
+  private readonly control: Omit<ControlChannelOptions, 'role'>;
+  private readonly router: ControlRouter;
+  private readonly sessions = new Map<string, Session>();
+  /** Control channels in their hello, to close with the server. */
+  private readonly pending = new Set<ControlChannel>();
+  private readonly tunnelStats = new TunnelStats();
+  private readonly routeNames = new WeakMap<net.Server, string>();
+  private unclaim?: () => void;
+  private nextConn = 1;
+  private state: 'new' | 'running' | 'closing' | 'closed' = 'new';
+
+  constructor(options: TunnelServerOptions) {
+    super();
+    if (!options || typeof options.pool?.claimEarly !== 'function') throw new InvalidOptionsError('pool', 'a ServerPool is required');
+    this.pool = options.pool;
+    this.allow = options.allow instanceof RouteAllowlist ? options.allow : new RouteAllowlist(options.allow);
+    this.host = options.host ?? '127.0.0.1';
+    this.openTimeout = options.openTimeout ?? 5000;
+    this.closeTimeout = options.closeTimeout ?? 5000;
+    this.control = options.control ?? {};
+    this.router = options.router ?? new LocalControlRouter();
+  }
+
+  /** Starts the pool (if it is not yet) and begins claiming control streams. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') return;
+    this.state = 'running';
+    await this.pool.start();
+    this.unclaim = this.pool.claimEarly({
+      match: (bytes) => (this.state === 'running' ? matchPreamble(bytes) : 'pass'),
+      claimed: ([, stream], identity) => this.controlStream(stream, identity),
+    });
+  }
+
+  /** Clients with a control channel up, by label (`key:<id>`, `cert:<name>`, `anonymous`). */
+  get clients(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  /** The routes this server serves for `client`, with their public ports. */
+  routesOf(client: string): ServedRoute[] {
+    const session = this.sessions.get(client);
+    if (!session) return [];
+    return session.listeners.map((server) => ({ name: this.routeNames.get(server) ?? '', direction: 'reverse', port: (server.address() as net.AddressInfo).port }));
+  }
+
+  get stats(): TunnelStatsSnapshot {
+    return this.tunnelStats.snapshot();
+  }
+
+  /**
+   * Drains and closes: tells every client (DRAIN), stops claiming and
+   * listening, lets tunnelled connections finish for `closeTimeout`, cuts
+   * the rest, closes the control channels. The pool stays the caller's.
+   */
+  async close(): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.state = 'closing';
+    this.unclaim?.();
+    for (const channel of this.pending) channel.destroy(new PoolClosedError('the tunnel server is closing'));
+    const sessions = [...this.sessions.values()];
+    await Promise.all(sessions.map((session) => session.channel.drain(this.closeTimeout, 'the tunnel server is shutting down').catch(() => undefined)));
+    for (const session of sessions) this.closeListeners(session);
+    const running = sessions.flatMap((session) => [...session.open.values(), ...session.served.values()]);
+    if (running.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.closeTimeout)));
+      await Promise.race([Promise.all(running.map((f) => f.done)), late]);
+      clearTimeout(timer);
+      for (const f of running) f.cut(new PoolClosedError('the tunnel server closed before this tunnelled connection finished'));
+      await Promise.all(running.map((f) => f.done));
+    }
+    await Promise.all(sessions.map((session) => session.channel.close({ code: 'shutdown', text: 'the tunnel server closed' })));
+    await this.router.close();
+    this.state = 'closed';
+  }
+
+  // ---- control streams ----
+
+  private controlStream(stream: Duplex, identity: ClientIdentity | undefined): void {
+    const label = clientLabel(identity);
+    const channel = new ControlChannel(stream, { ...this.control, role: 'server' });
+    if (this.sessions.has(label) || this.state !== 'running') {
+      // One control channel per client: the one in place keeps it (no flapping); the newcomer is told why.
+      if (this.state === 'running') this.emit('duplicate', label);
+      void channel.close({ code: this.state === 'running' ? 'duplicate' : 'shutdown', text: `client ${label} already has a control channel on this server` });
+      return;
+    }
+    this.pending.add(channel);
+    const session: Session = { label, identity, channel, listeners: [], limits: new Map(), open: new Map(), openIds: new Map(), forward: new Map(), served: new Map() };
+    channel.once('close', (error) => {
+      this.pending.delete(channel);
+      if (this.sessions.get(label) === session) this.sessionGone(session, error);
+      else this.closeListeners(session);
+    });
+    channel
+      .accept((hello) => this.answer(session, hello))
+      .then(async ({ ack }) => {
+        this.pending.delete(channel);
+        if (channel.closed || this.state !== 'running') return this.closeListeners(session);
+        const attached = await this.router.attach(label, (envelope) => this.deliver(session, envelope.message));
+        if (!attached.attached) {
+          this.closeListeners(session);
+          this.emit('duplicate', label);
+          return void channel.close({ code: 'duplicate', text: `client ${label} already has a control channel` });
+        }
+        session.detach = attached.detach;
+        this.sessions.set(label, session);
+        channel.on('fail', (message) => this.peerFailed(session, message));
+        channel.on('open', (message) => void this.forwardOpen(session, message));
+        channel.on('accounting', (message) => this.peerAccounting(session, message));
+        for (const answer of ack.routes) if (answer.status !== 'accepted') this.emit('refused', label, answer);
+        this.emit('client', label, ack.routes);
+      })
+      .catch(() => {
+        this.pending.delete(channel);
+        this.closeListeners(session);
+      });
+  }
+
+  /** The hello answer: the allowlist's verdict per route, then a public listener bound for each accepted reverse route. */
+  private async answer(session: Session, hello: HelloMessage): Promise<{ routes: RouteAnswer[]; limits: { pingInterval: number; livenessTimeout: number; maxRoutes: number; maxConnections: number } }> {
+    const answers = this.allow.answer(session.identity, hello.routes, (route) => this.portTaken(route));
+    for (const [i, answer] of answers.entries()) {
+      const route = hello.routes[i]!;
+      if (answer.status !== 'accepted') continue;
+      session.limits.set(route.name, new ConnectionLimit(route.maxConnections > 0 ? route.maxConnections : Infinity));
+      if (route.direction === 'forward') {
+        session.forward.set(route.name, route);
+        continue;
+      }
+      const verdict = this.allow.check(session.identity, route);
+      const ranges = verdict.allowed ? verdict.ports : [];
+      const bound = await this.listen(session, route, ranges);
+      answers[i] = typeof bound === 'number' ? { ...answer, port: bound } : { ...answer, status: 'port-in-use', text: bound };
+    }
+    return {
+      routes: answers,
+      limits: { pingInterval: this.control.pingInterval ?? 15_000, livenessTimeout: this.control.livenessTimeout ?? 45_000, maxRoutes: this.allow.maxRoutes, maxConnections: 0 },
+    };
+  }
+
+  /** A port another client's route holds already. */
+  private portTaken(route: AnnouncedRoute): { status: 'port-in-use'; reason: string } | undefined {
+    if (route.direction !== 'reverse' || route.serverPort === 0) return undefined;
+    for (const session of this.sessions.values()) {
+      for (const server of session.listeners) {
+        if ((server.address() as net.AddressInfo | null)?.port === route.serverPort) return { status: 'port-in-use', reason: `port ${route.serverPort} is held by another route of this server` };
+      }
+    }
+    return undefined;
+  }
+
+  /** Binds the public listener of a reverse route: its port, or the first free one of the allowed ranges. A string says why not. */
+  private async listen(session: Session, route: AnnouncedRoute, ranges: readonly PortRange[]): Promise<number | string> {
+    const candidates: number[] = [];
+    if (route.serverPort !== 0) candidates.push(route.serverPort);
+    else for (const range of ranges) for (let port = range.from; port <= range.to && candidates.length < 64; port++) candidates.push(port);
+    let last = 'no port to listen on';
+    for (const port of candidates) {
+      const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+      const bound = await new Promise<string | undefined>((resolve) => {
+        server.once('error', (error: NodeJS.ErrnoException) => resolve(`cannot listen on ${this.host}:${port} (${error.code ?? error.message})`));
+        server.listen(port, this.host, () => resolve(undefined));
+      });
+      if (bound !== undefined) {
+        last = bound;
+        continue;
+      }
+      server.on('error', () => undefined);
+      server.on('connection', (socket) => this.publicConnection(session, route, socket));
+      this.routeNames.set(server, route.name);
+      session.listeners.push(server);
+      return (server.address() as net.AddressInfo).port;
+    }
+    return last;
+  }
+
+  /**
+   * Stops the public listeners of a session at once. Their close callbacks
+   * wait for every connection, which the close timeout bounds elsewhere:
+   * not awaited here.
+   */
+  private closeListeners(session: Session): void {
+    for (const server of session.listeners.splice(0)) server.close();
+  }
+
+  private sessionGone(session: Session, error: Error | undefined): void {
+    this.sessions.delete(session.label);
+    session.detach?.();
+    // Tunnelled connections in flight run on their own streams: they survive the control channel.
+    this.closeListeners(session);
+    this.emit('client-gone', session.label, error);
+  }
+
+  // ---- tunnelled connections ----
+
+  /** A public connection on a reverse route: a pooled stream of that client, OPEN on its control channel, then forwarding. */
+  private async publicConnection(session: Session, route: AnnouncedRoute, socket: net.Socket): Promise<void> {
+    const started = performance.now();
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    const key = { route: route.name, client: session.label };
+    let release: (() => void) | undefined;
+    let stream: Duplex | undefined;
+    let id = '';
+    try {
+      if (this.state !== 'running' || this.sessions.get(session.label) !== session || session.channel.draining) throw new PoolClosedError(`client ${session.label} has no control channel`);
+      release = session.limits.get(route.name)!.acquire();
+      // Without authentication streams have no identity, and a filter would match none: the one anonymous client takes any.
+      [id, stream] = await this.pool.incomingGet({ ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
+      const conn = this.nextConn++;
+      const delivered = await this.router.toClient(session.label, { type: 'open', conn, id, route: route.name, ...peerOf(socket) });
+      if (!delivered) throw new PoolClosedError(`client ${session.label} has no control channel`);
+      const forwarding = forward(socket, stream);
+      session.open.set(conn, forwarding);
+      session.openIds.set(id, forwarding);
+      socket.resume();
+      this.tunnelStats.track(key, forwarding, performance.now() - started);
+      const result = await forwarding.done;
+      session.open.delete(conn);
+      if (session.openIds.get(id) === forwarding) session.openIds.delete(id);
+      release();
+      if (!session.channel.closed) void session.channel.accounting(accountingOf(conn, id, result)).catch(() => undefined);
+      this.emit('connection', { client: session.label, route: route.name, id, result });
+    } catch (error) {
+      release?.();
+      if (stream) stream.destroy();
+      resetSocket(socket);
+      this.tunnelStats.failed(key, error);
+      this.emit('open-failed', { client: session.label, route: route.name, error: error instanceof Error ? error : new Error(String(error)) });
+    }
+  }
+
+  /**
+   * An OPEN from the client on a forward route: take the stream it names
+   * (of that client only), connect the route's target, forward; FAIL and a
+   * cut of the stream on any failure.
+   */
+  private async forwardOpen(session: Session, message: OpenMessage): Promise<void> {
+    const route = session.forward.get(message.route);
+    const key = { route: message.route, client: session.label };
+    let stream: Duplex | undefined;
+    let release: (() => void) | undefined;
+    try {
+      if (!route) throw new InvalidOptionsError('route', `client ${session.label} has no accepted forward route ${JSON.stringify(message.route)}`);
+      if (this.state !== 'running' || session.channel.draining) throw new PoolClosedError('the tunnel server is draining: no new connections');
+      const collision = session.openIds.get(message.id);
+      if (collision) {
+        // Both ends picked this stream at once: neither connection may go on, or each would see the other's bytes.
+        const error = new StreamCutError('reset', `client ${session.label} named stream ${message.id} for a forward connection while this server used it for a reverse one`);
+        collision.cut(error);
+        throw error;
+      }
+      [, stream] = await this.pool.incomingGet({ id: message.id, ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
+      release = session.limits.get(route.name)!.acquire();
+      const target = await connectTarget({
+        host: route.targetHost,
+        port: route.targetPort,
+        timeout: route.connectTimeout,
+        ...(route.proxyProtocol === 'none' ? {} : { proxyProtocol: route.proxyProtocol === 'v1' ? 1 : 2, ...(message.peer ? { source: message.peer } : {}) }),
+      });
+      const forwarding = forward(target, stream);
+      session.served.set(message.conn, forwarding);
+      this.tunnelStats.track(key, forwarding);
+      const result = await forwarding.done;
+      session.served.delete(message.conn);
+      release();
+      if (!session.channel.closed) void session.channel.accounting(accountingOf(message.conn, message.id, result)).catch(() => undefined);
+      this.emit('connection', { client: session.label, route: message.route, id: message.id, result });
+    } catch (error) {
+      release?.();
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.tunnelStats.failed(key, failure);
+      if (!session.channel.closed) await session.channel.fail(failOf(message.conn, message.id, failure)).catch(() => undefined);
+      if (stream) cutStream(stream, failure);
+      this.emit('open-failed', { client: session.label, route: message.route, error: failure });
+    }
+  }
+
+  /** Control messages routed to this client's channel. */
+  private async deliver(session: Session, message: RoutedMessage): Promise<void> {
+    if (message.type === 'open') await session.channel.open(message);
+  }
+
+  /** The client could not open a connection: the public side is cut (a reset), never ended cleanly. */
+  private peerFailed(session: Session, message: FailMessage): void {
+    const forwarding = session.open.get(message.conn);
+    forwarding?.cut(new StreamCutError('reset', `the tunnel client could not open the connection (${message.reason}): ${message.text}`));
+  }
+
+  private peerAccounting(_session: Session, _message: EndMessage): void {
+    // The client's figures: compared by the stats layer when it lands; nothing to do yet.
+  }
+}
+
+function peerOf(socket: net.Socket): { peer?: { address: string; port: number } } {
+  const address = socket.remoteAddress;
+  const port = socket.remotePort;
+  if (address === undefined || port === undefined) return {};
+  return { peer: { address: address.startsWith('::ffff:') ? address.slice(7) : address, port } };
+}
