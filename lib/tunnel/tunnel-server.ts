@@ -25,6 +25,8 @@ export interface TunnelServerOptions {
   openTimeout?: number;
   /** How long `close()` lets tunnelled connections finish before cutting them (ms, default 5000). */
   closeTimeout?: number;
+  /** How long after a tunnelled connection ended the client's END may take before it counts as unaccounted (ms, default 5000). */
+  accountingTimeout?: number;
   /** Options of each control channel (hello deadline, pings, liveness). */
   control?: Omit<ControlChannelOptions, 'role'>;
   /** Where control messages for a client are routed (default: in this process). */
@@ -50,6 +52,10 @@ export interface TunnelServerEvents {
   duplicate: [client: string];
   /** A tunnelled connection ended: this side's figures, and the client's END once it came. */
   connection: [event: TunnelConnectionEvent];
+  /** Both ENDs of a tunnelled connection are in; `complete` false reports a truncation the wire could not show. */
+  accounted: [event: AccountedEvent];
+  /** The client's END did not come within `accountingTimeout` (it was killed, or its control channel was lost). */
+  unaccounted: [event: { client: string; route: string; id: string; mine: Omit<EndMessage, 'type'> }];
   /** A public connection could not be opened (no stream, client gone, FAIL from the client, limit). */
   'open-failed': [event: { client: string; route: string; error: Error }];
 }
@@ -59,6 +65,27 @@ export interface TunnelConnectionEvent {
   route: string;
   id: string;
   result: ForwardResult;
+}
+
+/** The most client ENDs kept while waiting for this side's. */
+const MAX_PENDING_ENDS = 10_000;
+
+interface PendingEnd {
+  client: string;
+  route: string;
+  mine?: Omit<EndMessage, 'type'>;
+  peer?: EndMessage;
+  timer?: NodeJS.Timeout;
+}
+
+/** Both sides' END for one tunnelled connection: `complete` false when the bytes one side wrote are not the bytes the other read. */
+export interface AccountedEvent {
+  client: string;
+  route: string;
+  id: string;
+  mine: Omit<EndMessage, 'type'>;
+  peer: EndMessage;
+  complete: boolean;
 }
 
 interface Session {
@@ -100,6 +127,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly pending = new Set<ControlChannel>();
   private readonly tunnelStats = new TunnelStats();
   private readonly routeNames = new WeakMap<net.Server, string>();
+  private readonly accountingTimeout: number;
+  /** Each ended connection's two ENDs, by stream ID and conn number, until both are in (or the client's is overdue). */
+  private readonly ends = new Map<string, PendingEnd>();
   private unclaim?: () => void;
   private nextConn = 1;
   private state: 'new' | 'running' | 'closing' | 'closed' = 'new';
@@ -112,6 +142,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.host = options.host ?? '127.0.0.1';
     this.openTimeout = options.openTimeout ?? 5000;
     this.closeTimeout = options.closeTimeout ?? 5000;
+    this.accountingTimeout = options.accountingTimeout ?? 5000;
     this.control = options.control ?? {};
     this.router = options.router ?? new LocalControlRouter();
   }
@@ -166,6 +197,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       await Promise.all(running.map((f) => f.done));
     }
     await Promise.all(sessions.map((session) => session.channel.close({ code: 'shutdown', text: 'the tunnel server closed' })));
+    for (const pending of this.ends.values()) clearTimeout(pending.timer);
+    this.ends.clear();
     await this.router.close();
     this.state = 'closed';
   }
@@ -316,7 +349,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       session.open.delete(conn);
       if (session.openIds.get(id) === forwarding) session.openIds.delete(id);
       release();
-      if (!session.channel.closed) void session.channel.accounting(accountingOf(conn, id, result)).catch(() => undefined);
+      this.ownEnd(session, route.name, accountingOf(conn, id, result));
       this.emit('connection', { client: session.label, route: route.name, id, result });
     } catch (error) {
       release?.();
@@ -361,7 +394,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       const result = await forwarding.done;
       session.served.delete(message.conn);
       release();
-      if (!session.channel.closed) void session.channel.accounting(accountingOf(message.conn, message.id, result)).catch(() => undefined);
+      this.ownEnd(session, message.route, accountingOf(message.conn, message.id, result));
       this.emit('connection', { client: session.label, route: message.route, id: message.id, result });
     } catch (error) {
       release?.();
@@ -384,8 +417,37 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     forwarding?.cut(new StreamCutError('reset', `the tunnel client could not open the connection (${message.reason}): ${message.text}`));
   }
 
-  private peerAccounting(_session: Session, _message: EndMessage): void {
-    // The client's figures: compared by the stats layer when it lands; nothing to do yet.
+  /** This side's END: sent to the client, and kept until the client's comes. */
+  private ownEnd(session: Session, route: string, mine: Omit<EndMessage, 'type'>): void {
+    if (!session.channel.closed) void session.channel.accounting(mine).catch(() => undefined);
+    const key = `${mine.id}:${mine.conn}`;
+    const pending = this.ends.get(key);
+    if (pending?.peer) return this.settle(key, { ...pending, mine, route });
+    const timer = setTimeout(() => {
+      this.ends.delete(key);
+      this.emit('unaccounted', { client: session.label, route, id: mine.id, mine });
+    }, this.accountingTimeout);
+    this.ends.set(key, { client: session.label, route, mine, timer });
+  }
+
+  /** The client's END for a connection. */
+  private peerAccounting(session: Session, message: EndMessage): void {
+    const key = `${message.id}:${message.conn}`;
+    const pending = this.ends.get(key);
+    if (pending?.mine) return this.settle(key, { ...pending, peer: message });
+    // The client's came first: kept (a bounded number) until this side's.
+    if (this.ends.size >= MAX_PENDING_ENDS) this.ends.delete(this.ends.keys().next().value!);
+    this.ends.set(key, { client: session.label, route: '', peer: message });
+  }
+
+  /** Both ENDs are in: the bytes one side wrote must be the bytes the other read, both ways. */
+  private settle(key: string, pending: PendingEnd): void {
+    clearTimeout(pending.timer);
+    this.ends.delete(key);
+    const { mine, peer } = pending;
+    if (!mine || !peer) return;
+    const complete = mine.sent === peer.received && mine.received === peer.sent;
+    this.emit('accounted', { client: pending.client, route: pending.route, id: mine.id, mine, peer, complete });
   }
 }
 

@@ -11,7 +11,7 @@ import type { ServerPool } from '../../lib/core/server-pool.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
 import type { AllowRuleOptions, RouteOptions } from '../../lib/tunnel/routes.js';
 import { TunnelClient, type TunnelClientOptions } from '../../lib/tunnel/tunnel-client.js';
-import { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
+import { TunnelServer, type TunnelServerOptions } from '../../lib/tunnel/tunnel-server.js';
 import { testCertificate } from '../support/kinds.js';
 import type { TestScope } from '../support/scope.js';
 
@@ -24,7 +24,7 @@ const kindOf = new WeakMap<TunnelServer, TunnelKind>();
 const serverExtra = (kind: TunnelKind): Record<string, unknown> => (kind === 'http2' ? { tls: (({ key, cert }) => ({ key, cert }))(testCertificate()) } : {});
 const clientExtra = (kind: TunnelKind): Record<string, unknown> => (kind === 'http2' ? { tls: '1' } : {});
 
-export async function startTunnelServer(scope: TestScope, rules: AllowRuleOptions[], kind: TunnelKind = 'tcp'): Promise<TunnelServer> {
+export async function startTunnelServer(scope: TestScope, rules: AllowRuleOptions[], kind: TunnelKind = 'tcp', extra: Partial<TunnelServerOptions> = {}): Promise<TunnelServer> {
   const pool: ServerPool = createServerPool({
     transport: kind,
     ...serverExtra(kind),
@@ -34,7 +34,7 @@ export async function startTunnelServer(scope: TestScope, rules: AllowRuleOption
     closeTimeout: 2000,
     auth: { key: Object.entries(KEYS).map(([id, key]) => ({ id, key })) },
   } as ServerPoolConfig);
-  const server = new TunnelServer({ pool, allow: { rules }, closeTimeout: 2000 });
+  const server = new TunnelServer({ pool, allow: { rules }, closeTimeout: 2000, ...extra });
   kindOf.set(server, kind);
   scope.defer(() => pool.close());
   scope.defer(() => server.close());

@@ -61,10 +61,10 @@ describe('tunnel lifecycle over tcp with a key', () => {
     await closed;
   });
 
-  it('a lost control channel leaves tunnelled connections in flight running', async () => {
+  it('a lost control channel leaves tunnelled connections in flight running; their accounting is reported missing', async () => {
     const targetPort = await target((socket) => socket.pipe(socket));
     const [publicPort] = await freePorts(1);
-    const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'echo', directions: ['reverse'], ports: [publicPort!] }]);
+    const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'echo', directions: ['reverse'], ports: [publicPort!] }], 'tcp', { accountingTimeout: 300 });
     const client = startTunnelClient(scope, server, 'site-a', [{ name: 'echo', serverPort: publicPort, target: `127.0.0.1:${targetPort}` }], { reconnect: false });
     await client.start();
     const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort! }));
@@ -80,7 +80,10 @@ describe('tunnel lifecycle over tcp with a key', () => {
     socket.resume(); // readBytes left it paused after the first read
     socket.write('two');
     expect((await two).toString()).toBe('two');
+    // With no control channel the client cannot send its END: the server reports the connection unaccounted.
+    const unaccounted = new Promise<{ route: string; mine: { sent: number; received: number } }>((resolve) => server.once('unaccounted', resolve));
     socket.end();
+    expect(await unaccounted).toMatchObject({ route: 'echo', mine: { sent: 6, received: 6 } });
   });
 
   it('the client brings a lost control channel back by itself; the reverse route works again', async () => {

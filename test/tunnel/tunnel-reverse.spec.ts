@@ -15,6 +15,7 @@ import { ControlRefusedError, TargetConnectError } from '../../lib/core/errors.j
 import { freePorts } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 import type { AllowRuleOptions } from '../../lib/tunnel/routes.js';
+import type { AccountedEvent } from '../../lib/tunnel/tunnel-server.js';
 import { get, httpTarget, startTunnelClient, startTunnelServer } from './tunnel-harness.js';
 
 jest.setTimeout(60_000);
@@ -58,6 +59,7 @@ describe('tunnel over tcp with a key: reverse routes', () => {
     scope.defer(() => new Promise<void>((resolve) => target.close(() => resolve())));
     const client = startTunnelClient(scope, server, 'site-a', [{ name: 'bulk', serverPort: publicPort, target: `127.0.0.1:${(target.address() as net.AddressInfo).port}` }]);
     await client.start();
+    const accounted = new Promise<AccountedEvent>((resolve) => server.once('accounted', resolve));
     const socket = net.connect({ host: '127.0.0.1', port: publicPort!, allowHalfOpen: true });
     scope.track(socket);
     const received = createHash('sha256');
@@ -75,6 +77,10 @@ describe('tunnel over tcp with a key: reverse routes', () => {
     expect(length).toBe(reply.length);
     expect(received.digest('hex')).toBe(createHash('sha256').update(reply).digest('hex'));
     expect(targetSaw).toBe(createHash('sha256').update(request).digest('hex'));
+    // Both ENDs agree: what the server wrote into the stream the client read, and back.
+    const ends = await accounted;
+    expect(ends).toMatchObject({ client: 'key:site-a', route: 'bulk', complete: true });
+    expect([ends.mine.sent, ends.mine.received, ends.peer.sent, ends.peer.received]).toEqual([request.length, reply.length, reply.length, request.length]);
   });
 
   it('a target that refuses: FAIL to the server, the public side is reset (ECONNRESET), not ended', async () => {
