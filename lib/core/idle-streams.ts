@@ -277,6 +277,9 @@ export class IdleStreams {
       return true;
     }
     this.judged.set(stream, verdict === 'wait' ? stream.readableLength : Infinity);
+    // read() then unshift() leaves the stream not wanting a 'readable' for the next bytes: read(0) asks for
+    // one, so the rest of a preamble split over two segments reaches `early` (without it the claim could hang).
+    if (verdict === 'wait') stream.read(0);
     return verdict === 'wait';
   }
 
