@@ -265,9 +265,8 @@ export class IdleStreams {
     const judged = this.judged.get(stream) ?? 0;
     if (judged === Infinity) return false;
     if (stream.readableLength <= judged) return true;
-    const read = stream.read() as Buffer | string | null;
-    if (read === null) return false;
-    const bytes = Buffer.isBuffer(read) ? read : Buffer.from(read);
+    const bytes = readAll(stream);
+    if (bytes.length === 0) return false;
     stream.unshift(bytes);
     const verdict = early.decide(id, stream, this.entries.get(id)?.label, Buffer.from(bytes));
     if (verdict === 'claim') {
@@ -277,9 +276,6 @@ export class IdleStreams {
       return true;
     }
     this.judged.set(stream, verdict === 'wait' ? stream.readableLength : Infinity);
-    // read() then unshift() leaves the stream not wanting a 'readable' for the next bytes: read(0) asks for
-    // one, so the rest of a preamble split over two segments reaches `early` (without it the claim could hang).
-    if (verdict === 'wait') stream.read(0);
     return verdict === 'wait';
   }
 
@@ -303,8 +299,7 @@ export class IdleStreams {
     const id = this.idOf.get(stream);
     if (id === undefined || !this.unexpectedData) return;
     this.remove(id);
-    const read = stream.read() as Buffer | string | null;
-    const bytes = read === null ? Buffer.alloc(0) : Buffer.isBuffer(read) ? read : Buffer.from(read);
+    const bytes = readAll(stream);
     // The stream is the pool's until it is closed: nothing it emits now may reach the process.
     stream.on('error', noop);
     this.onDrop(id, this.unexpectedData(stream, bytes));
@@ -329,3 +324,15 @@ export class IdleStreams {
 }
 
 const noop = (): void => undefined;
+
+/**
+ * Every byte buffered in a paused stream, as one Buffer. `read()` with no
+ * size is not that: on Node 26 it returns only the first buffered chunk
+ * (an unshifted prefix stayed apart from the bytes after it, and the claim
+ * saw the same prefix forever). `read(n)` with n = readableLength joins them.
+ */
+function readAll(stream: Duplex): Buffer {
+  if (stream.readableLength === 0) return Buffer.alloc(0);
+  const read = stream.read(stream.readableLength) as Buffer | string | null;
+  return read === null ? Buffer.alloc(0) : Buffer.isBuffer(read) ? read : Buffer.from(read);
+}
