@@ -5,6 +5,7 @@
  * hash what was written and what was read.
  */
 import { createHash, randomFillSync } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import v8 from 'node:v8';
@@ -301,6 +302,14 @@ export async function finishStream(stream: Duplex, timeout = 5000): Promise<void
   }
 }
 
+/** The last dial failures of any pool in this process, with their messages, for `takePair`'s error. */
+const recentDialErrors: string[] = [];
+diagnosticsChannel.subscribe('nestjs-tunnel-pool:dial:error', (message) => {
+  const { code, error, durationMs } = message as { code: string; error: Error; durationMs: number };
+  recentDialErrors.push(`${code} after ${Math.round(durationMs)} ms: ${error.message}`);
+  if (recentDialErrors.length > 8) recentDialErrors.shift();
+});
+
 /**
  * `scope.handOff` with generous timeouts for runs under load, and the pools'
  * failure and drop counts in the error when a side does not show up.
@@ -313,6 +322,9 @@ export async function takePair(scope: TestScope, p: PoolPair, timeout = 20_000):
     return { id, server, client };
   } catch (error) {
     const { failures, drops, dialing, active } = p.client.stats;
-    throw new Error(`${String(error)}; client pool: ${JSON.stringify({ active, dialing, failures, drops })}; server drops: ${JSON.stringify(p.server.stats.drops)}`);
+    throw new Error(
+      `${String(error)}; client pool: ${JSON.stringify({ active, dialing, failures, drops })}; server drops: ${JSON.stringify(p.server.stats.drops)}; ` +
+        `last dial errors: ${JSON.stringify(recentDialErrors)}`,
+    );
   }
 }
