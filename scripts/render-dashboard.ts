@@ -5,9 +5,11 @@
  *   npm run render:dashboard [-- --seconds 45 --out docs/grafana/dashboard.svg]
  *
  * It starts real pool pairs on 127.0.0.1 (tcp; TLS with shared-key
- * authentication; http2), registers their metrics in a prom-client
- * registry, drives traffic (steady hand-offs, a burst, strangers from
- * 127.0.0.2 the server's address list refuses, a client with a wrong key),
+ * authentication; http2) and a tunnel (tcp with a key; a reverse route to
+ * an echo target, one to a target that refuses), registers their metrics
+ * in a prom-client registry, drives traffic (steady hand-offs, a burst,
+ * strangers from 127.0.0.2 the server's address list refuses, a client with
+ * a wrong key; tunnelled connections, one long-lived and streaming),
  * scrapes the registry's exposition text every second, and evaluates each
  * panel's PromQL over those scrapes itself. The evaluator knows only the
  * forms the dashboard uses (an instant selector, `rate(m[$__rate_interval])`,
@@ -23,7 +25,10 @@ import { Registry } from 'prom-client';
 import type { Duplex } from 'node:stream';
 import { createSelfSignedCertificate } from '../lib/certs/index.js';
 import { registerPoolMetrics } from '../lib/metrics/pool-metrics.js';
+import { registerTunnelMetrics } from '../lib/metrics/tunnel-metrics.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../lib/pool-factory.js';
+import { TunnelClient } from '../lib/tunnel/tunnel-client.js';
+import { TunnelServer } from '../lib/tunnel/tunnel-server.js';
 
 type Labels = Record<string, string>;
 interface Sample { name: string; labels: Labels; value: number }
@@ -195,6 +200,65 @@ function stranger(port: number): Promise<void> {
   });
 }
 
+interface Tunnel { server: TunnelServer; client: TunnelClient; echo: net.Server; ports: { web: number; down: number }; close(): Promise<void> }
+
+/** A tunnel over tcp with a key: route `web` to an echo target, route `down` to a port nothing listens on. */
+async function tunnel(secret: string): Promise<Tunnel> {
+  const echo = net.createServer((socket) => quiet(socket).pipe(socket));
+  await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+  const free = async (): Promise<number> => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    return port;
+  };
+  const ports = { web: await free(), down: await free() };
+  const nowhere = await free();
+  const serverPool = createServerPool({ name: 'tunnel', host: '127.0.0.1', port: 0, maxCap: 32, auth: { key: [{ id: 'site', key: secret }] } } as ServerPoolConfig);
+  const server = new TunnelServer({ pool: serverPool, allow: { rules: [{ clients: 'key:site', names: ['web', 'down'], directions: ['reverse'], ports: [ports.web, ports.down] }] }, control: { pingInterval: 1_000 } });
+  await server.start();
+  const clientPool = createClientPool({ name: 'tunnel', address: `127.0.0.1:${serverPool.address()!.port}`, auth: { key: secret }, minIvl: 50, maxIvl: 200, minCap: 8, maxCap: 16 } as ClientPoolConfig);
+  const client = new TunnelClient({
+    pool: clientPool,
+    routes: [
+      { name: 'web', serverPort: ports.web, target: `127.0.0.1:${(echo.address() as net.AddressInfo).port}` },
+      { name: 'down', serverPort: ports.down, target: `127.0.0.1:${nowhere}` },
+    ],
+    control: { pingInterval: 1_000 },
+  });
+  await client.start();
+  return {
+    server,
+    client,
+    echo,
+    ports,
+    async close() {
+      await client.close();
+      await server.close();
+      await clientPool.close();
+      await serverPool.close();
+      await new Promise<void>((resolve) => echo.close(() => resolve()));
+    },
+  };
+}
+
+/** A short tunnelled connection: some bytes out, the echo back, a FIN (or a reset from a refusing target). */
+function tunnelConnection(port: number, bytes: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let back = 0;
+    socket.on('data', (chunk: Buffer) => {
+      back += chunk.length;
+      if (back >= bytes) socket.end();
+    });
+    socket.on('error', () => resolve());
+    socket.on('close', () => resolve());
+    socket.setTimeout(5_000, () => socket.destroy());
+    socket.write(Buffer.alloc(bytes, 7));
+  });
+}
+
 async function run(): Promise<{ scrapes: Sample[][]; started: Date }> {
   const { key, cert } = createSelfSignedCertificate({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1'] });
   const secret = 'render-dashboard-key-7Hq2Lm9Zx4Vb';
@@ -205,8 +269,13 @@ async function run(): Promise<{ scrapes: Sample[][]; started: Date }> {
   ];
   const securePort = pairs[1]!.server.address()!.port;
   const intruder = createClientPool({ name: 'intruder', address: `127.0.0.1:${securePort}`, tls: '1', auth: { key: 'a-wrong-key-0000000000000000000000' }, minIvl: 200, maxIvl: 400, maxBackoff: 1_000, minCap: 2, maxCap: 2 } as ClientPoolConfig);
+  const tun = await tunnel(secret);
   const registry = new Registry();
-  const dispose = registerPoolMetrics(registry, [...pairs.flatMap((p) => [p.client, p.server]), intruder]);
+  const dispose = registerPoolMetrics(registry, [...pairs.flatMap((p) => [p.client, p.server]), intruder, tun.server.pool, tun.client.pool]);
+  const disposeTunnel = registerTunnelMetrics(registry, [tun.server, tun.client]);
+  // One long-lived tunnelled connection streaming all along: its bytes move in the scrapes while it is open.
+  const longLived = quiet(net.connect(tun.ports.web, '127.0.0.1'));
+  longLived.resume();
   const started = new Date();
   const scrapes: Sample[][] = [];
   const pending = new Set<Promise<void>>();
@@ -227,10 +296,14 @@ async function run(): Promise<{ scrapes: Sample[][]; started: Date }> {
       if (second === Math.round(SECONDS * 0.75)) spawn(intruder.close());
       // The idle streams of one client flushed near the end: drops by reason `flush`, and the refill.
       if (second === Math.round(SECONDS * 0.85)) pairs[0]!.client.flush();
-      // Steady hand-offs: five a second per pair, spread over the second.
+      // The long-lived connection streams more in the middle third; a refused target every third second.
+      longLived.write(Buffer.alloc(phase > 0.33 && phase < 0.66 ? 256 << 10 : 32 << 10, 1));
+      if (second % 3 === 0) spawn(tunnelConnection(tun.ports.down, 16));
+      // Steady hand-offs: five a second per pair, spread over the second, and as many tunnelled connections.
       const tick = Date.now();
       for (let k = 0; k < 5; k++) {
         for (const p of pairs) spawn(handOff(p));
+        spawn(tunnelConnection(tun.ports.web, 4096));
         await sleep(Math.max(0, tick + (k + 1) * 200 - Date.now()));
       }
       process.stdout.write(`\rrender-dashboard: ${second + 1}/${SECONDS} s`);
@@ -238,7 +311,10 @@ async function run(): Promise<{ scrapes: Sample[][]; started: Date }> {
     process.stdout.write('\n');
   } finally {
     await Promise.race([Promise.all(pending), sleep(15_000)]);
+    longLived.destroy();
+    disposeTunnel();
     dispose();
+    await tun.close();
     await intruder.close();
     await Promise.all(pairs.map(async (p) => {
       await p.client.close();
@@ -268,6 +344,11 @@ function formatValue(value: number, unit: string): string {
     return `${trim(value)} s`;
   }
   if (unit === 'ops') return `${trim(value)}/s`;
+  if (unit === 'Bps') {
+    if (value >= 1 << 20) return `${trim(value / (1 << 20))} MiB/s`;
+    if (value >= 1 << 10) return `${trim(value / (1 << 10))} KiB/s`;
+    return `${trim(value)} B/s`;
+  }
   return trim(value);
 }
 

@@ -99,6 +99,11 @@ export abstract class PoolBase<T extends PoolBaseTransport> {
     );
   }
 
+  /** The pool's name (the `name` option): its label in stats, logs, metrics and events. */
+  get name(): string {
+    return this.settings.name;
+  }
+
   /** Started and not closed (the Go pools' `Ready()`); a server is ready once listening. */
   get ready(): boolean {
     return this.state === 'running';

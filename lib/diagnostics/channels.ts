@@ -117,16 +117,23 @@ export interface SessionCloseMessage extends SessionOpenMessage {
 export interface TunnelConnectionOpenMessage {
   /** The route's name (a bounded label, like the pool name). */
   route: string;
+  /** The name of the pool the tunnel end runs on. */
   pool: string;
+  /** Which end: the tunnel server or the tunnel client. */
+  role: 'server' | 'client';
+  /** On a tunnel server: the client's identity label (`key:<id>`, `cert:<name>`, `anonymous`). */
+  client?: string;
   /** The pooled stream's ID. */
   id: string;
-  /** Per route, from 1: pairs open with close. */
+  /** Per tunnel end and route, from 1, counting the connections opened while someone listened: pairs open with close. */
   connection: number;
+  /** On a tunnel server's public connections: from the public connect to forwarding. */
+  openLatencyMs?: number;
 }
 
 /** The tunnelled connection closed. */
 export interface TunnelConnectionCloseMessage extends TunnelConnectionOpenMessage {
-  /** Bytes from the application's peer into the tunnel, and back. */
+  /** Bytes from the route's public side into the tunnel, and back. */
   bytesIn: number;
   bytesOut: number;
   durationMs: number;

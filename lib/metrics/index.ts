@@ -4,3 +4,4 @@ export { METRIC_PREFIX, POOL_METRICS, registerPoolMetrics, type MetricsDisposer,
 export { PoolMetricsModule } from './pool-metrics.module.js';
 export { PoolMetricsService } from './pool-metrics.service.js';
 export { POOL_METRICS_OPTIONS, type PoolMetricsModuleOptions } from './pool-metrics.constants.js';
+export { registerTunnelMetrics, TUNNEL_METRICS, TUNNEL_HISTOGRAMS, TUNNEL_METRIC_NAMES, type TunnelStatsSource, type TunnelsSource } from './tunnel-metrics.js';

@@ -1,7 +1,7 @@
-import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
-import { InvalidOptionsError } from '../core/errors.js';
+import { register as defaultRegistry, type Registry } from 'prom-client';
 import type { ClientPoolStats, PoolStats, ServerPoolStats } from '../core/stats.js';
 import { EVENT_METRIC_NAMES, registerEventMetrics } from './event-metrics.js';
+import { checkFree, checkPrefix, perScrape, registerScrapeMetrics, type Reading, type ScrapeDefinition } from './scrape-metrics.js';
 
 /** The prefix of every metric name, unless `options.prefix` sets another. */
 export const METRIC_PREFIX = 'tunnel_pool_';
@@ -22,24 +22,9 @@ export interface PoolMetricsOptions {
 /** Undoes `registerPoolMetrics`: removes its metrics from the registry. Idempotent. */
 export type MetricsDisposer = () => void;
 
-type Labels = 'pool' | 'role' | 'transport';
-const LABELS: Labels[] = ['pool', 'role', 'transport'];
+const LABELS = ['pool', 'role', 'transport'] as const;
 
-interface Reading {
-  labels: Record<Labels, string>;
-  stats: PoolStats;
-}
-
-type Kind = 'gauge' | 'counter';
-interface Definition {
-  name: string;
-  help: string;
-  kind: Kind;
-  /** An extra label whose values come from a finite set the library defines (reason, code). */
-  extra?: 'reason' | 'code';
-  /** The values to set, per pool; nothing when the figure does not apply to that pool. */
-  read(stats: PoolStats): Array<[number, string?]>;
-}
+type Definition = ScrapeDefinition<PoolStats>;
 
 const client = (stats: PoolStats): stats is ClientPoolStats => stats.role === 'client';
 const server = (stats: PoolStats): stats is ServerPoolStats => stats.role === 'server';
@@ -74,9 +59,9 @@ export const POOL_METRICS: readonly Definition[] = [
   { name: 'creation_rounds_total', kind: 'counter', help: 'Client only: creation rounds run.', read: (s) => (client(s) ? one(s.totals.rounds) : []) },
   { name: 'streams_accepted_total', kind: 'counter', help: 'Server only: streams accepted into the pool.', read: (s) => (server(s) ? one(s.totals.accepted) : []) },
   { name: 'streams_taken_total', kind: 'counter', help: 'Streams handed to the application.', read: (s) => one(s.totals.taken) },
-  { name: 'drops_total', kind: 'counter', extra: 'reason', help: 'Idle streams that left without being taken, by reason.', read: (s) => byKey(s.drops) },
-  { name: 'dial_failures_total', kind: 'counter', extra: 'code', help: 'Client only: failed dials, by error code.', read: (s) => (client(s) ? byKey(s.failures) : []) },
-  { name: 'refusals_total', kind: 'counter', extra: 'reason', help: 'Server only: connections turned away, by reason.', read: (s) => (server(s) ? byKey(s.refusals) : []) },
+  { name: 'drops_total', kind: 'counter', extra: ['reason'], help: 'Idle streams that left without being taken, by reason.', read: (s) => byKey(s.drops) },
+  { name: 'dial_failures_total', kind: 'counter', extra: ['code'], help: 'Client only: failed dials, by error code.', read: (s) => (client(s) ? byKey(s.failures) : []) },
+  { name: 'refusals_total', kind: 'counter', extra: ['reason'], help: 'Server only: connections turned away, by reason.', read: (s) => (server(s) ? byKey(s.refusals) : []) },
   // Generic transport figures: present only for transports that report them (http2 today).
   { name: 'transport_sessions', kind: 'gauge', help: 'Multiplexing transports: sessions open.', read: (s) => optional(numeric(s, 'sessions')) },
   { name: 'transport_active_streams', kind: 'gauge', help: 'Multiplexing transports: streams open over those sessions.', read: (s) => optional(numeric(s, 'activeStreams')) },
@@ -111,53 +96,24 @@ export const POOL_METRICS: readonly Definition[] = [
 export function registerPoolMetrics(registry: Registry | null | undefined, pools: PoolsSource, options: PoolMetricsOptions = {}): MetricsDisposer {
   const target = registry ?? defaultRegistry;
   const prefix = options.prefix ?? METRIC_PREFIX;
-  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
-    throw new InvalidOptionsError('prefix', `expected a Prometheus name prefix (letters, digits, _ or :, not starting with a digit), got ${JSON.stringify(prefix)}`);
-  }
-  const taken = [...POOL_METRICS.map((d) => d.name), ...EVENT_METRIC_NAMES].map((name) => prefix + name).filter((name) => target.getSingleMetric(name) !== undefined);
-  if (taken.length > 0) {
-    throw new InvalidOptionsError('prefix', `the registry already has ${taken.join(', ')}: pool metrics are registered once per registry (call the disposer first, or pass another prefix)`);
-  }
+  checkPrefix(prefix);
+  checkFree(target, [...POOL_METRICS.map((d) => d.name), ...EVENT_METRIC_NAMES].map((name) => prefix + name), 'pool metrics');
   const list = typeof pools === 'function' ? pools : () => pools;
 
-  // One read of every pool per scrape, shared by all metrics: prom-client
-  // calls every collect() of one scrape in the same turn, so a cache keyed on
-  // the turn (cleared in a microtask) serves them all from one snapshot.
-  let cached: Reading[] | undefined;
-  const readings = (): Reading[] => {
-    if (cached) return cached;
-    const read: Reading[] = [];
+  // One read of every pool per scrape, shared by all metrics.
+  const readings = perScrape((): Reading<PoolStats>[] => {
+    const read: Reading<PoolStats>[] = [];
     for (const pool of list()) {
       const stats = pool.stats as PoolStats & { configured?: boolean };
       if (stats.configured === false) continue;
-      read.push({ stats, labels: { pool: stats.name, role: stats.role, transport: stats.transport } });
+      read.push({ data: stats, labels: { pool: stats.name, role: stats.role, transport: stats.transport } });
     }
-    cached = read;
-    queueMicrotask(() => (cached = undefined));
     return read;
-  };
+  });
 
-  const names: string[] = [];
+  const names = registerScrapeMetrics(target, prefix, LABELS, POOL_METRICS, [], readings);
   let disposeEvents: (() => void) | undefined;
   try {
-    for (const definition of POOL_METRICS) {
-      const labelNames = definition.extra ? [...LABELS, definition.extra] : LABELS;
-      const name = prefix + definition.name;
-      const collect = function (this: Gauge<string> | Counter<string>): void {
-        this.reset();
-        for (const { labels, stats } of readings()) {
-          for (const [value, extra] of definition.read(stats)) {
-            const all = definition.extra ? { ...labels, [definition.extra]: extra! } : labels;
-            if (this instanceof Gauge) this.set(all, value);
-            else this.inc(all, value);
-          }
-        }
-      };
-      const config = { name, help: definition.help, labelNames, registers: [target], collect };
-      if (definition.kind === 'gauge') new Gauge(config);
-      else new Counter(config);
-      names.push(name);
-    }
     // Durations, fed by the pools' diagnostics_channel events while registered.
     disposeEvents = registerEventMetrics(target, prefix, () => [...list()].map((pool) => pool.stats));
   } catch (error) {

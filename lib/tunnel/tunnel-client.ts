@@ -9,7 +9,7 @@ import { cutStream, forward, type Forwarding, type ForwardResult } from './forwa
 import { announceRoute, validateRoutes, type Route, type RouteOptions } from './routes.js';
 import { connectTarget, ConnectionLimit } from './target.js';
 import { accountingOf, failOf, resetSocket } from './tunnel-common.js';
-import { TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
+import { peerFailure, TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
 
 export interface TunnelClientOptions {
   /** The client pool that dials the tunnel server (started by `start()` if it is not yet). The caller closes it, after `close()`. */
@@ -73,7 +73,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   /** Listeners of accepted forward routes. */
   private readonly forwardListeners: net.Server[] = [];
   private nextConn = 1;
-  private readonly tunnelStats = new TunnelStats();
+  private readonly tunnelStats = new TunnelStats(() => ({ pool: this.pool.name, role: 'client' }));
   private channel?: ControlChannel;
   /** The pending reconnect, and how many tries in a row failed. */
   private retry?: NodeJS.Timeout;
@@ -104,6 +104,11 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     return this.channel !== undefined && !this.channel.closed;
   }
 
+  /** The control channel's last ping round trip (ms); undefined before its first pong. */
+  get controlRtt(): number | undefined {
+    return this.channel?.rtt;
+  }
+
   /**
    * Starts the pool (if needed), takes a ready stream as the control
    * stream, says hello with the routes; resolves with the server's answer
@@ -129,7 +134,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.channel = channel;
     channel.on('open', (message) => void this.served(channel, message));
     channel.on('accounting', (message) => this.peerAccounting(message));
-    channel.on('fail', (message) => this.outgoing.get(message.conn)?.cut(new StreamCutError('reset', `the tunnel server could not open the connection (${message.reason}): ${message.text}`)));
+    channel.on('fail', (message) => this.outgoing.get(message.conn)?.cut(peerFailure(message.reason, `the tunnel server could not open the connection (${message.reason}): ${message.text}`)));
     channel.on('drain', () => this.emit('drain'));
     let established = false;
     channel.once('close', (error) => {
@@ -237,7 +242,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       this.outgoing.set(conn, forwarding);
       this.outgoingIds.set(id, forwarding);
       socket.resume();
-      this.tunnelStats.track({ route: route.name }, forwarding);
+      this.tunnelStats.track({ route: route.name, id }, forwarding);
       const result = await forwarding.done;
       this.outgoing.delete(conn);
       if (this.outgoingIds.get(id) === forwarding) this.outgoingIds.delete(id);
@@ -280,7 +285,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       });
       const forwarding = forward(target, stream);
       this.open.set(message.conn, forwarding);
-      this.tunnelStats.track({ route: route.name }, forwarding);
+      this.tunnelStats.track({ route: route.name, id: message.id }, forwarding, undefined, 'b'); // the public side is across the tunnel
       const result = await forwarding.done;
       this.open.delete(message.conn);
       release();

@@ -12,7 +12,7 @@ import { LocalControlRouter, type ControlRouter, type RoutedMessage } from './ro
 import { clientLabel, RouteAllowlist, type AllowlistOptions, type PortRange } from './routes.js';
 import { connectTarget, ConnectionLimit } from './target.js';
 import { accountingOf, failOf, matchPreamble, resetSocket } from './tunnel-common.js';
-import { TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
+import { peerFailure, TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
 
 export interface TunnelServerOptions {
   /** The server pool the tunnel clients dial (started by `start()` if it is not yet). The caller closes it, after `close()`. */
@@ -125,7 +125,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly sessions = new Map<string, Session>();
   /** Control channels in their hello, to close with the server. */
   private readonly pending = new Set<ControlChannel>();
-  private readonly tunnelStats = new TunnelStats();
+  private readonly tunnelStats = new TunnelStats(() => ({ pool: this.pool.name, role: 'server' }));
   private readonly routeNames = new WeakMap<net.Server, string>();
   private readonly accountingTimeout: number;
   /** Each ended connection's two ENDs, by stream ID and conn number, until both are in (or the client's is overdue). */
@@ -161,6 +161,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   /** Clients with a control channel up, by label (`key:<id>`, `cert:<name>`, `anonymous`). */
   get clients(): string[] {
     return [...this.sessions.keys()];
+  }
+
+  /** The last ping round trip (ms) of `client`'s control channel; undefined before its first pong or without a channel. */
+  controlRttOf(client: string): number | undefined {
+    return this.sessions.get(client)?.channel.rtt;
   }
 
   /** The routes this server serves for `client`, with their public ports. */
@@ -344,7 +349,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       session.open.set(conn, forwarding);
       session.openIds.set(id, forwarding);
       socket.resume();
-      this.tunnelStats.track(key, forwarding, performance.now() - started);
+      this.tunnelStats.track({ ...key, id }, forwarding, performance.now() - started);
       const result = await forwarding.done;
       session.open.delete(conn);
       if (session.openIds.get(id) === forwarding) session.openIds.delete(id);
@@ -390,7 +395,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       });
       const forwarding = forward(target, stream);
       session.served.set(message.conn, forwarding);
-      this.tunnelStats.track(key, forwarding);
+      this.tunnelStats.track({ ...key, id: message.id }, forwarding, undefined, 'b'); // the public side is across the tunnel
       const result = await forwarding.done;
       session.served.delete(message.conn);
       release();
@@ -414,7 +419,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   /** The client could not open a connection: the public side is cut (a reset), never ended cleanly. */
   private peerFailed(session: Session, message: FailMessage): void {
     const forwarding = session.open.get(message.conn);
-    forwarding?.cut(new StreamCutError('reset', `the tunnel client could not open the connection (${message.reason}): ${message.text}`));
+    forwarding?.cut(peerFailure(message.reason, `the tunnel client could not open the connection (${message.reason}): ${message.text}`));
   }
 
   /** This side's END: sent to the client, and kept until the client's comes. */

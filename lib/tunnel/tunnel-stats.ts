@@ -1,11 +1,23 @@
 import { PoolAbortedError, PoolTimeoutError, ProxyHeaderError, RouteLimitError, TargetConnectError } from '../core/errors.js';
+import { performance } from 'node:perf_hooks';
+import { StreamCutError } from '../core/errors.js';
+import { channelOf, CHANNELS, type TunnelConnectionOpenMessage } from '../diagnostics/channels.js';
+import type { FailReason } from './control/wire.js';
 import type { Forwarding } from './forward.js';
 
 /** Which route (and which client of the tunnel server, when known) a connection belongs to. */
 export interface ConnectionKey {
   readonly route: string;
   readonly client?: string;
+  /** The pooled stream's ID, for the diagnostics events (never a stats key). */
+  readonly id?: string;
 }
+
+/** Which tunnel end the figures are of, for the diagnostics events. */
+export type TunnelEnd = () => { readonly pool: string; readonly role: 'server' | 'client' };
+
+const connectionOpen = channelOf(CHANNELS.tunnelConnectionOpen);
+const connectionClose = channelOf(CHANNELS.tunnelConnectionClose);
 
 /**
  * Open latency (milliseconds) from a bounded histogram: each percentile is
@@ -18,6 +30,10 @@ export interface LatencySummary {
   readonly p90: number;
   readonly p99: number;
   readonly max: number;
+  /** Sum of every observation, for a Prometheus histogram's `_sum`. */
+  readonly sum: number;
+  /** Observations per bucket of `LATENCY_BOUNDS_MS` (not cumulative), and one more for beyond the last bound. */
+  readonly buckets: readonly number[];
 }
 
 /** The figures of one route, one client, or the whole tunnel. */
@@ -26,7 +42,7 @@ export interface TunnelCounters {
   readonly open: number;
   /** Connections forwarded since the start (open or closed). */
   readonly total: number;
-  /** Bytes from the public side towards the target (the `a` to `b` direction), closed connections and open ones so far. */
+  /** Bytes from the route's public side towards its target (on either end of the tunnel), closed connections and open ones so far. */
   readonly bytesIn: number;
   /** Bytes from the target back to the public side. */
   readonly bytesOut: number;
@@ -48,10 +64,15 @@ export const LATENCY_BOUNDS_MS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.5, 5, 
  * The stable name of a failure for `failures`: `'target-refused'`,
  * `'target-timeout'`, `'target-unreachable'`, `'target-dns'`,
  * `'target-aborted'`, `'target-failed'` (`TargetConnectError`), `'limit'`
- * (`RouteLimitError`), `'proxy-header'`, `'idle-timeout'`, `'aborted'`, and
- * `'cut'` for any other error (a reset, a side that died).
+ * (`RouteLimitError`), `'proxy-header'`, `'idle-timeout'`, `'aborted'`; for
+ * a connection the other side of the tunnel could not open (its FAIL, see
+ * `peerFailure`) the FAIL's reason (`'target-refused'`, `'no-stream'`...,
+ * `'peer-failed'` for `other`); and `'cut'` for any other error (a reset, a
+ * side that died).
  */
 export function failureReason(error: unknown): string {
+  const peer = (error as { [PEER_FAIL]?: FailReason } | undefined)?.[PEER_FAIL];
+  if (peer !== undefined) return peer === 'other' ? 'peer-failed' : peer;
   if (error instanceof TargetConnectError) return `target-${error.reason}`;
   if (error instanceof RouteLimitError) return 'limit';
   if (error instanceof ProxyHeaderError) return 'proxy-header';
@@ -60,12 +81,26 @@ export function failureReason(error: unknown): string {
   return 'cut';
 }
 
+const PEER_FAIL = Symbol('nestjs-tunnel-pool.peerFail');
+
+/**
+ * The cut of a connection the other side of the tunnel could not open (it
+ * answered FAIL): a reset towards the public side, counted in the stats by
+ * the FAIL's own reason.
+ */
+export function peerFailure(reason: FailReason, message: string): StreamCutError {
+  const error = new StreamCutError('reset', message);
+  Object.defineProperty(error, PEER_FAIL, { value: reason });
+  return error;
+}
+
 class Bucket {
   open = 0;
   total = 0;
   closedIn = 0;
   closedOut = 0;
-  readonly live = new Set<Forwarding>();
+  /** Open connections, each with whether its public side is the forwarding's `b` (then `bToA` is the inbound direction). */
+  readonly live = new Map<Forwarding, boolean>();
   readonly failures = new Map<string, number>();
   readonly latency = new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
   latencyCount = 0;
@@ -88,9 +123,9 @@ class Bucket {
   snapshot(): TunnelCounters {
     let bytesIn = this.closedIn;
     let bytesOut = this.closedOut;
-    for (const forwarding of this.live) {
-      bytesIn += forwarding.aToB;
-      bytesOut += forwarding.bToA;
+    for (const [forwarding, publicIsB] of this.live) {
+      bytesIn += publicIsB ? forwarding.bToA : forwarding.aToB;
+      bytesOut += publicIsB ? forwarding.aToB : forwarding.bToA;
     }
     return {
       open: this.open,
@@ -105,6 +140,8 @@ class Bucket {
         p90: this.percentile(0.9),
         p99: this.percentile(0.99),
         max: this.latencyMax,
+        sum: this.latencySum,
+        buckets: [...this.latency],
       },
     };
   }
@@ -131,28 +168,40 @@ export class TunnelStats {
   private readonly all = new Bucket();
   private readonly routes = new Map<string, Bucket>();
   private readonly clients = new Map<string, Bucket>();
+  /** Connections opened per route while someone listened to the tunnel channels (the events' `connection`). */
+  private readonly numbers = new Map<string, number>();
+
+  /** `end` names the tunnel end in the `tunnel:connection:*` diagnostics events; without it none are published. */
+  constructor(private readonly end?: TunnelEnd) {}
 
   /**
    * Follows a forwarded connection from now until its `done`: counted open
    * and in the total now, its bytes moving in every snapshot while it runs,
    * a failure by reason if it ended with an error. `openLatencyMs`: how
    * long it took to open (public connect to forwarding), for the histogram.
+   * `publicSide`: which end of the forwarding the route's public peer is
+   * behind: 'a' (the public socket, on the end that took the connection) or
+   * 'b' (the pooled stream, on the end that connects the target), so that
+   * `bytesIn` means "from the public side" on both ends. With someone subscribed, publishes `tunnel:connection:open` now and
+   * `tunnel:connection:close` at its end.
    */
-  track(key: ConnectionKey, forwarding: Forwarding, openLatencyMs?: number): void {
+  track(key: ConnectionKey, forwarding: Forwarding, openLatencyMs?: number, publicSide: 'a' | 'b' = 'a'): void {
+    if (this.end && (connectionOpen.hasSubscribers || connectionClose.hasSubscribers)) this.publish(key, forwarding, openLatencyMs, publicSide);
     const buckets = this.bucketsOf(key);
     for (const bucket of buckets) {
       bucket.open++;
       bucket.total++;
-      bucket.live.add(forwarding);
+      bucket.live.set(forwarding, publicSide === 'b');
       if (openLatencyMs !== undefined) bucket.observe(openLatencyMs);
     }
     void forwarding.done.then((result) => {
+      const [inbound, outbound] = publicSide === 'b' ? [result.bToA, result.aToB] : [result.aToB, result.bToA];
       const reason = result.error === undefined ? undefined : failureReason(result.error);
       for (const bucket of buckets) {
         bucket.open--;
         bucket.live.delete(forwarding);
-        bucket.closedIn += result.aToB.bytes;
-        bucket.closedOut += result.bToA.bytes;
+        bucket.closedIn += inbound.bytes;
+        bucket.closedOut += outbound.bytes;
         if (reason !== undefined) bucket.fail(reason);
       }
     });
@@ -167,6 +216,23 @@ export class TunnelStats {
   snapshot(): TunnelStatsSnapshot {
     const of = (map: Map<string, Bucket>): Record<string, TunnelCounters> => Object.fromEntries([...map].map(([name, bucket]) => [name, bucket.snapshot()]));
     return { total: this.all.snapshot(), routes: of(this.routes), clients: of(this.clients) };
+  }
+
+  private publish(key: ConnectionKey, forwarding: Forwarding, openLatencyMs: number | undefined, publicSide: 'a' | 'b'): void {
+    const { pool, role } = this.end!();
+    const connection = (this.numbers.get(key.route) ?? 0) + 1;
+    this.numbers.set(key.route, connection);
+    const open: TunnelConnectionOpenMessage = { route: key.route, pool, role, id: key.id ?? '', connection };
+    if (key.client !== undefined) open.client = key.client;
+    if (openLatencyMs !== undefined) open.openLatencyMs = openLatencyMs;
+    const started = performance.now();
+    if (connectionOpen.hasSubscribers) connectionOpen.publish(open);
+    void forwarding.done.then((result) => {
+      if (!connectionClose.hasSubscribers) return;
+      const [inbound, outbound] = publicSide === 'b' ? [result.bToA, result.aToB] : [result.aToB, result.bToA];
+      const close = { ...open, bytesIn: inbound.bytes, bytesOut: outbound.bytes, durationMs: performance.now() - started };
+      connectionClose.publish(result.error === undefined ? close : { ...close, error: result.error });
+    });
   }
 
   private bucketsOf(key: ConnectionKey): Bucket[] {

@@ -5,7 +5,7 @@ import { CHANNELS, channelOf, publish, type ChannelMessages, type ChannelName } 
 const pool = { pool: 'edge', transport: 'tcp' } as const;
 const dial = { ...pool, role: 'client', dial: 1 } as const;
 const session = { ...pool, role: 'client', session: 1 } as const;
-const connection = { route: 'web', pool: 'edge', id: '7', connection: 1 } as const;
+const connection = { route: 'web', pool: 'edge', role: 'server', client: 'key:site-a', id: '7', connection: 1, openLatencyMs: 0.4 } as const;
 
 /** One sample payload per channel: the table is typed by ChannelMessages, so a channel without a sample does not compile. */
 const samples: { [N in ChannelName]: ChannelMessages[N] } = {

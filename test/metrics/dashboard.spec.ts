@@ -1,7 +1,7 @@
 /**
  * Keeps docs/grafana/nestjs-tunnel-pool.json honest: every metric a panel's
  * expression (or a template variable) names must exist in a real scrape of
- * running pools, with every label the expression selects, groups by or
+ * running pools and a tunnel, with every label the expression selects, groups by or
  * shows in its legend. Renaming a metric or a label without updating the
  * dashboard fails here.
  */
@@ -10,11 +10,13 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Registry } from 'prom-client';
 import { registerPoolMetrics } from '../../lib/metrics/pool-metrics.js';
+import { registerTunnelMetrics } from '../../lib/metrics/tunnel-metrics.js';
 import { createClientPool } from '../../lib/pool-factory.js';
 import { kindSpec } from '../support/kinds.js';
 import { eventually, freePorts } from '../support/net.js';
 import { startPair } from '../support/pools.js';
 import { useTestScope } from '../support/scope.js';
+import { get, httpTarget, startTunnelClient, startTunnelServer } from '../tunnel/tunnel-harness.js';
 import { labelSets } from './scrape.js';
 
 const scope = useTestScope();
@@ -93,7 +95,7 @@ describe('the Grafana dashboard (docs/grafana/nestjs-tunnel-pool.json)', () => {
     const names = dashboard.templating.list.map((v) => v.name);
     expect(names).toEqual(expect.arrayContaining(['datasource', 'pool', 'role', 'transport']));
     const rows = dashboard.panels.filter((p) => p.type === 'row').map((p) => p.title);
-    expect(rows).toEqual(['Overview', 'Hand-off', 'Dials and handshakes', 'http2 sessions']);
+    expect(rows).toEqual(['Overview', 'Hand-off', 'Dials and handshakes', 'http2 sessions', 'Tunnel']);
     const exprs = allPanels(dashboard.panels).flatMap((p) => (p.targets ?? []).map((t) => t.expr));
     expect(exprs.length).toBeGreaterThan(15);
     // Every query is filtered by the three variables.
@@ -111,7 +113,7 @@ describe('the Grafana dashboard (docs/grafana/nestjs-tunnel-pool.json)', () => {
     expect(missing(relabelled, scrape)).toEqual(['panel "y": tunnel_pool_up has no label name']);
   });
 
-  it('uses only metrics and labels a real scrape of tcp, TLS and http2 pools with traffic has', async () => {
+  it('uses only metrics and labels a real scrape of tcp, TLS and http2 pools and a tunnel with traffic has', async () => {
     const registry = new Registry();
     const live: Array<{ readonly stats: import('../../lib/core/stats.js').PoolStats }> = [];
     scope.defer(registerPoolMetrics(registry, () => live));
@@ -144,6 +146,22 @@ describe('the Grafana dashboard (docs/grafana/nestjs-tunnel-pool.json)', () => {
       }
     }
     await eventually(() => (mux.client.stats.transportStats)['lastPingRttMs'] != null, 15_000, 'an http2 ping measured');
+
+    // A tunnel: a reverse route carrying a request, one whose target refuses, control channels with an RTT.
+    const [webPort, downPort, nowherePort] = await freePorts(3);
+    const tunnelServer = await startTunnelServer(scope, [{ clients: 'key:site-a', names: ['web', 'down'], directions: ['reverse'], ports: [webPort!, downPort!] }], 'tcp', { control: { pingInterval: 100 } });
+    const target = await httpTarget(scope, 'dashboard');
+    const tunnelClient = startTunnelClient(scope, tunnelServer, 'site-a', [
+      { name: 'web', serverPort: webPort, target: `127.0.0.1:${target}` },
+      { name: 'down', serverPort: downPort, target: `127.0.0.1:${nowherePort}` },
+    ], { control: { pingInterval: 100 } });
+    await tunnelClient.start();
+    scope.defer(registerTunnelMetrics(registry, [tunnelServer, tunnelClient]));
+    live.push(tunnelServer.pool, tunnelClient.pool);
+    expect((await get(webPort!, '/')).status).toBe(200);
+    await get(downPort!, '/').catch(() => undefined);
+    await eventually(() => Object.keys(tunnelServer.stats.routes['down']?.failures ?? {}).length > 0, 15_000, 'a tunnel failure');
+    await eventually(() => tunnelClient.controlRtt !== undefined && tunnelServer.controlRttOf('key:site-a') !== undefined, 15_000, 'control RTTs');
 
     const text = await registry.metrics();
     expect(missing(dashboard, text)).toEqual([]);

@@ -38,7 +38,7 @@ describe('registerPoolMetrics: pool stats read at scrape time', () => {
     // Every name carries the prefix and only the documented labels.
     for (const definition of POOL_METRICS) {
       for (const labels of labelSets(text, `tunnel_pool_${definition.name}`)) {
-        expect(Object.keys(labels).sort()).toEqual(['pool', 'role', 'transport', ...(definition.extra ? [definition.extra] : [])].sort());
+        expect(Object.keys(labels).sort()).toEqual(['pool', 'role', 'transport', ...(definition.extra ?? [])].sort());
       }
     }
 

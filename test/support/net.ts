@@ -55,6 +55,8 @@ export function readBytes(stream: Readable, length: number, timeout = 5000): Pro
     stream.on('data', onData);
     stream.on('end', onEnd);
     stream.on('error', onError);
+    // A 'data' listener alone does not restart a stream paused by an earlier readBytes().
+    stream.resume();
   });
 }
 
