@@ -16,6 +16,7 @@ import { assertValidId, randomId } from './ids.js';
 import { PoolBase } from './pool-base.js';
 import { countInto, type ClientPoolStats } from './stats.js';
 import type { ClientTransport, DialResult } from './transport.js';
+import type { DropReason } from './idle-streams.js';
 import { OptionReader, orderedPair } from './validate.js';
 import { ConditionWaiters, KeyedWaiters, type WaitOptions } from './waiters.js';
 import { withDeadline } from './async.js';
@@ -69,6 +70,20 @@ export interface ClientPoolOptions {
    * `PoolClosedError`.
    */
   closeTimeout?: number;
+  /**
+   * When a stream that left the pool is replaced (default 'demand'):
+   * 'demand' dials its replacement at once, a few dials per event-loop turn
+   * after the I/O already waiting (so a hand-off in progress goes first),
+   * within `capacity` and `maxConcurrentDials`; the interval then paces only
+   * the background rounds (adaptive capacity and interval, `maxIdle`
+   * sweeps). Dropped streams are replaced so at most `capacity` times
+   * between rounds. Not while the pool backs off after failed rounds, and an
+   * on-demand dial that fails pauses on-demand refill until a round
+   * succeeds again, so a refusing server sees no more dials than with
+   * rounds. 'rounds' is the Go pools' behaviour: a stream taken now is
+   * replaced at the next round, after the interval.
+   */
+  refill?: 'demand' | 'rounds';
   /** Where background dial and handshake failures are reported, rate-limited (default: silent; the Nest module passes its Logger). */
   logger?: PoolLogger;
   /** At most one summary of ongoing failures per this many ms (default 60000). */
@@ -79,7 +94,7 @@ export type ResolvedClientPoolOptions = Required<Omit<ClientPoolOptions, 'name'>
 
 /** The keys `ClientPool` reads; a factory uses this to split options between the core and a transport. */
 export const CLIENT_POOL_OPTION_KEYS = [
-  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'maxBackoff', 'maxIdle', 'closeTimeout', 'logger', 'logInterval',
+  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'maxBackoff', 'maxIdle', 'closeTimeout', 'refill', 'logger', 'logInterval',
 ] as const;
 
 export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''): ResolvedClientPoolOptions {
@@ -104,12 +119,22 @@ export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''
     maxBackoff: read.ms('maxBackoff', Math.max(30_000, maxIvl), 1),
     maxIdle: read.ms('maxIdle', 0, 0),
     closeTimeout: read.ms('closeTimeout', 5000, 0),
+    refill: readRefill(read),
     logger: readLogger(read),
     logInterval: read.ms('logInterval', DEFAULT_LOG_INTERVAL_MS, 1),
   };
   read.rejectUnknown();
   return resolved;
 }
+
+function readRefill(read: OptionReader): 'demand' | 'rounds' {
+  const value = read.raw('refill') ?? 'demand';
+  if (value !== 'demand' && value !== 'rounds') read.fail('refill', "'demand' or 'rounds'");
+  return value;
+}
+
+/** On-demand dials started per event-loop turn: refill work in small steps, with I/O (hand-offs) between them. */
+const DEMAND_STEP = 4;
 
 /**
  * The dialing side. A manager loop keeps up to `capacity` idle pooled
@@ -139,6 +164,16 @@ export class ClientPool extends PoolBase<ClientTransport> {
   private wake?: () => void;
   private readonly totals = { dials: 0, created: 0, rounds: 0 };
   private readonly failures: Record<string, number> = {};
+  /** The pending turn of on-demand refill, if one is scheduled. */
+  private demandTurn?: NodeJS.Immediate;
+  /** An on-demand dial failed: no more until a round succeeds (the rounds and their back-off decide). */
+  private demandPaused = false;
+  /** On-demand dials in flight, for close() to wait on. */
+  private readonly demandDials = new Set<Promise<unknown>>();
+  /** Streams on-demand dials created since the last round: the round's success ratio counts them (the pool was drained that much). */
+  private demandCreated = 0;
+  /** Dropped streams replaced on demand since the last round (at most `capacity`). */
+  private dropsReplaced = 0;
 
   constructor(
     transport: ClientTransport,
@@ -264,12 +299,58 @@ export class ClientPool extends PoolBase<ClientTransport> {
   // ---- PoolBase hook ---------------------------------------------------
 
   /** Stops dialing (the dials in flight abort) and fails the gets and waitForActive calls. */
-  protected stopping(closed: PoolClosedError): Promise<void> | undefined {
+  protected stopping(closed: PoolClosedError): Promise<unknown> | undefined {
     this.lifecycle.abort();
     this.wake?.();
+    if (this.demandTurn) clearImmediate(this.demandTurn);
+    this.demandTurn = undefined;
     this.byId.failAll(closed);
     this.activeWaiters.failAll(closed);
-    return this.manager;
+    return this.demandDials.size === 0 ? this.manager : Promise.all([this.manager, ...this.demandDials]);
+  }
+
+  /** A stream left the pool (handed out, or dropped): its replacement is due. */
+  protected override handOut(stream: Duplex, counted = true): Duplex | undefined {
+    this.demand();
+    return super.handOut(stream, counted);
+  }
+
+  /**
+   * An idle stream died: replaced on demand too, but at most `capacity`
+   * times between two rounds, so a server that ends every stream it gives
+   * (or a path that cuts them) costs the rounds' pace, not a dial loop.
+   */
+  protected override dropped(reason: DropReason, id?: string, error?: unknown): void {
+    super.dropped(reason, id, error);
+    if (reason === 'flush' || reason === 'shutdown' || reason === 'late' || reason === 'duplicate') return;
+    if (this.dropsReplaced >= this.capacityNow) return;
+    this.dropsReplaced++;
+    this.demand();
+  }
+
+  // ---- on-demand refill ------------------------------------------------
+
+  /** Schedules a turn of on-demand refill after the I/O already waiting (setImmediate), once however many streams left. */
+  private demand(): void {
+    if (this.options.refill !== 'demand' || this.state !== 'running' || this.demandTurn || this.demandPaused || this.failedRounds > 0) return;
+    this.demandTurn = setImmediate(() => this.refillTurn());
+  }
+
+  /** Starts up to DEMAND_STEP dials towards `capacity` (idle and in flight together), and another turn if more are due. */
+  private refillTurn(): void {
+    this.demandTurn = undefined;
+    if (this.state !== 'running' || this.demandPaused || this.failedRounds > 0) return;
+    const due = Math.min(this.capacityNow - this.idle.size - this.dialing, this.options.maxConcurrentDials - this.dialing);
+    const now = Math.min(due, DEMAND_STEP);
+    for (let i = 0; i < now; i++) {
+      const dial: Promise<unknown> = this.createOne().then((outcome) => {
+        this.demandDials.delete(dial);
+        if (outcome === 'created') this.demandCreated++;
+        else if (outcome === 'failed' || outcome === 'refused') this.demandPaused = true;
+      });
+      this.demandDials.add(dial);
+    }
+    if (due > now) this.demandTurn = setImmediate(() => this.refillTurn());
   }
 
   // ---- manager --------------------------------------------------------
@@ -282,7 +363,8 @@ export class ClientPool extends PoolBase<ClientTransport> {
       // After a round that mostly failed, the idle ratio is low because the
       // server would not give more: create later, not sooner.
       this.intervalNow = this.failedRounds > 0 ? slowDownInterval(this.intervalNow, intervals) : adjustInterval(this.intervalNow, this.idle.size, this.capacityNow, intervals);
-      const need = Math.min(this.capacityNow - this.idle.size, this.dialWindow);
+      // On-demand dials in flight count as streams to come.
+      const need = Math.min(this.capacityNow - this.idle.size - this.dialing, this.dialWindow);
       const round: RoundOutcome = { dialed: 0, created: 0, failed: 0, refused: 0 };
       if (this.failedRounds > 0 && need > 1) {
         // Most dials failed last round: one probe before a burst.
@@ -293,12 +375,16 @@ export class ClientPool extends PoolBase<ClientTransport> {
       }
       if (this.state !== 'running') return;
       const failing = mostlyFailed(round);
+      const created = round.created + this.demandCreated;
+      this.demandCreated = 0;
+      this.dropsReplaced = 0;
       this.capacityNow =
         failing && round.refused * 2 > round.dialed
           ? adjustCapacityAfterRefusals(this.capacityNow, this.idle.size, bounds)
-          : adjustCapacity(this.capacityNow, round.created, bounds);
+          : adjustCapacity(this.capacityNow, created, bounds);
       this.dialWindow = nextDialWindow(this.dialWindow, round, this.capacityNow);
       this.failedRounds = failing ? this.failedRounds + 1 : 0;
+      if (round.failed === 0) this.demandPaused = false;
       this.totals.rounds++;
       this.delayNow = this.nextDelay();
       await this.sleep(this.delayNow);

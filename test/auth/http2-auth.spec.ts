@@ -105,7 +105,7 @@ describe('http2 auth: honest clients', () => {
       client.start();
       await client.waitForActive(1, 5000);
       const p = { server, client, port, close: async () => undefined };
-      await expectKeyedEcho(await handOff(p), id);
+      await expectKeyedEcho(await handOff(p, `key:${id}`), id);
     }
     expect(authRefusals(server)).toBe(0);
   });

@@ -135,7 +135,7 @@ describe.each(OWN_PORT)('%s auth on the pool\'s own port', (_name, secure) => {
       scope.defer(() => client.close());
       client.start();
       await client.waitForActive(1, 5000);
-      await expectKeyedEcho(await handOff({ server, client, port, close: async () => undefined }), id);
+      await expectKeyedEcho(await handOff({ server, client, port, close: async () => undefined }, `key:${id}`), id);
     }
     expect(authRefusals(server)).toBe(0);
   });

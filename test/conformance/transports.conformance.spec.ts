@@ -156,7 +156,7 @@ describe.each(KINDS)('$name transport conformance', (kind: KindSpec<string>) => 
   }
 
   it('rejects an unknown ID, and a get with nothing idle, with POOL_ERR_TIMEOUT', async () => {
-    const p = await pair({}, { minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    const p = await pair({}, { minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, refill: 'rounds' });
     await p.client.waitForActive(1, 5000);
     await expect(p.client.outgoingGet('ffffffff', 100)).rejects.toMatchObject({ code: 'POOL_ERR_TIMEOUT', name: 'PoolTimeoutError' });
     expect(p.client.active).toBe(1);

@@ -65,7 +65,7 @@ describe('entry points', () => {
   it('nestjs-tunnel-pool/metrics alone loads prom-client', () => {
     expect(runtimeGraph('lib/metrics/index.ts').packages).toContain('prom-client');
     expect(runtimeGraph('lib/index.ts').packages).not.toContain('prom-client');
-    expect(Object.keys(metrics).sort()).toEqual(['METRIC_PREFIX', 'POOL_METRICS', 'POOL_METRICS_OPTIONS', 'PoolMetricsModule', 'PoolMetricsService', 'registerPoolMetrics']);
+    expect(Object.keys(metrics).sort()).toEqual(['METRIC_PREFIX', 'POOL_METRICS', 'POOL_METRICS_OPTIONS', 'PoolMetricsModule', 'PoolMetricsService', 'TUNNEL_HISTOGRAMS', 'TUNNEL_METRICS', 'TUNNEL_METRIC_NAMES', 'registerPoolMetrics', 'registerTunnelMetrics']);
   });
 
   it('the main entry exports the Nest API by name', () => {

@@ -129,7 +129,7 @@ describe('http2 client status and ID read (property): a raw HTTP/2 server answer
   ])('a reset before the response, %s, ends the dial with %s', async (_name, expectedCode, code) => {
     await startRawServer();
     current = { kind: 'rst', code };
-    const pool = createClientPool({ transport: 'http2', address: `127.0.0.1:${port}`, tls: '1', minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, handshakeTimeout: 500 });
+    const pool = createClientPool({ transport: 'http2', address: `127.0.0.1:${port}`, tls: '1', minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, refill: 'rounds', handshakeTimeout: 500 });
     scope.defer(() => pool.close());
     pool.start();
     expect(await settledDial(pool)).toEqual({ code: expectedCode });

@@ -13,7 +13,7 @@ export type DialOutcome = { created: true } | { code: string };
 /**
  * Waits until the pool's one dial has settled, and returns what it gave: the
  * failure's code, or that it pooled a stream. The pool dials once per run:
- * `minIvl` is long, so no second round starts.
+ * `minIvl` is long and refill is round-paced, so no second dial starts.
  */
 export async function settledDial(pool: ClientPool, timeout = 5000): Promise<DialOutcome> {
   await eventually(() => pool.stats.totals.dials >= 1 && pool.stats.dialing === 0, timeout, 'the dial to settle');
@@ -69,7 +69,7 @@ export async function checkOneDial(
   track: <T extends Duplex>(stream: T) => T,
   whenCreated?: (pool: ClientPool) => void,
 ): Promise<string> {
-  const pool = createClientPool({ minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, ...options } as never);
+  const pool = createClientPool({ minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, refill: 'rounds', ...options } as never);
   pool.start();
   try {
     const outcome = await settledDial(pool);

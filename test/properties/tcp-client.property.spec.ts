@@ -84,7 +84,7 @@ describe('tcp client ID read (property): a raw server sends arbitrary bytes, in 
           seen.push(socket);
           void sendScripted(socket, chunk(payload, cuts), ending);
         };
-        const pool = createClientPool({ address: `127.0.0.1:${raw.port}`, tls: '1', minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, handshakeTimeout: 150 });
+        const pool = createClientPool({ address: `127.0.0.1:${raw.port}`, tls: '1', minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, refill: 'rounds', handshakeTimeout: 150 });
         pool.start();
         try {
           const outcome = await settledDial(pool);

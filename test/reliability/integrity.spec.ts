@@ -8,9 +8,10 @@ import { describe, expect, it } from '@jest/globals';
 import type { Duplex } from 'node:stream';
 import { readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
-import { finishStream, readHashed, startKind, takePair, writeRandom, type Kind, type Progress } from './support.js';
+import { finishStream, readHashed, recordDialErrors, startKind, takePair, writeRandom, type Kind, type Progress } from './support.js';
 
 const scope = useTestScope();
+recordDialErrors();
 const MiB = 1 << 20;
 
 /**

@@ -49,8 +49,8 @@ describe.each<Kind>(['tcp', 'tls', 'http2', 'ws'])('%s: shutdown under load', (k
     const unhandled = watchUnhandledRejections();
     scope.defer(() => unhandled.stop());
     const baseline = resourceCounts();
-    // One fill at start, then no refill before close (the interval is a minute).
-    const p = await scope.pair(startKind, kind, { closeTimeout: 20_000 }, { minCap: TRANSFERS + SPARE, maxCap: TRANSFERS + SPARE, minIvl: 60_000, maxIvl: 60_000 });
+    // One fill at start, then no refill before close (round-paced refill, and the interval is a minute).
+    const p = await scope.pair(startKind, kind, { closeTimeout: 20_000 }, { minCap: TRANSFERS + SPARE, maxCap: TRANSFERS + SPARE, minIvl: 60_000, maxIvl: 60_000, refill: 'rounds' });
     await p.client.waitForActive(TRANSFERS + SPARE, 20_000);
     await eventually(() => p.server.active === TRANSFERS + SPARE, 5000, 'the server to hold every stream');
 

@@ -4,6 +4,7 @@
  * fire), an in-band `gc()`, active-resource counts, and data helpers that
  * hash what was written and what was read.
  */
+import { afterAll, beforeAll } from '@jest/globals';
 import { createHash, randomFillSync } from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import net from 'node:net';
@@ -302,13 +303,26 @@ export async function finishStream(stream: Duplex, timeout = 5000): Promise<void
   }
 }
 
-/** The last dial failures of any pool in this process, with their messages, for `takePair`'s error. */
+/** The last dial failures of any pool in this process, with their messages, for `takePair`'s error (see `recordDialErrors`). */
 const recentDialErrors: string[] = [];
-diagnosticsChannel.subscribe('nestjs-tunnel-pool:dial:error', (message) => {
+const onDialError = (message: unknown): void => {
   const { code, error, durationMs } = message as { code: string; error: Error; durationMs: number };
   recentDialErrors.push(`${code} after ${Math.round(durationMs)} ms: ${error.message}`);
   if (recentDialErrors.length > 8) recentDialErrors.shift();
-});
+};
+
+/**
+ * Keeps the last dial errors for `takePair`'s error while this spec file
+ * runs (a diagnostics_channel subscription is process-wide: it must not
+ * outlive the file, other specs check that nobody subscribes).
+ */
+export function recordDialErrors(): void {
+  beforeAll(() => diagnosticsChannel.subscribe('nestjs-tunnel-pool:dial:error', onDialError));
+  afterAll(() => {
+    diagnosticsChannel.unsubscribe('nestjs-tunnel-pool:dial:error', onDialError);
+    recentDialErrors.length = 0;
+  });
+}
 
 /**
  * `scope.handOff` with generous timeouts for runs under load, and the pools'

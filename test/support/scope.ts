@@ -9,8 +9,8 @@ export interface TestScope {
   track<T extends Duplex>(stream: T): T;
   /** Starts something with a `close()` (a pool pair) that is closed after the test. */
   pair<A extends unknown[], P extends { close(): Promise<void> }>(start: (...args: A) => Promise<P>, ...args: A): Promise<P>;
-  /** Takes `[id, stream]` on the server side, then the matching stream on the client side; both tracked. */
-  handOff(p: PoolPair): Promise<{ id: string; server: Duplex; client: Duplex }>;
+  /** Takes `[id, stream]` on the server side (of client `of`, an identity label, when given), then the matching stream on the client side; both tracked. */
+  handOff(p: PoolPair, of?: string): Promise<{ id: string; server: Duplex; client: Duplex }>;
 }
 
 /**
@@ -40,8 +40,8 @@ export function useTestScope(): TestScope {
       cleanups.push(() => started.close());
       return started;
     },
-    handOff: async (p) => {
-      const [id, server] = await p.server.incomingGet(5000);
+    handOff: async (p, of) => {
+      const [id, server] = await p.server.incomingGet(of === undefined ? 5000 : { client: of, timeout: 5000 });
       const client = await p.client.outgoingGet(id, 5000);
       return { id, server: scope.track(server), client: scope.track(client) };
     },

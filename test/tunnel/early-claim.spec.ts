@@ -21,7 +21,7 @@ const PREAMBLE = Buffer.from('NTPC');
 
 function pair(count: number, auth = true): Promise<PoolPair> {
   const key = auth ? { auth: { key: [{ id: 'site-a', key: KEY }] } } : {};
-  return scope.pair(startPair, { transport: 'tcp', maxCap: 16, ...key } as never, { transport: 'tcp', minCap: count, maxCap: count, ...(auth ? { auth: { key: KEY } } : {}) } as never);
+  return scope.pair(startPair, { transport: 'tcp', maxCap: 16, ...key } as never, { transport: 'tcp', minCap: count, maxCap: count, refill: 'rounds', ...(auth ? { auth: { key: KEY } } : {}) } as never);
 }
 
 /** A claim for streams that start with PREAMBLE; resolves with the first one claimed. */

@@ -56,7 +56,7 @@ describe('ws keep-alive', () => {
     scope.defer(() => serverPool.close());
     const proxy = await startProxy(serverPool.address()!.port);
     scope.defer(() => proxy.close());
-    const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${proxy.port}`, ...FAST, minCap: 2, maxCap: 2, minIvl: 60_000, maxIvl: 60_000 });
+    const client = createClientPool({ transport: 'ws', address: `127.0.0.1:${proxy.port}`, ...FAST, minCap: 2, maxCap: 2, minIvl: 60_000, maxIvl: 60_000, refill: 'rounds' });
     scope.defer(() => client.close());
     client.start();
     await client.waitForActive(2, 5000);

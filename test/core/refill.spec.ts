@@ -1,0 +1,115 @@
+/**
+ * Refill on demand (issue 18): a stream that leaves the client pool is
+ * replaced at once, not at the next round, within the capacity; a failing
+ * on-demand dial hands the pool back to its rounds and their back-off; the
+ * Go pools' round-paced refill stays available as `refill: 'rounds'`.
+ * The interval is a minute here: anything dialed in the spec is on demand.
+ */
+import { afterEach, describe, expect, it } from '@jest/globals';
+import type { Duplex } from 'node:stream';
+import { ClientPool } from '../../lib/core/client-pool.js';
+import { PoolFullError } from '../../lib/core/errors.js';
+import { ManualTransport } from '../support/manual-transport.js';
+import { eventually } from '../support/net.js';
+
+let pool: ClientPool | undefined;
+afterEach(async () => {
+  await pool?.close(0);
+  pool = undefined;
+});
+
+/** A pool of two streams with a one-minute interval, filled by its first round; its IDs. */
+async function filled(refill?: 'demand' | 'rounds'): Promise<{ transport: ManualTransport; pool: ClientPool; streams: Duplex[] }> {
+  const transport = new ManualTransport();
+  pool = new ClientPool(transport, { minCap: 2, maxCap: 2, minIvl: 60_000, maxIvl: 60_000, ...(refill ? { refill } : {}) });
+  pool.start();
+  await eventually(() => transport.pending.length === 2, 5000, 'the first round dials two');
+  const streams = [transport.complete('00000001'), transport.complete('00000002')];
+  await pool.waitForActive(2, 5000);
+  return { transport, pool, streams };
+}
+
+/** Lets the event loop run a few turns (I/O, immediates): time for anything scheduled on demand. */
+const turns = async (n = 5): Promise<void> => {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+describe('client pool refill', () => {
+  it('a take dials its replacement at once, without waiting for the interval', async () => {
+    const { transport, pool } = await filled();
+    (await pool.outgoingGet('00000001', 1000)).destroy();
+    await eventually(() => transport.pending.length === 1, 5000, 'a replacement dial');
+    transport.complete('00000003');
+    await pool.waitForActive(2, 5000);
+    // Full again: no more dials than the capacity.
+    await turns();
+    expect(transport.pending).toHaveLength(0);
+    expect(pool.stats.totals.rounds).toBe(1);
+  });
+
+  it('several takes at once never dial past the capacity (dials in flight count)', async () => {
+    const { transport, pool } = await filled();
+    (await pool.outgoingGet('00000001', 1000)).destroy();
+    (await pool.outgoingGet('00000002', 1000)).destroy();
+    await eventually(() => transport.pending.length === 2, 5000, 'two replacement dials');
+    await turns();
+    expect(transport.pending).toHaveLength(2);
+    // A get waiting for a named stream gets it from the replacement dial directly.
+    const waiting = pool.outgoingGet('00000009', 5000);
+    transport.complete('00000009');
+    (await waiting).destroy();
+    await eventually(() => transport.pending.length === 2, 5000, 'that one replaced too');
+  });
+
+  it('an idle stream that dies is replaced at once', async () => {
+    const { transport, pool, streams } = await filled();
+    // The idle stream under 00000002 is reset under the pool (the server went away from it).
+    streams[1]!.destroy(new Error('reset'));
+    await eventually(() => pool.active === 1 && transport.pending.length === 1, 5000, 'dropped, and a replacement dial');
+    expect(pool.stats.drops).toEqual({ error: 1 });
+  });
+
+  it('a server that kills every stream it gives costs at most capacity replacements between two rounds, not a dial loop', async () => {
+    const { transport, pool, streams } = await filled();
+    let killed = 0;
+    let next = 3;
+    const live = [...streams];
+    // Kill the idle streams one by one; complete every replacement dial that comes, and kill what it gives too.
+    for (let i = 0; i < 6; i++) {
+      live.shift()?.destroy(new Error('reset by the server'));
+      killed++;
+      await turns(10);
+      while (transport.pending.length > 0) live.push(transport.complete((next++).toString(16).padStart(8, '0')));
+      await turns(10);
+    }
+    expect(killed).toBe(6);
+    // Two dropped streams replaced (the capacity); the rest wait for the next round, a minute away.
+    expect(transport.dials).toBe(2 + 2);
+    expect(pool.stats.totals.rounds).toBe(1);
+  });
+
+  it('an on-demand dial the server refuses stops on-demand refill: the rounds and their back-off decide', async () => {
+    const { transport, pool } = await filled();
+    (await pool.outgoingGet('00000001', 1000)).destroy();
+    await eventually(() => transport.pending.length === 1, 5000, 'a replacement dial');
+    transport.fail(new PoolFullError('the pool is full'));
+    await turns();
+    (await pool.outgoingGet('00000002', 1000)).destroy();
+    await turns(20);
+    expect(transport.pending).toHaveLength(0);
+    expect(pool.stats.failures).toEqual({ POOL_ERR_FULL: 1 });
+  });
+
+  it("refill: 'rounds' replaces a taken stream only at the next round (the Go pools' behaviour)", async () => {
+    const { transport, pool } = await filled('rounds');
+    (await pool.outgoingGet('00000001', 1000)).destroy();
+    await turns(20);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(transport.pending).toHaveLength(0);
+    expect(pool.options.refill).toBe('rounds');
+  });
+
+  it('rejects an unknown refill mode, naming the option', () => {
+    expect(() => new ClientPool(new ManualTransport(), { refill: 'eager' as never })).toThrow(/refill/);
+  });
+});
