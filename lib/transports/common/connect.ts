@@ -65,7 +65,8 @@ export async function secureConnect(
   extra: tls.ConnectionOptions = {},
 ): Promise<tls.TLSSocket> {
   const where = peerOf(socket); // now: a destroyed socket forgets its peer
-  const secured = tls.connect(clientTlsOptions(config, { ...extra, socket }));
+  const offered = config.sessions?.session;
+  const secured = tls.connect(clientTlsOptions(config, { ...extra, socket, ...(offered ? { session: offered } : {}) }));
   try {
     await waitForEvent(secured, 'secureConnect', timeout, signal);
   } catch (error) {
@@ -92,6 +93,9 @@ export async function secureConnect(
     socket.destroy();
     throw pinError;
   }
+  // Checked: the tickets this server sends from now on may resume the next dials.
+  const sessions = config.sessions;
+  if (sessions) secured.on('session', (session: Buffer) => (sessions.session = session));
   return secured;
 }
 

@@ -47,6 +47,15 @@ export interface ClientTlsConfig {
    * whole check; in mode "2" it comes on top of the chain and hostname).
    */
   pin?: (hostname: string, cert: tls.PeerCertificate) => Error | undefined;
+  /**
+   * TLS session resumption (`tlsResume`, on by default): the last session
+   * ticket a server of this pool gave, offered by the next dial so that a
+   * refill costs a PSK handshake with a fresh (EC)DHE exchange (forward
+   * secrecy kept) instead of a certificate check. Only a connection that
+   * passed every check (chain and hostname in mode "2", the pin) feeds it.
+   * Off with a client certificate (mutual TLS).
+   */
+  sessions?: { session?: Buffer };
 }
 
 /** What a client transport may add to its TLS mode: trusted CAs, a client certificate (mutual TLS), pins. */
@@ -94,6 +103,7 @@ export function readClientTls(read: OptionReader): ClientTlsConfig {
   const mode = parseTlsMode(read.raw('tls'), read.name('tls'));
   const hostname = read.string('hostname');
   const extras: Omit<ClientTlsExtras, 'ca'> = {};
+  const resume = read.bool('tlsResume', true);
   for (const name of ['cert', 'key'] as const) {
     const value = read.raw(name);
     if (value === undefined) continue;
@@ -105,7 +115,11 @@ export function readClientTls(read: OptionReader): ClientTlsConfig {
     if (typeof pin !== 'string' && !(Array.isArray(pin) && pin.every((p) => typeof p === 'string'))) read.fail('pin', 'a SHA-256 fingerprint or an array of them');
     extras.pin = pin as string | string[];
   }
-  return createClientTls(mode, hostname, read.raw('ca') as CaInput | undefined, extras, (key) => read.name(key));
+  const config = createClientTls(mode, hostname, read.raw('ca') as CaInput | undefined, extras, (key) => read.name(key));
+  // Not with a client certificate: an OpenSSL server that requires one fails a resumption attempt outright (no session
+  // ID context) rather than falling back to a full handshake, and the client identity is checked on every connection.
+  if (resume && config.mode !== '0' && extras.cert === undefined) config.sessions = {};
+  return config;
 }
 
 /**
@@ -129,6 +143,9 @@ export function clientTlsOptions(config: ClientTlsConfig, extra: tls.ConnectionO
 
 /** The pin check on a secured client socket: the error to fail with, or undefined when no pin is set or it matches. */
 export function checkPin(config: ClientTlsConfig, socket: tls.TLSSocket): Error | undefined {
+  // A resumed session carries no certificate: it resumes one that passed this check (only those feed `sessions`),
+  // and only a server holding that session's ticket key can resume it.
+  if (socket.isSessionReused()) return undefined;
   return config.pin?.(config.hostname ?? '', socket.getPeerCertificate(true));
 }
 

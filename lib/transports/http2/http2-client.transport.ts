@@ -31,6 +31,8 @@ export interface Http2ClientOptions extends Http2FlowOptions {
   key?: string | Buffer;
   /** Mode "1" (or "2"): accept only a server whose certificate or public key has this SHA-256 fingerprint (or one of these). */
   pin?: string | string[];
+  /** TLS session resumption for later dials (TLS 1.3 tickets, a fresh (EC)DHE each time; default true): false makes every dial a full handshake. */
+  tlsResume?: boolean;
   /** PING period and TCP keep-alive, in ms (default 30000). */
   keepAlive?: number;
   /** A PING not answered within this many ms marks the session dead (default 15000). */
@@ -57,7 +59,7 @@ export interface Http2ClientOptions extends Http2FlowOptions {
 }
 
 export const HTTP2_CLIENT_OPTION_KEYS = [
-  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'keepAlive', 'pingTimeout', 'maxSessions', 'resetBudget',
+  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'tlsResume', 'keepAlive', 'pingTimeout', 'maxSessions', 'resetBudget',
   'dialTimeout', 'handshakeTimeout', 'initialWindowSize', 'sessionWindowSize', 'maxSessionMemory', 'auth',
 ] as const;
 

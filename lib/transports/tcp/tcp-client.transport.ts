@@ -34,6 +34,8 @@ export interface TcpClientOptions {
   key?: string | Buffer;
   /** Mode "1" (or "2"): accept only a server whose certificate or public key has this SHA-256 fingerprint (or one of these). */
   pin?: string | string[];
+  /** TLS session resumption for later dials (TLS 1.3 tickets, a fresh (EC)DHE each time; default true): false makes every dial a full handshake. */
+  tlsResume?: boolean;
   /** TCP keep-alive period in ms (default 30000). */
   keepAlive?: number;
   /** ID wire form: 'hex8' (8 ASCII hex bytes, default) or 'raw4' (4 raw bytes). */
@@ -51,7 +53,7 @@ export interface TcpClientOptions {
 }
 
 export const TCP_CLIENT_OPTION_KEYS = [
-  'address', 'addressResolver', 'dialer', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'keepAlive', 'idFormat', 'dialTimeout', 'handshakeTimeout', 'auth',
+  'address', 'addressResolver', 'dialer', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'tlsResume', 'keepAlive', 'idFormat', 'dialTimeout', 'handshakeTimeout', 'auth',
 ] as const;
 
 interface ResolvedTcpClient {

@@ -40,6 +40,8 @@ export interface WsClientOptions extends WsCommonOptions {
   key?: string | Buffer;
   /** Mode "1" (or "2"): accept only a server whose certificate or public key has this SHA-256 fingerprint (or one of these). */
   pin?: string | string[];
+  /** TLS session resumption for later dials (TLS 1.3 tickets, a fresh (EC)DHE each time; default true): false makes every dial a full handshake. */
+  tlsResume?: boolean;
   /** Request path of the upgrade (default '/', what the Go client asks for). */
   path?: string;
   /** Extra request headers, e.g. `{ Authorization: 'Bearer …' }` for a reverse proxy in front of the server. */
@@ -56,7 +58,7 @@ export interface WsClientOptions extends WsCommonOptions {
 }
 
 export const WS_CLIENT_OPTION_KEYS = [
-  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'path', 'headers', 'agent', 'auth',
+  'address', 'addressResolver', 'tls', 'hostname', 'ca', 'cert', 'key', 'pin', 'tlsResume', 'path', 'headers', 'agent', 'auth',
   'keepAlive', 'pongTimeout', 'requirePong', 'maxPayload', 'handshakeTimeout', 'closeHandshakeTimeout', 'halfClose',
 ] as const;
 
