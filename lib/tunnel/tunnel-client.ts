@@ -2,12 +2,14 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ClientPool } from '../core/client-pool.js';
+import type { PoolLogger } from '../core/logger.js';
 import { InvalidOptionsError, PoolClosedError, StreamCutError } from '../core/errors.js';
 import { ControlChannel, type ControlChannelOptions } from './control/channel.js';
 import type { EndMessage, OpenMessage, RouteAnswer } from './control/messages.js';
 import { cutStream, forward, type Forwarding, type ForwardResult } from './forward.js';
 import { announceRoute, validateRoutes, type Route, type RouteOptions } from './routes.js';
 import { connectTarget, ConnectionLimit } from './target.js';
+import { attachTunnelLog } from './tunnel-log.js';
 import { accountingOf, failOf, resetSocket } from './tunnel-common.js';
 import { peerFailure, TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
 
@@ -28,6 +30,10 @@ export interface TunnelClientOptions {
   reconnect?: { minDelay?: number; maxDelay?: number } | false;
   /** Options of the control channel (pings, liveness). */
   control?: Omit<ControlChannelOptions, 'role' | 'helloTimeout'>;
+  /** Where the tunnel's life is logged (clients up and gone, refusals, failures rate-limited); default: silent. The Nest module passes its Logger. */
+  logger?: PoolLogger;
+  /** At most one summary of ongoing failures per this many ms (default 60000). */
+  logInterval?: number;
 }
 
 /** What the server said about one route. */
@@ -75,6 +81,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private nextConn = 1;
   private readonly tunnelStats = new TunnelStats(() => ({ pool: this.pool.name, role: 'client' }));
   private channel?: ControlChannel;
+  private detachLog?: () => void;
   /** The pending reconnect, and how many tries in a row failed. */
   private retry?: NodeJS.Timeout;
   private failures = 0;
@@ -88,6 +95,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.routes = validateRoutes(options.routes);
     this.options = options;
     for (const route of this.routes) this.limits.set(route.name, new ConnectionLimit(route.maxConnections > 0 ? route.maxConnections : Infinity));
+    if (options.logger) this.detachLog = attachTunnelLog(this, 'client', options.logger, options.logInterval);
   }
 
   /** The server's answer per route, once up. */
@@ -195,6 +203,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       await Promise.all(running.map((f) => f.done));
     }
     await this.channel?.close();
+    this.detachLog?.();
     this.state = 'closed';
   }
 

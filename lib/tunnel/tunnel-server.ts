@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import type { PoolLogger } from '../core/logger.js';
 import { InvalidOptionsError, PoolClosedError, StreamCutError } from '../core/errors.js';
 import type { ServerPool } from '../core/server-pool.js';
 import type { ClientIdentity } from '../core/stream-identity.js';
@@ -11,6 +12,7 @@ import { cutStream, forward, type Forwarding, type ForwardResult } from './forwa
 import { LocalControlRouter, type ControlRouter, type RoutedMessage } from './router.js';
 import { clientLabel, RouteAllowlist, type AllowlistOptions, type PortRange } from './routes.js';
 import { connectTarget, ConnectionLimit } from './target.js';
+import { attachTunnelLog } from './tunnel-log.js';
 import { accountingOf, failOf, matchPreamble, resetSocket } from './tunnel-common.js';
 import { peerFailure, TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
 
@@ -31,6 +33,10 @@ export interface TunnelServerOptions {
   control?: Omit<ControlChannelOptions, 'role'>;
   /** Where control messages for a client are routed (default: in this process). */
   router?: ControlRouter;
+  /** Where the tunnel's life is logged (clients up and gone, refusals, failures rate-limited); default: silent. The Nest module passes its Logger. */
+  logger?: PoolLogger;
+  /** At most one summary of ongoing failures per this many ms (default 60000). */
+  logInterval?: number;
 }
 
 /** One accepted route of a client, as this server serves it. */
@@ -131,6 +137,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   /** Each ended connection's two ENDs, by stream ID and conn number, until both are in (or the client's is overdue). */
   private readonly ends = new Map<string, PendingEnd>();
   private unclaim?: () => void;
+  private detachLog?: () => void;
   private nextConn = 1;
   private state: 'new' | 'running' | 'closing' | 'closed' = 'new';
 
@@ -145,6 +152,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.accountingTimeout = options.accountingTimeout ?? 5000;
     this.control = options.control ?? {};
     this.router = options.router ?? new LocalControlRouter();
+    if (options.logger) this.detachLog = attachTunnelLog(this, 'server', options.logger, options.logInterval);
   }
 
   /** Starts the pool (if it is not yet) and begins claiming control streams. */
@@ -205,6 +213,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     for (const pending of this.ends.values()) clearTimeout(pending.timer);
     this.ends.clear();
     await this.router.close();
+    this.detachLog?.();
     this.state = 'closed';
   }
 

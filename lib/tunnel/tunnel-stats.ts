@@ -94,6 +94,11 @@ export function peerFailure(reason: FailReason, message: string): StreamCutError
   return error;
 }
 
+/** Whether `error` is the cut of a connection the other end answered with FAIL (see `peerFailure`). */
+export function isPeerFailure(error: unknown): boolean {
+  return (error as { [PEER_FAIL]?: FailReason } | undefined)?.[PEER_FAIL] !== undefined;
+}
+
 class Bucket {
   open = 0;
   total = 0;
