@@ -3,6 +3,9 @@
 // Everything usable without Nest (also its own entry point, nestjs-tunnel-pool/core)
 export * from './core-entry.js';
 
+// The tunnel server and client, their routes and stats (also its own entry point, nestjs-tunnel-pool/tunnel)
+export * from './tunnel-entry.js';
+
 // Nest
 export {
   PoolModule,

@@ -6,6 +6,7 @@ import * as core from '../../lib/core-entry.js';
 import * as main from '../../lib/index.js';
 import * as health from '../../lib/nest/health/index.js';
 import * as metrics from '../../lib/metrics/index.js';
+import * as tunnel from '../../lib/tunnel-entry.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -45,9 +46,29 @@ describe('entry points', () => {
     expect([...packages].filter((name) => name.startsWith('@nestjs/') || name === 'rxjs' || name === 'reflect-metadata')).toEqual([]);
   });
 
-  it('the main entry is nestjs-tunnel-pool/core plus the Nest API', () => {
+  it('nestjs-tunnel-pool/tunnel loads no Nest, rxjs nor reflect-metadata module, and no Nest file', () => {
+    const { files, packages } = runtimeGraph('lib/tunnel-entry.ts');
+    expect(files).toContain(resolve(root, 'lib/tunnel/tunnel-server.ts'));
+    expect(files).toContain(resolve(root, 'lib/tunnel/tunnel-client.ts'));
+    expect([...files].filter((file) => file.includes('/lib/nest/'))).toEqual([]);
+    expect([...packages].filter((name) => name.startsWith('@nestjs/') || name === 'rxjs' || name === 'reflect-metadata')).toEqual([]);
+  });
+
+  it('nestjs-tunnel-pool/tunnel exports the tunnel ends, routes, router, stats helpers and tunnel errors', () => {
+    expect(Object.keys(tunnel).sort()).toEqual([
+      'ControlProtocolError', 'ControlRefusedError', 'ControlTimeoutError', 'ControlVersionError', 'LATENCY_BOUNDS_MS',
+      'LocalBus', 'LocalControlRouter', 'ProxyHeaderError', 'RouteAllowlist', 'RouteLimitError', 'StreamCutError',
+      'TargetConnectError', 'TunnelClient', 'TunnelServer', 'clientLabel', 'failureReason', 'validateRoutes',
+    ].sort());
+    // The errors are the very classes of nestjs-tunnel-pool/core, so instanceof holds whichever entry a caller used.
+    expect(tunnel.ControlRefusedError).toBe(core.ControlRefusedError);
+    expect(tunnel.TargetConnectError).toBe(core.TargetConnectError);
+  });
+
+  it('the main entry is nestjs-tunnel-pool/core and nestjs-tunnel-pool/tunnel plus the Nest API', () => {
     for (const name of Object.keys(core)) expect(main).toHaveProperty(name, (core as Record<string, unknown>)[name]);
-    const nestOnly = Object.keys(main).filter((name) => !(name in core)).sort();
+    for (const name of Object.keys(tunnel)) expect(main).toHaveProperty(name, (tunnel as Record<string, unknown>)[name]);
+    const nestOnly = Object.keys(main).filter((name) => !(name in core) && !(name in tunnel)).sort();
     expect(nestOnly).toEqual([
       'CLIENT_POOL', 'ClientPoolService', 'DEFAULT_POOL_NAME', 'InjectClientPool', 'InjectServerPool', 'PoolModule',
       'SERVER_POOL', 'ServerPoolService', 'getClientPoolToken', 'getServerPoolToken',
