@@ -72,6 +72,8 @@ describe('entry points', () => {
     expect(nestOnly).toEqual([
       'CLIENT_POOL', 'ClientPoolService', 'DEFAULT_POOL_NAME', 'InjectClientPool', 'InjectServerPool', 'PoolModule',
       'SERVER_POOL', 'ServerPoolService', 'getClientPoolToken', 'getServerPoolToken',
+      'TunnelModule', 'TunnelServerService', 'TunnelClientService', 'TUNNEL_SERVER', 'TUNNEL_CLIENT',
+      'getTunnelServerToken', 'getTunnelClientToken', 'InjectTunnelServer', 'InjectTunnelClient',
     ].sort());
     for (const name of ['createClientPool', 'createServerPool', 'ClientPool', 'ServerPool', 'PoolError', 'PoolErrorCode', 'tcpTransport', 'http2Transport', 'wsTransport', 'defineTransport', 'BUILT_IN_TRANSPORTS', 'OptionReader', 'createSelfSignedCertificate']) {
       expect(core).toHaveProperty(name);
@@ -99,5 +101,7 @@ describe('entry points', () => {
     expect(main).not.toHaveProperty('PoolHealthModule');
     expect(main).not.toHaveProperty('PoolLifecycle');
     expect(main).not.toHaveProperty('getPoolOptionsToken');
+    expect(main).not.toHaveProperty('TunnelLifecycle');
+    expect(main).not.toHaveProperty('getTunnelOptionsToken');
   });
 });
