@@ -82,7 +82,7 @@ describe('entry points', () => {
 
   it('nestjs-tunnel-pool/health brings the indicator and Terminus', () => {
     expect(runtimeGraph('lib/nest/health/index.ts').packages).toContain('@nestjs/terminus');
-    expect(Object.keys(health).sort()).toEqual(['PoolHealthIndicator', 'PoolHealthModule']);
+    expect(Object.keys(health).sort()).toEqual(['PoolHealthIndicator', 'PoolHealthModule', 'TunnelHealthIndicator']);
   });
 
   it('nestjs-tunnel-pool/metrics alone loads prom-client', () => {

@@ -29,6 +29,7 @@ export class TunnelClientService {
   private closed = false;
   private failures = 0;
   private wait?: { timer: NodeJS.Timeout; resolve: () => void };
+  private failure?: Error;
 
   /** Every event of this end (up, down, refusals, connections opened and closed with their figures). Completes on shutdown. */
   readonly events$: Observable<TunnelClientEvent> = this.subject.asObservable();
@@ -55,6 +56,11 @@ export class TunnelClientService {
   /** Whether the control channel is up. */
   get connected(): boolean {
     return this.core?.connected ?? false;
+  }
+
+  /** Why the control channel last failed to come up or was lost (cleared when it is up). */
+  get lastError(): Error | undefined {
+    return this.failure;
   }
 
   /** The server's answer per route, once up. */
@@ -147,6 +153,7 @@ export class TunnelClientService {
         const failure = error instanceof Error ? error : new Error(String(error));
         this.failures++;
         this.logger.warn(`tunnel client '${this.name}' could not bring its control channel up: ${failure.message}${reconnect === false ? ' (reconnect is off: not trying again)' : ''}`);
+        this.failure = failure;
         this.subject.next({ type: 'connect-failed', tunnel: this.name, error: failure });
         await client.close().catch(() => undefined);
         if (reconnect === false) return;
@@ -166,7 +173,10 @@ export class TunnelClientService {
     const client = new TunnelClient({ ...this.registration.client!, pool: this.pool! });
     const tunnel = this.name;
     const next = (event: TunnelClientEvent): void => {
-      if (this.core === client) this.subject.next(event);
+      if (this.core !== client) return;
+      if (event.type === 'up') this.failure = undefined;
+      else if ((event.type === 'down' || event.type === 'connect-failed') && event.error) this.failure = event.error;
+      this.subject.next(event);
     };
     client.on('up', (routes) => {
       const accepted = routes.filter((r) => r.accepted).map((r) => (r.port ? `${r.name} (server port ${r.port})` : r.name));

@@ -20,6 +20,8 @@ export class TunnelServerService {
   private readonly logger: Logger;
   private core?: TunnelServer;
   private closed = false;
+  /** Every client seen since the start, by label: whether its control channel is up now. */
+  private readonly seen = new Map<string, boolean>();
 
   /** Every event of this end (clients up and down, refusals, connections opened and closed with their figures). Completes on shutdown. */
   readonly events$: Observable<TunnelServerEvent> = this.subject.asObservable();
@@ -48,6 +50,11 @@ export class TunnelServerService {
     return this.core?.clients ?? [];
   }
 
+  /** Every client that had a control channel since the start, by label: `true` while it is up (the health indicator reports the others as down). */
+  get knownClients(): ReadonlyMap<string, boolean> {
+    return this.seen;
+  }
+
   /** The routes served for `client`, with their public ports. */
   routesOf(client: string): ServedRoute[] {
     return this.core?.routesOf(client) ?? [];
@@ -67,10 +74,12 @@ export class TunnelServerService {
     const next = (event: TunnelServerEvent): void => this.subject.next(event);
     server.on('client', (client, routes) => {
       const accepted = routes.filter((r) => r.status === 'accepted').map((r) => (r.port ? `${r.name} on port ${r.port}` : r.name));
+      this.seen.set(client, true);
       this.logger.log(`client ${client} is up; routes: ${accepted.join(', ') || 'none accepted'}`);
       next({ type: 'client-up', tunnel, client, routes });
     });
     server.on('client-gone', (client, error) => {
+      this.seen.set(client, false);
       this.logger.log(`client ${client} is gone${error ? `: ${error.message}` : ''}`);
       next({ type: 'client-down', tunnel, client, ...(error ? { error } : {}) });
     });
