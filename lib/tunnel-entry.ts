@@ -49,6 +49,18 @@ export {
   type DeliverToInstance,
 } from './tunnel/router.js';
 
+// PROXY protocol v1/v2 (a route's proxyProtocol option): what a target uses to read the real client address
+export {
+  parseProxyHeader,
+  readProxyHeader,
+  proxyHeader,
+  type ProxyHeader,
+  type ProxyParse,
+  type ProxyEndpoints,
+  type ProxyAddress,
+  type ProxyFamily,
+} from './tunnel/proxy-protocol.js';
+
 // Stats: plain snapshots per route and per client
 export { LATENCY_BOUNDS_MS, failureReason, type TunnelStatsSnapshot, type TunnelCounters, type LatencySummary, type ConnectionKey } from './tunnel/tunnel-stats.js';
 

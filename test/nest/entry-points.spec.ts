@@ -59,6 +59,7 @@ describe('entry points', () => {
       'ControlProtocolError', 'ControlRefusedError', 'ControlTimeoutError', 'ControlVersionError', 'LATENCY_BOUNDS_MS',
       'LocalBus', 'LocalControlRouter', 'ProxyHeaderError', 'RouteAllowlist', 'RouteLimitError', 'StreamCutError',
       'TargetConnectError', 'TunnelClient', 'TunnelServer', 'clientLabel', 'failureReason', 'validateRoutes',
+      'parseProxyHeader', 'proxyHeader', 'readProxyHeader',
     ].sort());
     // The errors are the very classes of nestjs-tunnel-pool/core, so instanceof holds whichever entry a caller used.
     expect(tunnel.ControlRefusedError).toBe(core.ControlRefusedError);

@@ -184,7 +184,9 @@ export class TunnelClientService {
       next({ type: 'up', tunnel, routes });
     });
     client.on('down', (error) => {
-      this.logger.warn(`tunnel client '${tunnel}' lost its control channel${error ? `: ${error.message}` : ''}`);
+      // While this end closes, the server closing too is expected, not worth a warning.
+      if (this.closed) this.logger.log(`tunnel client '${tunnel}': control channel closed`);
+      else this.logger.warn(`tunnel client '${tunnel}' lost its control channel${error ? `: ${error.message}` : ''}`);
       next({ type: 'down', tunnel, ...(error ? { error } : {}) });
     });
     client.on('reconnect-failed', (error) => next({ type: 'connect-failed', tunnel, error }));
