@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { Controller, Get, Module, type INestApplication } from '@nestjs/common';
+import { Controller, Get, Injectable, Module } from '@nestjs/common';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { firstValueFrom, filter, toArray, type Observable } from 'rxjs';
@@ -14,6 +14,7 @@ import {
   TunnelClientService,
   TunnelModule,
   TunnelServerService,
+  getServerPoolToken,
   getTunnelServerToken,
   type TunnelClientEvent,
   type TunnelModuleOptions,
@@ -57,6 +58,16 @@ class HelloController {
     return `hello from the client app (control channel up: ${this.tunnel.connected})`;
   }
 }
+
+/** For useClass (built inside the tunnel module) and useExisting (taken from TunnelConfigModule). */
+@Injectable()
+class TunnelConfigService {
+  createTunnelOptions(): TunnelModuleOptions {
+    return { name: 'edge', pool: 'edge-pool', server: { allow: { rules: [{ names: 'web', ports: ['20000-60000'] }] } } };
+  }
+}
+@Module({ providers: [TunnelConfigService], exports: [TunnelConfigService] })
+class TunnelConfigModule {}
 
 const TUNNEL_SETTINGS = 'TEST_TUNNEL_SETTINGS';
 @Module({ providers: [{ provide: TUNNEL_SETTINGS, useValue: { route: 'web' } }], exports: [TUNNEL_SETTINGS] })
@@ -203,6 +214,20 @@ describe('TunnelModule', () => {
     expect(routes[0]).toMatchObject({ name: 'web', accepted: true });
   }, 30_000);
 
+  it.each([
+    ['useClass', () => TunnelModule.forRootAsync({ name: 'edge', useClass: TunnelConfigService })],
+    ['useExisting', () => TunnelModule.forRootAsync({ name: 'edge', imports: [TunnelConfigModule], useExisting: TunnelConfigService })],
+  ])('forRootAsync with %s: a named tunnel over a named pool, injected by its token', async (_style, module) => {
+    const moduleRef = await compile({ imports: [PoolModule.forRoot({ name: 'edge-pool', server: { host: '127.0.0.1', port: 0 } }), module()] });
+    cleanups.push(() => moduleRef.close());
+    await moduleRef.init();
+    const server = moduleRef.get<TunnelServerService>(getTunnelServerToken('edge'));
+    expect(server.name).toBe('edge');
+    expect(server.configured).toBe(true);
+    expect(server.tunnel.pool).toBe(moduleRef.get<ServerPoolService>(getServerPoolToken('edge-pool')).pool);
+    expect(server.clients).toEqual([]);
+  });
+
   describe('options are validated with typed errors naming the option', () => {
     const cases: Array<[string, unknown, string]> = [
       ['neither end', {}, 'server'],
@@ -222,6 +247,13 @@ describe('TunnelModule', () => {
         }
       });
     }
+
+    it('two tunnels with one name in an application fail at start-up (POOL_ERR_DUPLICATE_POOL)', async () => {
+      const twice = () => TunnelModule.forRoot({ name: 'edge', pool: 'default', server: { allow: { rules: [] } } });
+      const error = await errorOf(() => compile({ imports: [PoolModule.forRoot({ server: { port: 0 } }), twice(), twice()] }));
+      expect(error.code).toBe('POOL_ERR_DUPLICATE_POOL');
+      expect(error.message).toMatch(/2 TunnelModule registrations use the tunnel name 'edge'/);
+    });
 
     it('forRootAsync without exactly one of useFactory, useClass, useExisting is refused at once', () => {
       expect(() => TunnelModule.forRootAsync({} as never)).toThrow(InvalidOptionsError);
