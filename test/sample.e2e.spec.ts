@@ -338,6 +338,41 @@ describe.each([
   }, 30_000);
 });
 
+describe('a server side on ws and a client side on tcp (a transport mismatch)', () => {
+  const samples: SampleApp[] = [];
+
+  afterAll(async () => {
+    for (const sample of samples.reverse()) await sample.app.close();
+  });
+
+  it('/health answers 503 on both sides, naming what fails, and nothing is tunnelled', async () => {
+    const [pool, publicPort] = (await freePorts(2)) as [number, number];
+    const key = 'a-key-both-sides-share-0123456789';
+    const common = { TUNNEL_KEY: key, POOL_PORT: String(pool), PUBLIC_PORT: String(publicPort), TARGET_PORT: '0', HEALTH_PORT: '0' };
+    const server = await createSampleApp(loadConfig({ ...common, TUNNEL_ROLE: 'server', TUNNEL_TRANSPORT: 'ws' }), { logger: false });
+    samples.push(server);
+    const client = await createSampleApp(loadConfig({ ...common, TUNNEL_ROLE: 'client', TUNNEL_TRANSPORT: 'tcp' }), { logger: false });
+    samples.push(client);
+
+    let reply: Reply | undefined;
+    const deadline = Date.now() + 25_000;
+    while (Date.now() < deadline) {
+      reply = await get(client.urls.health);
+      if (reply.status === 503 && /dial round/.test(reply.body)) break;
+      await new Promise((done) => setTimeout(done, 200));
+    }
+    expect(reply?.status).toBe(503);
+    const body = JSON.parse(reply!.body) as { error: { tunnel: { message: string } } };
+    expect(body.error.tunnel.message).toMatch(/the tunnel client's pool has no ready stream and its last \d+ dial rounds? failed/);
+    expect(body.error.tunnel.message).toMatch(/the tunnel client has no control channel/);
+    const serverHealth = await get(server.urls.health);
+    expect(serverHealth.status).toBe(503);
+    expect(JSON.parse(serverHealth.body).error.tunnel.message).toBe('no tunnel client has a control channel');
+    // Nothing listens on the public port: the route was never announced.
+    expect(await connectOutcome(publicPort)).toBe('ECONNREFUSED');
+  }, 40_000);
+});
+
 describe('the sample authenticates its pooled connections by default', () => {
   const children: ChildProcess[] = [];
 
