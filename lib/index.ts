@@ -3,6 +3,9 @@
 // Everything usable without Nest (also its own entry point, nestjs-tunnel-pool/core)
 export * from './core-entry.js';
 
+// The tunnel server and client, their routes and stats (also its own entry point, nestjs-tunnel-pool/tunnel)
+export * from './tunnel-entry.js';
+
 // Nest
 export {
   PoolModule,
@@ -22,4 +25,21 @@ export {
   type ClientPoolServiceStats,
   type ServerPoolServiceStats,
   type UnconfiguredPoolStats,
+  TunnelModule,
+  TunnelServerService,
+  TunnelClientService,
+  TUNNEL_SERVER,
+  TUNNEL_CLIENT,
+  getTunnelServerToken,
+  getTunnelClientToken,
+  InjectTunnelServer,
+  InjectTunnelClient,
+  type TunnelModuleOptions,
+  type TunnelModuleRootOptions,
+  type TunnelModuleAsyncOptions,
+  type TunnelOptionsFactory,
+  type TunnelModuleServerOptions,
+  type TunnelModuleClientOptions,
+  type TunnelServerEvent,
+  type TunnelClientEvent,
 } from './nest/index.js';

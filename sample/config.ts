@@ -8,13 +8,15 @@ export type TunnelRole = 'both' | 'server' | 'client';
 export type TunnelTls = '0' | '1' | '2';
 
 export interface SamplePorts {
-  /** Public entry: every connection accepted here is tunnelled (server side). */
+  /**
+   * Public entry of the tunnel's reverse route: the server side listens on it
+   * once the client side has announced the route (the client side asks for
+   * it, the server side's allowlist permits it). 0: any free port.
+   */
   public: number;
-  /** The server pool listener the client pool dials. */
+  /** The server pool listener the client pool dials; the tunnel's control channel rides on one of its streams. */
   pool: number;
-  /** The control connection that carries one ID per line (server side listens). */
-  control: number;
-  /** The embedded HTTP target the exit forwards to (client side). */
+  /** The embedded HTTP target the route forwards to (client side). */
   target: number;
   /** Nest HTTP server with GET /health. */
   health: number;
@@ -27,13 +29,13 @@ export interface SampleConfig {
   tls: TunnelTls;
   /** Interface this process listens on. */
   host: string;
-  /** Where the client side finds the server side (pool and control ports). */
+  /** Where the client side finds the server side (its pool port). */
   server: string;
   ports: SamplePorts;
   pool: { minCap: number; maxCap: number; minIvl: number; maxIvl: number; serverMaxCap: number };
-  /** How long a public connection waits for a pooled stream, and the exit for its ID's stream (ms). */
+  /** How long a public connection waits for a pooled stream, and the client side for the stream an OPEN names (ms). */
   handoffTimeout: number;
-  /** Delay before the exit redials a dropped control connection (ms). */
+  /** First delay before the client side brings a lost control channel back (ms; it doubles on each failed try, up to 10 s). */
   reconnectDelay: number;
   /** Optional PEM files; without them the server side makes a certificate at start-up. */
   tlsFiles: { cert?: string; key?: string; ca?: string };
@@ -151,7 +153,6 @@ class EnvReader {
 export const DEFAULT_PORTS: Readonly<SamplePorts> = Object.freeze({
   public: 18080,
   pool: 18081,
-  control: 18082,
   target: 18083,
   health: 18090,
 });
@@ -174,7 +175,6 @@ export function loadConfig(env: Env = process.env): SampleConfig {
   const ports: SamplePorts = {
     public: read.port('PUBLIC_PORT', DEFAULT_PORTS.public),
     pool: read.port('POOL_PORT', DEFAULT_PORTS.pool),
-    control: read.port('CONTROL_PORT', DEFAULT_PORTS.control),
     target: read.port('TARGET_PORT', DEFAULT_PORTS.target),
     health: read.port('HEALTH_PORT', role === 'client' ? DEFAULT_CLIENT_HEALTH_PORT : DEFAULT_PORTS.health),
   };
@@ -212,9 +212,7 @@ export function loadConfig(env: Env = process.env): SampleConfig {
     read.problem('TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither');
   }
   if (role === 'client') {
-    for (const [name, port] of [['POOL_PORT', ports.pool], ['CONTROL_PORT', ports.control]] as const) {
-      if (port === 0) read.problem(`${name}: the client side dials the server side's port; 0 (ephemeral) is only valid with TUNNEL_ROLE=server or both`);
-    }
+    if (ports.pool === 0) read.problem('POOL_PORT: the client side dials the server side\'s port; 0 (ephemeral) is only valid with TUNNEL_ROLE=server or both');
     if (config.tls === '2' && !config.tlsFiles.ca) {
       read.problem('TUNNEL_TLS=2 with TUNNEL_ROLE=client verifies the server certificate: set TLS_CA_FILE to the server\'s certificate (PEM)');
     }
@@ -257,7 +255,7 @@ function readAuth(read: EnvReader, role: TunnelRole): SampleAuth | undefined {
 export function listenedPorts(config: SampleConfig): Array<[string, number]> {
   const ports: Array<[string, number]> = [['HEALTH_PORT', config.ports.health]];
   if (hasServerSide(config.role)) {
-    ports.push(['PUBLIC_PORT', config.ports.public], ['POOL_PORT', config.ports.pool], ['CONTROL_PORT', config.ports.control]);
+    ports.push(['PUBLIC_PORT', config.ports.public], ['POOL_PORT', config.ports.pool]);
   }
   if (hasClientSide(config.role)) ports.push(['TARGET_PORT', config.ports.target]);
   return ports;

@@ -45,13 +45,14 @@ async function main(): Promise<void> {
   if (urls.public) lines.push(`  through the tunnel:   curl ${urls.public}`);
   lines.push(`  health:               curl ${urls.health}`);
   if (urls.target) lines.push(`  target (no tunnel):   curl ${urls.target}`);
-  if (ports.pool !== undefined) lines.push(`  pool listener on port ${ports.pool}, control port ${ports.control}`);
+  if (ports.pool !== undefined) lines.push(`  pool listener on port ${ports.pool} (the tunnel's control channel rides on one of its streams)`);
+  if (config.role === 'server' && ports.public === undefined) lines.push('  public port:          picked when the client side announces its route (PUBLIC_PORT=0)');
   if (config.auth?.source === 'generated' && config.role === 'server') {
     // Printed once, here: the client process needs it. The library never logs a key.
     lines.push(`  key made at start-up: start the client side with TUNNEL_KEY=${config.auth.key as string}`);
   }
   lines.push(`  pooled connections:   ${config.auth ? `authenticated (key from ${config.auth.source === 'generated' ? 'start-up' : config.auth.source})` : 'NOT authenticated (TUNNEL_AUTH=off)'}`);
-  if (config.role === 'client') lines.push(`  dialling the server side at ${config.server} (pool port ${config.ports.pool}, control port ${config.ports.control})`);
+  if (config.role === 'client') lines.push(`  dialling the server side at ${config.server} (pool port ${config.ports.pool}); route web asks for its public port ${config.ports.public || '(any)'}`);
   lines.push('Press Ctrl-C to stop.');
   console.log(lines.join('\n'));
 
@@ -61,8 +62,8 @@ async function main(): Promise<void> {
     return; // stopped before the tunnel came up
   }
   console.log(config.role === 'server'
-    ? 'tunnel ready: an exit is connected to the control port'
-    : 'tunnel ready: pooled streams are idle and the control connection is up');
+    ? 'tunnel ready: a tunnel client is connected and its route is open'
+    : 'tunnel ready: the control channel is up and pooled streams are idle');
 }
 
 /** The variable behind a pool option the library rejected (it names options, not variables). */

@@ -2,16 +2,14 @@ import 'reflect-metadata';
 import { ConsoleLogger, type INestApplication, type LoggerService, type LogLevel } from '@nestjs/common';
 import type { Server } from 'node:http';
 import { NestFactory } from '@nestjs/core';
-import type { AddressInfo } from 'node:net';
-import { ClientPoolService, ServerPoolService } from '../lib/index.js';
-import { AppModule } from './app.module.js';
+import net, { type AddressInfo } from 'node:net';
+import { ClientPoolService, ServerPoolService, TunnelClientService, TunnelServerService } from '../lib/index.js';
+import { AppModule, ROUTE } from './app.module.js';
 import { dialableHost, hasClientSide, hasServerSide, type SampleConfig } from './config.js';
-import { formatEndpoint } from './endpoints.js';
+import { formatEndpoint, type Endpoint } from './endpoints.js';
 import { listen } from './sockets.js';
-import { TargetService } from './target.js';
+import { DemoTarget } from './target.js';
 import { loadTlsMaterial } from './tls.js';
-import { TunnelEntryService } from './tunnel-entry.service.js';
-import { TunnelExitService } from './tunnel-exit.service.js';
 
 export interface SampleAppOptions {
   /** Nest logger setting (default: Nest's console logger, all levels). */
@@ -25,10 +23,10 @@ export interface SampleAppOptions {
 }
 
 export interface SamplePortsBound {
-  /** Server side only. */
+  /** The route's public port: known from the start in `both` and on the client side; on the server side with PUBLIC_PORT=0 once a client announced it. */
   public?: number;
+  /** Server side only. */
   pool?: number;
-  control?: number;
   /** Client side only. */
   target?: number;
   health: number;
@@ -42,9 +40,10 @@ export interface SampleApp {
   /** What to curl: the tunnel's public entry, /health, and the target directly. */
   urls: { public?: string; health: string; target?: string };
   /**
-   * Resolves once this process can carry a tunnelled connection: the client
-   * pool holds an idle stream (client side) and the control connection is
-   * up (both sides). Rejects after `timeout` ms or when `signal` aborts.
+   * Resolves once this process can carry a tunnelled connection: the
+   * tunnel's control channel is up and the client pool holds an idle stream
+   * (client side), a client's control channel is up (server side). Rejects
+   * after `timeout` ms or when `signal` aborts.
    */
   ready(options?: { timeout?: number; signal?: AbortSignal }): Promise<void>;
 }
@@ -70,16 +69,31 @@ export async function createSampleApp(config: SampleConfig, options: SampleAppOp
   const logger = options.logger === undefined || Array.isArray(options.logger)
     ? new SampleLogger({ logLevels: options.logger ?? ['log', 'error', 'warn'] })
     : options.logger;
-  const app = await NestFactory.create(AppModule.register(config, tls), {
-    logger,
-    // DI errors throw here instead of exiting the process.
-    abortOnError: false,
-    // /health clients with keep-alive connections must not hold the shutdown up.
-    forceCloseConnections: true,
-  });
+  // In `both` the public port is the client side's to ask for: PUBLIC_PORT=0 becomes a port free now.
+  const publicPort = config.role === 'both' && config.ports.public === 0 ? await freePort(config.host) : config.ports.public;
+  // The demo target listens first, so the tunnel's route can name its port (TARGET_PORT=0 included).
+  const target = hasClientSide(config.role) ? await DemoTarget.start(config.ports.target, config.host) : undefined;
+  let app: INestApplication | undefined;
+  const poolAddress = (): Endpoint => {
+    // In `both` the client pool dials the port this process's server pool really bound.
+    const bound = config.role === 'both' ? app?.get(ServerPoolService).address()?.port : undefined;
+    return { host: config.server, port: bound ?? config.ports.pool };
+  };
+  try {
+    app = await NestFactory.create(AppModule.register(config, tls, { poolAddress, publicPort, ...(target ? { target } : {}) }), {
+      logger,
+      // DI errors throw here instead of exiting the process.
+      abortOnError: false,
+      // /health clients with keep-alive connections must not hold the shutdown up.
+      forceCloseConnections: true,
+    });
+  } catch (error) {
+    await target?.close();
+    throw error;
+  }
   // Why here and not in the library: a library must not decide how a process
   // reacts to signals. The application opts in, so Ctrl-C and SIGTERM run
-  // onModuleDestroy everywhere: pools closed, listeners closed, sockets ended.
+  // onModuleDestroy everywhere: tunnel drained, pools closed, listeners closed.
   if (options.enableShutdownHooks) app.enableShutdownHooks(['SIGINT', 'SIGTERM']);
   try {
     // Not app.listen(): Nest's init logs "successfully started" before a taken port fails the
@@ -88,29 +102,30 @@ export async function createSampleApp(config: SampleConfig, options: SampleAppOp
     await app.init();
   } catch (error) {
     await app.close().catch(() => undefined);
+    await target?.close();
     throw error;
   }
 
-  const entry = hasServerSide(config.role) ? app.get(TunnelEntryService) : undefined;
-  const exit = hasClientSide(config.role) ? app.get(TunnelExitService) : undefined;
-  const clientPool = exit ? app.get(ClientPoolService) : undefined;
-  const serverPool = entry ? app.get(ServerPoolService) : undefined;
-  const health = (app.getHttpServer().address() as AddressInfo).port;
-  const target = exit ? app.get(TargetService).address()?.port : undefined;
+  const nest = app;
+  const tunnelServer = hasServerSide(config.role) ? nest.get(TunnelServerService) : undefined;
+  const tunnelClient = hasClientSide(config.role) ? nest.get(TunnelClientService) : undefined;
+  const clientPool = tunnelClient ? nest.get(ClientPoolService) : undefined;
+  const health = (nest.getHttpServer().address() as AddressInfo).port;
   const ports: SamplePortsBound = {
     health,
-    ...(entry ? { public: entry.publicPort, control: entry.controlPort, pool: serverPool!.address()?.port } : {}),
-    ...(target !== undefined ? { target } : {}),
+    ...(publicPort !== 0 ? { public: publicPort } : {}),
+    ...(tunnelServer ? { pool: nest.get(ServerPoolService).address()?.port } : {}),
+    ...(target ? { target: target.port } : {}),
   };
   const url = (port: number, path: string): string => `http://${formatEndpoint({ host: dialableHost(config.host), port })}${path}`;
   const urls = {
     health: url(health, '/health'),
-    ...(ports.public !== undefined ? { public: url(ports.public, '/') } : {}),
+    ...(ports.public !== undefined && tunnelServer ? { public: url(ports.public, '/') } : {}),
     ...(ports.target !== undefined ? { target: url(ports.target, '/') } : {}),
   };
 
   const isReady = (): boolean =>
-    (!clientPool || clientPool.active > 0) && (!exit || exit.controlConnected) && (!entry || entry.exitConnected);
+    (!tunnelClient || (tunnelClient.connected && (clientPool?.active ?? 0) > 0)) && (!tunnelServer || tunnelServer.clients.some((client) => tunnelServer.routesOf(client).some((r) => r.name === ROUTE)));
   const ready = ({ timeout = Infinity, signal }: { timeout?: number; signal?: AbortSignal } = {}): Promise<void> =>
     new Promise((resolve, reject) => {
       const deadline = Date.now() + timeout;
@@ -118,7 +133,8 @@ export async function createSampleApp(config: SampleConfig, options: SampleAppOp
         if (signal?.aborted) return reject(new Error('stopped before the tunnel was ready'));
         if (isReady()) return resolve();
         if (Date.now() >= deadline) {
-          return reject(new Error(`the tunnel was not ready within ${timeout} ms (idle pooled streams: ${clientPool?.active ?? 'n/a'}, exit connected: ${exit?.controlConnected ?? entry?.exitConnected})`));
+          const why = tunnelClient ? `control channel up: ${tunnelClient.connected}, idle pooled streams: ${clientPool?.active}` : `tunnel clients: ${tunnelServer?.clients.length ?? 0}`;
+          return reject(new Error(`the tunnel was not ready within ${timeout} ms (${why})`));
         }
         // Unreferenced: waiting for readiness never keeps the process alive.
         setTimeout(poll, 25).unref();
@@ -126,5 +142,14 @@ export async function createSampleApp(config: SampleConfig, options: SampleAppOp
       poll();
     });
 
-  return { app, config, ports, urls, ready };
+  return { app: nest, config, ports, urls, ready };
+}
+
+/** A port that was free a moment ago on `host`. */
+async function freePort(host: string): Promise<number> {
+  const server = net.createServer();
+  await listen(server, 0, host, 'PUBLIC_PORT');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

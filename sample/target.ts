@@ -1,58 +1,93 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { SampleConfig } from './config.js';
-import type { TunnelEndpoints } from './endpoints.js';
+import net from 'node:net';
+import { parseProxyHeader, type ProxyAddress } from '../lib/index.js';
+import { formatEndpoint } from './endpoints.js';
 import { closeServer, listen } from './sockets.js';
-import { SAMPLE_CONFIG, SAMPLE_ENDPOINTS } from './sample.constants.js';
+import { SAMPLE_TARGET } from './sample.constants.js';
+
+/** The most bytes a PROXY header can take (v1's longest line; a v2 header from the tunnel is shorter). */
+const MAX_PROXY_PREFIX = 232;
 
 /**
- * The service behind the tunnel's exit: a plain `node:http` server. It names
- * the pooled stream each request came through; the exit tags its
- * connections by local port (`tag`), so a request made straight to this
- * port answers `id=direct`.
+ * The service behind the tunnel: a plain `node:http` server. The tunnel's
+ * route sends a PROXY protocol v1 header first (`proxyProtocol: 'v1'`), so
+ * the target answers with the address of the real client at the public end
+ * (`x-tunnel-peer`); a request made straight to this port has no header and
+ * is answered as direct.
  */
-@Injectable()
-export class TargetService implements OnModuleInit, OnModuleDestroy {
-  private readonly logger = new Logger('Target');
-  private readonly server: http.Server;
-  private readonly tags = new Map<number, string>();
+export class DemoTarget {
+  private readonly http: http.Server;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly peers = new WeakMap<net.Socket, ProxyAddress>();
 
-  constructor(
-    @Inject(SAMPLE_CONFIG) private readonly config: SampleConfig,
-    @Inject(SAMPLE_ENDPOINTS) endpoints: TunnelEndpoints,
-  ) {
-    this.server = http.createServer((request, response) => {
-      const id = this.tags.get(request.socket.remotePort ?? -1) ?? 'direct';
-      const body = `hello through the tunnel (id=${id})\n`;
-      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-tunnel-id': id });
+  private constructor() {
+    this.http = http.createServer((request, response) => {
+      const peer = this.peers.get(request.socket as net.Socket);
+      const body = peer ? `hello through the tunnel (from ${formatEndpoint({ host: peer.address, port: peer.port })})\n` : 'hello from the target (direct, not through the tunnel)\n';
+      response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...(peer ? { 'x-tunnel-peer': formatEndpoint({ host: peer.address, port: peer.port }) } : {}) });
       response.end(request.method === 'HEAD' ? undefined : body);
     });
-    this.server.keepAliveTimeout = 5000;
-    endpoints.register('target', () => this.address()?.port);
+    this.http.keepAliveTimeout = 5000;
+    this.server = net.createServer((socket) => this.accept(socket));
   }
 
-  async onModuleInit(): Promise<void> {
-    await listen(this.server, this.config.ports.target, this.config.host, 'TARGET_PORT');
-    this.logger.log(`target HTTP service on ${this.config.host}:${this.address()!.port}`);
+  /** Listens on `port` (0: any free one) before the app starts, so the tunnel's route can name it. */
+  static async start(port: number, host: string): Promise<DemoTarget> {
+    const target = new DemoTarget();
+    await listen(target.server, port, host, 'TARGET_PORT');
+    return target;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Stops listening and ends every connection. Idempotent. */
+  close(): Promise<void> {
+    return closeServer(this.server, () => {
+      for (const socket of this.sockets) socket.destroy();
+      this.sockets.clear();
+    });
+  }
+
+  /** Reads a PROXY header if the connection starts with one, then hands the connection to the HTTP server with every byte after it. */
+  private accept(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const parsed = parseProxyHeader(buffered);
+      if (parsed.status === 'incomplete' && buffered.length < MAX_PROXY_PREFIX) return;
+      socket.off('data', onData);
+      socket.pause();
+      let rest = buffered;
+      if (parsed.status === 'ok') {
+        const source = parsed.header.endpoints?.source;
+        if (source) this.peers.set(socket, source);
+        rest = buffered.subarray(parsed.length);
+      }
+      if (rest.length > 0) socket.unshift(rest);
+      this.http.emit('connection', socket);
+      socket.resume();
+    };
+    socket.on('data', onData);
+  }
+}
+
+/** Closes the demo target with the application. */
+@Injectable()
+export class TargetService implements OnModuleDestroy {
+  private readonly logger = new Logger('Target');
+
+  constructor(@Inject(SAMPLE_TARGET) readonly target: DemoTarget) {
+    this.logger.log(`target HTTP service on port ${target.port}`);
   }
 
   async onModuleDestroy(): Promise<void> {
-    this.tags.clear();
-    await closeServer(this.server, () => this.server.closeAllConnections());
-  }
-
-  address(): AddressInfo | undefined {
-    const address = this.server.address();
-    return address && typeof address === 'object' ? address : undefined;
-  }
-
-  /** The exit's connection from `localPort` carries pooled stream `id` (until `untag`). */
-  tag(localPort: number, id: string): void {
-    this.tags.set(localPort, id);
-  }
-
-  untag(localPort: number): void {
-    this.tags.delete(localPort);
+    await this.target.close();
   }
 }

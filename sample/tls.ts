@@ -1,15 +1,12 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
-import tls from 'node:tls';
 import { createSelfSignedCertificate } from '../lib/index.js';
 import { hasClientSide, hasServerSide, SampleConfigError, type SampleConfig, type TunnelTls } from './config.js';
-import type { Endpoint } from './endpoints.js';
 
 /**
- * The TLS material of one process. The control connection uses the same
- * mode and certificate as the pool, so IDs never cross the wire in clear
- * text when the pooled streams do not.
+ * The TLS material of one process: the pools' certificate (server side) and
+ * what the client side trusts. The tunnel's control channel rides on a
+ * pooled stream, so it is as protected as every other stream.
  */
 export interface TunnelTlsMaterial {
   mode: TunnelTls;
@@ -68,34 +65,4 @@ export function loadTlsMaterial(config: SampleConfig): TunnelTlsMaterial {
     material.ca = config.tlsFiles.ca ? readPem('TLS_CA_FILE', config.tlsFiles.ca, 'certificate') : material.server?.cert;
   }
   return material;
-}
-
-/** The control listener: TLS 1.3 with the pool's certificate, or plain TCP in mode "0". */
-export function createControlServer(material: TunnelTlsMaterial, onConnection: (socket: net.Socket) => void): net.Server {
-  if (!material.server) return net.createServer({ noDelay: true }, onConnection);
-  const server = tls.createServer({ ...material.server, minVersion: 'TLSv1.3' }, onConnection);
-  // A peer that fails the handshake only costs its own connection.
-  server.on('tlsClientError', (_error, socket) => socket.destroy());
-  return server;
-}
-
-/** Dials the control listener; the socket is ready on `readyEvent`. */
-export function connectControl(material: TunnelTlsMaterial, to: Endpoint): { socket: net.Socket; readyEvent: 'connect' | 'secureConnect' } {
-  if (material.mode === '0') {
-    return { socket: net.connect({ host: to.host, port: to.port, noDelay: true }), readyEvent: 'connect' };
-  }
-  const options: tls.ConnectionOptions = {
-    host: to.host,
-    port: to.port,
-    minVersion: 'TLSv1.3',
-    // Mode "1" is the pool's "TLS without verification"; mode "2" verifies.
-    rejectUnauthorized: material.mode === '2',
-  };
-  if (net.isIP(material.hostname) === 0) options.servername = material.hostname;
-  if (material.mode === '2') {
-    if (material.ca) options.ca = material.ca;
-    const hostname = material.hostname;
-    options.checkServerIdentity = (_host, cert) => tls.checkServerIdentity(hostname, cert);
-  }
-  return { socket: tls.connect(options), readyEvent: 'secureConnect' };
 }

@@ -8,3 +8,5 @@ export { CLIENT_POOL, SERVER_POOL, DEFAULT_POOL_NAME, getClientPoolToken, getSer
 export { InjectClientPool, InjectServerPool } from './pool.decorators.js';
 export type { PoolModuleOptions, PoolModuleRootOptions, PoolModuleAsyncOptions, PoolOptionsFactory } from './pool-module-options.interface.js';
 export type { ClientPoolServiceStats, ServerPoolServiceStats, UnconfiguredPoolStats } from './pool-service-stats.js';
+// TunnelModule (over the PoolModule registrations)
+export * from './tunnel/index.js';

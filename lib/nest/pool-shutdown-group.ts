@@ -4,18 +4,25 @@
  * to N × `shutdownTimeout` to close. All the registrations of one
  * application join one group instead; the first of them that Nest destroys
  * closes them all at once, and the others wait for that same close.
+ *
+ * What runs over the pools (the tunnels of `TunnelModule`) joins the group
+ * as a `'before'` member: the group closes (drains) all of those first, in
+ * parallel, and the pools only then, whichever module Nest destroys first.
  */
 export class PoolShutdownGroup {
+  private readonly before = new Set<{ closeOwn(): Promise<void> }>();
   private readonly members = new Set<{ closeOwn(): Promise<void> }>();
   private closing?: Promise<void>;
 
-  join(member: { closeOwn(): Promise<void> }): void {
-    this.members.add(member);
+  join(member: { closeOwn(): Promise<void> }, phase: 'before' | 'pools' = 'pools'): void {
+    (phase === 'before' ? this.before : this.members).add(member);
   }
 
-  /** Closes every member in parallel; idempotent. Never rejects (members never do). */
+  /** Closes the 'before' members in parallel, then every pool member in parallel; idempotent. Never rejects (members never do). */
   close(): Promise<void> {
-    this.closing ??= Promise.allSettled([...this.members].map((member) => member.closeOwn())).then(() => undefined);
+    this.closing ??= Promise.allSettled([...this.before].map((member) => member.closeOwn()))
+      .then(() => Promise.allSettled([...this.members].map((member) => member.closeOwn())))
+      .then(() => undefined);
     return this.closing;
   }
 }

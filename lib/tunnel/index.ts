@@ -1,5 +1,5 @@
-// The tunnel layer (issue 14), above the pools: control protocol and channel, routes, message router.
-// Not yet exported from the package entry: the tunnel server and client that use these come next.
+// The tunnel layer, above the pools: control protocol and channel, routes, message router, server and client.
+// Internal: the package's public tunnel API is lib/tunnel-entry.ts (nestjs-tunnel-pool/tunnel).
 export { ControlChannel, type ControlChannelOptions, type ControlChannelEvents, type ClientHello, type ServerAnswer, type HelloResult } from './control/channel.js';
 export { ControlDecoder, decodeAll, decodeFrame, type Decoded } from './control/decoder.js';
 export { encodeMessage, encodeBody, decodeBody } from './control/messages.js';

@@ -52,6 +52,8 @@ export interface TunnelClientEvents {
   'reconnect-failed': [error: Error];
   /** The server is draining: it opens no more connections. */
   drain: [];
+  /** A tunnelled connection is forwarding (its target or public side joined to the pooled stream). */
+  opened: [event: { route: string; id: string }];
   /** A tunnelled connection ended (this side's figures). */
   connection: [event: { route: string; id: string; result: ForwardResult }];
   /** An OPEN could not be served (the target refused, no stream, the route's limit): FAIL was sent. */
@@ -252,6 +254,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       this.outgoingIds.set(id, forwarding);
       socket.resume();
       this.tunnelStats.track({ route: route.name, id }, forwarding);
+      this.emit('opened', { route: route.name, id });
       const result = await forwarding.done;
       this.outgoing.delete(conn);
       if (this.outgoingIds.get(id) === forwarding) this.outgoingIds.delete(id);
@@ -295,6 +298,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       const forwarding = forward(target, stream);
       this.open.set(message.conn, forwarding);
       this.tunnelStats.track({ route: route.name, id: message.id }, forwarding, undefined, 'b'); // the public side is across the tunnel
+      this.emit('opened', { route: route.name, id: message.id });
       const result = await forwarding.done;
       this.open.delete(message.conn);
       release();

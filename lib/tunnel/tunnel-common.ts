@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { TargetConnectError } from '../core/errors.js';
+import { canReset } from '../transports/common/tcp-handle.js';
 import type { EndMessage, FailMessage } from './control/messages.js';
 import { CONTROL_PREAMBLE, FRAME_HEADER_LENGTH, MAX_FRAME_BODY, MessageType, type EndKind, type FailReason } from './control/wire.js';
 import type { ForwardResult } from './forward.js';
@@ -62,6 +63,7 @@ export function destroyQuietly(stream: Duplex, error?: Error): void {
 export function resetSocket(socket: import('node:net').Socket): void {
   socket.on('error', () => undefined);
   if (socket.destroyed) return;
-  if (typeof socket.resetAndDestroy === 'function' && socket.readyState !== 'closed') socket.resetAndDestroy();
+  // canReset: never while a shutdown is in flight (the reset would fail with EINVAL and leave the handle open for good).
+  if (typeof socket.resetAndDestroy === 'function' && canReset(socket)) socket.resetAndDestroy();
   else socket.destroy();
 }

@@ -56,6 +56,8 @@ export interface TunnelServerEvents {
   'client-gone': [client: string, error: Error | undefined];
   /** A second control stream for a client that has one was refused. */
   duplicate: [client: string];
+  /** A tunnelled connection is forwarding (public side and pooled stream joined). */
+  opened: [event: { client: string; route: string; id: string }];
   /** A tunnelled connection ended: this side's figures, and the client's END once it came. */
   connection: [event: TunnelConnectionEvent];
   /** Both ENDs of a tunnelled connection are in; `complete` false reports a truncation the wire could not show. */
@@ -359,6 +361,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       session.openIds.set(id, forwarding);
       socket.resume();
       this.tunnelStats.track({ ...key, id }, forwarding, performance.now() - started);
+      this.emit('opened', { client: session.label, route: route.name, id });
       const result = await forwarding.done;
       session.open.delete(conn);
       if (session.openIds.get(id) === forwarding) session.openIds.delete(id);
@@ -405,6 +408,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       const forwarding = forward(target, stream);
       session.served.set(message.conn, forwarding);
       this.tunnelStats.track({ ...key, id: message.id }, forwarding, undefined, 'b'); // the public side is across the tunnel
+      this.emit('opened', { client: session.label, route: message.route, id: message.id });
       const result = await forwarding.done;
       session.served.delete(message.conn);
       release();

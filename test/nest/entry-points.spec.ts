@@ -6,6 +6,7 @@ import * as core from '../../lib/core-entry.js';
 import * as main from '../../lib/index.js';
 import * as health from '../../lib/nest/health/index.js';
 import * as metrics from '../../lib/metrics/index.js';
+import * as tunnel from '../../lib/tunnel-entry.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -45,12 +46,35 @@ describe('entry points', () => {
     expect([...packages].filter((name) => name.startsWith('@nestjs/') || name === 'rxjs' || name === 'reflect-metadata')).toEqual([]);
   });
 
-  it('the main entry is nestjs-tunnel-pool/core plus the Nest API', () => {
+  it('nestjs-tunnel-pool/tunnel loads no Nest, rxjs nor reflect-metadata module, and no Nest file', () => {
+    const { files, packages } = runtimeGraph('lib/tunnel-entry.ts');
+    expect(files).toContain(resolve(root, 'lib/tunnel/tunnel-server.ts'));
+    expect(files).toContain(resolve(root, 'lib/tunnel/tunnel-client.ts'));
+    expect([...files].filter((file) => file.includes('/lib/nest/'))).toEqual([]);
+    expect([...packages].filter((name) => name.startsWith('@nestjs/') || name === 'rxjs' || name === 'reflect-metadata')).toEqual([]);
+  });
+
+  it('nestjs-tunnel-pool/tunnel exports the tunnel ends, routes, router, stats helpers and tunnel errors', () => {
+    expect(Object.keys(tunnel).sort()).toEqual([
+      'ControlProtocolError', 'ControlRefusedError', 'ControlTimeoutError', 'ControlVersionError', 'LATENCY_BOUNDS_MS',
+      'LocalBus', 'LocalControlRouter', 'ProxyHeaderError', 'RouteAllowlist', 'RouteLimitError', 'StreamCutError',
+      'TargetConnectError', 'TunnelClient', 'TunnelServer', 'clientLabel', 'failureReason', 'validateRoutes',
+      'parseProxyHeader', 'proxyHeader', 'readProxyHeader',
+    ].sort());
+    // The errors are the very classes of nestjs-tunnel-pool/core, so instanceof holds whichever entry a caller used.
+    expect(tunnel.ControlRefusedError).toBe(core.ControlRefusedError);
+    expect(tunnel.TargetConnectError).toBe(core.TargetConnectError);
+  });
+
+  it('the main entry is nestjs-tunnel-pool/core and nestjs-tunnel-pool/tunnel plus the Nest API', () => {
     for (const name of Object.keys(core)) expect(main).toHaveProperty(name, (core as Record<string, unknown>)[name]);
-    const nestOnly = Object.keys(main).filter((name) => !(name in core)).sort();
+    for (const name of Object.keys(tunnel)) expect(main).toHaveProperty(name, (tunnel as Record<string, unknown>)[name]);
+    const nestOnly = Object.keys(main).filter((name) => !(name in core) && !(name in tunnel)).sort();
     expect(nestOnly).toEqual([
       'CLIENT_POOL', 'ClientPoolService', 'DEFAULT_POOL_NAME', 'InjectClientPool', 'InjectServerPool', 'PoolModule',
       'SERVER_POOL', 'ServerPoolService', 'getClientPoolToken', 'getServerPoolToken',
+      'TunnelModule', 'TunnelServerService', 'TunnelClientService', 'TUNNEL_SERVER', 'TUNNEL_CLIENT',
+      'getTunnelServerToken', 'getTunnelClientToken', 'InjectTunnelServer', 'InjectTunnelClient',
     ].sort());
     for (const name of ['createClientPool', 'createServerPool', 'ClientPool', 'ServerPool', 'PoolError', 'PoolErrorCode', 'tcpTransport', 'http2Transport', 'wsTransport', 'defineTransport', 'BUILT_IN_TRANSPORTS', 'OptionReader', 'createSelfSignedCertificate']) {
       expect(core).toHaveProperty(name);
@@ -59,7 +83,7 @@ describe('entry points', () => {
 
   it('nestjs-tunnel-pool/health brings the indicator and Terminus', () => {
     expect(runtimeGraph('lib/nest/health/index.ts').packages).toContain('@nestjs/terminus');
-    expect(Object.keys(health).sort()).toEqual(['PoolHealthIndicator', 'PoolHealthModule']);
+    expect(Object.keys(health).sort()).toEqual(['PoolHealthIndicator', 'PoolHealthModule', 'TunnelHealthIndicator']);
   });
 
   it('nestjs-tunnel-pool/metrics alone loads prom-client', () => {
@@ -78,5 +102,7 @@ describe('entry points', () => {
     expect(main).not.toHaveProperty('PoolHealthModule');
     expect(main).not.toHaveProperty('PoolLifecycle');
     expect(main).not.toHaveProperty('getPoolOptionsToken');
+    expect(main).not.toHaveProperty('TunnelLifecycle');
+    expect(main).not.toHaveProperty('getTunnelOptionsToken');
   });
 });

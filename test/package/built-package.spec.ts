@@ -52,11 +52,12 @@ describe('the built package', () => {
       const core = require('nestjs-tunnel-pool/core');
       const health = require('nestjs-tunnel-pool/health');
       const metrics = require('nestjs-tunnel-pool/metrics');
-      console.log(JSON.stringify([typeof main.PoolModule, typeof core.createClientPool, core.createClientPool === main.createClientPool, typeof health.PoolHealthModule, typeof metrics.registerPoolMetrics]));
+      const tunnel = require('nestjs-tunnel-pool/tunnel');
+      console.log(JSON.stringify([typeof main.PoolModule, typeof core.createClientPool, core.createClientPool === main.createClientPool, typeof health.PoolHealthModule, typeof metrics.registerPoolMetrics, tunnel.TunnelServer === main.TunnelServer]));
     `, 'commonjs');
     expect(stderr.replace(/^\(node:\d+\) ExperimentalWarning: CommonJS module .* is loading ES Module .*\n(\(Use .*\n)?/m, '')).toBe('');
     expect(code).toBe(0);
-    expect(JSON.parse(stdout.trim())).toEqual(['function', 'function', true, 'function', 'function']);
+    expect(JSON.parse(stdout.trim())).toEqual(['function', 'function', true, 'function', 'function', true]);
   });
 
   it('keeps Terminus out of the main entry (it has its own entry point)', () => {
@@ -80,7 +81,7 @@ describe('the built package', () => {
   it('declares its entry points and types in package.json', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { type: string; exports: Record<string, { types: string; default: string }> };
     expect(pkg.type).toBe('module');
-    for (const entry of ['.', './core', './health', './metrics']) {
+    for (const entry of ['.', './core', './tunnel', './health', './metrics']) {
       expect(existsSync(join(root, pkg.exports[entry]!.types))).toBe(true);
       expect(existsSync(join(root, pkg.exports[entry]!.default))).toBe(true);
     }

@@ -58,7 +58,7 @@ describe('the packed package', () => {
     expect(packed).toEqual(expect.arrayContaining([
       'LICENSE', 'README.md', 'package.json', 'docs/SECURITY.md',
       'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/core-entry.js', 'dist/lib/core-entry.d.ts',
-      'dist/lib/nest/health/index.js', 'dist/lib/nest/health/index.d.ts',
+      'dist/lib/nest/health/index.js', 'dist/lib/nest/health/index.d.ts', 'dist/lib/tunnel-entry.js', 'dist/lib/tunnel-entry.d.ts',
     ]));
     const stray = packed.filter((path) => path.endsWith('.map') || (path.endsWith('.ts') && !path.endsWith('.d.ts')) || /(^|\/)(test|sample|bench)\//.test(path));
     expect(stray).toEqual([]);
@@ -88,6 +88,31 @@ describe('the packed package', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(JSON.parse(stdout.trim())).toEqual({ got: 'hi', code: 'POOL_ERR_TIMEOUT', certs: 'function', ws: 'function' });
+  });
+
+  it('nestjs-tunnel-pool/tunnel loads there and carries an HTTP request over a reverse route', async () => {
+    const { code, stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', `
+      import http from 'node:http';
+      import { createServerPool, createClientPool } from 'nestjs-tunnel-pool/core';
+      import { TunnelServer, TunnelClient } from 'nestjs-tunnel-pool/tunnel';
+      const target = http.createServer((req, res) => { res.setHeader('connection', 'close'); res.end('through ' + req.url); });
+      await new Promise((r) => target.listen(0, '127.0.0.1', r));
+      const serverPool = createServerPool({ port: 0 });
+      const server = new TunnelServer({ pool: serverPool, allow: { rules: [{ ports: ['1024-65535'] }] } });
+      await server.start();
+      const clientPool = createClientPool({ address: '127.0.0.1:' + serverPool.address().port, minCap: 2 });
+      const client = new TunnelClient({ pool: clientPool, routes: [{ name: 'web', target: '127.0.0.1:' + target.address().port }] });
+      const [route] = await client.start();
+      const body = await new Promise((resolve, reject) => http.get({ host: '127.0.0.1', port: route.port, path: '/x', agent: false }, (res) => {
+        let text = ''; res.on('data', (c) => (text += c)); res.on('end', () => resolve(text));
+      }).on('error', reject));
+      await client.close(); await server.close(); await clientPool.close(); await serverPool.close();
+      await new Promise((r) => target.close(r));
+      console.log(JSON.stringify({ body }));
+    `], app, 60_000);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout.trim())).toEqual({ body: 'through /x' });
   });
 
   it('the main entry there fails for want of Nest, as it must (the peers really are absent)', async () => {

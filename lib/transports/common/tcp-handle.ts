@@ -16,9 +16,22 @@ export function hasTcpHandle(socket: net.Socket): boolean {
   return typeof (socket as TcpHandleSocket)._handle?.reset === 'function';
 }
 
-/** The socket holds a TCP handle that can still be reset (not destroyed, not connecting). */
+/**
+ * The socket holds a TCP handle that can still be reset (not destroyed, not
+ * connecting, no shutdown in flight). Once the writable side's `_final` ran
+ * (`end()` and every write flushed to libuv) a shutdown is pending until
+ * 'finish', and a reset then fails with EINVAL: Node emits "reset EINVAL",
+ * marks the handle closing and never closes it, and the process hangs at
+ * exit, after its 'exit' event, waiting for that close. Such a socket is
+ * closed normally instead (its FIN is on its way anyway).
+ */
 export function canReset(socket: net.Socket): boolean {
-  return !socket.destroyed && !socket.connecting && hasTcpHandle(socket);
+  return !socket.destroyed && !socket.connecting && !shutdownInFlight(socket) && hasTcpHandle(socket);
+}
+
+function shutdownInFlight(socket: net.Socket): boolean {
+  const state = (socket as net.Socket & { _writableState?: { finalCalled?: boolean } })._writableState;
+  return state?.finalCalled === true && !socket.writableFinished;
 }
 
 /** The socket's close will be a reset. Not `resetAndDestroy()`, which takes no error and, under a TLS socket with work queued, crashes Node 20. */
