@@ -3,9 +3,12 @@ import { Controller, Get, Module, type INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Registry, register } from 'prom-client';
-import { ClientPoolService, getServerPoolToken, PoolModule, SERVER_POOL, ServerPoolService } from '../../lib/index.js';
+import net from 'node:net';
+import { ClientPoolService, getServerPoolToken, PoolModule, SERVER_POOL, ServerPoolService, TUNNEL_SERVER, TunnelModule, type TunnelServerService } from '../../lib/index.js';
+import { createClientPool } from '../../lib/pool-factory.js';
+import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
 import { PoolMetricsModule, PoolMetricsService, type PoolMetricsModuleOptions } from '../../lib/metrics/index.js';
-import { eventually } from '../support/net.js';
+import { eventually, freePorts, readBytes } from '../support/net.js';
 import { compile, fastClient, loopback } from '../nest/support/nest.js';
 import { sample } from './scrape.js';
 
@@ -94,6 +97,62 @@ describe('PoolMetricsModule in a Nest app', () => {
     await app.close();
     expect(registry.getSingleMetric('tunnel_pool_idle_streams')).toBeUndefined();
     expect(registry.getSingleMetric('tunnel_pool_dial_duration_seconds')).toBeUndefined();
+  });
+
+  it('serves the tunnel metrics of a TunnelModule with a live tunnel: a connection still open moves its bytes at each scrape', async () => {
+    const KEY = 'Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU';
+    const [publicPort] = (await freePorts(1)) as [number];
+    const echo = net.createServer((socket) => socket.on('error', () => undefined).pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => echo.close(() => resolve())));
+    const registry = new Registry();
+    const moduleRef = await compile({
+      imports: [
+        PoolModule.forRoot({ name: 'edge', server: { host: '127.0.0.1', port: 0, auth: { key: [{ id: 'site-a', key: KEY }] } } }),
+        TunnelModule.forRoot({ pool: 'edge', server: { allow: { rules: [{ clients: 'key:site-a', names: 'echo', ports: [publicPort] }] }, closeTimeout: 1000 } }),
+        PoolMetricsModule.forRoot({ registry }),
+      ],
+    });
+    const app = moduleRef.createNestApplication({ logger: false });
+    cleanups.push(() => app.close());
+    await app.listen(0, '127.0.0.1');
+    const { port } = app.getHttpServer().address() as AddressInfo;
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+
+    // The tunnel client, outside the app: a client pool and a TunnelClient with one reverse route to the echo server.
+    const pool = createClientPool({ address: `127.0.0.1:${app.get(getServerPoolToken('edge')).address()!.port}`, auth: { key: KEY }, minCap: 2, maxCap: 2 });
+    const tunnelClient = new TunnelClient({ pool, routes: [{ name: 'echo', serverPort: publicPort, target: `127.0.0.1:${(echo.address() as AddressInfo).port}` }], closeTimeout: 1000 });
+    cleanups.push(async () => {
+      await tunnelClient.close();
+      await pool.close();
+    });
+    await tunnelClient.start();
+    const server = app.get<TunnelServerService>(TUNNEL_SERVER);
+    await eventually(() => server.clients.includes('key:site-a'), 5000, 'the client up on the server');
+
+    const labels = { pool: 'edge', role: 'server', transport: 'tcp' };
+    let text = await scrape();
+    expect(sample(text, 'tunnel_pool_tunnel_control_up', { ...labels, client: 'key:site-a' })).toBe(1);
+    expect(sample(text, 'tunnel_pool_up', labels)).toBe(1);
+
+    const socket = net.connect(publicPort, '127.0.0.1');
+    socket.on('error', () => undefined); // the close below resets it
+    cleanups.push(() => void socket.destroy());
+    socket.write(Buffer.alloc(3000, 1));
+    await readBytes(socket, 3000, 10_000);
+    text = await scrape();
+    expect(sample(text, 'tunnel_pool_tunnel_connections_open', { ...labels, route: 'echo' })).toBe(1);
+    expect(sample(text, 'tunnel_pool_tunnel_received_bytes_total', { ...labels, route: 'echo' })).toBe(3000);
+    socket.write(Buffer.alloc(2000, 2));
+    await readBytes(socket, 2000, 10_000);
+    text = await scrape();
+    expect(sample(text, 'tunnel_pool_tunnel_received_bytes_total', { ...labels, route: 'echo' })).toBe(5000);
+    expect(sample(text, 'tunnel_pool_tunnel_sent_bytes_total', { ...labels, route: 'echo' })).toBe(5000);
+    expect(sample(text, 'tunnel_pool_tunnel_client_connections_open', { ...labels, client: 'key:site-a' })).toBe(1);
+    expect(sample(text, 'tunnel_pool_tunnel_open_latency_seconds_count', { ...labels, route: 'echo' })).toBe(1);
+
+    await app.close();
+    expect(registry.getSingleMetric('tunnel_pool_tunnel_connections_open')).toBeUndefined();
   });
 
   it('with path: false serves no route and plugs into the default registry beside the application metrics', async () => {

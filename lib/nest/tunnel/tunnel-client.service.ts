@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { FailureReporter } from '../../core/logger.js';
 import type { AddressInfo } from 'node:net';
 import { Observable, Subject } from 'rxjs';
 import type { ClientPool } from '../../core/client-pool.js';
@@ -23,6 +24,8 @@ import { describe, emptyTunnelStats, tunnelNotReady } from './tunnel-service.uti
 export class TunnelClientService {
   private readonly subject = new Subject<TunnelClientEvent>();
   private readonly logger: Logger;
+  /** Failed tries to bring the first control channel up, rate-limited (the core reports later reconnects itself). */
+  private readonly startFailures: FailureReporter;
   private core?: TunnelClient;
   private pool?: ClientPool;
   private started = false;
@@ -40,6 +43,7 @@ export class TunnelClientService {
     private readonly registration: TunnelRegistration,
   ) {
     this.logger = new Logger(`TunnelModule:${name}`);
+    this.startFailures = new FailureReporter(this.logger, `tunnel client '${name}'`, 'bringing the control channel up');
   }
 
   /** Whether the registration has a client end. */
@@ -128,6 +132,7 @@ export class TunnelClientService {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.startFailures.close();
     if (this.wait) {
       clearTimeout(this.wait.timer);
       this.wait.resolve();
@@ -152,7 +157,8 @@ export class TunnelClientService {
         if (this.closed) return;
         const failure = error instanceof Error ? error : new Error(String(error));
         this.failures++;
-        this.logger.warn(`tunnel client '${this.name}' could not bring its control channel up: ${failure.message}${reconnect === false ? ' (reconnect is off: not trying again)' : ''}`);
+        if (reconnect === false) this.logger.warn(`tunnel client '${this.name}' could not bring its control channel up: ${failure.message} (reconnect is off: not trying again)`);
+        else this.startFailures.failure(failure);
         this.failure = failure;
         this.subject.next({ type: 'connect-failed', tunnel: this.name, error: failure });
         await client.close().catch(() => undefined);
@@ -170,7 +176,8 @@ export class TunnelClientService {
   }
 
   private build(): TunnelClient {
-    const client = new TunnelClient({ ...this.registration.client!, pool: this.pool! });
+    // The core logs the tunnel's life (rate-limited where failures repeat) through this service's Nest Logger.
+    const client = new TunnelClient({ logger: this.logger, ...this.registration.client!, pool: this.pool! });
     const tunnel = this.name;
     const next = (event: TunnelClientEvent): void => {
       if (this.core !== client) return;
@@ -179,28 +186,16 @@ export class TunnelClientService {
       this.subject.next(event);
     };
     client.on('up', (routes) => {
-      const accepted = routes.filter((r) => r.accepted).map((r) => (r.port ? `${r.name} (server port ${r.port})` : r.name));
-      this.logger.log(`tunnel client '${tunnel}' is up; routes: ${accepted.join(', ') || 'none accepted'}`);
+      this.startFailures.success();
       next({ type: 'up', tunnel, routes });
     });
-    client.on('down', (error) => {
-      // While this end closes, the server closing too is expected, not worth a warning.
-      if (this.closed) this.logger.log(`tunnel client '${tunnel}': control channel closed`);
-      else this.logger.warn(`tunnel client '${tunnel}' lost its control channel${error ? `: ${error.message}` : ''}`);
-      next({ type: 'down', tunnel, ...(error ? { error } : {}) });
-    });
+    client.on('down', (error) => next({ type: 'down', tunnel, ...(error ? { error } : {}) }));
     client.on('reconnect-failed', (error) => next({ type: 'connect-failed', tunnel, error }));
-    client.on('refused', (answer) => {
-      this.logger.warn(`route ${answer.name} refused by the tunnel server (${answer.status})${answer.text ? `: ${answer.text}` : ''}`);
-      next({ type: 'refused', tunnel, answer });
-    });
+    client.on('refused', (answer) => next({ type: 'refused', tunnel, answer }));
     client.on('drain', () => next({ type: 'drain', tunnel }));
     client.on('opened', (event) => next({ type: 'connection-opened', tunnel, ...event }));
     client.on('connection', (event) => next({ type: 'connection-closed', tunnel, ...event }));
-    client.on('open-failed', (event) => {
-      this.logger.warn(`a connection on route ${event.route} could not be opened: ${event.error.message}`);
-      next({ type: 'open-failed', tunnel, ...event });
-    });
+    client.on('open-failed', (event) => next({ type: 'open-failed', tunnel, ...event }));
     return client;
   }
 }

@@ -69,39 +69,25 @@ export class TunnelServerService {
   attach(pool: ServerPool): void {
     const options = this.registration.server;
     if (!options || this.core) return;
-    const server = new TunnelServer({ ...options, pool });
+    // The core logs the tunnel's life (rate-limited where failures repeat) through this service's Nest Logger.
+    const server = new TunnelServer({ logger: this.logger, ...options, pool });
     const tunnel = this.name;
     const next = (event: TunnelServerEvent): void => this.subject.next(event);
     server.on('client', (client, routes) => {
-      const accepted = routes.filter((r) => r.status === 'accepted').map((r) => (r.port ? `${r.name} on port ${r.port}` : r.name));
       this.seen.set(client, true);
-      this.logger.log(`client ${client} is up; routes: ${accepted.join(', ') || 'none accepted'}`);
       next({ type: 'client-up', tunnel, client, routes });
     });
     server.on('client-gone', (client, error) => {
       this.seen.set(client, false);
-      this.logger.log(`client ${client} is gone${error ? `: ${error.message}` : ''}`);
       next({ type: 'client-down', tunnel, client, ...(error ? { error } : {}) });
     });
-    server.on('refused', (client, answer) => {
-      this.logger.warn(`route ${answer.name} of client ${client} refused (${answer.status})${answer.text ? `: ${answer.text}` : ''}`);
-      next({ type: 'refused', tunnel, client, answer });
-    });
-    server.on('duplicate', (client) => {
-      this.logger.warn(`client ${client} opened a second control channel; the one in place keeps it`);
-      next({ type: 'duplicate', tunnel, client });
-    });
+    server.on('refused', (client, answer) => next({ type: 'refused', tunnel, client, answer }));
+    server.on('duplicate', (client) => next({ type: 'duplicate', tunnel, client }));
     server.on('opened', (event) => next({ type: 'connection-opened', tunnel, ...event }));
     server.on('connection', (event) => next({ type: 'connection-closed', tunnel, ...event }));
     server.on('accounted', (event) => next({ type: 'accounted', tunnel, ...event }));
-    server.on('unaccounted', (event) => {
-      this.logger.warn(`a connection on route ${event.route} of client ${event.client} ended without the client's accounting`);
-      next({ type: 'unaccounted', tunnel, ...event });
-    });
-    server.on('open-failed', (event) => {
-      this.logger.warn(`a connection on route ${event.route} of client ${event.client} could not be opened: ${event.error.message}`);
-      next({ type: 'open-failed', tunnel, ...event });
-    });
+    server.on('unaccounted', (event) => next({ type: 'unaccounted', tunnel, ...event }));
+    server.on('open-failed', (event) => next({ type: 'open-failed', tunnel, ...event }));
     this.core = server;
   }
 
