@@ -251,6 +251,8 @@ export class ClientPool extends PoolBase<ClientTransport> {
     for (;;) {
       const ready = wait.newest ? this.takeNewest() : this.takeOldest();
       if (ready) return [ready[0], handedOff(this, ready[0], ready[1], started)];
+      // Found the pool empty: demand outruns the capacity. One more (up to maxCap), dialed at once on demand.
+      this.grow();
       const left = deadline - performance.now();
       // waitForActive rejects with the timeout, abort or close error this get owes its caller.
       await this.waitForActive(1, { timeout: Number.isFinite(left) ? Math.max(0, left) : Infinity, signal: wait.signal });
@@ -329,6 +331,13 @@ export class ClientPool extends PoolBase<ClientTransport> {
   }
 
   // ---- on-demand refill ------------------------------------------------
+
+  /** A get found the pool empty: with on-demand refill the capacity grows by one (not past maxCap) and the dial starts now. */
+  private grow(): void {
+    if (this.options.refill !== 'demand' || this.state !== 'running') return;
+    if (this.capacityNow < this.options.maxCap) this.capacityNow++;
+    this.demand();
+  }
 
   /** Schedules a turn of on-demand refill after the I/O already waiting (setImmediate), once however many streams left. */
   private demand(): void {

@@ -88,6 +88,44 @@ describe('client pool refill', () => {
     expect(pool.stats.totals.rounds).toBe(1);
   });
 
+  it('a takeAny that finds the pool empty grows the capacity by one (up to maxCap) and dials at once', async () => {
+    const transport = new ManualTransport();
+    pool = new ClientPool(transport, { minCap: 1, maxCap: 3, minIvl: 60_000, maxIvl: 60_000 });
+    pool.start();
+    let next = 1;
+    const id = (): string => (next++).toString(16).padStart(8, '0');
+    // The first round completed.
+    await eventually(() => transport.pending.length >= 1, 5000, 'the first round dials');
+    while (transport.pending.length > 0) transport.complete(id());
+    await pool.waitForActive(1, 5000);
+    await eventually(() => pool!.stats.totals.rounds === 1, 5000, 'the first round over (its capacity adjusted)');
+    const before = pool.capacity;
+    expect(before).toBeLessThan(3);
+    // Take every idle stream: they are replaced on demand up to the capacity (those dials stay pending).
+    while (pool.active > 0) (await pool.takeAny(1000))[1].destroy();
+    await eventually(() => transport.pending.length === before, 5000, 'the replacements dialed');
+    // Nothing idle now: the next take grows the capacity and starts one more dial.
+    const waiting = pool.takeAny(5000);
+    await eventually(() => transport.pending.length === before + 1, 5000, 'a dial for the grown capacity');
+    expect(pool.capacity).toBe(before + 1);
+    transport.complete(id());
+    (await waiting)[1].destroy();
+    // Never past maxCap.
+    while (pool.capacity < 3) {
+      const more = pool.takeAny(5000);
+      await turns(10);
+      while (transport.pending.length > 0) transport.complete(id());
+      (await more)[1].destroy();
+    }
+    for (let i = 0; i < 3; i++) {
+      const more = pool.takeAny(5000);
+      await turns(10);
+      while (transport.pending.length > 0) transport.complete(id());
+      (await more)[1].destroy();
+    }
+    expect(pool.capacity).toBe(3);
+  });
+
   it('an on-demand dial the server refuses stops on-demand refill: the rounds and their back-off decide', async () => {
     const { transport, pool } = await filled();
     (await pool.outgoingGet('00000001', 1000)).destroy();
