@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import { ControlRefusedError } from '../core/errors.js';
 import { DEFAULT_LOG_INTERVAL_MS, FailureReporter, type PoolLogger } from '../core/logger.js';
 import type { RouteAnswer } from './control/messages.js';
 import { isPeerFailure } from './tunnel-stats.js';
@@ -71,7 +72,13 @@ export function attachTunnelLog(tunnel: LoggedTunnel, role: 'server' | 'client',
             safe('log', `control channel up: ${describeRoutes(routes)}`);
           }),
           refused: ((answer: RouteAnswer) => safe('warn', `route ${answer.name} refused by the server (${answer.status})${answer.text ? `: ${answer.text}` : ''}`)),
-          down: ((error: Error | undefined) => (error ? safe('warn', `control channel lost: ${message(error)}`) : safe('log', 'control channel closed'))),
+          // A server that announced its shutdown closed the channel on purpose: said at 'log', the client comes back when it does.
+          down: ((error: Error | undefined) =>
+            error === undefined
+              ? safe('log', 'control channel closed')
+              : error instanceof ControlRefusedError && error.reason === 'shutdown'
+                ? safe('log', `control channel closed by the server: ${message(error)}`)
+                : safe('warn', `control channel lost: ${message(error)}`)),
           'reconnect-failed': ((error: Error) => reconnecting.failure(error)),
           drain: (() => safe('log', 'the server is draining: no new connections')),
           'open-failed': ((event: { error: Error }) => opening.failure(event.error)),

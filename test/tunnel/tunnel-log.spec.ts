@@ -83,3 +83,14 @@ it('is silent without a logger (the default)', async () => {
   expect(spy).not.toHaveBeenCalled();
   expect(warn).not.toHaveBeenCalled();
 });
+
+it('a server that shuts down closes the client\'s control channel on purpose: logged, not warned', async () => {
+  const [webPort] = await freePorts(1);
+  const clientLog = recorder();
+  const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'web', directions: ['reverse'], ports: [webPort!] }]);
+  const client = startTunnelClient(scope, server, 'site-a', [{ name: 'web', serverPort: webPort, target: '127.0.0.1:1' }], { logger: clientLog.logger, reconnect: false });
+  await client.start();
+  await server.close();
+  await eventually(() => clientLog.lines.some((line) => line.includes('control channel closed by the server')), 10_000, 'the client logged the close');
+  expect(clientLog.lines.filter((line) => line.startsWith('warn'))).toEqual([]);
+});
