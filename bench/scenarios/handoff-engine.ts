@@ -1,8 +1,8 @@
-import { PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Pools, RawLink } from '../adapters.js';
 import { percentiles, summarize } from '../stats.js';
-import { collectGarbage, type Control, finish, now, type ObservedTransport, quiet, tick, within } from '../util.js';
+import { type Control, finish, now, type ObservedTransport, quiet, tick, within } from '../util.js';
 
 /** The 64 bytes of the round trip that completes a hand-off. */
 const PAYLOAD = Buffer.alloc(64, 0x5a);
@@ -130,14 +130,19 @@ export interface Latency {
 
 export interface PooledLatency extends Latency {
   tail: Tail;
+  /** Event-loop delay (µs) while the measured hand-offs ran: how busy the loop was around them. */
+  loopDelay: { p50: number; p99: number };
 }
 
 /**
- * `count` sequential pooled hand-offs in batches of `batch`. While a batch
- * runs no new stream is dialed (`observed` holds the pool's dials back);
- * before a batch the pool is refilled if fewer than `batch` streams are
- * idle, and the garbage of what came before (refills, the previous batch)
- * is collected, so that neither lands in the middle of a measurement.
+ * `count` sequential pooled hand-offs in batches of `batch`, after one
+ * unmeasured warm-up batch. While a batch runs no new stream is dialed
+ * (`observed` holds the pool's dials back); before a batch the pool is
+ * refilled if fewer than `batch` streams are idle. No GC is forced: a
+ * forced full GC before a batch threw optimised code away (V8 deoptimised
+ * with reason "weak objects"), and most of the slowest hand-offs were the
+ * first ones after it. The event-loop delay is recorded over the measured
+ * batches and reported beside the latency.
  */
 export async function pooledLatency(pools: Pools, observed: ObservedTransport, control: Control, count: number, batch: number, refillTo: number): Promise<PooledLatency> {
   const engine = new PooledHandOff(pools, control);
@@ -145,31 +150,42 @@ export async function pooledLatency(pools: Pools, observed: ObservedTransport, c
   const gcObserver = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) gcs.push([entry.startTime, entry.startTime + entry.duration]);
   });
-  gcObserver.observe({ entryTypes: ['gc'] });
+  const loop = monitorEventLoopDelay({ resolution: 1 });
   const samples: Sample[] = [];
+  const refillIfLow = async (): Promise<void> => {
+    if (pools.client.active < batch || pools.server.active < batch) {
+      observed.resume();
+      await pools.full(refillTo, 120_000);
+    }
+    observed.pause();
+  };
   try {
+    // Warm-up, unmeasured: the hand-off path's code optimised before the clock starts.
+    await refillIfLow();
+    for (let i = 0; i < Math.min(batch, count); i++) await within(engine.once(), 15_000, 'a warm-up hand-off');
+    gcObserver.observe({ entryTypes: ['gc'] });
     for (let i = 0; i < count; i++) {
       if (i % batch === 0) {
-        if (pools.client.active < batch || pools.server.active < batch) {
-          observed.resume();
-          await pools.full(refillTo, 120_000);
-        }
-        observed.pause();
-        collectGarbage();
+        loop.disable();
+        await refillIfLow();
+        loop.enable();
       }
       const switches = process.resourceUsage().involuntaryContextSwitches;
       const start = now();
       const ms = await within(engine.once(), 15_000, 'a pooled hand-off');
       samples.push({ start, end: start + ms, preempted: process.resourceUsage().involuntaryContextSwitches > switches });
     }
+    loop.disable();
     // GC entries arrive asynchronously: let them in before looking.
     await tick();
   } finally {
+    loop.disable();
     observed.resume();
     gcObserver.disconnect();
   }
   const { p50, p99, n } = percentiles(samples.map((s) => (s.end - s.start) * 1000));
-  return { p50, p99, n, tail: explainTail(samples, gcs) };
+  const loopDelay = loop.count > 0 ? { p50: loop.percentile(50) / 1000, p99: loop.percentile(99) / 1000 } : { p50: 0, p99: 0 };
+  return { p50, p99, n, tail: explainTail(samples, gcs), loopDelay };
 }
 
 /** `count` sequential dial-on-demand round trips on `link` (the raw reference). */
@@ -216,6 +232,14 @@ function explainTail(samples: readonly Sample[], gcs: ReadonlyArray<readonly [nu
     gc: slowest.filter((s) => !s.preempted && inGc(s)).length,
     cleanP99: percentiles(clean).p99,
   };
+}
+
+/** The event-loop delay beside a latency row: the range over runs of its p50 and p99. */
+export function describeLoopDelay(runs: ReadonlyArray<{ loopDelay?: { p50: number; p99: number } }>): string {
+  const delays = runs.map((r) => r.loopDelay).filter((d): d is { p50: number; p99: number } => d !== undefined);
+  if (delays.length === 0) return '';
+  const range = (values: number[]): string => `${Math.round(Math.min(...values))}–${Math.round(Math.max(...values))} µs`;
+  return `event-loop delay during the measured hand-offs: p50 ${range(delays.map((d) => d.p50))}, p99 ${range(delays.map((d) => d.p99))}`;
 }
 
 export function describeTails(tails: readonly Tail[]): string {

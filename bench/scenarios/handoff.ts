@@ -1,7 +1,7 @@
 import type { ScenarioContext } from '../context.js';
 import { judge, type Row, type Target } from '../report-types.js';
 import { pairedRatios, summarize } from '../stats.js';
-import { describeTails } from './handoff-engine.js';
+import { describeLoopDelay, describeTails } from './handoff-engine.js';
 import { BATCH, idleRuns } from './idle.js';
 
 const P50_TARGET: Target = { label: '≤ 100 µs', value: 100, on: 'pooled', better: 'lower', inclusive: true };
@@ -12,7 +12,8 @@ const P99_TARGET: Target = { label: '≤ 1 ms', value: 1000, on: 'pooled', bette
  * the ID on a control connection, `outgoingGet(id)`, one 64-byte round trip.
  * Measured in the warm-up/memory scenario's processes, on its pool of
  * `idle` streams (see `idle.ts`). Dialing is held back while a batch of
- * hand-offs runs (the pool is refilled between batches when it runs low),
+ * hand-offs runs (the pool is refilled between batches when it runs low;
+ * one warm-up batch unmeasured, no forced GC),
  * so the figure is the hand-off path itself; the hand-off-rate scenario
  * measures it with refills running. Raw reference: the same exchange,
  * dialing a fresh raw connection instead.
@@ -29,7 +30,8 @@ export async function handoff(context: ScenarioContext): Promise<Row[]> {
   const batch = Math.min(BATCH, sizes.idle, sizes.handoffs);
   const note =
     `${sizes.handoffs} sequential hand-offs per run (raw: ${sizes.rawHandoffs} dial-on-demand round trips, each on a fresh connection/stream); ` +
-    `pooled on the warm-up scenario's pool of ${sizes.idle} in its process, no dialing during a batch of ${batch}, refilled and GC'd between batches; raw and pooled one after the other`;
+    `pooled on the warm-up scenario's pool of ${sizes.idle} in its process, one unmeasured warm-up batch, no dialing during a batch of ${batch}, refilled between batches, no forced GC; raw and pooled one after the other; ` +
+    describeLoopDelay(runs.pooled);
   const tcp = adapter.name === 'tcp';
   return [
     judge({

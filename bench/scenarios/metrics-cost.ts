@@ -4,7 +4,7 @@ import { openPools, type Pools } from '../adapters.js';
 import type { ScenarioContext } from '../context.js';
 import { judge, type Row, type Target } from '../report-types.js';
 import { pairedRatios, percentiles, summarize } from '../stats.js';
-import { collectGarbage, Control, MiB, now, transfer, within } from '../util.js';
+import { Control, MiB, now, transfer, within } from '../util.js';
 import { PooledHandOff } from './handoff-engine.js';
 
 /** The pool the hand-offs draw from; refilled (unmeasured) whenever a batch has used most of it. */
@@ -31,7 +31,7 @@ function switchTo(metrics: Metrics, pools: Pools): () => void {
 /**
  * `count` samples per side, in batches of at most BATCH that alternate
  * between metrics off and on (the pool full before each, the metrics
- * registered or removed between batches, outside the clock), so that both
+ * registered or removed between batches, outside the clock; no forced GC), so that both
  * sides see the same machine load. µs per sample.
  */
 async function interleaved(pools: Pools, count: number, sample: () => Promise<number>): Promise<Pair<number[]>> {
@@ -41,8 +41,8 @@ async function interleaved(pools: Pools, count: number, sample: () => Promise<nu
     const metrics: Metrics = turn++ % 2 === 0 ? 'off' : 'on';
     const into = samples[metrics];
     if (into.length >= count) continue;
+    // No forced GC here: before a latency window it throws optimised code away (see handoff-engine.ts).
     await pools.full(POOL);
-    collectGarbage();
     const undo = switchTo(metrics, pools);
     try {
       const batch = Math.min(BATCH, count - into.length);
