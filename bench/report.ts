@@ -96,12 +96,12 @@ function mark(row: Row): string {
 
 function targetCell(row: Row): string {
   if (!row.target) return '';
-  return row.target.on === 'ratio' ? `ratio ${row.target.label}` : row.target.label;
+  return row.target.on === 'ratio' ? `ratio ${row.target.label}` : row.target.on === 'floor' ? `/floor ${row.target.label}` : row.target.label;
 }
 
 // ---- tables ------------------------------------------------------------------
 
-const HEADER = ['transport', 'measurement', 'unit', 'raw min / med / max', 'pooled min / med / max', 'pooled/raw med (min–max)', 'target', ''];
+const HEADER = ['transport', 'measurement', 'unit', 'raw min / med / max', 'pooled min / med / max', 'pooled/raw med (min–max)', 'floor min / med / max', 'pooled/floor med (min–max)', 'target', ''];
 
 function cells(rows: Row[], noteIndex: Map<string, number>): string[][] {
   return rows.map((row) => [
@@ -111,6 +111,8 @@ function cells(rows: Row[], noteIndex: Map<string, number>): string[][] {
     spread(row.raw, row.unit),
     spread(row.pooled, row.unit),
     ratioCell(row.ratio, row.target?.on === 'ratio' ? row.target.value : undefined),
+    spread(row.floor, row.unit),
+    ratioCell(row.floorRatio, row.target?.on === 'floor' ? row.target.value : undefined),
     targetCell(row),
     mark(row),
   ]);
@@ -149,7 +151,7 @@ export function textTable(results: Results): string {
   const notes = indexNotes(results.rows);
   const body = cells(results.rows, notes);
   const widths = HEADER.map((title, column) => Math.max(width(title), ...body.map((row) => width(row[column]!))));
-  const line = (row: string[]): string => row.map((cell, column) => pad(cell, widths[column]!, column >= 3 && column <= 5)).join('  ').trimEnd();
+  const line = (row: string[]): string => row.map((cell, column) => pad(cell, widths[column]!, column >= 3 && column <= 7)).join('  ').trimEnd();
   const out = [...header(results), '', line(HEADER), widths.map((w) => '─'.repeat(w)).join('  ')];
   let previous = '';
   for (let i = 0; i < body.length; i++) {
@@ -173,7 +175,7 @@ export function markdown(results: Results, svgName?: string): string {
   out.push('');
   if (svgName) out.push(`![pooled / raw ratios](${svgName})`, '');
   out.push(`| ${HEADER.map((h) => h || 'ok').join(' | ')} |`);
-  out.push(`|${HEADER.map((_, i) => (i >= 3 && i <= 5 ? '---:' : '---')).join('|')}|`);
+  out.push(`|${HEADER.map((_, i) => (i >= 3 && i <= 7 ? '---:' : '---')).join('|')}|`);
   for (const row of body) out.push(`| ${row.map(escape).join(' | ')} |`);
   out.push('');
   for (const [note, n] of notes) out.push(`${n}. ${note}`);

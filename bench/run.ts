@@ -18,6 +18,7 @@ import { SCENARIO_NAMES, type Row, type ScenarioName } from './report-types.js';
 import { handoff } from './scenarios/handoff.js';
 import { memory } from './scenarios/memory.js';
 import { rate } from './scenarios/rate.js';
+import { refilling } from './scenarios/refilling.js';
 import { rendezvous } from './scenarios/rendezvous.js';
 import { throughput } from './scenarios/throughput.js';
 import { warmup } from './scenarios/warmup.js';
@@ -31,6 +32,7 @@ const SCENARIOS: Record<ScenarioName, (context: ScenarioContext) => Promise<Row[
   warmup,
   memory,
   rate,
+  refilling,
   metrics: metricsCost,
 };
 

@@ -9,7 +9,8 @@
  * the idle-streams measurement, whose memory figure needs a fresh one).
  */
 import { ADAPTERS, openPools, type AdapterName, type Pools, type RawLink } from './adapters.js';
-import { type HandOffEngine, type Latency, PooledHandOff, type PooledLatency, pooledLatency, RawDialHandOff, rawLatency } from './scenarios/handoff-engine.js';
+import { floorLatency, type HandOffEngine, type Latency, PooledHandOff, type PooledLatency, pooledLatency, PreopenedHandOff, RawDialHandOff, rawLatency } from './scenarios/handoff-engine.js';
+import { openLoop, type OpenLoopResult } from './scenarios/refilling-measure.js';
 import { measureRate, type RateResult } from './scenarios/rate-measure.js';
 import {
   Control,
@@ -65,6 +66,14 @@ export interface SideCommands {
   /** After idle.go: hand-off latency on the idle pool (pooled) or dialing fresh connections (raw). */
   'handoff.pooled': [{ count: number; batch: number }, PooledLatency];
   'handoff.raw': [{ count: number }, Latency];
+  /** On the raw side: the floor, the pool's exchange on raw connections opened beforehand. */
+  'handoff.floor': [{ count: number; batch: number }, Latency & { loopDelay: { p50: number; p99: number } }];
+  /** Hand-off while refilling: pooled side, a pool of `pool` refilling on demand; raw side, the floor engine. */
+  'refilling.open': [{ pool: number }, { label: string }];
+  /** Pooled: how many streams per second the pool dials back after all `pool` were taken at once. */
+  'refilling.rate': [Record<string, never>, { perSecond: number }];
+  /** Open loop at `perSecond` (Poisson), `count` hand-offs: pooled, from the refilling pool; raw, the floor on `count` pre-opened connections. */
+  'refilling.go': [{ perSecond: number; count: number }, OpenLoopResult];
   close: [Record<string, never>, null];
 }
 
@@ -257,6 +266,47 @@ const handlers: Handlers = {
   async 'handoff.raw'({ count }) {
     control ??= await Control.open();
     return rawLatency(link!, control, count);
+  },
+
+  async 'handoff.floor'({ count, batch }) {
+    control ??= await Control.open();
+    return floorLatency(link!, control, count, batch);
+  },
+
+  async 'refilling.open'({ pool }) {
+    ratePool = pool;
+    control = await Control.open();
+    if (mode === 'pooled') {
+      // The pool as a service runs it: refill on demand, background rounds every second.
+      pools = await openPools(adapter, { client: { minCap: pool, maxCap: pool, minIvl: 1000, maxIvl: 1000 } });
+      engine = new PooledHandOff(pools, control);
+      await pools.full(pool, 120_000);
+      return { label: `pooled ${adapter.name}` };
+    }
+    link = await adapter.openRaw();
+    engine = new PreopenedHandOff(link, control);
+    return { label: link.label };
+  },
+
+  async 'refilling.rate'() {
+    // Take every idle stream at once (each is replaced on demand), time until the pool is full again.
+    await pools!.full(ratePool, 120_000);
+    const taken: Array<Promise<void>> = [];
+    const start = now();
+    for (let i = 0; i < ratePool; i++) {
+      const [id, server] = await pools!.server.incomingGet(10_000);
+      finish(server);
+      taken.push(pools!.client.outgoingGet(id, 10_000).then(finish));
+    }
+    await Promise.all(taken);
+    await pools!.full(ratePool, 120_000);
+    return { perSecond: ratePool / ((now() - start) / 1000) };
+  },
+
+  async 'refilling.go'({ perSecond, count }) {
+    if (mode === 'pooled') await pools!.full(ratePool, 120_000);
+    else await (engine as PreopenedHandOff).open(count);
+    return openLoop(engine!, perSecond, count);
   },
 
   async close() {

@@ -119,6 +119,63 @@ export class RawDialHandOff implements HandOffEngine {
   }
 }
 
+/**
+ * The physical floor of a hand-off: the pool's exact exchange (the server
+ * side picks a ready connection and names it on the control connection,
+ * the client side finds its end in a Map, one 64-byte round trip crosses
+ * it) on raw connections or streams of the same kind opened beforehand,
+ * with no pool at all. What no pool can beat in this process layout.
+ */
+export class PreopenedHandOff implements HandOffEngine {
+  private readonly ready: Array<{ token: string; server: Duplex }> = [];
+  private readonly clients = new Map<string, Duplex>();
+  private readonly pending = new Map<string, Pending>();
+  private sequence = 0;
+
+  constructor(private readonly link: RawLink, private readonly control: Control) {
+    control.onLine((token) => {
+      const waiter = this.pending.get(token);
+      const client = this.clients.get(token);
+      if (!waiter || !client) return;
+      this.clients.delete(token);
+      roundTrip(client, waiter);
+    });
+  }
+
+  get size(): number {
+    return this.ready.length;
+  }
+
+  /** Opens `count` raw pairs, outside any measurement. */
+  async open(count: number): Promise<void> {
+    this.link.onServer = undefined; // pairs match their ends through the link's queue
+    for (let i = 0; i < count; i++) {
+      const { client, server } = await this.link.pair();
+      const token = `p${this.sequence++}`;
+      this.clients.set(token, quiet(client));
+      this.ready.push({ token, server: quiet(server) });
+    }
+  }
+
+  async once(): Promise<number> {
+    const start = now();
+    const next = this.ready.shift();
+    if (!next) throw new Error('no pre-opened connection left');
+    echo(next.server);
+    const done = new Promise<Duplex>((resolve, reject) => this.pending.set(next.token, { resolve, reject }));
+    this.control.send(next.token);
+    try {
+      const client = await done;
+      const elapsed = now() - start;
+      finish(client);
+      finish(next.server);
+      return elapsed;
+    } finally {
+      this.pending.delete(next.token);
+    }
+  }
+}
+
 // ---- latency runs --------------------------------------------------------------
 
 export interface Latency {
@@ -186,6 +243,34 @@ export async function pooledLatency(pools: Pools, observed: ObservedTransport, c
   const { p50, p99, n } = percentiles(samples.map((s) => (s.end - s.start) * 1000));
   const loopDelay = loop.count > 0 ? { p50: loop.percentile(50) / 1000, p99: loop.percentile(99) / 1000 } : { p50: 0, p99: 0 };
   return { p50, p99, n, tail: explainTail(samples, gcs), loopDelay };
+}
+
+/**
+ * The floor (see `PreopenedHandOff`): `count` sequential hand-offs in
+ * batches of `batch` raw pairs opened before each batch, after one
+ * unmeasured warm-up batch; no forced GC; the event-loop delay recorded
+ * over the measured batches, as for the pool.
+ */
+export async function floorLatency(link: RawLink, control: Control, count: number, batch: number): Promise<Latency & { loopDelay: { p50: number; p99: number } }> {
+  const engine = new PreopenedHandOff(link, control);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  const samples: number[] = [];
+  try {
+    await engine.open(Math.min(batch, count));
+    while (engine.size > 0) await within(engine.once(), 15_000, 'a warm-up floor hand-off');
+    for (let i = 0; i < count; i++) {
+      if (engine.size === 0) {
+        loop.disable();
+        await engine.open(Math.min(batch, count - i));
+        loop.enable();
+      }
+      samples.push(await within(engine.once(), 15_000, 'a floor hand-off'));
+    }
+  } finally {
+    loop.disable();
+  }
+  const { p50, p99, n } = percentiles(samples.map((ms) => ms * 1000));
+  return { p50, p99, n, loopDelay: loop.count > 0 ? { p50: loop.percentile(50) / 1000, p99: loop.percentile(99) / 1000 } : { p50: 0, p99: 0 } };
 }
 
 /** `count` sequential dial-on-demand round trips on `link` (the raw reference). */

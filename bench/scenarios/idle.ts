@@ -10,7 +10,7 @@ export interface IdleRuns {
   raw: IdleResult[];
   pooled: IdleResult[];
   /** When the hand-off scenario is part of the bench run. */
-  handoff?: { raw: Latency[]; pooled: PooledLatency[] };
+  handoff?: { raw: Latency[]; pooled: PooledLatency[]; floor: Array<Latency & { loopDelay: { p50: number; p99: number } }> };
 }
 
 /** One measurement per transport, shared by the warm-up, memory and hand-off scenarios (whichever runs first makes it). */
@@ -43,7 +43,7 @@ async function measure(context: ScenarioContext): Promise<IdleRuns> {
   const count = sizes.idle;
   const withHandoffs = context.scenarios.includes('handoff');
   const batch = Math.min(BATCH, count, sizes.handoffs);
-  const out: IdleRuns = { raw: [], pooled: [], ...(withHandoffs ? { handoff: { raw: [], pooled: [] } } : {}) };
+  const out: IdleRuns = { raw: [], pooled: [], ...(withHandoffs ? { handoff: { raw: [], pooled: [], floor: [] } } : {}) };
   const what = `warm-up and memory${withHandoffs ? ', then hand-off latency,' : ''} with ${count} streams`;
   const one = async (sides: { raw: Side; pooled: Side }, run: number): Promise<void> => {
     const label = `run ${run + 1}/${sizes.runs}`;
@@ -56,8 +56,11 @@ async function measure(context: ScenarioContext): Promise<IdleRuns> {
     const order = run % 2 === 0 ? (['raw', 'pooled'] as const) : (['pooled', 'raw'] as const);
     for (const side of order) {
       context.progress(`hand-off latency · ${label} · ${side}`);
-      if (side === 'raw') out.handoff.raw.push(await sides.raw.call('handoff.raw', { count: sizes.rawHandoffs }));
-      else out.handoff.pooled.push(await sides.pooled.call('handoff.pooled', { count: sizes.handoffs, batch }));
+      if (side === 'raw') {
+        out.handoff.raw.push(await sides.raw.call('handoff.raw', { count: sizes.rawHandoffs }));
+        context.progress(`hand-off latency · ${label} · floor (raw, pre-opened)`);
+        out.handoff.floor.push(await sides.raw.call('handoff.floor', { count: sizes.handoffs, batch }));
+      } else out.handoff.pooled.push(await sides.pooled.call('handoff.pooled', { count: sizes.handoffs, batch }));
     }
   };
   if (sizes.isolateRuns) {
