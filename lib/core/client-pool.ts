@@ -133,7 +133,7 @@ function readRefill(read: OptionReader): 'demand' | 'rounds' {
   return value;
 }
 
-/** On-demand dials started per event-loop turn: refill work in small steps, with I/O (hand-offs) between them. */
+/** Dials started per event-loop turn (on demand, and a round's first ones): refill work in small steps, with I/O (hand-offs) between them. */
 const DEMAND_STEP = 4;
 
 /**
@@ -428,8 +428,14 @@ export class ClientPool extends PoolBase<ClientTransport> {
         }
       }
     };
+    // Started a few per event-loop turn, with I/O between (hand-offs waiting go first), not as one burst.
     const workers = Math.min(need, this.options.maxConcurrentDials);
-    await Promise.all(Array.from({ length: workers }, worker));
+    const running: Array<Promise<void>> = [];
+    for (let w = 0; w < workers && this.state === 'running'; w++) {
+      if (w > 0 && w % DEMAND_STEP === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      running.push(worker());
+    }
+    await Promise.all(running);
   }
 
   private async createOne(): Promise<'created' | 'dropped' | 'refused' | 'failed'> {

@@ -54,7 +54,7 @@ describe('ClientPool refusals (scripted transport)', () => {
 
   it('refusals (pool full) halve an adaptive capacity and slow the interval', async () => {
     const transport = new ManualTransport();
-    pool = new ClientPool(transport, { minCap: 2, maxCap: 64, minIvl: 10, maxIvl: 1000, maxBackoff: 40 });
+    pool = new ClientPool(transport, { minCap: 2, maxCap: 64, minIvl: 10, maxIvl: 1000, maxBackoff: 40, refill: 'rounds' });
     pool.start();
     // Grow the capacity with clean rounds: every dial succeeds, the streams are taken at once.
     let next = 0;
@@ -68,7 +68,8 @@ describe('ClientPool refusals (scripted transport)', () => {
     }
     // Now the server is full: everything refused, one success.
     await eventually(() => transport.pending.length > 1, 5000, 'a burst');
-    await new Promise((resolve) => setTimeout(resolve, 5)); // the whole burst is started synchronously
+    // The round starts its dials a few per event-loop turn: the whole burst is out once capacity dials are pending.
+    await eventually(() => transport.pending.length === pool!.capacity, 5000, 'the whole burst');
     const capacity = pool.capacity;
     const interval = pool.interval;
     expect(transport.pending.length).toBe(capacity);

@@ -126,6 +126,15 @@ describe('client pool refill', () => {
     expect(pool.capacity).toBe(3);
   });
 
+  it("a round's dials start a few per event-loop turn, not as one burst ahead of the I/O waiting", async () => {
+    const transport = new ManualTransport();
+    pool = new ClientPool(transport, { minCap: 8, maxCap: 8, minIvl: 60_000, maxIvl: 60_000 });
+    pool.start();
+    expect(transport.pending).toHaveLength(4); // started synchronously: the first step
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(transport.pending).toHaveLength(8);
+  });
+
   it('an on-demand dial the server refuses stops on-demand refill: the rounds and their back-off decide', async () => {
     const { transport, pool } = await filled();
     (await pool.outgoingGet('00000001', 1000)).destroy();
