@@ -19,6 +19,7 @@ import { handoff } from './scenarios/handoff.js';
 import { memory } from './scenarios/memory.js';
 import { rate } from './scenarios/rate.js';
 import { refilling } from './scenarios/refilling.js';
+import { openloop } from './scenarios/openloop.js';
 import { rendezvous } from './scenarios/rendezvous.js';
 import { throughput } from './scenarios/throughput.js';
 import { warmup } from './scenarios/warmup.js';
@@ -33,6 +34,7 @@ const SCENARIOS: Record<ScenarioName, (context: ScenarioContext) => Promise<Row[
   memory,
   rate,
   refilling,
+  openloop,
   metrics: metricsCost,
 };
 

@@ -74,6 +74,8 @@ export interface SideCommands {
   'refilling.rate': [Record<string, never>, { perSecond: number }];
   /** Open loop at `perSecond` (Poisson), `count` hand-offs: pooled, from the refilling pool; raw, the floor on `count` pre-opened connections. */
   'refilling.go': [{ perSecond: number; count: number }, OpenLoopResult];
+  /** After rate.open: open loop at `perSecond` (Poisson) on this side's rate engine (pooled: its pool full first; raw: a fresh dial per hand-off). */
+  'openloop.go': [{ perSecond: number; count: number }, OpenLoopResult];
   close: [Record<string, never>, null];
 }
 
@@ -306,6 +308,11 @@ const handlers: Handlers = {
   async 'refilling.go'({ perSecond, count }) {
     if (mode === 'pooled') await pools!.full(ratePool, 120_000);
     else await (engine as PreopenedHandOff).open(count);
+    return openLoop(engine!, perSecond, count);
+  },
+
+  async 'openloop.go'({ perSecond, count }) {
+    if (mode === 'pooled') await pools!.full(ratePool, 120_000);
     return openLoop(engine!, perSecond, count);
   },
 
