@@ -1,12 +1,12 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
-import { MissingModuleError } from '../../core/errors.js';
 import { OptionReader } from '../../core/validate.js';
 import type { ClientPoolService } from '../client-pool.service.js';
 import { DEFAULT_POOL_NAME, getClientPoolToken, getServerPoolToken } from '../pool.constants.js';
 import type { ServerPoolService } from '../server-pool.service.js';
 import type { ClientPoolServiceStats, ServerPoolServiceStats } from '../pool-service-stats.js';
+import { requireTerminus } from './require-terminus.js';
 
 export type PoolRole = 'client' | 'server';
 
@@ -45,12 +45,7 @@ export class PoolHealthIndicator {
     // with an error that names the fix.
     @Optional() healthIndicatorService?: HealthIndicatorService,
   ) {
-    if (!healthIndicatorService) {
-      throw new MissingModuleError(
-        "PoolHealthIndicator needs Terminus's HealthIndicatorService: do not list PoolHealthIndicator in your providers, import PoolHealthModule from 'nestjs-tunnel-pool/health' instead (it brings TerminusModule)",
-      );
-    }
-    this.healthIndicatorService = healthIndicatorService;
+    this.healthIndicatorService = requireTerminus('PoolHealthIndicator', healthIndicatorService);
   }
 
   async isHealthy<const Key extends string>(key: Key, options: PoolHealthCheckOptions = {}): Promise<HealthIndicatorResult<Key>> {

@@ -1,12 +1,12 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
-import { MissingModuleError } from '../../core/errors.js';
 import { OptionReader } from '../../core/validate.js';
 import { DEFAULT_POOL_NAME } from '../pool.constants.js';
 import type { TunnelClientService } from '../tunnel/tunnel-client.service.js';
 import type { TunnelServerService } from '../tunnel/tunnel-server.service.js';
 import { getTunnelClientToken, getTunnelServerToken } from '../tunnel/tunnel.constants.js';
+import { requireTerminus } from './require-terminus.js';
 
 export type TunnelSide = 'client' | 'server';
 
@@ -42,12 +42,7 @@ export class TunnelHealthIndicator {
     private readonly moduleRef: ModuleRef,
     @Optional() healthIndicatorService?: HealthIndicatorService,
   ) {
-    if (!healthIndicatorService) {
-      throw new MissingModuleError(
-        "TunnelHealthIndicator needs Terminus's HealthIndicatorService: do not list TunnelHealthIndicator in your providers, import PoolHealthModule from 'nestjs-tunnel-pool/health' instead (it brings TerminusModule)",
-      );
-    }
-    this.healthIndicatorService = healthIndicatorService;
+    this.healthIndicatorService = requireTerminus('TunnelHealthIndicator', healthIndicatorService);
   }
 
   async isHealthy<const Key extends string>(key: Key, options: TunnelHealthCheckOptions = {}): Promise<HealthIndicatorResult<Key>> {
