@@ -330,6 +330,20 @@ export class ClientPool extends PoolBase<ClientTransport> {
     this.demand();
   }
 
+  /**
+   * The other end has `count` gets waiting for streams of this pool (the
+   * tunnel's WANT hint, as frp's ReqWorkConn): the capacity grows to cover
+   * them on top of what is idle and being dialed (not past `maxCap`), and
+   * the dials start now. With `refill: 'rounds'` only the capacity grows
+   * (the next round dials). Ignored while backing off after failed rounds.
+   */
+  want(count: number): void {
+    if (this.state !== 'running' || !(count > 0) || this.failedRounds > 0) return;
+    const target = Math.min(this.options.maxCap, this.idle.size + this.dialing + Math.floor(count));
+    if (target > this.capacityNow) this.capacityNow = target;
+    this.demand();
+  }
+
   // ---- on-demand refill ------------------------------------------------
 
   /** A get found the pool empty: with on-demand refill the capacity grows by one (not past maxCap) and the dial starts now. */

@@ -135,6 +135,25 @@ describe('client pool refill', () => {
     expect(transport.pending).toHaveLength(8);
   });
 
+  it("want(n), the other end's gets waiting: the capacity grows to cover them (up to maxCap) and the dials start now", async () => {
+    const transport = new ManualTransport();
+    pool = new ClientPool(transport, { minCap: 1, maxCap: 4, minIvl: 60_000, maxIvl: 60_000 });
+    pool.start();
+    await eventually(() => transport.pending.length === 1, 5000, 'the first round dials one');
+    transport.complete('00000001');
+    await pool.waitForActive(1, 5000);
+    await eventually(() => pool!.stats.totals.rounds === 1, 5000, 'the first round over');
+    const dialsBefore = transport.dials;
+    pool.want(2); // one idle, none in flight: room for 1 + 2
+    await turns(5);
+    expect(pool.capacity).toBe(3);
+    expect(transport.dials - dialsBefore).toBe(2); // for the two wanted
+    pool.want(10); // never past maxCap
+    await turns(5);
+    expect(pool.capacity).toBe(4);
+    expect(transport.pending).toHaveLength(3);
+  });
+
   it('an on-demand dial the server refuses stops on-demand refill: the rounds and their back-off decide', async () => {
     const { transport, pool } = await filled();
     (await pool.outgoingGet('00000001', 1000)).destroy();

@@ -6,6 +6,7 @@ import { ControlChannel, type ControlChannelOptions, type ServerAnswer } from '.
 import { decodeAll } from '../../lib/tunnel/control/decoder.js';
 import { encodeMessage, type AnnouncedRoute, type ControlMessage } from '../../lib/tunnel/control/messages.js';
 import { CONTROL_PREAMBLE } from '../../lib/tunnel/control/wire.js';
+import { eventually } from '../support/net.js';
 
 /** A connected pair of real TCP sockets on 127.0.0.1, half-open like pooled streams. */
 async function socketPair(): Promise<[net.Socket, net.Socket]> {
@@ -77,6 +78,18 @@ describe('ControlChannel over real TCP sockets', () => {
     expect(client.ack).toEqual({ type: 'hello-ack', version: 1, ...ANSWER });
     expect(server.hello.routes).toEqual(ROUTES);
     expect([c.version, s.version]).toEqual([1, 1]);
+    await closeBoth(c, s);
+  });
+
+  it('carries the server\'s WANT hint to the client, its count clamped to 1..65535', async () => {
+    const { c, s } = await connected();
+    const counts: number[] = [];
+    c.on('want', (count) => counts.push(count));
+    await s.want(3);
+    await s.want(0);
+    await s.want(1e6);
+    await eventually(() => counts.length === 3, 5000, 'three WANTs');
+    expect(counts).toEqual([3, 1, 65_535]);
     await closeBoth(c, s);
   });
 

@@ -78,6 +78,7 @@ const LAYOUTS: [string, ControlMessage, string][] = [
   ['PING', { type: 'ping', nonce: 1, time: 5 }, '20 0000000c  00000001 0000000000000005'],
   ['PONG', { type: 'pong', nonce: 0xfffffffe, time: 2 ** 53 - 1 }, '21 0000000c  fffffffe 001fffffffffffff'],
   ['FLUSH', { type: 'flush' }, '30 00000000'],
+  ['WANT', { type: 'want', count: 3 }, '80 00000002 0003'],
   ['DRAIN', { type: 'drain', timeout: 5000, text: 'bye' }, '31 00000009  00001388 0003 627965'],
 ];
 
@@ -127,8 +128,8 @@ describe('control codec: strict decoding, typed errors, never a throw', () => {
   });
 
   it('skips an unknown type from 0x80 up and goes on', () => {
-    const entries = decodeAll(hex('4e545043  80 00000003 010203  30 00000000  ff 00000000'));
-    expect(entries).toEqual([{ kind: 'skipped', type: 0x80, length: 3 }, { kind: 'message', message: { type: 'flush' } }, { kind: 'skipped', type: 0xff, length: 0 }]);
+    const entries = decodeAll(hex('4e545043  81 00000003 010203  30 00000000  ff 00000000'));
+    expect(entries).toEqual([{ kind: 'skipped', type: 0x81, length: 3 }, { kind: 'message', message: { type: 'flush' } }, { kind: 'skipped', type: 0xff, length: 0 }]);
   });
 
   it('reads a code it does not know as "other" where the table allows it (FAIL reason, END how, route status, ERROR code)', () => {

@@ -54,6 +54,7 @@ const message: fc.Arbitrary<ControlMessage> = fc.oneof(
   fc.record({ type: fc.constant('end' as const), conn: u32, id, sent: u53, received: u53, how: names(END_KINDS) }),
   fc.record({ type: fc.constantFrom('ping' as const, 'pong' as const), nonce: u32, time: u53 }),
   fc.constant({ type: 'flush' as const }),
+  fc.integer({ min: 0, max: 65_535 }).map((count) => ({ type: 'want' as const, count })),
   fc.record({ type: fc.constant('drain' as const), timeout: u32, text: text16 }),
 );
 

@@ -112,6 +112,8 @@ export interface ControlChannelEvents {
   accounting: [message: EndMessage];
   /** The peer asks this end to drop its idle pooled streams and build fresh ones. */
   flush: [];
+  /** The server's hint: `count` more pooled streams would be taken now. */
+  want: [count: number];
   /** The peer is going away: it opens no more, and accepts no more opens. */
   drain: [message: DrainMessage];
   /** A ping of this end was answered: the round trip in ms. */
@@ -267,6 +269,11 @@ export class ControlChannel extends EventEmitter<ControlChannelEvents> {
   }
 
   /** Asks the peer to drop its idle pooled streams and build fresh ones. */
+  /** Server: hints the client that `count` more streams would be taken now (1..65535; a peer that does not know WANT skips it). */
+  want(count: number): Promise<void> {
+    return this.message({ type: 'want', count: Math.max(1, Math.min(65_535, Math.floor(count))) });
+  }
+
   flush(): Promise<void> {
     return this.message({ type: 'flush' });
   }
@@ -434,6 +441,9 @@ export class ControlChannel extends EventEmitter<ControlChannelEvents> {
         return;
       case 'flush':
         this.emit('flush');
+        return;
+      case 'want':
+        this.emit('want', message.count);
         return;
       case 'drain':
         this.peerDrain = true;

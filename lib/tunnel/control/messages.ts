@@ -145,6 +145,12 @@ export interface DrainMessage {
   text: string;
 }
 
+/** Server → client, a hint: `count` more streams would be taken now (public connections wait for one). */
+export interface WantMessage {
+  type: 'want';
+  count: number;
+}
+
 export type ControlMessage =
   | HelloMessage
   | HelloAckMessage
@@ -155,7 +161,8 @@ export type ControlMessage =
   | PingMessage
   | PongMessage
   | FlushMessage
-  | DrainMessage;
+  | DrainMessage
+  | WantMessage;
 
 const ID = /^[0-9a-f]{8}$/;
 
@@ -238,6 +245,9 @@ export function encodeBody(message: ControlMessage): Buffer {
     case 'drain':
       w.u32(uint(message.timeout, 32, 'drain.timeout')).str16(message.text);
       break;
+    case 'want':
+      w.u16(uint(message.count, 16, 'want.count'));
+      break;
   }
   return w.done();
 }
@@ -253,6 +263,7 @@ const TYPE_OF: Record<ControlMessage['type'], number> = {
   pong: MessageType.PONG,
   flush: MessageType.FLUSH,
   drain: MessageType.DRAIN,
+  want: MessageType.WANT,
 };
 
 /** The whole frame of a message: type, body length, body. */
@@ -367,6 +378,12 @@ export function decodeBody(type: number, body: Buffer): ControlMessage | undefin
     case MessageType.DRAIN: {
       const r = new ByteReader(body, 'DRAIN');
       const message: DrainMessage = { type: 'drain', timeout: r.u32('timeout'), text: r.str16('text') };
+      r.end();
+      return message;
+    }
+    case MessageType.WANT: {
+      const r = new ByteReader(body, 'WANT');
+      const message: WantMessage = { type: 'want', count: r.u16('count') };
       r.end();
       return message;
     }

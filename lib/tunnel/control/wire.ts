@@ -30,6 +30,8 @@ export const MessageType = {
   PONG: 0x21,
   FLUSH: 0x30,
   DRAIN: 0x31,
+  /** A hint (skippable): the server has gets waiting for this client's streams; the client may dial more now. */
+  WANT: 0x80,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
