@@ -10,7 +10,7 @@
  */
 import { ADAPTERS, openPools, type AdapterName, type Pools, type RawLink } from './adapters.js';
 import { floorLatency, type HandOffEngine, type Latency, PooledHandOff, type PooledLatency, pooledLatency, PreopenedHandOff, RawDialHandOff, rawLatency } from './scenarios/handoff-engine.js';
-import { openLoop, type OpenLoopResult } from './scenarios/refilling-measure.js';
+import { openLoop, RefillRecorder, type OpenLoopResult } from './scenarios/refilling-measure.js';
 import { measureRate, type RateResult } from './scenarios/rate-measure.js';
 import {
   Control,
@@ -308,7 +308,7 @@ const handlers: Handlers = {
   async 'refilling.go'({ perSecond, count }) {
     if (mode === 'pooled') await pools!.full(ratePool, 120_000);
     else await (engine as PreopenedHandOff).open(count);
-    return openLoop(engine!, perSecond, count);
+    return openLoop(engine!, perSecond, count, mode === 'pooled' ? new RefillRecorder() : undefined);
   },
 
   async 'openloop.go'({ perSecond, count }) {

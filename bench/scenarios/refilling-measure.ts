@@ -1,3 +1,5 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { percentile } from '../stats.js';
 import { now, sleep, within } from '../util.js';
 import type { HandOffEngine } from './handoff-engine.js';
@@ -10,6 +12,8 @@ export interface OpenLoopResult {
   n: number;
   /** The arrival rate actually offered (per second). */
   offered: number;
+  /** Pooled runs with a recorder: what overlapped the slowest hand-offs. */
+  attribution?: Attribution;
 }
 
 /**
@@ -18,8 +22,10 @@ export interface OpenLoopResult {
  * ones before finished (a busy tunnel's traffic does not wait for the
  * pool). Latency is from the scheduled start to the echo.
  */
-export async function openLoop(engine: HandOffEngine, perSecond: number, count: number): Promise<OpenLoopResult> {
+export async function openLoop(engine: HandOffEngine, perSecond: number, count: number, recorder?: RefillRecorder): Promise<OpenLoopResult> {
   const latencies: number[] = [];
+  const intervals: Array<[number, number]> = [];
+  recorder?.start();
   const running: Array<Promise<void>> = [];
   const begin = now();
   let at = begin;
@@ -32,11 +38,101 @@ export async function openLoop(engine: HandOffEngine, perSecond: number, count: 
     const scheduled = at;
     running.push(
       within(engine.once(), 15_000, 'an open-loop hand-off').then(() => {
-        latencies.push((now() - scheduled) * 1000);
+        const end = now();
+        latencies.push((end - scheduled) * 1000);
+        intervals.push([scheduled, end]);
       }),
     );
   }
-  await Promise.all(running);
+  try {
+    await Promise.all(running);
+  } finally {
+    recorder?.finish();
+  }
   const sorted = [...latencies].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), p999: percentile(sorted, 99.9), n: sorted.length, offered: count / ((at - begin) / 1000) };
+  const result: OpenLoopResult = { p50: percentile(sorted, 50), p99: percentile(sorted, 99), p999: percentile(sorted, 99.9), n: sorted.length, offered: count / ((at - begin) / 1000) };
+  if (recorder) result.attribution = recorder.attribute(intervals);
+  return result;
+}
+
+/** What ran on the event loop during the slowest hand-offs of an open-loop run (see `Attribution`). */
+export interface Attribution {
+  /** Hand-offs at or above the run's p99. */
+  slowest: number;
+  /** Of those, how many overlapped: a dial of the pool in flight (connect, TLS, ID read), a server handshake, a GC. */
+  dial: number;
+  handshake: number;
+  gc: number;
+  /** None of the three. */
+  none: number;
+}
+
+type Interval = readonly [from: number, until: number];
+
+/**
+ * Records, while running, the intervals of the pool's dials (dial:start to
+ * dial:end/error, from the diagnostics channels), of the server's
+ * handshakes (accept to the end of the front door) and of GCs, to say
+ * afterwards what overlapped each slow hand-off.
+ */
+export class RefillRecorder {
+  private readonly dials: Interval[] = [];
+  private readonly handshakes: Interval[] = [];
+  private readonly gcs: Interval[] = [];
+  private readonly started = new Map<number, number>();
+  private readonly stop: Array<() => void> = [];
+
+  start(): void {
+    const onStart = (message: unknown): void => void this.started.set((message as { dial: number }).dial, now());
+    const onEnd = (message: unknown): void => {
+      const { dial } = message as { dial: number };
+      const from = this.started.get(dial);
+      if (from === undefined) return;
+      this.started.delete(dial);
+      this.dials.push([from, now()]);
+    };
+    const onHandshake = (message: unknown): void => {
+      const { durationMs } = message as { durationMs: number };
+      const until = now();
+      this.handshakes.push([until - durationMs, until]);
+    };
+    const subscriptions: Array<[string, (message: unknown) => void]> = [
+      ['nestjs-tunnel-pool:dial:start', onStart],
+      ['nestjs-tunnel-pool:dial:end', onEnd],
+      ['nestjs-tunnel-pool:dial:error', onEnd],
+      ['nestjs-tunnel-pool:handshake', onHandshake],
+    ];
+    for (const [name, fn] of subscriptions) {
+      diagnosticsChannel.subscribe(name, fn);
+      this.stop.push(() => diagnosticsChannel.unsubscribe(name, fn));
+    }
+    const observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) this.gcs.push([entry.startTime, entry.startTime + entry.duration]);
+    });
+    observer.observe({ entryTypes: ['gc'] });
+    this.stop.push(() => observer.disconnect());
+  }
+
+  finish(): void {
+    for (const stop of this.stop.splice(0)) stop();
+  }
+
+  /** What overlapped the hand-offs at or above the p99 of `samples` ([start, end] in `now()` ms). */
+  attribute(samples: readonly Interval[]): Attribution {
+    const overlaps = (list: readonly Interval[], [from, until]: Interval): boolean => list.some(([a, b]) => a < until && b > from);
+    const lengths = samples.map(([from, until]) => until - from).sort((a, b) => a - b);
+    const threshold = percentile(lengths, 99);
+    const slow = samples.filter(([from, until]) => until - from >= threshold);
+    const out: Attribution = { slowest: slow.length, dial: 0, handshake: 0, gc: 0, none: 0 };
+    for (const sample of slow) {
+      const dial = overlaps(this.dials, sample);
+      const handshake = overlaps(this.handshakes, sample);
+      const gc = overlaps(this.gcs, sample);
+      if (dial) out.dial++;
+      if (handshake) out.handshake++;
+      if (gc) out.gc++;
+      if (!dial && !handshake && !gc) out.none++;
+    }
+    return out;
+  }
 }

@@ -54,6 +54,11 @@ export async function refilling(context: ScenarioContext): Promise<Row[]> {
   const rows: Row[] = [];
   for (const share of SHARES) {
     const { pooled, floor } = results.get(share)!;
+    const blame = pooled.map((r) => r.attribution).filter((a) => a !== undefined);
+    const sum = (pick: (a: NonNullable<OpenLoopResult['attribution']>) => number): number => blame.reduce((total, a) => total + pick(a), 0);
+    const attribution =
+      `of the slowest 1 % of pooled hand-offs at ${share * 100} % (${sum((a) => a.slowest)} over ${blame.length} runs): ${sum((a) => a.dial)} overlapped a dial of the pool in flight, ` +
+      `${sum((a) => a.handshake)} a server handshake, ${sum((a) => a.gc)} a GC; ${sum((a) => a.none)} none of these`;
     for (const [metric, pick] of [
       ['p50', (r: OpenLoopResult) => r.p50],
       ['p99', (r: OpenLoopResult) => r.p99],
@@ -72,7 +77,7 @@ export async function refilling(context: ScenarioContext): Promise<Row[]> {
           floor: summarize(f),
           floorRatio: summarize(pairedRatios(p, f)),
           ...(target ? { target } : {}),
-          note,
+          note: metric === 'p99' ? `${note}; ${attribution}` : note,
         }),
       );
     }
