@@ -349,6 +349,15 @@ export class ServerPool extends PoolBase<ServerTransport> {
     ), (incoming) => incoming);
   }
 
+  /**
+   * Idle streams `incomingGet` could take now: of one client (its identity
+   * or label, as the `client` option of `incomingGet`), or of anyone.
+   */
+  readyFor(client?: IncomingGetOptions['client']): number {
+    const label = clientLabel(client);
+    return label === undefined ? this.idle.size : this.idle.countOf(label);
+  }
+
   /** `incomingGet({ id })`: the idle stream with that ID, or the wait for one still in its handshake. */
   private takeById(id: string, client: string | undefined, wait: WaitOptions): Promise<IncomingStream> {
     if (!isValidId(id)) throw new InvalidIdError(`expected an ID of 8 lowercase hex characters, got ${JSON.stringify(id)}`);

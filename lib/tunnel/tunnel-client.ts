@@ -144,6 +144,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.channel = channel;
     channel.on('open', (message) => void this.served(channel, message));
     channel.on('accounting', (message) => this.peerAccounting(message));
+    // The server's public connections wait for streams of ours: dial them now (capacity grows, up to maxCap).
+    channel.on('want', (count) => this.pool.want(count));
     channel.on('fail', (message) => this.outgoing.get(message.conn)?.cut(peerFailure(message.reason, `the tunnel server could not open the connection (${message.reason}): ${message.text}`)));
     channel.on('drain', () => this.emit('drain'));
     let established = false;

@@ -351,6 +351,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     try {
       if (this.state !== 'running' || this.sessions.get(session.label) !== session || session.channel.draining) throw new PoolClosedError(`client ${session.label} has no control channel`);
       release = session.limits.get(route.name)!.acquire();
+      // No ready stream of this client: ask it for one now (WANT, a hint) rather than wait for its next refill.
+      if (this.pool.readyFor(session.identity) === 0) void session.channel.want(1).catch(() => undefined);
       // Without authentication streams have no identity, and a filter would match none: the one anonymous client takes any.
       [id, stream] = await this.pool.incomingGet({ ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
       const conn = this.nextConn++;
