@@ -24,6 +24,7 @@ import { rendezvous } from './scenarios/rendezvous.js';
 import { throughput } from './scenarios/throughput.js';
 import { warmup } from './scenarios/warmup.js';
 import { metricsCost } from './scenarios/metrics-cost.js';
+import { tunnel } from './scenarios/tunnel.js';
 import { wsMasking } from '../lib/transports/ws/masking.js';
 
 const SCENARIOS: Record<ScenarioName, (context: ScenarioContext) => Promise<Row[]>> = {
@@ -36,6 +37,7 @@ const SCENARIOS: Record<ScenarioName, (context: ScenarioContext) => Promise<Row[
   refilling,
   openloop,
   metrics: metricsCost,
+  tunnel,
 };
 
 const USAGE = `Usage: npm run bench [-- options]   (or: node dist/bench/run.js [options] after npm run build)

@@ -243,13 +243,31 @@ class Pump implements Forwarding {
     this.finishing = true;
     clearTimeout(this.timer);
     for (const dispose of this.disposers.splice(0)) dispose();
-    // Both directions ended (or were cut): a plain destroy closes what is
-    // left (its writable side finished, so no reset).
-    for (const stream of [this.a, this.b]) if (!stream.destroyed) stream.destroy();
+    // Cut: destroy what is left at once. Both directions ended cleanly: let
+    // each stream close on its own first. A writable side's 'finish' can
+    // come before the transport sent its end (an HTTP/2 stream's END_STREAM
+    // still queued in the session): a destroy then would reset the stream
+    // (RST_STREAM CANCEL) and the peer would see a cut after every byte.
+    // A stream still open after END_GRACE_MS is destroyed.
+    for (const stream of [this.a, this.b]) {
+      if (stream.destroyed) continue;
+      if (this.error === undefined) destroyUnlessClosed(stream, END_GRACE_MS);
+      else stream.destroy();
+    }
     void Promise.all([whenClosed(this.a), whenClosed(this.b)]).then(() =>
       this.resolve({ aToB: this.ab.result(), bToA: this.ba.result(), error: this.error }),
     );
   }
+}
+
+/** How long a stream done both ways may take to close on its own before `forward()` destroys it (ms). */
+const END_GRACE_MS = 1000;
+
+/** Destroys `stream` unless it closes by itself within `grace` ms. */
+function destroyUnlessClosed(stream: Duplex, grace: number): void {
+  const timer = setTimeout(() => stream.destroy(), grace);
+  timer.unref?.();
+  stream.once('close', () => clearTimeout(timer));
 }
 
 /** Resolves once a destroyed stream has closed (at once for a stream that never emits 'close'). */

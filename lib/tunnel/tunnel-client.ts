@@ -312,6 +312,11 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       if (route) this.tunnelStats.failed({ route: route.name }, failure);
       // FAIL first, then the reset of the stream: the server cuts the public side either way, never a clean end.
       await channel.fail(failOf(message.conn, message.id, failure)).catch(() => undefined);
+      // Refused before its stream was taken (closing, no such route): take and cut the named stream too, so the
+      // server cuts the public side at once even when the FAIL never reaches it (a control channel closing first).
+      if (!stream && message.id && !this.outgoingIds.has(message.id)) {
+        stream = await this.pool.outgoingGet(message.id, this.options.openTimeout ?? 5000).catch(() => undefined);
+      }
       if (stream) cutStream(stream, failure);
       this.emit('open-failed', { route: message.route, id: message.id, error: failure });
     }

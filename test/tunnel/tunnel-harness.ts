@@ -12,21 +12,20 @@ import { createClientPool, createServerPool, type ClientPoolConfig, type ServerP
 import type { AllowRuleOptions, RouteOptions } from '../../lib/tunnel/routes.js';
 import { TunnelClient, type TunnelClientOptions } from '../../lib/tunnel/tunnel-client.js';
 import { TunnelServer, type TunnelServerOptions } from '../../lib/tunnel/tunnel-server.js';
-import { testCertificate } from '../support/kinds.js';
+import { kindSpec, type Kind } from '../support/kinds.js';
 import type { TestScope } from '../support/scope.js';
 
 export const KEYS = { 'site-a': 'Zr8v1Qm3pXk7TnW2cJ9yLd4Hs6Bf0AeU', 'site-b': 'q2W9e8R7t6Y5u4I3o2P1a0SdFgHjKlZx' } as const;
 export type Site = keyof typeof KEYS;
 
-/** The transports a tunnel spec may run over: tcp plain, http2 over TLS (with the test certificate), ws plain. */
-export type TunnelKind = 'tcp' | 'http2' | 'ws';
+/** The transports a tunnel spec may run over: every kind of the one table (test/support/kinds.ts), TLS with the test certificate. */
+export type TunnelKind = Kind;
 const kindOf = new WeakMap<TunnelServer, TunnelKind>();
-const serverExtra = (kind: TunnelKind): Record<string, unknown> => (kind === 'http2' ? { tls: (({ key, cert }) => ({ key, cert }))(testCertificate()) } : {});
-const clientExtra = (kind: TunnelKind): Record<string, unknown> => (kind === 'http2' ? { tls: '1' } : {});
+const serverExtra = (kind: TunnelKind): Record<string, unknown> => ({ ...kindSpec(kind).server });
+const clientExtra = (kind: TunnelKind): Record<string, unknown> => ({ ...kindSpec(kind).client });
 
 export async function startTunnelServer(scope: TestScope, rules: AllowRuleOptions[], kind: TunnelKind = 'tcp', extra: Partial<TunnelServerOptions> = {}): Promise<TunnelServer> {
   const pool: ServerPool = createServerPool({
-    transport: kind,
     ...serverExtra(kind),
     host: '127.0.0.1',
     port: 0,
@@ -45,7 +44,6 @@ export async function startTunnelServer(scope: TestScope, rules: AllowRuleOption
 export function clientPool(scope: TestScope, server: TunnelServer, site: Site): ClientPool {
   const kind = kindOf.get(server) ?? 'tcp';
   const pool = createClientPool({
-    transport: kind,
     ...clientExtra(kind),
     address: `127.0.0.1:${server.pool.address()!.port}`,
     auth: { key: KEYS[site] },
