@@ -87,7 +87,11 @@ function refused(port: number): Promise<boolean> {
 }
 
 describe('nestjs-tunnel-pool command line', () => {
-  it('tunnels an HTTP request through a reverse route and a forward route; SIGTERM exits 0 and closes every port', async () => {
+  it.each([
+    ['tcp', ['--transport', 'tcp']],
+    ['ws', ['--transport', 'ws']],
+    ['http2 (tls 1, certificate made at start-up)', ['--transport', 'http2', '--tls', '1']],
+  ])('%s: tunnels an HTTP request through a reverse route and a forward route; SIGTERM exits 0 and closes every port', async (_kind, wire) => {
     const target = http.createServer((req, res) => {
       res.setHeader('connection', 'close');
       res.end(`target saw ${req.url}`);
@@ -96,13 +100,13 @@ describe('nestjs-tunnel-pool command line', () => {
     await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
     const targetPort = (target.address() as net.AddressInfo).port;
 
-    const server = run(['server', '--listen', '127.0.0.1:0', '--key', KEY, '--ports', '20000-40000', '--allow-target', `127.0.0.1:${targetPort}`]);
+    const server = run(['server', ...(wire as string[]), '--listen', '127.0.0.1:0', '--key', KEY, '--ports', '20000-40000', '--allow-target', `127.0.0.1:${targetPort}`]);
     const tunnelPort = Number(await waitFor(server, /listening for tunnel clients on 127\.0\.0\.1:(\d+)/));
     const free = net.createServer();
     await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
     const listenPort = (free.address() as net.AddressInfo).port;
     await new Promise<void>((resolve) => free.close(() => resolve()));
-    const client = run(['client', '--connect', `127.0.0.1:${tunnelPort}`, '--key', KEY, '--route', `web=reverse:0:127.0.0.1:${targetPort}`, '--route', `back=forward:${listenPort}:127.0.0.1:${targetPort}`]);
+    const client = run(['client', ...(wire as string[]), '--connect', `127.0.0.1:${tunnelPort}`, '--key', KEY, '--route', `web=reverse:0:127.0.0.1:${targetPort}`, '--route', `back=forward:${listenPort}:127.0.0.1:${targetPort}`]);
     const publicPort = Number(await waitFor(server, /route web: connect to 127\.0\.0\.1:(\d+)/));
     const forwardPort = Number(await waitFor(client, /route back: listening on 127\.0\.0\.1:(\d+)/));
 
