@@ -1,0 +1,156 @@
+import type { ClientPool } from '../core/client-pool.js';
+import { InvalidOptionsError } from '../core/errors.js';
+import { FailureReporter } from '../core/logger.js';
+import { createClientPool, type ClientPoolConfig } from '../pool-factory.js';
+import { validateRoutes, type RouteOptions } from '../tunnel/routes.js';
+import { TunnelClient } from '../tunnel/tunnel-client.js';
+import { CliLog, type CliOutput } from './log.js';
+import { CLIENT_FLAGS, helpText, parseFlags, parseRoute, readCommon, readHostPort, type Env } from './options.js';
+import { rename, type RunningCommand } from './server.js';
+
+export const CLIENT_HELP = helpText(
+  'client',
+  CLIENT_FLAGS,
+  'Runs a tunnel client: connects to the tunnel server at --connect, announces its --route list and\nserves it (reverse: the server listens, this side reaches the target; forward: this side listens,\nthe server reaches the target).',
+  `
+Routes (--route, repeatable; TUNNEL_ROUTES holds several, separated by spaces):
+  NAME=reverse:PORT:HOST:PORT          the server listens on PORT (0: it picks one of its --ports),
+                                       connections go to HOST:PORT as reached from this side
+  NAME=forward:[HOST:]PORT:HOST:PORT   this side listens on [HOST:]PORT (host default 127.0.0.1),
+                                       connections go to HOST:PORT as reached from the server
+  then optionally ,proxy=v1 or ,proxy=v2 (PROXY protocol header to the target) and ,max=N
+
+Example:
+  nestjs-tunnel-pool client --connect tunnel.example.com:10101 --key-file /etc/tunnel.key \\
+    --route web=reverse:8080:127.0.0.1:3000 --route db=forward:15432:db.internal:5432
+`,
+);
+
+/** Reads the flags, starts the pool and the tunnel client (retrying until the server answers), logs what happens. */
+export async function runClient(args: string[], env: Env, output: CliOutput): Promise<RunningCommand | undefined> {
+  const values = parseFlags(CLIENT_FLAGS, args, env);
+  if (values.bool('help')) {
+    output.out(CLIENT_HELP);
+    return undefined;
+  }
+  const common = readCommon(values);
+  const connect = readHostPort(values, 'connect');
+  if (connect.portZero) throw new InvalidOptionsError(values.from('connect'), 'port 0 cannot be dialled: give the server\'s port');
+  // Routes hold commas for their settings: from the variable they are separated by spaces.
+  const routeSpecs = values.from('route') === 'TUNNEL_ROUTES' ? (values.string('route') ?? '').split(/\s+/).filter((s) => s.length > 0) : values.list('route');
+  if (routeSpecs.length === 0) throw new InvalidOptionsError(values.from('route'), 'no route: give at least one --route (see --help)');
+  const routes: RouteOptions[] = routeSpecs.map((spec) => parseRoute(spec, values.from('route')));
+  try {
+    validateRoutes(routes);
+  } catch (error) {
+    if (error instanceof InvalidOptionsError) throw new InvalidOptionsError(values.from('route'), error.message.replace(/^invalid option /, ''));
+    throw error;
+  }
+  const pin = values.string('pin');
+  const ca = values.file('tls-ca');
+  if (pin !== undefined && common.tls === '0') throw new InvalidOptionsError(values.from('pin'), 'a pin checks a TLS certificate: give --tls 1');
+  if (ca !== undefined && common.tls !== '2') throw new InvalidOptionsError(values.from('tls-ca'), 'a CA verifies the server in tls 2: give --tls 2');
+  const maxCap = values.int('max-cap', 16, 1, 65_536);
+  const minCap = values.int('min-cap', Math.min(4, maxCap), 1, maxCap);
+  const log = new CliLog('client', output);
+
+  const config = {
+    transport: common.transport,
+    address: `${connect.host.includes(':') ? `[${connect.host}]` : connect.host}:${connect.port}`,
+    minCap,
+    maxCap,
+    logger: log.poolLogger,
+    tls: common.tls,
+    ...(common.tls === '2' ? { hostname: values.string('hostname') ?? connect.host } : {}),
+    ...(ca ? { ca } : {}),
+    ...(pin !== undefined ? { pin } : {}),
+    ...(common.key !== undefined ? { auth: { key: common.key } } : {}),
+  } as ClientPoolConfig;
+  let pool: ClientPool;
+  try {
+    pool = createClientPool(config);
+  } catch (error) {
+    throw rename(error, values.from.bind(values));
+  }
+  const name = values.string('name') ?? '';
+  const failures = new FailureReporter(log.poolLogger, 'tunnel', 'opening connections', 10_000);
+  const starts = new FailureReporter(log.poolLogger, 'tunnel', `reaching the server at ${config.address as string}`, 10_000);
+  log.info(`connecting to ${config.address as string} (${common.transport}, tls ${common.tls}, ${common.key ? 'authenticated' : 'NO authentication (--insecure)'})`);
+
+  let client: TunnelClient | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  let wake: (() => void) | undefined;
+  let fatal: ((error: Error) => void) | undefined;
+  const fatalError = new Promise<Error>((resolve) => (fatal = resolve));
+
+  const attempt = async (): Promise<void> => {
+    let delay = 250;
+    while (!stopped) {
+      const candidate = new TunnelClient({ pool, routes, name });
+      client = candidate;
+      wire(candidate);
+      try {
+        await candidate.start();
+        starts.success();
+        return;
+      } catch (error) {
+        await candidate.close().catch(() => undefined);
+        if (error instanceof InvalidOptionsError && /listen/.test(error.option)) {
+          // A forward route's port is taken: no retry helps.
+          fatal?.(new InvalidOptionsError(values.from('route'), error.message.replace(/^invalid option [^:]+: /, '')));
+          return;
+        }
+        if (stopped) return;
+        starts.failure(error);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          retry = setTimeout(resolve, delay);
+        });
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+  };
+
+  const wire = (tunnel: TunnelClient): void => {
+    tunnel.on('up', (states) => {
+      const parts = states.map((s) => (s.accepted ? 'accepted' : `refused (${s.status})`));
+      log.info(`up: ${states.map((s, i) => `${s.name} ${parts[i]}`).join(', ')}`);
+      for (const route of routes) {
+        const state = states.find((s) => s.name === route.name);
+        if (!state?.accepted) continue;
+        const target = typeof route.target === 'string' ? route.target : `${route.target.host}:${route.target.port}`;
+        if (route.direction === 'reverse') log.info(`route ${route.name}: server port ${state.port} -> ${target}`);
+        else {
+          const address = tunnel.addressOf(route.name);
+          if (address) log.info(`route ${route.name}: listening on ${address.address}:${address.port} -> ${target} (from the server)`);
+        }
+      }
+    });
+    tunnel.on('refused', (answer) => log.warn(`route ${answer.name} refused by the server (${answer.status}): ${answer.text}`));
+    tunnel.on('down', (error) => {
+      if (!stopped) log.warn(`down${error ? `: ${error.message}` : ''}; reconnecting`);
+    });
+    tunnel.on('drain', () => log.info('the server is draining: no new connections'));
+    tunnel.on('open-failed', ({ error }) => failures.failure(error));
+    tunnel.on('connection', () => failures.success());
+  };
+
+  const started = attempt();
+
+  return {
+    failed: fatalError,
+    stop: async () => {
+      log.info('stopping: finishing tunnelled connections');
+      stopped = true;
+      clearTimeout(retry);
+      wake?.();
+      await started;
+      failures.close();
+      starts.close();
+      await client?.close();
+      await pool.close();
+      log.info('stopped');
+    },
+  };
+}
