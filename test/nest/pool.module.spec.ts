@@ -153,7 +153,13 @@ describe('PoolModule.forRoot', () => {
     await shutdown;
     expect(closedAt - shutdownStarted).toBeGreaterThanOrEqual(400);
     expect([serverSide.destroyed, clientSide.destroyed]).toEqual([true, true]);
-    expect(errors).toEqual(['POOL_ERR_CLOSED', 'POOL_ERR_CLOSED']);
+    // Both pools cut at the same deadline, each with POOL_ERR_CLOSED. Their two timers may fire in two turns of
+    // the event loop: then the first cut's reset reaches the other stream before its own pool cuts it, and that
+    // stream fails with the peer's ECONNRESET (seen once on Node 26 in CI). Either way each stream ends in an
+    // error, never a clean end, and at least one of them by its own pool's cut.
+    expect(errors).toHaveLength(2);
+    expect(errors).toContain('POOL_ERR_CLOSED');
+    for (const code of errors) expect(['POOL_ERR_CLOSED', 'ECONNRESET']).toContain(code);
     expect(client.stats).toMatchObject({ state: 'closed', inUse: 0 });
     // The core's own bound ended the close, not the module's guard.
     expect(logger.messages('warn')).toEqual([]);
