@@ -57,6 +57,20 @@ const sha = (data: Buffer | Buffer[]): string => {
   return hash.digest('hex');
 };
 
+/** A target that hashes what it reads until the FIN, then answers `reply` and ends ("request, FIN, reply"). */
+async function hashingTarget(reply: Buffer): Promise<{ port: number; saw: () => string }> {
+  let digest = '';
+  const port = await listenTarget((socket) => {
+    const hash = createHash('sha256');
+    socket.on('data', (chunk: Buffer) => hash.update(chunk));
+    socket.on('end', () => {
+      digest = hash.digest('hex');
+      socket.end(reply);
+    });
+  });
+  return { port, saw: () => digest };
+}
+
 describe.each(KIND_NAMES)('tunnel end to end over %s with a key', (kind) => {
   it(`${CONCURRENT} concurrent connections on a reverse route, each echoing its own bytes`, async () => {
     const targetPort = await listenTarget((socket) => socket.pipe(socket));
@@ -73,15 +87,7 @@ describe.each(KIND_NAMES)('tunnel end to end over %s with a key', (kind) => {
 
   it(`${BULK / 1024 / 1024} MiB each way with SHA-256 through a reverse route, as "request, FIN, reply"`, async () => {
     const reply = randomBytes(BULK);
-    let targetSaw = '';
-    const targetPort = await listenTarget((socket) => {
-      const hash = createHash('sha256');
-      socket.on('data', (chunk: Buffer) => hash.update(chunk));
-      socket.on('end', () => {
-        targetSaw = hash.digest('hex');
-        socket.end(reply);
-      });
-    });
+    const { port: targetPort, saw } = await hashingTarget(reply);
     const [publicPort] = await freePorts(1);
     const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'bulk', directions: ['reverse'], ports: [publicPort!] }], kind);
     const client = startTunnelClient(scope, server, 'site-a', [{ name: 'bulk', serverPort: publicPort, target: `127.0.0.1:${targetPort}` }]);
@@ -90,20 +96,12 @@ describe.each(KIND_NAMES)('tunnel end to end over %s with a key', (kind) => {
     const got = await roundTrip(publicPort!, request);
     expect(got.length).toBe(reply.length);
     expect(sha(got)).toBe(sha(reply));
-    expect(targetSaw).toBe(sha(request));
+    expect(saw()).toBe(sha(request));
   });
 
   it(`${FORWARD_BULK / 1024 / 1024} MiB each way with SHA-256 through a forward route, as "request, FIN, reply"`, async () => {
     const reply = randomBytes(FORWARD_BULK);
-    let targetSaw = '';
-    const targetPort = await listenTarget((socket) => {
-      const hash = createHash('sha256');
-      socket.on('data', (chunk: Buffer) => hash.update(chunk));
-      socket.on('end', () => {
-        targetSaw = hash.digest('hex');
-        socket.end(reply);
-      });
-    });
+    const { port: targetPort, saw } = await hashingTarget(reply);
     const [listenPort] = await freePorts(1);
     const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'up', directions: ['forward'], targets: [`127.0.0.1:${targetPort}`] }], kind);
     const client = startTunnelClient(scope, server, 'site-a', [{ name: 'up', direction: 'forward', listen: listenPort!, target: `127.0.0.1:${targetPort}` }]);
@@ -112,7 +110,7 @@ describe.each(KIND_NAMES)('tunnel end to end over %s with a key', (kind) => {
     const got = await roundTrip(listenPort!, request);
     expect(got.length).toBe(reply.length);
     expect(sha(got)).toBe(sha(reply));
-    expect(targetSaw).toBe(sha(request));
+    expect(saw()).toBe(sha(request));
   });
 
   it('server close drains: the connection in flight finishes cleanly, new ones are refused', async () => {
