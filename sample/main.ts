@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   }
   console.log(config.role === 'server'
     ? 'tunnel ready: a tunnel client is connected and its route is open'
-    : 'tunnel ready: the control channel is up and pooled streams are idle');
+    : 'tunnel ready: the control channel is up, the server side opened the route and pooled streams are idle');
 }
 
 /** The variable behind a pool option the library rejected (it names options, not variables). */

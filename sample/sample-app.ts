@@ -125,7 +125,7 @@ export async function createSampleApp(config: SampleConfig, options: SampleAppOp
   };
 
   const isReady = (): boolean =>
-    (!tunnelClient || (tunnelClient.connected && (clientPool?.active ?? 0) > 0)) && (!tunnelServer || tunnelServer.clients.some((client) => tunnelServer.routesOf(client).some((r) => r.name === ROUTE)));
+    (!tunnelClient || (tunnelClient.connected && tunnelClient.routeStates.some((r) => r.name === ROUTE && r.accepted) && (clientPool?.active ?? 0) > 0)) && (!tunnelServer || tunnelServer.clients.some((client) => tunnelServer.routesOf(client).some((r) => r.name === ROUTE)));
   const ready = ({ timeout = Infinity, signal }: { timeout?: number; signal?: AbortSignal } = {}): Promise<void> =>
     new Promise((resolve, reject) => {
       const deadline = Date.now() + timeout;

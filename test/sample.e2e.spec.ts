@@ -476,7 +476,9 @@ describe('the sample authenticates its pooled connections by default', () => {
       /tunnel ready/,
     );
     expect(client.output()).toContain('pooled connections:   authenticated (key from TUNNEL_KEY)');
-    const reply = await get(`http://127.0.0.1:${publicPort}/`);
+    const reply = await get(`http://127.0.0.1:${publicPort}/`).catch((error: Error) => {
+      throw new Error(`${error.message}\n--- server:\n${server.output()}\n--- client:\n${client.output()}`);
+    });
     expect(reply.status).toBe(200);
     expect(reply.body).toMatch(HELLO);
     // The key is printed once, by the server side that made it, and by nobody else.

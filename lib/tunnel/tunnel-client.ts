@@ -83,6 +83,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private nextConn = 1;
   private readonly tunnelStats = new TunnelStats(() => ({ pool: this.pool.name, role: 'client' }));
   private channel?: ControlChannel;
+  /** The channel whose hello the server answered (the one `connected` speaks of). */
+  private established?: ControlChannel;
   private detachLog?: () => void;
   /** The pending reconnect, and how many tries in a row failed. */
   private retry?: NodeJS.Timeout;
@@ -109,9 +111,13 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     return this.tunnelStats.snapshot();
   }
 
-  /** Whether the control channel is up. */
+  /**
+   * Whether the control channel is up: the server answered its hello (so
+   * every accepted reverse route's public listener is bound). A channel
+   * whose hello is still in flight is not up yet.
+   */
   get connected(): boolean {
-    return this.channel !== undefined && !this.channel.closed;
+    return this.channel !== undefined && this.channel === this.established && !this.channel.closed;
   }
 
   /** The control channel's last ping round trip (ms); undefined before its first pong. */
@@ -156,6 +162,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     });
     const { ack } = await channel.hello({ name: this.options.name ?? '', routes: this.routes.map(announceRoute) });
     established = true;
+    this.established = channel;
     this.failures = 0;
     this.answers = ack.routes.map((answer) => ({ ...answer, accepted: answer.status === 'accepted' }));
     for (const answer of ack.routes) if (answer.status !== 'accepted') this.emit('refused', answer);
@@ -236,7 +243,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   }
 
   private async forwardConnection(route: Route, socket: net.Socket): Promise<void> {
-    const channel = this.channel;
+    const channel = this.connected ? this.channel : undefined; // not one whose hello is in flight
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
     let release: (() => void) | undefined;

@@ -7,10 +7,11 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import net from 'node:net';
 import type { ControlChannel } from '../../lib/tunnel/control/channel.js';
-import type { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
+import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
 import { eventually, freePorts, readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
-import { startTunnelClient, startTunnelServer } from './tunnel-harness.js';
+import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
+import { KEYS, startTunnelClient, startTunnelServer } from './tunnel-harness.js';
 
 jest.setTimeout(60_000);
 const scope = useTestScope();
@@ -122,6 +123,36 @@ describe('tunnel lifecycle over tcp with a key', () => {
     clearTimeout(timer);
     expect(outcome).toBe('closed');
     await publicClosed;
+  });
+
+  it('connected stays false while the hello is unanswered: "up" means the server answered and its public listeners are bound', async () => {
+    // A plain server pool with the keys, no tunnel server: the client's hello reaches it and is never answered.
+    const pool = createServerPool({ host: '127.0.0.1', port: 0, maxCap: 8, closeTimeout: 2000, auth: { key: Object.entries(KEYS).map(([id, key]) => ({ id, key })) } } as ServerPoolConfig);
+    scope.defer(() => pool.close());
+    await pool.start();
+    const clientPool = createClientPool({ address: `127.0.0.1:${pool.address()!.port}`, auth: { key: KEYS['site-a'] }, minCap: 2, maxCap: 2, closeTimeout: 2000 } as ClientPoolConfig);
+    scope.defer(() => clientPool.close());
+    const client = new TunnelClient({
+      pool: clientPool,
+      routes: [{ name: 'x', serverPort: 0, target: '127.0.0.1:9' }],
+      helloTimeout: 1500,
+      reconnect: false,
+    });
+    scope.defer(() => client.close());
+    const started = client.start().then(() => 'up', (error: Error & { code?: string }) => error.code ?? error.message);
+    // Every idle stream of the plain pool; the one that carries bytes carries the hello.
+    const hello = new Promise<Buffer>((resolve) => {
+      void (async () => {
+        for (;;) {
+          const [, stream] = await pool.incomingGet({ timeout: 5000 });
+          stream.once('data', (chunk: Buffer) => resolve(chunk));
+        }
+      })().catch(() => undefined);
+    });
+    expect((await hello).length).toBeGreaterThan(0);
+    expect(client.connected).toBe(false);
+    expect(await started).not.toBe('up');
+    expect(client.connected).toBe(false);
   });
 
   it('close() on both ends releases everything (the spec finishes without --forceExit)', async () => {
