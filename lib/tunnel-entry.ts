@@ -32,7 +32,7 @@ export {
   type RouteRefusal,
 } from './tunnel/routes.js';
 // What the control channel says about routes and connections, as the events carry it
-export type { AnnouncedRoute, RouteAnswer, EndMessage, FailMessage, OpenMessage, PeerAddress, ServerLimits } from './tunnel/control/messages.js';
+export type { AnnouncedRoute, RouteAnswer, EndMessage, FailMessage, OpenMessage, PeerAddress, ServerLimits, ShutMessage } from './tunnel/control/messages.js';
 export type { FailReason, EndKind, RouteStatus, ControlErrorCode } from './tunnel/control/wire.js';
 export type { ControlChannelOptions } from './tunnel/control/channel.js';
 

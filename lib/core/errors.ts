@@ -490,7 +490,9 @@ export type ControlProtocolFailure =
   /** A well-formed message where the exchange does not allow it (an OPEN before the hello, a second hello). */
   | 'unexpected'
   /** The stream ended in the middle of a frame. */
-  | 'truncated';
+  | 'truncated'
+  /** A tunnelled connection's pooled stream did not start with its 8-byte header (`NTPR`/`NTPF` and its conn). */
+  | 'stream-header';
 
 /**
  * The tunnel's control channel received bytes its protocol does not allow;

@@ -40,6 +40,24 @@ export interface ForwardOptions {
   readonly idleTimeout?: number;
   /** Cut both sides when this aborts (the error is a `PoolAbortedError`). */
   readonly signal?: AbortSignal;
+  /**
+   * End confirmation for `b` when it is a tunnel's pooled stream, whose
+   * clean end the other end of the tunnel confirms on its control channel
+   * (a FIN alone cannot tell a finished peer from a killed one):
+   * - `sending(sent)`: `a` ended and `b` is about to be ended, after `sent`
+   *   bytes written into it (tell the other end);
+   * - `confirm(received)`: `b` ended after `received` bytes; its end is
+   *   passed on to `a` only if this resolves `true`, otherwise both sides
+   *   are cut (`StreamCutError` 'reset'), so `a` never sees a clean end the
+   *   other end did not write.
+   */
+  readonly endOf?: EndConfirmation;
+}
+
+/** See `ForwardOptions.endOf`. */
+export interface EndConfirmation {
+  sending(sent: number): void;
+  confirm(received: number): Promise<boolean>;
 }
 
 /** A forwarded pair, while it runs and after. */
@@ -110,6 +128,7 @@ class Pump implements Forwarding {
   private moved = false;
   private error: Error | undefined;
   private finishing = false;
+  private readonly endOf: EndConfirmation | undefined;
   readonly done: Promise<ForwardResult>;
   private resolve!: (result: ForwardResult) => void;
 
@@ -120,6 +139,7 @@ class Pump implements Forwarding {
   ) {
     this.ab = new Direction(a, b);
     this.ba = new Direction(b, a);
+    this.endOf = options.endOf;
     this.done = new Promise((resolve) => (this.resolve = resolve));
     for (const stream of [a, b]) {
       stream.on('error', noop); // errors are read below; none may go uncaught after release
@@ -207,8 +227,23 @@ class Pump implements Forwarding {
   private sourceEnded(direction: Direction): void {
     if (direction.state !== 'open') return;
     const dst = direction.dst;
-    if (dst.writableFinished) this.finished(direction);
-    else if (!dst.writableEnded) dst.end();
+    if (dst.writableFinished) return this.finished(direction);
+    if (dst.writableEnded) return;
+    if (!this.endOf) return void dst.end();
+    if (direction === this.ab) {
+      this.endOf.sending(direction.bytes);
+      return void dst.end();
+    }
+    // The pooled stream ended: pass it on only once the other end confirmed it wrote exactly what arrived.
+    const received = direction.bytes;
+    void this.endOf.confirm(received).then(
+      (confirmed) => {
+        if (this.finishing) return;
+        if (confirmed) dst.end();
+        else this.fail(new StreamCutError('reset', `the pooled stream ended after ${received} bytes but the other end of the tunnel did not confirm that end (its process died, or the bytes it wrote differ)`), 'cut');
+      },
+      (error: Error) => this.fail(error, 'cut'),
+    );
   }
 
   private finished(direction: Direction): void {

@@ -6,7 +6,9 @@ import type { PoolLogger } from '../core/logger.js';
 import { InvalidOptionsError, PoolClosedError, StreamCutError } from '../core/errors.js';
 import { ControlChannel, type ControlChannelOptions } from './control/channel.js';
 import type { EndMessage, OpenMessage, RouteAnswer } from './control/messages.js';
-import { cutStream, forward, type Forwarding, type ForwardResult } from './forward.js';
+import { EndConfirmations } from './end-confirmations.js';
+import { cutStream, forward, type EndConfirmation, type Forwarding, type ForwardResult } from './forward.js';
+import { encodeStreamHeader } from './stream-header.js';
 import { announceRoute, validateRoutes, type Route, type RouteOptions } from './routes.js';
 import { connectTarget, ConnectionLimit } from './target.js';
 import { attachTunnelLog } from './tunnel-log.js';
@@ -26,6 +28,12 @@ export interface TunnelClientOptions {
   openTimeout?: number;
   /** How long `close()` lets tunnelled connections finish before cutting them (ms, default 5000). */
   closeTimeout?: number;
+  /**
+   * How long a pooled stream's end waits for the server's SHUT (its word
+   * that it ended that stream) before it is passed on as a cut instead of
+   * a clean end (ms, default 5000).
+   */
+  accountingTimeout?: number;
   /** After a lost control channel, a new one after minDelay ms, doubling on each failed try up to maxDelay (default 200..10000); false: none. */
   reconnect?: { minDelay?: number; maxDelay?: number } | false;
   /** Options of the control channel (pings, liveness). */
@@ -76,8 +84,10 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private readonly open = new Map<number, Forwarding>();
   /** This side's connections on forward routes, by its conn number. */
   private readonly outgoing = new Map<number, Forwarding>();
-  /** The same forwardings by the ID of the stream they run on: a reverse OPEN naming one of them is a collision. */
-  private readonly outgoingIds = new Map<string, Forwarding>();
+  /** The IDs of the streams this side took for its forward connections, from the take on: a reverse OPEN naming one is a collision. */
+  private readonly ownIds = new Set<string>();
+  /** The server's SHUTs, matched with the ends of this side's pooled streams. */
+  private readonly confirmations: EndConfirmations;
   /** Listeners of accepted forward routes. */
   private readonly forwardListeners: net.Server[] = [];
   private nextConn = 1;
@@ -97,6 +107,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     if (!options || typeof options.pool?.takeAny !== 'function') throw new InvalidOptionsError('pool', 'a ClientPool is required');
     this.pool = options.pool;
     this.routes = validateRoutes(options.routes);
+    this.confirmations = new EndConfirmations(options.accountingTimeout ?? 5000);
     this.options = options;
     for (const route of this.routes) this.limits.set(route.name, new ConnectionLimit(route.maxConnections > 0 ? route.maxConnections : Infinity));
     if (options.logger) this.detachLog = attachTunnelLog(this, 'client', options.logger, options.logInterval);
@@ -150,6 +161,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.channel = channel;
     channel.on('open', (message) => void this.served(channel, message));
     channel.on('accounting', (message) => this.peerAccounting(message));
+    channel.on('shut', (message) => this.confirmations.shut(message));
     // The server's public connections wait for streams of ours: dial them now (capacity grows, up to maxCap).
     channel.on('want', (count) => this.pool.want(count));
     channel.on('fail', (message) => this.outgoing.get(message.conn)?.cut(peerFailure(message.reason, `the tunnel server could not open the connection (${message.reason}): ${message.text}`)));
@@ -214,6 +226,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       await Promise.all(running.map((f) => f.done));
     }
     await this.channel?.close();
+    this.confirmations.close();
     this.detachLog?.();
     this.state = 'closed';
   }
@@ -248,25 +261,26 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     socket.on('error', () => undefined);
     let release: (() => void) | undefined;
     let stream: Duplex | undefined;
+    let id = '';
     try {
       if (this.state !== 'running' || !channel || channel.closed || channel.draining) throw new PoolClosedError('the tunnel is not open for new connections');
       release = this.limits.get(route.name)!.acquire();
       // The youngest stream: the server takes the oldest for reverse connections (see takeAny).
-      const [id, taken] = await this.pool.takeAny({ timeout: this.options.openTimeout ?? 5000, newest: true });
-      stream = taken;
+      [id, stream] = await this.pool.takeAny({ timeout: this.options.openTimeout ?? 5000, newest: true });
+      this.ownIds.add(id);
       const conn = this.nextConn++;
+      // The header first, so that a server that picked this stream for a reverse connection at the same moment knows it is ours.
+      stream.write(encodeStreamHeader({ direction: 'forward', conn }));
       const address = socket.remoteAddress;
       const peer = address !== undefined && socket.remotePort !== undefined ? { peer: { address: address.startsWith('::ffff:') ? address.slice(7) : address, port: socket.remotePort } } : {};
       await channel.open({ conn, id, route: route.name, ...peer });
-      const forwarding = forward(socket, stream);
+      const forwarding = forward(socket, stream, { endOf: this.endOf(conn, id) });
       this.outgoing.set(conn, forwarding);
-      this.outgoingIds.set(id, forwarding);
       socket.resume();
       this.tunnelStats.track({ route: route.name, id }, forwarding);
       this.emit('opened', { route: route.name, id });
       const result = await forwarding.done;
       this.outgoing.delete(conn);
-      if (this.outgoingIds.get(id) === forwarding) this.outgoingIds.delete(id);
       release();
       if (!channel.closed) void channel.accounting(accountingOf(conn, id, result)).catch(() => undefined);
       this.emit('connection', { route: route.name, id, result });
@@ -277,11 +291,16 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       const failure = error instanceof Error ? error : new Error(String(error));
       this.tunnelStats.failed({ route: route.name }, failure);
       this.emit('open-failed', { route: route.name, id: '', error: failure });
+    } finally {
+      this.ownIds.delete(id);
     }
   }
 
   /** An OPEN from the server: the named stream, the route's target, forwarding; FAIL on any failure. */
   private async served(channel: ControlChannel, message: OpenMessage): Promise<void> {
+    // The server picked a stream this client had just taken for a forward connection: that stream's header
+    // (NTPF) tells the server, which hands it to that connection and picks another one. Nothing to answer.
+    if (this.ownIds.has(message.id)) return;
     const route = this.routes.find((r) => r.name === message.route && r.direction === 'reverse');
     const accepted = this.answers.find((a) => a.name === message.route)?.accepted ?? false;
     let stream: Duplex | undefined;
@@ -289,13 +308,6 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     try {
       if (!route || !accepted) throw new InvalidOptionsError('route', `no accepted reverse route ${JSON.stringify(message.route)} on this client`);
       if (this.state !== 'running') throw new PoolClosedError('the tunnel client is closing');
-      const collision = this.outgoingIds.get(message.id);
-      if (collision) {
-        // Both ends picked this stream at once: neither connection may go on, or each would see the other's bytes.
-        const error = new StreamCutError('reset', `the server named stream ${message.id} for a reverse connection while this client used it for a forward one`);
-        collision.cut(error);
-        throw error;
-      }
       stream = await this.pool.outgoingGet(message.id, this.options.openTimeout ?? 5000);
       release = this.limits.get(route.name)!.acquire();
       const target = await connectTarget({
@@ -304,7 +316,10 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         timeout: route.connectTimeout,
         ...(route.proxyProtocol === 'none' ? {} : { proxyProtocol: route.proxyProtocol === 'v1' ? 1 : 2, ...(message.peer ? { source: message.peer } : {}) }),
       });
-      const forwarding = forward(target, stream);
+      // The header before any byte: the server sends nothing into the stream before it read it. Written once the
+      // target is connected, so that a target that fails is a FAIL (with its reason) instead of a stream that ends.
+      stream.write(encodeStreamHeader({ direction: 'reverse', conn: message.conn }));
+      const forwarding = forward(target, stream, { endOf: this.endOf(message.conn, message.id) });
       this.open.set(message.conn, forwarding);
       this.tunnelStats.track({ route: route.name, id: message.id }, forwarding, undefined, 'b'); // the public side is across the tunnel
       this.emit('opened', { route: route.name, id: message.id });
@@ -321,12 +336,20 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       await channel.fail(failOf(message.conn, message.id, failure)).catch(() => undefined);
       // Refused before its stream was taken (closing, no such route): take and cut the named stream too, so the
       // server cuts the public side at once even when the FAIL never reaches it (a control channel closing first).
-      if (!stream && message.id && !this.outgoingIds.has(message.id)) {
+      if (!stream && message.id && !this.ownIds.has(message.id)) {
         stream = await this.pool.outgoingGet(message.id, this.options.openTimeout ?? 5000).catch(() => undefined);
       }
       if (stream) cutStream(stream, failure);
       this.emit('open-failed', { route: message.route, id: message.id, error: failure });
     }
+  }
+
+  /** The end confirmation of a tunnelled connection: this side's SHUT to the server, and the server's awaited. */
+  private endOf(conn: number, id: string): EndConfirmation {
+    return this.confirmations.for(conn, id, (message) => {
+      // The current channel: one that replaced a lost one still carries it.
+      if (this.connected) void this.channel!.shut(message).catch(() => undefined);
+    });
   }
 
   private peerAccounting(_message: EndMessage): void {

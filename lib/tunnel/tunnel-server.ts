@@ -3,14 +3,16 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { PoolLogger } from '../core/logger.js';
-import { InvalidOptionsError, PoolClosedError, StreamCutError } from '../core/errors.js';
+import { ControlProtocolError, InvalidOptionsError, PoolClosedError, StreamCutError } from '../core/errors.js';
 import type { ServerPool } from '../core/server-pool.js';
 import type { ClientIdentity } from '../core/stream-identity.js';
 import { ControlChannel, type ControlChannelOptions } from './control/channel.js';
 import type { AnnouncedRoute, EndMessage, FailMessage, HelloMessage, OpenMessage, RouteAnswer } from './control/messages.js';
-import { cutStream, forward, type Forwarding, type ForwardResult } from './forward.js';
+import { EndConfirmations } from './end-confirmations.js';
+import { cutStream, forward, type EndConfirmation, type Forwarding, type ForwardResult } from './forward.js';
 import { LocalControlRouter, type ControlRouter, type RoutedMessage } from './router.js';
 import { clientLabel, RouteAllowlist, type AllowlistOptions, type PortRange } from './routes.js';
+import { encodeStreamHeader, readStreamHeader } from './stream-header.js';
 import { connectTarget, ConnectionLimit } from './target.js';
 import { attachTunnelLog } from './tunnel-log.js';
 import { accountingOf, failOf, matchPreamble, resetSocket } from './tunnel-common.js';
@@ -27,7 +29,12 @@ export interface TunnelServerOptions {
   openTimeout?: number;
   /** How long `close()` lets tunnelled connections finish before cutting them (ms, default 5000). */
   closeTimeout?: number;
-  /** How long after a tunnelled connection ended the client's END may take before it counts as unaccounted (ms, default 5000). */
+  /**
+   * How long after a tunnelled connection ended the client's END may take
+   * before it counts as unaccounted, and how long a pooled stream's end
+   * waits for the client's SHUT before it is passed on as a cut instead of
+   * a clean end (ms, default 5000).
+   */
   accountingTimeout?: number;
   /** Options of each control channel (hello deadline, pings, liveness). */
   control?: Omit<ControlChannelOptions, 'role'>;
@@ -58,6 +65,12 @@ export interface TunnelServerEvents {
   duplicate: [client: string];
   /** A tunnelled connection is forwarding (public side and pooled stream joined). */
   opened: [event: { client: string; route: string; id: string }];
+  /**
+   * A stream this server picked for a reverse connection had been taken by
+   * the client for a forward one at the same moment: it went to that
+   * connection, and the reverse one picks another stream.
+   */
+  collision: [event: { client: string; route: string; id: string }];
   /** A tunnelled connection ended: this side's figures, and the client's END once it came. */
   connection: [event: TunnelConnectionEvent];
   /** Both ENDs of a tunnelled connection are in; `complete` false reports a truncation the wire could not show. */
@@ -77,6 +90,8 @@ export interface TunnelConnectionEvent {
 
 /** The most client ENDs kept while waiting for this side's. */
 const MAX_PENDING_ENDS = 10_000;
+/** How many streams one reverse connection may pick before giving up, when the client keeps taking them for its forward connections. */
+const MAX_PICKS = 3;
 
 interface PendingEnd {
   client: string;
@@ -104,8 +119,14 @@ interface Session {
   readonly limits: Map<string, ConnectionLimit>;
   /** conn number → its forwarding, while it runs. */
   readonly open: Map<number, Forwarding>;
-  /** The public connections' forwardings by the ID of the stream they run on: a forward OPEN naming one of them is a collision. */
-  readonly openIds: Map<string, Forwarding>;
+  /** Reverse connections waiting for the client's stream header, by their conn: a FAIL gives them up. */
+  readonly awaiting: Map<number, AbortController>;
+  /**
+   * Streams this server picked for a reverse connection whose header is not
+   * read yet, by ID: a forward OPEN naming one waits for its verdict (the
+   * stream itself when the client had taken it for that forward connection).
+   */
+  readonly claims: Map<string, Promise<Duplex | undefined>>;
   /** Accepted forward routes by name (the target the allowlist let through). */
   readonly forward: Map<string, AnnouncedRoute>;
   /** The client's connections on forward routes, by its conn number, while they run. */
@@ -136,6 +157,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly tunnelStats = new TunnelStats(() => ({ pool: this.pool.name, role: 'server' }));
   private readonly routeNames = new WeakMap<net.Server, string>();
   private readonly accountingTimeout: number;
+  /** The clients' SHUTs, matched with the ends of this side's pooled streams. */
+  private readonly confirmations: EndConfirmations;
   /** Each ended connection's two ENDs, by stream ID and conn number, until both are in (or the client's is overdue). */
   private readonly ends = new Map<string, PendingEnd>();
   private unclaim?: () => void;
@@ -152,6 +175,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.openTimeout = options.openTimeout ?? 5000;
     this.closeTimeout = options.closeTimeout ?? 5000;
     this.accountingTimeout = options.accountingTimeout ?? 5000;
+    this.confirmations = new EndConfirmations(this.accountingTimeout);
     this.control = options.control ?? {};
     this.router = options.router ?? new LocalControlRouter();
     if (options.logger) this.detachLog = attachTunnelLog(this, 'server', options.logger, options.logInterval);
@@ -214,6 +238,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     await Promise.all(sessions.map((session) => session.channel.close({ code: 'shutdown', text: 'the tunnel server closed' })));
     for (const pending of this.ends.values()) clearTimeout(pending.timer);
     this.ends.clear();
+    this.confirmations.close();
     await this.router.close();
     this.detachLog?.();
     this.state = 'closed';
@@ -231,7 +256,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       return;
     }
     this.pending.add(channel);
-    const session: Session = { label, identity, channel, listeners: [], limits: new Map(), open: new Map(), openIds: new Map(), forward: new Map(), served: new Map() };
+    const session: Session = { label, identity, channel, listeners: [], limits: new Map(), open: new Map(), awaiting: new Map(), claims: new Map(), forward: new Map(), served: new Map() };
     channel.once('close', (error) => {
       this.pending.delete(channel);
       if (this.sessions.get(label) === session) this.sessionGone(session, error);
@@ -253,6 +278,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         channel.on('fail', (message) => this.peerFailed(session, message));
         channel.on('open', (message) => void this.forwardOpen(session, message));
         channel.on('accounting', (message) => this.peerAccounting(session, message));
+        channel.on('shut', (message) => this.confirmations.shut(message, `${label}/`));
         for (const answer of ack.routes) if (answer.status !== 'accepted') this.emit('refused', label, answer);
         this.emit('client', label, ack.routes);
       })
@@ -353,20 +379,15 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       release = session.limits.get(route.name)!.acquire();
       // No ready stream of this client: ask it for one now (WANT, a hint) rather than wait for its next refill.
       if (this.pool.readyFor(session.identity) === 0) void session.channel.want(1).catch(() => undefined);
-      // Without authentication streams have no identity, and a filter would match none: the one anonymous client takes any.
-      [id, stream] = await this.pool.incomingGet({ ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
-      const conn = this.nextConn++;
-      const delivered = await this.router.toClient(session.label, { type: 'open', conn, id, route: route.name, ...peerOf(socket) });
-      if (!delivered) throw new PoolClosedError(`client ${session.label} has no control channel`);
-      const forwarding = forward(socket, stream);
+      let conn: number;
+      [conn, id, stream] = await this.reverseStream(session, route, socket);
+      const forwarding = forward(socket, stream, { endOf: this.endOf(session, conn, id) });
       session.open.set(conn, forwarding);
-      session.openIds.set(id, forwarding);
       socket.resume();
       this.tunnelStats.track({ ...key, id }, forwarding, performance.now() - started);
       this.emit('opened', { client: session.label, route: route.name, id });
       const result = await forwarding.done;
       session.open.delete(conn);
-      if (session.openIds.get(id) === forwarding) session.openIds.delete(id);
       release();
       this.ownEnd(session, route.name, accountingOf(conn, id, result));
       this.emit('connection', { client: session.label, route: route.name, id, result });
@@ -377,6 +398,70 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       this.tunnelStats.failed(key, error);
       this.emit('open-failed', { client: session.label, route: route.name, error: error instanceof Error ? error : new Error(String(error)) });
     }
+  }
+
+  /**
+   * A pooled stream of this client for a reverse connection: named to the
+   * client in an OPEN, and used only once the client's stream header says
+   * it took that stream for that connection (nothing is written into it
+   * before). A stream the client had taken for one of its forward
+   * connections at the same moment (header `NTPF`) goes to that connection,
+   * and another stream is picked, at most `MAX_PICKS` in all.
+   */
+  private async reverseStream(session: Session, route: AnnouncedRoute, socket: net.Socket): Promise<[conn: number, id: string, stream: Duplex]> {
+    for (let pick = 1; ; pick++) {
+      // Without authentication streams have no identity, and a filter would match none: the one anonymous client takes any.
+      const [id, stream] = await this.pool.incomingGet({ ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
+      const conn = this.nextConn++;
+      let settle!: (forwardStream: Duplex | undefined) => void;
+      const claim = new Promise<Duplex | undefined>((resolve) => (settle = resolve));
+      session.claims.set(id, claim);
+      const giveUp = new AbortController();
+      session.awaiting.set(conn, giveUp);
+      let theirs = false;
+      try {
+        const delivered = await this.router.toClient(session.label, { type: 'open', conn, id, route: route.name, ...peerOf(socket) });
+        if (!delivered) throw new PoolClosedError(`client ${session.label} has no control channel`);
+        // The client writes it once its target is connected: its connect timeout is part of the wait.
+        const header = await readStreamHeader(stream, Math.min(this.openTimeout + (route.connectTimeout || 10_000), 2_147_483_647), giveUp.signal);
+        if (header.direction === 'reverse') {
+          if (header.conn === conn) return [conn, id, stream];
+          throw new ControlProtocolError('stream-header', `stream ${id} of client ${session.label} says reverse connection ${header.conn}, but this server named it for ${conn}`);
+        }
+        // The client took this stream for its forward connection `header.conn`: it is that connection's (header put back).
+        theirs = true;
+        stream.unshift(encodeStreamHeader(header));
+        this.emit('collision', { client: session.label, route: route.name, id });
+        if (pick >= MAX_PICKS) throw new StreamCutError('reset', `client ${session.label} took ${MAX_PICKS} streams this server picked for one reverse connection`);
+      } catch (error) {
+        if (!theirs) stream.destroy();
+        throw error;
+      } finally {
+        session.awaiting.delete(conn);
+        if (theirs) this.handOver(session, id, claim, stream);
+        else if (session.claims.get(id) === claim) session.claims.delete(id);
+        settle(theirs ? stream : undefined);
+      }
+    }
+  }
+
+  /** A stream that turned out to be the client's forward one waits `openTimeout` for that connection's OPEN, then is dropped. */
+  private handOver(session: Session, id: string, claim: Promise<Duplex | undefined>, stream: Duplex): void {
+    const timer = setTimeout(() => {
+      if (session.claims.get(id) !== claim) return;
+      session.claims.delete(id);
+      stream.destroy();
+    }, this.openTimeout);
+    timer.unref?.();
+  }
+
+  /** The end confirmation of a tunnelled connection: this side's SHUT to the client, and the client's awaited. */
+  private endOf(session: Session, conn: number, id: string): EndConfirmation {
+    return this.confirmations.for(conn, id, (message) => {
+      // The client's current channel: one that replaced a lost one still carries it.
+      const channel = this.sessions.get(session.label)?.channel;
+      if (channel && !channel.closed) void channel.shut(message).catch(() => undefined);
+    }, `${session.label}/`);
   }
 
   /**
@@ -392,14 +477,20 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     try {
       if (!route) throw new InvalidOptionsError('route', `client ${session.label} has no accepted forward route ${JSON.stringify(message.route)}`);
       if (this.state !== 'running' || session.channel.draining) throw new PoolClosedError('the tunnel server is draining: no new connections');
-      const collision = session.openIds.get(message.id);
-      if (collision) {
-        // Both ends picked this stream at once: neither connection may go on, or each would see the other's bytes.
-        const error = new StreamCutError('reset', `client ${session.label} named stream ${message.id} for a forward connection while this server used it for a reverse one`);
-        collision.cut(error);
-        throw error;
+      // A stream this server picked for a reverse connection at the same moment: its header says whose it is.
+      const claim = session.claims.get(message.id);
+      if (claim) {
+        const theirs = await claim;
+        if (theirs && session.claims.get(message.id) === claim) {
+          session.claims.delete(message.id);
+          stream = theirs;
+        }
       }
-      [, stream] = await this.pool.incomingGet({ id: message.id, ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
+      if (!stream) [, stream] = await this.pool.incomingGet({ id: message.id, ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
+      const header = await readStreamHeader(stream, this.openTimeout);
+      if (header.direction !== 'forward' || header.conn !== message.conn) {
+        throw new ControlProtocolError('stream-header', `client ${session.label} named stream ${message.id} for forward connection ${message.conn}, but the stream says ${header.direction} ${header.conn}`);
+      }
       release = session.limits.get(route.name)!.acquire();
       const target = await connectTarget({
         host: route.targetHost,
@@ -407,7 +498,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         timeout: route.connectTimeout,
         ...(route.proxyProtocol === 'none' ? {} : { proxyProtocol: route.proxyProtocol === 'v1' ? 1 : 2, ...(message.peer ? { source: message.peer } : {}) }),
       });
-      const forwarding = forward(target, stream);
+      const forwarding = forward(target, stream, { endOf: this.endOf(session, message.conn, message.id) });
       session.served.set(message.conn, forwarding);
       this.tunnelStats.track({ ...key, id: message.id }, forwarding, undefined, 'b'); // the public side is across the tunnel
       this.emit('opened', { client: session.label, route: message.route, id: message.id });
@@ -433,8 +524,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
 
   /** The client could not open a connection: the public side is cut (a reset), never ended cleanly. */
   private peerFailed(session: Session, message: FailMessage): void {
-    const forwarding = session.open.get(message.conn);
-    forwarding?.cut(peerFailure(message.reason, `the tunnel client could not open the connection (${message.reason}): ${message.text}`));
+    const failure = peerFailure(message.reason, `the tunnel client could not open the connection (${message.reason}): ${message.text}`);
+    session.open.get(message.conn)?.cut(failure);
+    session.awaiting.get(message.conn)?.abort(failure);
   }
 
   /** This side's END: sent to the client, and kept until the client's comes. */

@@ -1,9 +1,10 @@
 /**
  * A tunnel client PROCESS killed (SIGKILL) while tunnelled connections are
  * in flight, on every kind with a key: the server reports the missing
- * accounting ('unaccounted') of each; over http2, ws and wss each public
- * connection is reset (never a clean end). Over tcp and tls the kernel's
- * FIN for the dead process is carried as a half-close (a known limit). The client runs from dist/ (npm run
+ * accounting ('unaccounted') of each, and each public connection is reset
+ * (never a clean end): over tcp and tls the dead process's kernel writes a
+ * FIN that looks like a clean end, which the server passes on only with the
+ * client's SHUT for it (none comes). The client runs from dist/ (npm run
  * build first) in test/tunnel/tunnel-client-child.mjs.
  */
 import { describe, expect, it, jest } from '@jest/globals';
@@ -21,7 +22,6 @@ const scope = useTestScope();
 const CHILD = fileURLToPath(new URL('./tunnel-client-child.mjs', import.meta.url));
 const BUILT = fileURLToPath(new URL('../../dist/lib/tunnel/tunnel-client.js', import.meta.url));
 const IN_FLIGHT = 5;
-const RAW_TCP: string[] = ['tcp', 'tls'];
 
 describe.each(KIND_NAMES)('a killed tunnel client process over %s', (kind) => {
   it('in-flight public connections fail loudly; the server reports them unaccounted', async () => {
@@ -78,10 +78,9 @@ describe.each(KIND_NAMES)('a killed tunnel client process over %s', (kind) => {
     child.kill('SIGKILL');
     await exited;
     const seen = await Promise.all(outcomes);
-    // Where the stream carries a cut of its own (http2 RST/GOAWAY-less session loss, ws without a close frame) the
-    // public side is reset. On tcp/tls a killed process's kernel FIN reads as a half-close the tunnel carries: the
-    // public side sees an end there (known limit, see docs/TUNNEL.md); its accounting still reports it below.
-    if (!RAW_TCP.includes(kind)) for (const outcome of seen) expect(outcome).toEqual({ ended: false, error: 'ECONNRESET' });
+    // http2 and ws see the session or socket die; tcp and tls see the dead process's kernel FIN, a clean end that no
+    // SHUT confirms within accountingTimeout: every public connection is reset either way.
+    for (const outcome of seen) expect(outcome).toEqual({ ended: false, error: 'ECONNRESET' });
     await allReported;
     expect(unaccounted).toHaveLength(IN_FLIGHT);
   });

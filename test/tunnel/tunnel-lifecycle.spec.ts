@@ -66,7 +66,7 @@ describe('tunnel lifecycle over tcp with a key', () => {
     const targetPort = await target((socket) => socket.pipe(socket));
     const [publicPort] = await freePorts(1);
     const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'echo', directions: ['reverse'], ports: [publicPort!] }], 'tcp', { accountingTimeout: 300 });
-    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'echo', serverPort: publicPort, target: `127.0.0.1:${targetPort}` }], { reconnect: false });
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'echo', serverPort: publicPort, target: `127.0.0.1:${targetPort}` }], { reconnect: false, accountingTimeout: 300 });
     await client.start();
     const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort! }));
     socket.write('one');
@@ -81,9 +81,12 @@ describe('tunnel lifecycle over tcp with a key', () => {
     socket.resume(); // readBytes left it paused after the first read
     socket.write('two');
     expect((await two).toString()).toBe('two');
-    // With no control channel the client cannot send its END: the server reports the connection unaccounted.
+    // With no control channel neither end can confirm the other's end (SHUT): the connection's end is a cut, never a
+    // clean end nobody vouched for, and the client cannot send its END: the server reports the connection unaccounted.
     const unaccounted = new Promise<{ route: string; mine: { sent: number; received: number } }>((resolve) => server.once('unaccounted', resolve));
+    const reset = new Promise<NodeJS.ErrnoException>((resolve) => socket.once('error', resolve));
     socket.end();
+    expect((await reset).code).toBe('ECONNRESET');
     expect(await unaccounted).toMatchObject({ route: 'echo', mine: { sent: 6, received: 6 } });
   });
 

@@ -20,6 +20,7 @@ import {
   type ControlMessage,
   type DrainMessage,
   type EndMessage,
+  type ShutMessage,
   type ErrorMessage,
   type FailMessage,
   type HelloAckMessage,
@@ -110,6 +111,8 @@ export interface ControlChannelEvents {
   fail: [message: FailMessage];
   /** The peer's accounting for a tunnelled connection that ended. */
   accounting: [message: EndMessage];
+  /** The peer ended its writing side of a tunnelled connection's stream after `sent` bytes. */
+  shut: [message: ShutMessage];
   /** The peer asks this end to drop its idle pooled streams and build fresh ones. */
   flush: [];
   /** The server's hint: `count` more pooled streams would be taken now. */
@@ -268,12 +271,17 @@ export class ControlChannel extends EventEmitter<ControlChannelEvents> {
     return this.message({ type: 'end', ...message });
   }
 
-  /** Asks the peer to drop its idle pooled streams and build fresh ones. */
+  /** Tells the peer this end ended its writing side of a tunnelled connection's stream after `sent` bytes. */
+  shut(message: Omit<ShutMessage, 'type'>): Promise<void> {
+    return this.message({ type: 'shut', ...message });
+  }
+
   /** Server: hints the client that `count` more streams would be taken now (1..65535; a peer that does not know WANT skips it). */
   want(count: number): Promise<void> {
     return this.message({ type: 'want', count: Math.max(1, Math.min(65_535, Math.floor(count))) });
   }
 
+  /** Asks the peer to drop its idle pooled streams and build fresh ones. */
   flush(): Promise<void> {
     return this.message({ type: 'flush' });
   }
@@ -438,6 +446,9 @@ export class ControlChannel extends EventEmitter<ControlChannelEvents> {
         return;
       case 'end':
         this.emit('accounting', message);
+        return;
+      case 'shut':
+        this.emit('shut', message);
         return;
       case 'flush':
         this.emit('flush');

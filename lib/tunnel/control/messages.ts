@@ -124,6 +124,18 @@ export interface EndMessage {
   received: number;
   how: EndKind;
 }
+/**
+ * The sender ended its writing side of a tunnelled connection's pooled
+ * stream after `sent` bytes: the receiver passes the stream's end on only
+ * once it read exactly that many (a FIN without its SHUT, such as the one
+ * the kernel writes for a killed process, is a cut).
+ */
+export interface ShutMessage {
+  type: 'shut';
+  conn: number;
+  id: string;
+  sent: number;
+}
 export interface PingMessage {
   type: 'ping';
   nonce: number;
@@ -158,6 +170,7 @@ export type ControlMessage =
   | OpenMessage
   | FailMessage
   | EndMessage
+  | ShutMessage
   | PingMessage
   | PongMessage
   | FlushMessage
@@ -236,6 +249,11 @@ export function encodeBody(message: ControlMessage): Buffer {
       writeId(w, message.id, 'end.id');
       w.u64(uint(message.sent, 53, 'end.sent')).u64(uint(message.received, 53, 'end.received')).u8(END_KINDS.byName[message.how]);
       break;
+    case 'shut':
+      w.u32(uint(message.conn, 32, 'shut.conn'));
+      writeId(w, message.id, 'shut.id');
+      w.u64(uint(message.sent, 53, 'shut.sent'));
+      break;
     case 'ping':
     case 'pong':
       w.u32(uint(message.nonce, 32, `${message.type}.nonce`)).u64(uint(message.time, 53, `${message.type}.time`));
@@ -259,6 +277,7 @@ const TYPE_OF: Record<ControlMessage['type'], number> = {
   open: MessageType.OPEN,
   fail: MessageType.FAIL,
   end: MessageType.END,
+  shut: MessageType.SHUT,
   ping: MessageType.PING,
   pong: MessageType.PONG,
   flush: MessageType.FLUSH,
@@ -361,6 +380,12 @@ export function decodeBody(type: number, body: Buffer): ControlMessage | undefin
     case MessageType.END: {
       const r = new ByteReader(body, 'END');
       const message: EndMessage = { type: 'end', conn: r.u32('conn'), id: readId(r), sent: r.u64('sent'), received: r.u64('received'), how: r.code(END_KINDS, 'how', true) };
+      r.end();
+      return message;
+    }
+    case MessageType.SHUT: {
+      const r = new ByteReader(body, 'SHUT');
+      const message: ShutMessage = { type: 'shut', conn: r.u32('conn'), id: readId(r), sent: r.u64('sent') };
       r.end();
       return message;
     }

@@ -26,6 +26,7 @@ export const MessageType = {
   OPEN: 0x10,
   FAIL: 0x11,
   END: 0x12,
+  SHUT: 0x13,
   PING: 0x20,
   PONG: 0x21,
   FLUSH: 0x30,

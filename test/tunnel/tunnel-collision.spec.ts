@@ -1,0 +1,114 @@
+/**
+ * Both ends picking one stream at the same moment, forced: the server takes
+ * a client's only ready stream for a reverse connection while its OPEN is
+ * held back (a router that delays it), and the client takes that same
+ * stream for a forward connection. The client's stream header (NTPF) tells
+ * the server; the stream goes to the forward connection, the reverse one
+ * picks another stream, and no byte of one connection reaches the other.
+ */
+import { expect, it, jest } from '@jest/globals';
+import net from 'node:net';
+import { createClientPool, type ClientPoolConfig } from '../../lib/pool-factory.js';
+import { LocalControlRouter, type RoutedMessage } from '../../lib/tunnel/router.js';
+import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
+import { eventually, freePorts } from '../support/net.js';
+import { useTestScope } from '../support/scope.js';
+import { KEYS, startTunnelServer } from './tunnel-harness.js';
+
+jest.setTimeout(60_000);
+const scope = useTestScope();
+
+/** A target that answers each connection with `prefix` and every byte it got, once the peer ended. */
+async function answering(prefix: string): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => undefined);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => socket.end(Buffer.concat([Buffer.from(prefix), ...chunks])));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  scope.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** Everything a socket reads until its end, or its error's code. */
+function replyOf(socket: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.once('end', () => resolve(Buffer.concat(chunks).toString()));
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(`error ${error.code ?? error.message}: ${Buffer.concat(chunks).toString()}`));
+  });
+}
+
+/** The in-process router, but the server's OPENs wait until `release()`. */
+class HoldingRouter extends LocalControlRouter {
+  private gate: Promise<void> | undefined;
+  private open!: () => void;
+  readonly held: RoutedMessage[] = [];
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.open = resolve));
+  }
+  release(): void {
+    this.gate = undefined;
+    this.open();
+  }
+  override async toClient(client: string, message: RoutedMessage): Promise<boolean> {
+    if (message.type === 'open' && this.gate) {
+      this.held.push(message);
+      await this.gate;
+    }
+    return super.toClient(client, message);
+  }
+}
+
+it('a stream both ends took at once goes to the forward connection; the reverse one gets another; no byte crosses', async () => {
+  const reverseTarget = await answering('reverse target got: ');
+  const forwardTarget = await answering('forward target got: ');
+  const [publicPort, listenPort] = await freePorts(2);
+  const router = new HoldingRouter();
+  const server = await startTunnelServer(
+    scope,
+    [
+      { clients: 'key:site-a', names: 'rev', directions: ['reverse'], ports: [publicPort!] },
+      { clients: 'key:site-a', names: 'fwd', directions: ['forward'], targets: [`127.0.0.1:${forwardTarget}`] },
+    ],
+    'tcp',
+    { router },
+  );
+  const collisions: string[] = [];
+  server.on('collision', (event) => collisions.push(event.id));
+  // One ready stream beside the control stream: both ends can only pick that one.
+  const pool = createClientPool({ address: `127.0.0.1:${server.pool.address()!.port}`, auth: { key: KEYS['site-a'] }, minCap: 1, maxCap: 1, closeTimeout: 2000 } as ClientPoolConfig);
+  scope.defer(() => pool.close());
+  const client = new TunnelClient({
+    pool,
+    routes: [
+      { name: 'rev', serverPort: publicPort, target: `127.0.0.1:${reverseTarget}` },
+      { name: 'fwd', direction: 'forward', listen: `127.0.0.1:${listenPort}`, target: `127.0.0.1:${forwardTarget}` },
+    ],
+    closeTimeout: 2000,
+  });
+  scope.defer(() => client.close());
+  await client.start();
+  await eventually(() => pool.active === 1 && server.pool.readyFor('key:site-a') === 1, 10_000, 'one ready stream on both ends');
+
+  router.hold();
+  const publicSocket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort!, allowHalfOpen: true }));
+  const publicReply = replyOf(publicSocket);
+  publicSocket.end('bytes of the public connection');
+  // The server took the one stream and its OPEN waits: the client does not know yet.
+  await eventually(() => router.held.length === 1, 10_000, 'the reverse OPEN is held');
+  const held = router.held[0] as { id: string };
+  const forwardOpened = new Promise<string>((resolve) => client.once('opened', (event: { id: string }) => resolve(event.id)));
+  const forwardSocket = scope.track(net.connect({ host: '127.0.0.1', port: listenPort!, allowHalfOpen: true }));
+  const forwardReply = replyOf(forwardSocket);
+  forwardSocket.end('bytes of the forward connection');
+  // The client took the same stream for its forward connection.
+  expect(await forwardOpened).toBe(held.id);
+  router.release();
+
+  expect(await forwardReply).toBe('forward target got: bytes of the forward connection');
+  expect(await publicReply).toBe('reverse target got: bytes of the public connection');
+  expect(collisions).toEqual([held.id]);
+});
