@@ -75,6 +75,7 @@ const LAYOUTS: [string, ControlMessage, string][] = [
     { type: 'end', conn: 7, id: 'a1b2c3d4', sent: 1000, received: 2 ** 40, how: 'public-reset' },
     '12 00000019  00000007 a1b2c3d4 00000000000003e8 0000010000000000 01',
   ],
+  ['SHUT (this end wrote 1000 bytes, then its end)', { type: 'shut', conn: 7, id: 'a1b2c3d4', sent: 1000 }, '13 00000010  00000007 a1b2c3d4 00000000000003e8'],
   ['PING', { type: 'ping', nonce: 1, time: 5 }, '20 0000000c  00000001 0000000000000005'],
   ['PONG', { type: 'pong', nonce: 0xfffffffe, time: 2 ** 53 - 1 }, '21 0000000c  fffffffe 001fffffffffffff'],
   ['FLUSH', { type: 'flush' }, '30 00000000'],

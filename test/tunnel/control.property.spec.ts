@@ -52,6 +52,7 @@ const message: fc.Arbitrary<ControlMessage> = fc.oneof(
   fc.record({ conn: u32, id, route: text8, peer }).map(({ peer: p, ...rest }): ControlMessage => (p === undefined ? { type: 'open', ...rest } : { type: 'open', ...rest, peer: p })),
   fc.record({ type: fc.constant('fail' as const), conn: u32, id, reason: names(FAIL_REASONS), text: text16 }),
   fc.record({ type: fc.constant('end' as const), conn: u32, id, sent: u53, received: u53, how: names(END_KINDS) }),
+  fc.record({ type: fc.constant('shut' as const), conn: u32, id, sent: u53 }),
   fc.record({ type: fc.constantFrom('ping' as const, 'pong' as const), nonce: u32, time: u53 }),
   fc.constant({ type: 'flush' as const }),
   fc.integer({ min: 0, max: 65_535 }).map((count) => ({ type: 'want' as const, count })),

@@ -7,6 +7,11 @@ import { forward } from '../../lib/tunnel/forward.js';
 import { howItEnds, readAll, startHarness, writeRandom, type Harness } from './forward-harness.js';
 
 const MiB = 1024 * 1024;
+
+async function eventuallyTrue(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(check()).toBe(true);
+}
 let harness: Harness | undefined;
 
 const opened: net.Socket[] = [];
@@ -146,6 +151,55 @@ describe('forward() over real TCP sockets', () => {
     const result = await forwarding.done;
     expect(result.aToB).toEqual({ bytes: 18, ended: 'end' });
     expect(result.bToA.ended).toBe('cut');
+  });
+
+  it('endOf: the pooled side\'s end reaches the other side only once confirmed; `sending` reports the bytes before the end goes out', async () => {
+    let confirmed!: (ok: boolean) => void;
+    const asked: number[] = [];
+    const sent: number[] = [];
+    harness = await startHarness({
+      forward: {
+        endOf: {
+          sending: (bytes) => sent.push(bytes),
+          confirm: (received) => {
+            asked.push(received);
+            return new Promise((resolve) => (confirmed = resolve));
+          },
+        },
+      },
+    });
+    const client = await harness.connect();
+    const target = await harness.nextTarget();
+    const forwarding = await harness.nextForwarding();
+    const targetEnded = once(target.resume(), 'end');
+    client.end('request');
+    await targetEnded;
+    expect(sent).toEqual([7]);
+    let clientEnded = false;
+    const reply: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => reply.push(chunk));
+    const ended = new Promise<void>((resolve) => client.once('end', () => resolve((clientEnded = true) && undefined)));
+    target.end('reply');
+    await eventuallyTrue(() => asked.length === 1);
+    expect(asked).toEqual([5]);
+    expect(clientEnded).toBe(false);
+    confirmed(true);
+    await ended;
+    expect(Buffer.concat(reply).toString()).toBe('reply');
+    expect(await forwarding.done).toEqual({ aToB: { bytes: 7, ended: 'end' }, bToA: { bytes: 5, ended: 'end' }, error: undefined });
+  });
+
+  it('endOf: an end the other side does not confirm is a cut: the client is reset, never ended', async () => {
+    harness = await startHarness({ forward: { endOf: { sending: () => undefined, confirm: async () => false } } });
+    const client = await harness.connect();
+    const target = await harness.nextTarget();
+    const forwarding = await harness.nextForwarding();
+    const ends = howItEnds(client);
+    target.end('a FIN nobody vouched for');
+    expect(await ends).toBe('ECONNRESET');
+    const result = await forwarding.done;
+    expect(result.bToA.ended).toBe('cut');
+    expect(result.error).toBeInstanceOf(StreamCutError);
   });
 
   it('counts bytes each way while the connection is open', async () => {
