@@ -25,7 +25,9 @@ export type TunnelServerEvent =
   /** The client's END never came (it was killed, or its control channel was lost). */
   | { type: 'unaccounted'; tunnel: string; client: string; route: string; id: string; mine: Omit<EndMessage, 'type'> }
   /** A public connection (or a client's forward OPEN) could not be opened; the public side saw a reset. */
-  | { type: 'open-failed'; tunnel: string; client: string; route: string; error: Error };
+  | { type: 'open-failed'; tunnel: string; client: string; route: string; error: Error }
+  /** The stream picked for a reverse connection was the client's forward one at the same moment: it went to that connection, and the reverse one picked another. */
+  | { type: 'collision'; tunnel: string; client: string; route: string; id: string };
 
 /** What a tunnel client end reports on `events$`. */
 export type TunnelClientEvent =

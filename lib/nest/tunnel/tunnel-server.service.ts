@@ -88,6 +88,7 @@ export class TunnelServerService {
     server.on('accounted', (event) => next({ type: 'accounted', tunnel, ...event }));
     server.on('unaccounted', (event) => next({ type: 'unaccounted', tunnel, ...event }));
     server.on('open-failed', (event) => next({ type: 'open-failed', tunnel, ...event }));
+    server.on('collision', (event) => next({ type: 'collision', tunnel, ...event }));
     this.core = server;
   }
 
