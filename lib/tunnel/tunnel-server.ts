@@ -16,7 +16,7 @@ import { encodeStreamHeader, readStreamHeader } from './stream-header.js';
 import { connectTarget, ConnectionLimit } from './target.js';
 import { attachTunnelLog } from './tunnel-log.js';
 import { accountingOf, failOf, matchPreamble, resetSocket } from './tunnel-common.js';
-import { peerFailure, TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
+import { peerFailure, peerFailureReason, TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
 
 export interface TunnelServerOptions {
   /** The server pool the tunnel clients dial (started by `start()` if it is not yet). The caller closes it, after `close()`. */
@@ -90,7 +90,7 @@ export interface TunnelConnectionEvent {
 
 /** The most client ENDs kept while waiting for this side's. */
 const MAX_PENDING_ENDS = 10_000;
-/** How many streams one reverse connection may pick before giving up, when the client keeps taking them for its forward connections. */
+/** How many streams one reverse connection may pick before giving up (the client took them for its forward connections, or had none of them). */
 const MAX_PICKS = 3;
 
 interface PendingEnd {
@@ -432,9 +432,12 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         theirs = true;
         stream.unshift(encodeStreamHeader(header));
         this.emit('collision', { client: session.label, route: route.name, id });
-        if (pick >= MAX_PICKS) throw new StreamCutError('reset', `client ${session.label} took ${MAX_PICKS} streams this server picked for one reverse connection`);
+        if (pick >= MAX_PICKS) throw new StreamCutError('reset', `none of the ${MAX_PICKS} streams this server picked for one reverse connection was free on client ${session.label}`);
       } catch (error) {
         if (!theirs) stream.destroy();
+        // The client has no such stream (it died, or it is another client's with the same identity, one that
+        // the server refuses as a duplicate): nothing was written into it; another stream may do.
+        if (peerFailureReason(error) === 'no-stream' && pick < MAX_PICKS) continue;
         throw error;
       } finally {
         session.awaiting.delete(conn);

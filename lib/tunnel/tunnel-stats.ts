@@ -96,7 +96,12 @@ export function peerFailure(reason: FailReason, message: string): StreamCutError
 
 /** Whether `error` is the cut of a connection the other end answered with FAIL (see `peerFailure`). */
 export function isPeerFailure(error: unknown): boolean {
-  return (error as { [PEER_FAIL]?: FailReason } | undefined)?.[PEER_FAIL] !== undefined;
+  return peerFailureReason(error) !== undefined;
+}
+
+/** The FAIL reason behind a `peerFailure`, undefined for any other error. */
+export function peerFailureReason(error: unknown): FailReason | undefined {
+  return (error as { [PEER_FAIL]?: FailReason } | undefined)?.[PEER_FAIL];
 }
 
 class Bucket {

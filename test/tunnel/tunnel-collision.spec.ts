@@ -112,3 +112,41 @@ it('a stream both ends took at once goes to the forward connection; the reverse 
   expect(await publicReply).toBe('reverse target got: bytes of the public connection');
   expect(collisions).toEqual([held.id]);
 });
+
+it('a stream the client does not have (another process with the same key): the client says no-stream, the server picks another, nothing crosses', async () => {
+  const reverseTarget = await answering('reverse target got: ');
+  const [publicPort] = await freePorts(1);
+  const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'rev', directions: ['reverse'], ports: [publicPort!] }]);
+  // A second process with the same key and no tunnel client: its one stream is the oldest ready one of key:site-a.
+  const stranger = createClientPool({ address: `127.0.0.1:${server.pool.address()!.port}`, auth: { key: KEYS['site-a'] }, minCap: 1, maxCap: 1, closeTimeout: 2000 } as ClientPoolConfig);
+  scope.defer(() => stranger.close());
+  stranger.start();
+  await eventually(() => server.pool.readyFor('key:site-a') === 1, 10_000, 'the stranger stream is ready');
+  const strangerStreams: string[] = [];
+  const strangerBytes: Buffer[] = [];
+  const pool = createClientPool({ address: `127.0.0.1:${server.pool.address()!.port}`, auth: { key: KEYS['site-a'] }, minCap: 2, maxCap: 2, closeTimeout: 2000 } as ClientPoolConfig);
+  scope.defer(() => pool.close());
+  const client = new TunnelClient({ pool, routes: [{ name: 'rev', serverPort: publicPort, target: `127.0.0.1:${reverseTarget}` }], openTimeout: 300, closeTimeout: 2000 });
+  scope.defer(() => client.close());
+  await client.start();
+  await eventually(() => server.pool.readyFor('key:site-a') === 3, 10_000, 'the client\'s streams are ready too');
+  // Whatever reaches the stranger's stream is recorded: nothing may.
+  void stranger.takeAny({ timeout: 10_000 }).then(([id, stream]) => {
+    strangerStreams.push(id);
+    stream.on('data', (chunk: Buffer) => strangerBytes.push(chunk));
+    stream.on('error', () => undefined);
+  }, () => undefined);
+  const failures: string[] = [];
+  const opened: string[] = [];
+  server.on('opened', (event: { id: string }) => opened.push(event.id));
+  client.on('open-failed', (event: { error: Error }) => failures.push(event.error.message));
+  const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort!, allowHalfOpen: true }));
+  const reply = replyOf(socket);
+  socket.end('bytes of the public connection');
+  expect(await reply).toBe('reverse target got: bytes of the public connection');
+  // The client was asked for the stranger's stream first and could not take it; the server's second pick was its own.
+  await eventually(() => failures.length === 1, 10_000, 'the client reported the stream it could not take');
+  expect(opened).toHaveLength(1);
+  expect(opened).not.toContain(strangerStreams[0]);
+  expect(Buffer.concat(strangerBytes).length).toBe(0);
+});
