@@ -120,7 +120,8 @@ export async function runClient(args: string[], env: Env, output: CliOutput): Pr
           // taken for that client's connections, so none may stay there: the pool closes now, and this command exits (code 3) rather than retry.
           stopped = true;
           await pool.close().catch(() => undefined);
-          fatal?.({ exitCode: 3, line: `not serving: the server already has a client with this key (${error.text}); exiting with code 3: stop the other client, or give this one a key of its own` });
+          const who = common.key !== undefined ? 'a client with this key' : 'a client without a key (every --insecure client is the same anonymous one)';
+          fatal?.({ exitCode: 3, line: `not serving: the server already has ${who} (${error.text}); exiting with code 3: stop the other client, or give each client a key of its own` });
           return;
         }
         const route = error instanceof InvalidOptionsError ? /^routes\.(.+)\.listen$/.exec(error.option)?.[1] : undefined;
