@@ -42,7 +42,7 @@ describe('nestjs-tunnel-pool command line, as an operator runs it', () => {
       TUNNEL_LISTEN: '127.0.0.1:0',
       TUNNEL_KEY: key,
       TUNNEL_PORTS: '20000-40000',
-      TUNNEL_ALLOW: 'web,back',
+      TUNNEL_ALLOW: 'web,back*',
       TUNNEL_ALLOW_TARGETS: `127.0.0.1:${targetPort}`,
     });
     const tunnelPort = Number(await waitFor(server, /listening for tunnel clients on 127\.0\.0\.1:(\d+) \(tcp, tls 0, authenticated\)/));
@@ -51,7 +51,7 @@ describe('nestjs-tunnel-pool command line, as an operator runs it', () => {
       TUNNEL_CONNECT: `127.0.0.1:${tunnelPort}`,
       TUNNEL_KEY: key,
       TUNNEL_NAME: 'first',
-      TUNNEL_ROUTES: `web=reverse:0:${target} back=forward:0:${target} secret=reverse:0:${target}`,
+      TUNNEL_ROUTES: `web=reverse:0:${target} back=forward:0:${target} secret=reverse:0:${target} back2=forward:0:127.0.0.1:1`,
     });
     // Each side prints the port it bound for a route that asked for 0.
     const publicPort = Number(await waitFor(server, /route web: connect to 127\.0\.0\.1:(\d+)/));
@@ -61,9 +61,12 @@ describe('nestjs-tunnel-pool command line, as an operator runs it', () => {
     expect(forwardPort).toBeGreaterThan(0);
     expect(await get(publicPort, '/web')).toBe('target saw /web');
     expect(await get(forwardPort, '/back')).toBe('target saw /back');
-    // The route the allowlist does not name: refused, said on both sides' stderr.
+    // A route the allowlist does not name, a forward route to a target it does not list: refused, said on both sides' stderr.
     await waitFor(server, /client key:\S+: route secret refused \(not-allowed\)/, 20_000, 'err');
     await waitFor(first, /route secret refused by the server \(not-allowed\)/, 20_000, 'err');
+    await waitFor(server, /client key:\S+: route back2 refused \(target-not-allowed\): .*127\.0\.0\.1:1 is not among the allowed targets/, 20_000, 'err');
+    await waitFor(first, /route back2 refused by the server \(target-not-allowed\)/, 20_000, 'err');
+    expect(first.out()).toMatch(/up: web accepted, back accepted, secret refused \(not-allowed\), back2 refused \(target-not-allowed\)/);
 
     // Traffic through both of the first client's routes, one request after another, while a second client with the same key starts and gives up.
     const failures: string[] = [];
@@ -88,7 +91,9 @@ describe('nestjs-tunnel-pool command line, as an operator runs it', () => {
     try {
       await servedBefore(10);
       const second = run(['client', '--connect', `127.0.0.1:${tunnelPort}`, '--key', key, '--route', `other=reverse:0:${target}`]);
+      const beforeSecond = served;
       expect(await exitOf(second)).toBe(3);
+      expect(served).toBeGreaterThan(beforeSecond); // requests went through while the second client ran
       expect(second.err().trimEnd().split('\n')).toHaveLength(1);
       expect(second.err()).toMatch(/^nestjs-tunnel-pool client: not serving: the server already has a client with this key .*; exiting with code 3/);
       afterSecond = served;
@@ -117,9 +122,18 @@ describe('nestjs-tunnel-pool command line, as an operator runs it', () => {
     const targetPort = await httpTarget();
     const wire = ['--transport', 'ws', '--tls', '2', '--key', KEY];
 
+    // The server from flags, the first client from variables only (TUNNEL_TLS_CA, TUNNEL_HOSTNAME ...).
     const server = run(['server', ...wire, '--tls-cert', files.cert, '--tls-key', files.key, '--listen', '127.0.0.1:0', '--ports', '20000-40000']);
     const tunnelPort = Number(await waitFor(server, /listening for tunnel clients on 127\.0\.0\.1:(\d+) \(ws, tls 2, authenticated\)/));
-    const client = run(['client', ...wire, '--tls-ca', files.ca, '--connect', `127.0.0.1:${tunnelPort}`, '--route', `web=reverse:0:127.0.0.1:${targetPort}`]);
+    const client = run(['client'], {
+      TUNNEL_TRANSPORT: 'ws',
+      TUNNEL_TLS: '2',
+      TUNNEL_KEY: KEY,
+      TUNNEL_TLS_CA: files.ca,
+      TUNNEL_HOSTNAME: 'localhost',
+      TUNNEL_CONNECT: `127.0.0.1:${tunnelPort}`,
+      TUNNEL_ROUTES: `web=reverse:0:127.0.0.1:${targetPort}`,
+    });
     const publicPort = Number(await waitFor(server, /route web: connect to 127\.0\.0\.1:(\d+)/));
     expect(await get(publicPort)).toBe('target saw /hello');
 
@@ -135,7 +149,19 @@ describe('nestjs-tunnel-pool command line, as an operator runs it', () => {
     const server = run(['server', '--tls', '1', '--key', KEY, '--listen', '127.0.0.1:0', '--public-host', '0.0.0.0', '--ports', '20000-40000']);
     const pin = await waitFor(server, /pin: "([0-9A-F:]{95})"/);
     const tunnelPort = Number(await waitFor(server, /listening for tunnel clients on 127\.0\.0\.1:(\d+) \(tcp, tls 1, authenticated\)/));
-    const client = run(['client', '--tls', '1', '--pin', pin, '--key', KEY, '--connect', `127.0.0.1:${tunnelPort}`, '--route', `web=reverse:0:127.0.0.1:${targetPort}`]);
+    // The right pin, and everything else, from variables; the key from a file (with its trailing newline).
+    const keyFile = path.join(dir, 'tunnel.key');
+    writeFileSync(keyFile, `${KEY}\n`);
+    const client = run(['client'], {
+      TUNNEL_TLS: '1',
+      TUNNEL_PIN: pin,
+      TUNNEL_KEY_FILE: keyFile,
+      TUNNEL_CONNECT: `127.0.0.1:${tunnelPort}`,
+      TUNNEL_ROUTES: `web=reverse:0:127.0.0.1:${targetPort}`,
+      TUNNEL_MIN_CAP: '2',
+      TUNNEL_MAX_CAP: '4',
+    });
+    expect(await waitFor(client, /connecting to (.*)$/m)).toBe(`127.0.0.1:${tunnelPort} (tcp, tls 1, authenticated)`);
     const publicPort = Number(await waitFor(server, /route web: connect to port (\d+) of this machine \(listening on 0\.0\.0\.0:\d+\)/));
     expect(await get(publicPort)).toBe('target saw /hello');
 
