@@ -18,9 +18,13 @@ export const CLIENT_HELP = helpText(
 Routes (--route, repeatable; TUNNEL_ROUTES holds several, separated by spaces):
   NAME=reverse:PORT:HOST:PORT          the server listens on PORT (0: it picks one of its --ports),
                                        connections go to HOST:PORT as reached from this side
-  NAME=forward:[HOST:]PORT:HOST:PORT   this side listens on [HOST:]PORT (host default 127.0.0.1),
-                                       connections go to HOST:PORT as reached from the server
+  NAME=forward:[HOST:]PORT:HOST:PORT   this side listens on [HOST:]PORT (host default 127.0.0.1; port 0:
+                                       a free port, printed once up), connections go to HOST:PORT as
+                                       reached from the server
   then optionally ,proxy=v1 or ,proxy=v2 (PROXY protocol header to the target) and ,max=N
+
+One client per key: a client whose key the server already has connected says so on stderr and
+exits with code 3 (it does not retry; give each client its own key).
 
 Example:
   nestjs-tunnel-pool client --connect tunnel.example.com:10101 --key-file /etc/tunnel.key \\
