@@ -7,7 +7,7 @@ import { createClientPool, type ClientPoolConfig } from '../pool-factory.js';
 import { validateRoutes, type RouteOptions } from '../tunnel/routes.js';
 import { TunnelClient } from '../tunnel/tunnel-client.js';
 import { CliLog, type CliOutput } from './log.js';
-import { CLIENT_FLAGS, helpText, parseFlags, parseRoute, portZeroListen, readCommon, readHostPort, readName, withListenPorts, type Env } from './options.js';
+import { CLIENT_FLAGS, helpText, parseFlags, parseRoute, portZeroListen, readCommon, readHost, readHostPort, readName, withListenPorts, type Env } from './options.js';
 import { rename, type CommandFailure, type RunningCommand } from './server.js';
 
 export const CLIENT_HELP = helpText(
@@ -83,7 +83,7 @@ export async function runClient(args: string[], env: Env, output: CliOutput): Pr
     maxCap,
     logger: log.poolLogger,
     tls: common.tls,
-    ...(common.tls === '2' ? { hostname: values.string('hostname') ?? connect.host } : {}),
+    ...(common.tls === '2' ? { hostname: readHost(values, 'hostname', connect.host) } : {}),
     ...(ca ? { ca } : {}),
     ...(pin !== undefined ? { pin } : {}),
     ...(common.key !== undefined ? { auth: { key: common.key } } : {}),

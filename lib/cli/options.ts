@@ -152,7 +152,7 @@ export function readCommon(values: Values): CommonConfig {
     key = values.file('key-file')!.toString('utf8').trim();
     if (key.length === 0) throw new InvalidOptionsError(values.from('key-file'), `the file ${JSON.stringify(file)} is empty: put the shared key in it`);
   } else key = inline;
-  if (key !== undefined && insecure) throw new InvalidOptionsError(values.from('insecure'), `${values.from(file !== undefined ? 'key-file' : 'key')} gives a key: drop --insecure, or the key`);
+  if (key !== undefined && insecure) throw new InvalidOptionsError(values.from('insecure'), `${values.from(file !== undefined ? 'key-file' : 'key')} gives a key: drop ${values.from('insecure')}, or the key`);
   if (key === undefined && !insecure) {
     throw new InvalidOptionsError('--key', 'no shared key: give --key, --key-file or TUNNEL_KEY (make one with: nestjs-tunnel-pool keygen), or --insecure to run without authentication');
   }

@@ -133,6 +133,7 @@ export function rename(error: unknown, from: (flag: string) => string): unknown 
   ];
   const found = table.find(([pattern]) => pattern.test(error.option));
   if (!found) return error;
-  const detail = error.message.replace(/^invalid option [^:]+: /, '');
+  // The library's advice names its API; the command line has its own way to make a key.
+  const detail = error.message.replace(/^invalid option [^:]+: /, '').replace('generateAuthKey()', 'nestjs-tunnel-pool keygen');
   return new InvalidOptionsError(from(found[1]), detail);
 }

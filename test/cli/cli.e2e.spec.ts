@@ -59,6 +59,9 @@ describe('nestjs-tunnel-pool command line', () => {
     [['client', '--insecure', '--connect', '127.0.0.1:1', ROUTE, '--name', 'x'.repeat(300)], {}, /^nestjs-tunnel-pool client: invalid option --name: /],
     [['client', '--insecure', '--connect', '127.0.0.1:1', ROUTE, '--tls', '1', '--pin', 'AB:CD'], {}, /^nestjs-tunnel-pool client: invalid option --pin: got "AB:CD"/],
     [['client', '--insecure', '--connect', '127.0.0.1:1', ROUTE, '--route', 'web=forward:0:127.0.0.1:1'], {}, /^nestjs-tunnel-pool client: invalid option --route: .*web is already used/],
+    [['client', '--insecure', '--connect', '127.0.0.1:1', ROUTE, '--tls', '2', '--hostname', 'bad host'], {}, /^nestjs-tunnel-pool client: invalid option --hostname: got "bad host"/],
+    [['client', '--key', 'short', '--connect', '127.0.0.1:1', ROUTE], {}, /^nestjs-tunnel-pool client: invalid option --key: .*at least 16; make one with nestjs-tunnel-pool keygen/],
+    [['server', '--listen', '127.0.0.1:0'], { TUNNEL_INSECURE: '1', TUNNEL_KEY: KEY }, /^nestjs-tunnel-pool server: invalid option TUNNEL_INSECURE: TUNNEL_KEY gives a key: drop TUNNEL_INSECURE, or the key/],
     [['client', '--insecure', '--connect', '127.0.0.1:1'], { TUNNEL_ROUTES: 'a=forward:0:127.0.0.1:1 b=forward:x:127.0.0.1:1' }, /^nestjs-tunnel-pool client: invalid option TUNNEL_ROUTES: bad route "b=forward:x/],
   ])('%j %j exits 2 with one line naming the flag', async (args, env, line) => {
     const r = run(args as string[], env as Record<string, string>);
