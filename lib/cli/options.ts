@@ -206,7 +206,7 @@ export function parseRoute(spec: string, flag: string): RouteOptions {
     route.serverPort = Number(local);
   } else {
     try {
-      // Port 0 (this side picks a free port and prints it) passes here as a port of its own; see freeListenPort.
+      // Port 0 (this side picks a free port and prints it) stays 0 here; the client command picks the port at each start (pickListenPorts in client.ts).
       const zero = /^(?:(.+):)?0$/.exec(local);
       const listen = zero ? { ...parseHostPort(`${zero[1] ?? '127.0.0.1'}:1`, 'listen'), port: 0 } : parseHostPort(local, 'listen', '127.0.0.1');
       route.listen = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
