@@ -3,7 +3,8 @@
  * `npx nestjs-tunnel-pool server|client|keygen ...`: a tunnel run from the
  * command line, no code and no Nest. Exit codes: 0 a clean stop (SIGINT,
  * SIGTERM) or --help; 1 a failure while running; 2 a bad flag or variable
- * (one line naming it and the fix).
+ * (one line naming it and the fix); 3 a client not serving because the
+ * server already has a client with its key.
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -67,9 +68,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, output: CliOu
     const onSignal = (): void => stop(0);
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    command_.failed?.then((error) => {
-      output.err(`nestjs-tunnel-pool ${command}: ${oneLine(error)}`);
-      stop(error instanceof InvalidOptionsError ? 2 : 1);
+    command_.failed?.then((failure) => {
+      output.err(`nestjs-tunnel-pool ${command}: ${oneLine(failure.line)}`);
+      stop(failure.exitCode);
     });
   });
 }

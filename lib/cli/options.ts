@@ -5,6 +5,7 @@
  * variable it came from) and what is expected. No sockets here.
  */
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { InvalidOptionsError } from '../core/errors.js';
 import { parseHostPort, ROUTE_NAME, type HostPort, type RouteOptions } from '../tunnel/routes.js';
@@ -151,7 +152,7 @@ export function readCommon(values: Values): CommonConfig {
     key = values.file('key-file')!.toString('utf8').trim();
     if (key.length === 0) throw new InvalidOptionsError(values.from('key-file'), `the file ${JSON.stringify(file)} is empty: put the shared key in it`);
   } else key = inline;
-  if (key !== undefined && insecure) throw new InvalidOptionsError(values.from('insecure'), `${values.from(file !== undefined ? 'key-file' : 'key')} gives a key: drop --insecure, or the key`);
+  if (key !== undefined && insecure) throw new InvalidOptionsError(values.from('insecure'), `${values.from(file !== undefined ? 'key-file' : 'key')} gives a key: drop ${values.from('insecure')}, or the key`);
   if (key === undefined && !insecure) {
     throw new InvalidOptionsError('--key', 'no shared key: give --key, --key-file or TUNNEL_KEY (make one with: nestjs-tunnel-pool keygen), or --insecure to run without authentication');
   }
@@ -205,10 +206,12 @@ export function parseRoute(spec: string, flag: string): RouteOptions {
     route.serverPort = Number(local);
   } else {
     try {
-      const listen = parseHostPort(local, 'listen', '127.0.0.1');
+      // Port 0 (this side picks a free port and prints it) stays 0 here; the client command picks the port at each start (pickListenPorts in client.ts).
+      const zero = /^(?:(.+):)?0$/.exec(local);
+      const listen = zero ? { ...parseHostPort(`${zero[1] ?? '127.0.0.1'}:1`, 'listen'), port: 0 } : parseHostPort(local, 'listen', '127.0.0.1');
       route.listen = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
     } catch {
-      fail(`the listen address ${JSON.stringify(local)} is not [HOST:]PORT`);
+      fail(`the listen address ${JSON.stringify(local)} is not [HOST:]PORT (port 0: a free port, printed once the route is up)`);
     }
   }
   for (const extra of extras) {
@@ -218,6 +221,48 @@ export function parseRoute(spec: string, flag: string): RouteOptions {
     else fail(`unknown setting ${JSON.stringify(extra)} (known: proxy=v1|v2, max=N)`);
   }
   return route;
+}
+
+/** A forward route's listen address when it asks for port 0 (this side picks a free port); undefined otherwise. */
+export function portZeroListen(route: RouteOptions): HostPort | undefined {
+  if (route.direction !== 'forward' || typeof route.listen !== 'string') return undefined;
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):0$/.exec(route.listen);
+  return match ? { host: match[1] ?? match[2]!, port: 0 } : undefined;
+}
+
+/** `routes` with each port-0 listen address given the port `portOf` returns (the library's routes take ports from 1). */
+export function withListenPorts(routes: readonly RouteOptions[], portOf: (route: RouteOptions, index: number) => number): RouteOptions[] {
+  return routes.map((route, index) => {
+    const zero = portZeroListen(route);
+    if (!zero) return route;
+    return { ...route, listen: `${zero.host.includes(':') ? `[${zero.host}]` : zero.host}:${portOf(route, index)}` };
+  });
+}
+
+/** Checks the --name label: the control hello carries it in at most 255 bytes. */
+export function readName(values: Values): string {
+  const name = values.string('name') ?? '';
+  if (Buffer.byteLength(name, 'utf8') > 255 || /[\u0000-\u001f\u007f]/.test(name)) {
+    throw new InvalidOptionsError(values.from('name'), `got ${Buffer.byteLength(name, 'utf8')} bytes, expected a label of at most 255 bytes without control characters`);
+  }
+  return name;
+}
+
+/** A host to bind or to name: an IP address or a host name, no spaces. */
+export function readHost(values: Values, name: string, fallback: string): string {
+  const host = values.string(name) ?? fallback;
+  if (net.isIP(host) === 0 && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(host)) {
+    throw new InvalidOptionsError(values.from(name), `got ${JSON.stringify(host)}, expected an IP address or a host name`);
+  }
+  return host;
+}
+
+/** --allow patterns: route names (A-Z a-z 0-9 . _ -) with * as a wildcard. */
+export function readAllow(values: Values): string[] {
+  const allow = values.list('allow');
+  const bad = allow.find((pattern) => !/^[A-Za-z0-9._*-]{1,64}$/.test(pattern));
+  if (bad !== undefined) throw new InvalidOptionsError(values.from('allow'), `got ${JSON.stringify(bad)}, expected route names of A-Z a-z 0-9 . _ - (1 to 64), * matching any characters`);
+  return allow;
 }
 
 /** The help text of a command, from its flag table. */

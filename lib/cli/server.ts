@@ -5,7 +5,7 @@ import { createServerPool, type ServerPoolConfig } from '../pool-factory.js';
 import type { AllowRuleOptions } from '../tunnel/routes.js';
 import { TunnelServer } from '../tunnel/tunnel-server.js';
 import { CliLog, type CliOutput } from './log.js';
-import { helpText, parseFlags, readCommon, readHostPort, SERVER_FLAGS, type Env } from './options.js';
+import { helpText, parseFlags, readAllow, readCommon, readHost, readHostPort, SERVER_FLAGS, type Env } from './options.js';
 
 export const SERVER_HELP = helpText(
   'server',
@@ -17,8 +17,14 @@ export const SERVER_HELP = helpText(
 /** A running server command: `stop()` drains and closes. */
 export interface RunningCommand {
   stop(): Promise<void>;
-  /** Settles with an error the command cannot run on with (a forward route's port taken). */
-  failed?: Promise<Error>;
+  /** Settles when the command cannot run on (a forward route's port taken, another client with this key): the stderr line and the exit code. */
+  failed?: Promise<CommandFailure>;
+}
+
+export interface CommandFailure {
+  /** One line, after `nestjs-tunnel-pool <command>: `. */
+  line: string;
+  exitCode: number;
 }
 
 /** Reads the flags, starts the pool and the tunnel server, logs what happens. Throws InvalidOptionsError naming the flag on a bad value. */
@@ -30,13 +36,13 @@ export async function runServer(args: string[], env: Env, output: CliOutput): Pr
   }
   const common = readCommon(values);
   const listen = readHostPort(values, 'listen', '0.0.0.0:10101');
-  const publicHost = values.string('public-host') ?? listen.host;
+  const publicHost = readHost(values, 'public-host', listen.host);
   const cert = values.file('tls-cert');
   const key = values.file('tls-key');
   if ((cert === undefined) !== (key === undefined)) throw new InvalidOptionsError(values.from(cert === undefined ? 'tls-cert' : 'tls-key'), 'give --tls-cert and --tls-key together');
   if (common.tls === '2' && cert === undefined) throw new InvalidOptionsError(values.from('tls-cert'), 'tls 2 needs the server certificate: give --tls-cert and --tls-key (or --tls 1 for a certificate made at start-up)');
   if (common.tls === '0' && cert !== undefined) throw new InvalidOptionsError(values.from('tls'), '--tls-cert is given but tls is 0: give --tls 1 or 2');
-  const allow = values.list('allow');
+  const allow = readAllow(values);
   const ports = values.list('ports');
   const targets = values.list('allow-target');
   const maxCap = values.int('max-cap', 64, 1, 65_536);
@@ -69,14 +75,19 @@ export async function runServer(args: string[], env: Env, output: CliOutput): Pr
     throw error;
   }
   const bound = pool.address()!;
-  log.info(`listening for tunnel clients on ${bound.address}:${bound.port} (${common.transport}, tls ${common.tls}, ${common.key ? 'authenticated' : 'NO authentication (--insecure)'})`);
+  log.info(`listening for tunnel clients on ${hostPort(bound.address, bound.port)} (${common.transport}, tls ${common.tls}, ${common.key ? 'authenticated' : 'NO authentication (--insecure)'})`);
   log.info(`allowing routes ${rule.names === '*' ? '*' : allow.join(', ')}; public ports ${ports.length > 0 ? ports.join(', ') : 'none (give --ports for reverse routes)'}; forward targets ${targets.length > 0 ? targets.join(', ') : 'none'}`);
 
   const failures = new FailureReporter(log.poolLogger, 'tunnel', 'opening connections', 10_000);
   server.on('client', (client, routes) => {
-    const parts = routes.map((r) => (r.status === 'accepted' ? (r.port ? `${r.name} on ${publicHost}:${r.port}` : `${r.name} (forward)`) : `${r.name} refused`));
+    const parts = routes.map((r) => (r.status === 'accepted' ? (r.port ? `${r.name} on ${hostPort(publicHost, r.port)}` : `${r.name} (forward)`) : `${r.name} refused`));
     log.info(`client ${client} up: ${parts.join(', ') || 'no routes'}`);
-    for (const r of routes) if (r.status === 'accepted' && r.port) log.info(`route ${r.name}: connect to ${publicHost}:${r.port}`);
+    // The port bound (the one picked when the route asked for 0); a wildcard host is no address to connect to.
+    for (const r of routes) {
+      if (r.status !== 'accepted' || !r.port) continue;
+      if (WILDCARD.has(publicHost)) log.info(`route ${r.name}: connect to port ${r.port} of this machine (listening on ${hostPort(publicHost, r.port)})`);
+      else log.info(`route ${r.name}: connect to ${hostPort(publicHost, r.port)}`);
+    }
   });
   server.on('refused', (client, answer) => log.warn(`client ${client}: route ${answer.name} refused (${answer.status}): ${answer.text}`));
   server.on('client-gone', (client, error) => log.info(`client ${client} down${error ? `: ${error.message}` : ''}`));
@@ -98,6 +109,12 @@ export async function runServer(args: string[], env: Env, output: CliOutput): Pr
   };
 }
 
+const WILDCARD = new Set(['0.0.0.0', '::', '[::]']);
+
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 /** A library option error renamed to the flag it came from (the pool's `tls` is --tls-cert, ...). */
 export function rename(error: unknown, from: (flag: string) => string): unknown {
   if (!(error instanceof InvalidOptionsError)) return error;
@@ -110,9 +127,13 @@ export function rename(error: unknown, from: (flag: string) => string): unknown 
     [/^maxCap/, 'max-cap'],
     [/^minCap/, 'min-cap'],
     [/^routes/, 'route'],
+    [/^allow\.rules\[\d+\]\.ports/, 'ports'],
+    [/^allow\.rules\[\d+\]\.targets/, 'allow-target'],
+    [/^allow\.rules\[\d+\]\.names/, 'allow'],
   ];
   const found = table.find(([pattern]) => pattern.test(error.option));
   if (!found) return error;
-  const detail = error.message.replace(/^invalid option [^:]+: /, '');
+  // The library's advice names its API; the command line has its own way to make a key.
+  const detail = error.message.replace(/^invalid option [^:]+: /, '').replace('generateAuthKey()', 'nestjs-tunnel-pool keygen');
   return new InvalidOptionsError(from(found[1]), detail);
 }
