@@ -20,11 +20,11 @@ import { useTestScope } from '../support/scope.js';
 jest.setTimeout(30_000);
 const scope = useTestScope();
 
-async function start(serverTls: unknown, clientOptions: Record<string, unknown>): Promise<{ server: ServerPool; client: ClientPool }> {
-  const server = createServerPool({ host: '127.0.0.1', port: 0, maxCap: 8, tls: serverTls } as ServerPoolConfig);
+async function start(serverTls: unknown, clientOptions: Record<string, unknown>, transport: 'tcp' | 'ws' = 'tcp'): Promise<{ server: ServerPool; client: ClientPool }> {
+  const server = createServerPool({ host: '127.0.0.1', port: 0, maxCap: 8, tls: serverTls, transport } as ServerPoolConfig);
   await server.start();
   scope.defer(() => server.close());
-  const client = createClientPool({ address: `127.0.0.1:${server.address()!.port}`, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, ...clientOptions } as ClientPoolConfig);
+  const client = createClientPool({ address: `127.0.0.1:${server.address()!.port}`, transport, minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000, ...clientOptions } as ClientPoolConfig);
   scope.defer(() => client.close());
   client.start();
   return { server, client };
@@ -37,8 +37,10 @@ async function resumedInTurn({ server, client }: { server: ServerPool; client: C
     const [id, theirs] = await server.incomingGet(10_000);
     scope.track(theirs);
     const mine = scope.track(await client.outgoingGet(id, 10_000)) as Duplex;
-    expect(mine).toBeInstanceOf(tls.TLSSocket);
-    resumed.push((mine as tls.TLSSocket).isSessionReused());
+    // A wss stream wraps its WebSocket, whose socket is the TLS one.
+    const secured = mine instanceof tls.TLSSocket ? mine : (mine as unknown as { ws: { _socket: unknown } }).ws._socket;
+    expect(secured).toBeInstanceOf(tls.TLSSocket);
+    resumed.push((secured as tls.TLSSocket).isSessionReused());
     mine.write(`ping ${i}`);
     expect((await readBytes(theirs, 6)).toString()).toBe(`ping ${i}`);
     theirs.write('pong');
@@ -58,6 +60,15 @@ describe('TLS session resumption on refill', () => {
     const ca = createCertificateAuthority();
     const { key, cert } = ca.issue({ commonName: 'localhost' });
     const pair = await start({ key, cert }, { tls: '2', hostname: 'localhost', ca: ca.cert });
+    expect(await resumedInTurn(pair)).toEqual([false, true, true]);
+  });
+
+  it.each([
+    ['mode "1" without a pin', {}],
+    ['mode "1" with a pin', { pin: true }],
+  ])('wss, %s: the refills resume too (ws makes the TLS connection; the pool offers the ticket and keeps the new ones)', async (_name, extra) => {
+    const { key, cert } = createSelfSignedCertificate({ commonName: 'localhost' });
+    const pair = await start({ key, cert }, { tls: '1', ...('pin' in extra ? { pin: certificateFingerprints(cert).certificate.hex } : {}) }, 'ws');
     expect(await resumedInTurn(pair)).toEqual([false, true, true]);
   });
 

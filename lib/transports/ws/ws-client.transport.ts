@@ -218,7 +218,7 @@ export class WsClientTransport implements ClientTransport {
       for (const name of Object.keys(headers)) if (name.toLowerCase() === AUTH_HEADER) delete headers[name];
       headers[AUTH_HEADER] = proof.header;
     }
-    const createConnection = connected ? () => connected : tls?.pin ? pinnedConnect(tls) : undefined;
+    const createConnection = connected ? () => connected : tls?.pin || tls?.sessions ? ownTlsConnect(tls) : undefined;
     return {
       perMessageDeflate: false,
       maxPayload: this.config.maxPayload,
@@ -336,21 +336,26 @@ function classify(error: Error, url: string): PoolError {
 }
 
 /**
- * ws's own TLS connect, plus the pin: the socket stays corked (the upgrade
- * request, and anything after it, waits in it) until the server's
- * certificate matched on 'secureConnect'; a mismatch destroys it with the
- * CertificatePinError, which ws reports as the dial's error.
+ * ws's own TLS connect, plus the pin and session resumption: the last
+ * ticket of this server is offered (`tlsResume`); the socket stays corked
+ * (the upgrade request, and anything after it, waits in it) until the
+ * server's certificate matched on 'secureConnect'; a mismatch destroys it
+ * with the CertificatePinError, which ws reports as the dial's error. Only
+ * a connection that passed the check feeds the tickets of later dials.
  */
-function pinnedConnect(config: ClientTlsConfig): (options: tlsModule.ConnectionOptions) => tlsModule.TLSSocket {
+function ownTlsConnect(config: ClientTlsConfig): (options: tlsModule.ConnectionOptions) => tlsModule.TLSSocket {
   return (options) => {
-    const connectOptions: tlsModule.ConnectionOptions = { ...options, path: undefined as never };
+    const offered = config.sessions?.session;
+    const connectOptions: tlsModule.ConnectionOptions = { ...options, path: undefined as never, ...(offered ? { session: offered } : {}) };
     if (!connectOptions.servername && connectOptions.servername !== '') connectOptions.servername = isIP(String(options.host ?? '')) ? '' : String(options.host ?? '');
     const socket = tlsModule.connect(connectOptions);
     socket.cork();
     socket.once('secureConnect', () => {
       const error = checkPin(config, socket);
-      if (error) socket.destroy(error);
-      else socket.uncork();
+      if (error) return void socket.destroy(error);
+      const sessions = config.sessions;
+      if (sessions) socket.on('session', (session: Buffer) => (sessions.session = session));
+      socket.uncork();
     });
     return socket;
   };
