@@ -31,6 +31,12 @@ export type EarlyVerdict =
   | 'claim'
   /** Too few bytes to tell: asked again when more arrive. */
   | 'wait'
+  /**
+   * Not the hook's, but bytes its taker expects (a tunnel client's stream
+   * header, written before the server takes the stream): they wait for the
+   * taker, as a stream whose peer proved its identity may, never junk.
+   */
+  | 'keep'
   /** Not the hook's: today's behaviour (the bytes wait for the taker, or are junk). */
   | 'pass';
 
@@ -88,6 +94,8 @@ export class IdleStreams {
   private readonly onEnd: (this: Duplex) => void;
   private readonly onClose: (this: Duplex) => void;
   private readonly onReadable: (this: Duplex) => void;
+  /** Streams whose bytes `early` said are their taker's ('keep'). */
+  private readonly kept = new WeakSet<Duplex>();
   /** How many buffered bytes `early` already judged, per stream; Infinity once it passed. */
   private readonly judged = new WeakMap<Duplex, number>();
   /** Set by the pool: sees bytes on idle streams first (the tunnel's control stream claim). */
@@ -166,7 +174,7 @@ export class IdleStreams {
     }
     if (isDead(stream)) this.died(stream, 'stale');
     else if (stream.readableLength > 0 && this.offerEarly(stream)) return;
-    else if (this.unexpectedData && label === undefined && stream.readableLength > 0) this.junk(stream);
+    else if (this.unexpectedData && !this.vouched(stream) && stream.readableLength > 0) this.junk(stream);
   }
 
   /** Takes the stream with this ID, if it is here, still alive and not older than `maxAge`. */
@@ -175,7 +183,7 @@ export class IdleStreams {
     if (!entry) return undefined;
     // Bytes whose 'readable' has not been emitted yet: the early hook sees them first.
     if (entry.stream.readableLength > 0 && this.offerEarly(entry.stream)) return undefined;
-    if (this.unexpectedData && entry.label === undefined && entry.stream.readableLength > 0) {
+    if (this.unexpectedData && !this.vouched(entry.stream) && entry.stream.readableLength > 0) {
       this.junk(entry.stream);
       return undefined;
     }
@@ -263,7 +271,7 @@ export class IdleStreams {
     const id = this.idOf.get(stream);
     if (!early || id === undefined) return false;
     const judged = this.judged.get(stream) ?? 0;
-    if (judged === Infinity) return false;
+    if (judged === Infinity || this.kept.has(stream)) return false;
     if (stream.readableLength <= judged) return true;
     const bytes = readAll(stream);
     if (bytes.length === 0) return false;
@@ -275,12 +283,22 @@ export class IdleStreams {
       early.claimed(id, stream);
       return true;
     }
+    if (verdict === 'keep') {
+      this.judged.delete(stream);
+      this.kept.add(stream);
+      return false;
+    }
     this.judged.set(stream, verdict === 'wait' ? stream.readableLength : Infinity);
     return verdict === 'wait';
   }
 
-  /** The stream's peer proved who it is (it was added with a label): bytes it sends while idle are its taker's. */
+  /**
+   * The stream's peer proved who it is (it was added with a label), or the
+   * early hook said its bytes are its taker's ('keep'): bytes it sends while
+   * idle wait for the taker.
+   */
   private vouched(stream: Duplex): boolean {
+    if (this.kept.has(stream)) return true;
     const id = this.idOf.get(stream);
     return id !== undefined && this.entries.get(id)?.label !== undefined;
   }

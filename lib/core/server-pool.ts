@@ -168,10 +168,11 @@ export interface EarlyClaim {
   /**
    * The bytes an idle stream received so far (a copy; they stay in the
    * stream) and its client's identity, if it proved one. 'claim' takes the
-   * stream, 'wait' asks again when more bytes come, 'pass' leaves it to the
-   * pool's usual rules.
+   * stream, 'wait' asks again when more bytes come, 'keep' leaves the bytes
+   * for whoever takes the stream (never dropped as unexpected), 'pass'
+   * leaves it to the pool's usual rules.
    */
-  match(bytes: Buffer, identity: ClientIdentity | undefined, id: string): 'claim' | 'wait' | 'pass';
+  match(bytes: Buffer, identity: ClientIdentity | undefined, id: string): 'claim' | 'wait' | 'keep' | 'pass';
   /** The claimed stream, handed out (counted as taken) with its bytes unread. */
   claimed(incoming: IncomingStream, identity: ClientIdentity | undefined): void;
 }
@@ -433,9 +434,9 @@ export class ServerPool extends PoolBase<ServerTransport> {
     };
   }
 
-  /** The verdict of the first claim that wants the stream; 'wait' if one needs more bytes. */
-  private judgeEarly(id: string, stream: Duplex, bytes: Buffer): 'claim' | 'wait' | 'pass' {
-    let verdict: 'claim' | 'wait' | 'pass' = 'pass';
+  /** The verdict of the first claim that wants the stream; 'wait' if one needs more bytes, else 'keep' if one keeps them. */
+  private judgeEarly(id: string, stream: Duplex, bytes: Buffer): 'claim' | 'wait' | 'keep' | 'pass' {
+    let verdict: 'claim' | 'wait' | 'keep' | 'pass' = 'pass';
     const identity = streamIdentity(stream);
     for (const claim of this.claims) {
       const said = claim.match(bytes, identity, id);
@@ -444,6 +445,7 @@ export class ServerPool extends PoolBase<ServerTransport> {
         return 'claim';
       }
       if (said === 'wait') verdict = 'wait';
+      else if (said === 'keep' && verdict === 'pass') verdict = 'keep';
     }
     return verdict;
   }

@@ -5,6 +5,9 @@ import type { EndMessage, FailMessage } from './control/messages.js';
 import { CONTROL_PREAMBLE, FRAME_HEADER_LENGTH, MAX_FRAME_BODY, MessageType, type EndKind, type FailReason } from './control/wire.js';
 import type { ForwardResult } from './forward.js';
 
+/** The magic of a forward connection's stream header (stream-header.ts). */
+const FORWARD_HEADER = Buffer.from('NTPF', 'latin1');
+
 /** The first bytes of a control stream: the preamble and a HELLO frame header (type, body length). */
 const MARK_LENGTH = CONTROL_PREAMBLE.length + FRAME_HEADER_LENGTH;
 
@@ -12,10 +15,13 @@ const MARK_LENGTH = CONTROL_PREAMBLE.length + FRAME_HEADER_LENGTH;
  * How the tunnel server recognises a client's control stream among its
  * idle pooled streams: it starts with the control preamble followed by the
  * header of a HELLO frame of an allowed length. 'wait' while the bytes so
- * far are a prefix of such a start.
+ * far are a prefix of such a start. A stream that starts with a forward
+ * connection's header (`NTPF`) is 'keep': its bytes wait for the taker.
  */
-export function matchPreamble(bytes: Buffer): 'claim' | 'wait' | 'pass' {
+export function matchPreamble(bytes: Buffer): 'claim' | 'wait' | 'keep' | 'pass' {
   const head = bytes.subarray(0, CONTROL_PREAMBLE.length);
+  // A forward connection's stream header, written before the server takes the stream: its bytes are the taker's.
+  if (FORWARD_HEADER.subarray(0, head.length).equals(head)) return head.length < FORWARD_HEADER.length ? 'wait' : 'keep';
   if (!CONTROL_PREAMBLE.subarray(0, head.length).equals(head)) return 'pass';
   if (bytes.length > CONTROL_PREAMBLE.length && bytes[CONTROL_PREAMBLE.length] !== MessageType.HELLO) return 'pass';
   if (bytes.length < MARK_LENGTH) return 'wait';

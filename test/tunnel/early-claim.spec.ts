@@ -135,6 +135,22 @@ describe('ServerPool.claimEarly over tcp with a key', () => {
     expect(identity).toBeUndefined();
   });
 
+  it('without authentication, bytes a claim says to keep wait for the taker by ID instead of being dropped', async () => {
+    const p = await pair(1, false);
+    await ready(p, 1);
+    scope.defer(p.server.claimEarly({ match: (bytes) => (bytes.subarray(0, 4).toString() === 'KEEP' ? 'keep' : 'pass'), claimed: () => undefined }));
+    const [id, stream] = await p.client.takeAny();
+    scope.track(stream);
+    stream.write('KEEP these bytes');
+    // Once the server read them (and kept them), the taker by ID gets every one.
+    await eventually(() => p.server.stats.totals.accepted >= 1 && (p.server.stats.drops['unexpected-data'] ?? 0) === 0, 5000, 'the stream still idle');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const [, server] = await p.server.incomingGet({ id, timeout: 5000 });
+    scope.track(server);
+    expect((await readBytes(server, 16)).toString()).toBe('KEEP these bytes');
+    expect(p.server.stats.drops).toEqual({});
+  });
+
   it('after unsubscribing, bytes on an idle stream are no one\'s claim', async () => {
     const p = await pair(1);
     await ready(p, 1);

@@ -18,5 +18,12 @@ describe('matchPreamble', () => {
     expect(matchPreamble(Buffer.concat([CONTROL_PREAMBLE, Buffer.from([0x01, 0xff, 0xff, 0xff, 0xff])]))).toBe('pass');
     expect(matchPreamble(Buffer.from('GET / HTTP/1.1\r\n'))).toBe('pass');
     expect(matchPreamble(Buffer.from('NTPX'))).toBe('pass');
+    expect(matchPreamble(Buffer.from('NTPR\0\0\0\x01'))).toBe('pass'); // a reverse header is never written on an idle stream
+  });
+
+  it('keeps a forward connection\'s stream header (NTPF) and what follows for the taker; waits on its prefixes', () => {
+    expect(matchPreamble(Buffer.from('NTPF\0\0\0\x07GET / HTTP/1.1'))).toBe('keep');
+    expect(matchPreamble(Buffer.from('NTPF'))).toBe('keep');
+    for (const prefix of ['N', 'NT', 'NTP']) expect(matchPreamble(Buffer.from(prefix))).toBe('wait');
   });
 });
