@@ -194,6 +194,8 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
   const bulkPort = await freePort();
   const bulk = sizes.quick ? 16 * 1024 * 1024 : 256 * 1024 * 1024;
   const rate = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
+  /** The raw-Node tunnel's throughput on the same path (pipe() instead of the library's forwarding, no pool), per run. */
+  const rawTunnelRate: number[] = [];
   const serverPool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
   const server = new TunnelServer({ pool: serverPool, allow: { rules: [{ clients: 'anonymous', names: ['bench', 'bench-bulk'], directions: ['reverse'], ports: [publicPort, bulkPort] }] } });
   const p50 = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
@@ -202,7 +204,9 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
   let client: TunnelClient | undefined;
   let link: RawLink | undefined;
   let control: Control | undefined;
+  let bulkControl: Control | undefined;
   let rawTunnel: RawTunnel | undefined;
+  let rawBulk: RawTunnel | undefined;
   let stream: Pools | undefined;
   try {
     await server.start();
@@ -217,6 +221,10 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     control = await Control.open();
     rawTunnel = new RawTunnel(link, control, targetPort);
     const floorPort = await rawTunnel.listen();
+    // A control connection of its own: a Control has one line handler.
+    bulkControl = await Control.open();
+    rawBulk = new RawTunnel(link, bulkControl, sinkPort);
+    const rawBulkPort = await rawBulk.listen();
     stream = await openPools(adapter, { server: { closeTimeout: 1000 }, client: { minCap: 2, maxCap: 4, closeTimeout: 1000 } });
     await stream.full(2);
     // One unmeasured warm-up batch of each: the three paths' code optimised before the clock starts.
@@ -251,6 +259,9 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       rate.raw.push(await pump(sinkPort, bulk, sink));
       rate.floor.push(await pooledStream(stream, bulk, stallMs));
       rate.pooled.push(await pump(bulkPort, bulk, sink));
+      // Its connection is opened here, outside the clock.
+      await rawBulk.prepare(1);
+      rawTunnelRate.push(await pump(rawBulkPort, bulk, sink));
     }
   } finally {
     await client?.close();
@@ -259,7 +270,9 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     await serverPool.close();
     await stream?.close();
     await rawTunnel?.close();
+    await rawBulk?.close();
     await control?.close();
+    await bulkControl?.close();
     await link?.close();
     await new Promise<void>((resolve) => target.close(() => resolve()));
     await new Promise<void>((resolve) => sinkServer.close(() => resolve()));
@@ -296,5 +309,17 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       `${bulk / MiB} MiB per run public → target; raw = a direct connection to the target; here the floor column is ONE pooled ${adapter.name} stream ` +
       `moving the same bytes server end → client end (the way a reverse route's bytes cross it) in the same process and run, and the target (the issue's ≥ 0.9× a pooled stream) is on tunnel / that stream`,
   });
-  return [throughputRow, row('tunnel open latency p50', p50), row('tunnel open latency p99', p99, { label: '< 1 ms', value: 1, on: 'pooled', better: 'lower', inclusive: false })];
+  const versusRawTunnel: Row = {
+    transport: adapter.name,
+    scenario: 'tunnel',
+    metric: 'tunnel throughput c→s vs raw-Node tunnel',
+    unit: 'MiB/s',
+    raw: summarize(rawTunnelRate),
+    pooled: summarize(rate.pooled),
+    ratio: summarize(pairedRatios(rate.pooled, rawTunnelRate)),
+    note:
+      `the same ${bulk / MiB} MiB per run; here raw = the raw-Node tunnel of the same path (the open-latency rows' floor: a ${adapter.name} connection/stream opened beforehand, ` +
+      `legs joined with pipe(), no pool, no library), pooled = the tunnel: what the library's forwarding and control channel cost against Node's own plumbing on the same three legs`,
+  };
+  return [throughputRow, versusRawTunnel, row('tunnel open latency p50', p50), row('tunnel open latency p99', p99, { label: '< 1 ms', value: 1, on: 'pooled', better: 'lower', inclusive: false })];
 }
