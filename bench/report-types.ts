@@ -1,8 +1,8 @@
 import type { AdapterName } from './adapters.js';
 import type { Summary } from './stats.js';
 
-export type ScenarioName = 'throughput' | 'handoff' | 'rendezvous' | 'warmup' | 'memory' | 'rate' | 'refilling' | 'openloop' | 'metrics' | 'tunnel';
-export const SCENARIO_NAMES: readonly ScenarioName[] = ['throughput', 'handoff', 'rendezvous', 'warmup', 'memory', 'rate', 'refilling', 'openloop', 'metrics', 'tunnel'];
+export type ScenarioName = 'throughput' | 'handoff' | 'rendezvous' | 'warmup' | 'memory' | 'rate' | 'refilling' | 'openloop' | 'metrics' | 'tunnel' | 'handshake';
+export const SCENARIO_NAMES: readonly ScenarioName[] = ['throughput', 'handoff', 'rendezvous', 'warmup', 'memory', 'rate', 'refilling', 'openloop', 'metrics', 'tunnel', 'handshake'];
 
 /** A target from the issue: reported with ✓/✗, never asserted. */
 export interface Target {

@@ -25,6 +25,7 @@ import { throughput } from './scenarios/throughput.js';
 import { warmup } from './scenarios/warmup.js';
 import { metricsCost } from './scenarios/metrics-cost.js';
 import { tunnel } from './scenarios/tunnel.js';
+import { handshake } from './scenarios/handshake.js';
 import { wsMasking } from '../lib/transports/ws/masking.js';
 
 const SCENARIOS: Record<ScenarioName, (context: ScenarioContext) => Promise<Row[]>> = {
@@ -38,6 +39,7 @@ const SCENARIOS: Record<ScenarioName, (context: ScenarioContext) => Promise<Row[
   openloop,
   metrics: metricsCost,
   tunnel,
+  handshake,
 };
 
 const USAGE = `Usage: npm run bench [-- options]   (or: node dist/bench/run.js [options] after npm run build)
