@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ClientPool } from '../core/client-pool.js';
 import type { PoolLogger } from '../core/logger.js';
-import { InvalidOptionsError, PoolClosedError, StreamCutError } from '../core/errors.js';
+import { InvalidOptionsError, PoolClosedError } from '../core/errors.js';
 import { ControlChannel, type ControlChannelOptions } from './control/channel.js';
 import type { EndMessage, OpenMessage, RouteAnswer } from './control/messages.js';
 import { EndConfirmations } from './end-confirmations.js';
