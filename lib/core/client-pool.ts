@@ -84,6 +84,17 @@ export interface ClientPoolOptions {
    * replaced at the next round, after the interval.
    */
   refill?: 'demand' | 'rounds';
+  /**
+   * With `refill: 'demand'`, how long in ms the replacement of a taken
+   * stream waits while the pool still holds plenty idle, at least a quarter
+   * of its capacity (default 1; 0 dials in the next event-loop turn). The
+   * stream just taken is about to carry its first bytes (a tunnel's target
+   * connect and header, a request and its answer); a dial's connect, accept
+   * and handshake on the same event loop would land in between. A pool
+   * below a quarter of its capacity idle, or a get that found it empty,
+   * dials in the next turn whatever this says.
+   */
+  refillGrace?: number;
   /** Where background dial and handshake failures are reported, rate-limited (default: silent; the Nest module passes its Logger). */
   logger?: PoolLogger;
   /** At most one summary of ongoing failures per this many ms (default 60000). */
@@ -94,7 +105,7 @@ export type ResolvedClientPoolOptions = Required<Omit<ClientPoolOptions, 'name'>
 
 /** The keys `ClientPool` reads; a factory uses this to split options between the core and a transport. */
 export const CLIENT_POOL_OPTION_KEYS = [
-  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'maxBackoff', 'maxIdle', 'closeTimeout', 'refill', 'logger', 'logInterval',
+  'name', 'minCap', 'maxCap', 'minIvl', 'maxIvl', 'isSingle', 'getTimeout', 'maxConcurrentDials', 'maxBackoff', 'maxIdle', 'closeTimeout', 'refill', 'refillGrace', 'logger', 'logInterval',
 ] as const;
 
 export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''): ResolvedClientPoolOptions {
@@ -120,6 +131,7 @@ export function resolveClientPoolOptions(options: ClientPoolOptions, prefix = ''
     maxIdle: read.ms('maxIdle', 0, 0),
     closeTimeout: read.ms('closeTimeout', 5000, 0),
     refill: readRefill(read),
+    refillGrace: read.ms('refillGrace', 1, 0),
     logger: readLogger(read),
     logInterval: read.ms('logInterval', DEFAULT_LOG_INTERVAL_MS, 1),
   };
@@ -165,7 +177,8 @@ export class ClientPool extends PoolBase<ClientTransport> {
   private readonly totals = { dials: 0, created: 0, rounds: 0 };
   private readonly failures: Record<string, number> = {};
   /** The pending turn of on-demand refill, if one is scheduled. */
-  private demandTurn?: NodeJS.Immediate;
+  /** The next on-demand refill turn: an immediate (due now) or a timer (`refillGrace`, while plenty is idle). */
+  private demandTurn?: { kind: 'now'; handle: NodeJS.Immediate } | { kind: 'grace'; handle: NodeJS.Timeout };
   /** An on-demand dial failed: no more until a round succeeds (the rounds and their back-off decide). */
   private demandPaused = false;
   /** On-demand dials in flight, for close() to wait on. */
@@ -304,8 +317,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
   protected stopping(closed: PoolClosedError): Promise<unknown> | undefined {
     this.lifecycle.abort();
     this.wake?.();
-    if (this.demandTurn) clearImmediate(this.demandTurn);
-    this.demandTurn = undefined;
+    this.cancelDemandTurn();
     this.byId.failAll(closed);
     this.activeWaiters.failAll(closed);
     return this.demandDials.size === 0 ? this.manager : Promise.all([this.manager, ...this.demandDials]);
@@ -313,7 +325,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
 
   /** A stream left the pool (handed out, or dropped): its replacement is due. */
   protected override handOut(stream: Duplex, counted = true): Duplex | undefined {
-    this.demand();
+    this.demand(true);
     return super.handOut(stream, counted);
   }
 
@@ -353,10 +365,30 @@ export class ClientPool extends PoolBase<ClientTransport> {
     this.demand();
   }
 
-  /** Schedules a turn of on-demand refill after the I/O already waiting (setImmediate), once however many streams left. */
-  private demand(): void {
-    if (this.options.refill !== 'demand' || this.state !== 'running' || this.demandTurn || this.demandPaused || this.failedRounds > 0) return;
-    this.demandTurn = setImmediate(() => this.refillTurn());
+  /**
+   * Schedules a turn of on-demand refill, once however many streams left:
+   * in the next event-loop turn, after the I/O already waiting; for a
+   * stream just handed out, after `refillGrace` while at least a quarter of
+   * the capacity is still idle (that hand-off's first bytes go first). A
+   * turn waiting out its grace is brought forward when anything more urgent
+   * comes (the pool runs low, a stream died, a get found it empty).
+   */
+  private demand(handedOut = false): void {
+    if (this.options.refill !== 'demand' || this.state !== 'running' || this.demandPaused || this.failedRounds > 0) return;
+    const grace = handedOut && this.options.refillGrace > 0 && this.idle.size > 0 && this.idle.size * 4 >= this.capacityNow;
+    const turn = this.demandTurn;
+    if (turn && (turn.kind === 'now' || grace)) return;
+    this.cancelDemandTurn();
+    this.demandTurn = grace
+      ? { kind: 'grace', handle: setTimeout(() => this.refillTurn(), this.options.refillGrace) }
+      : { kind: 'now', handle: setImmediate(() => this.refillTurn()) };
+  }
+
+  private cancelDemandTurn(): void {
+    const turn = this.demandTurn;
+    this.demandTurn = undefined;
+    if (turn?.kind === 'now') clearImmediate(turn.handle);
+    else if (turn) clearTimeout(turn.handle);
   }
 
   /** Starts up to DEMAND_STEP dials towards `capacity` (idle and in flight together), and another turn if more are due. */
@@ -373,7 +405,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
       });
       this.demandDials.add(dial);
     }
-    if (due > now) this.demandTurn = setImmediate(() => this.refillTurn());
+    if (due > now) this.demandTurn = { kind: 'now', handle: setImmediate(() => this.refillTurn()) };
   }
 
   // ---- manager --------------------------------------------------------

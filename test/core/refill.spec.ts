@@ -47,6 +47,46 @@ describe('client pool refill', () => {
     expect(pool.stats.totals.rounds).toBe(1);
   });
 
+  it('while a quarter of the capacity is still idle, a take waits out refillGrace before its replacement dial; running low brings it forward', async () => {
+    const transport = new ManualTransport();
+    pool = new ClientPool(transport, { minCap: 4, maxCap: 4, minIvl: 60_000, maxIvl: 60_000, refillGrace: 60_000 });
+    pool.start();
+    await eventually(() => transport.pending.length === 4, 5000, 'the first round dials four');
+    for (let i = 1; i <= 4; i++) transport.complete(`0000000${i}`);
+    await pool.waitForActive(4, 5000);
+    // Three takes leave 3, 2, then 1 of 4 idle: a quarter or more, so the dials wait (the hand-offs' own bytes go first).
+    for (let i = 1; i <= 3; i++) (await pool.outgoingGet(`0000000${i}`, 1000)).destroy();
+    await turns(20);
+    expect(transport.pending).toHaveLength(0);
+    // The last one leaves none idle: every replacement due is dialed in the next turn, not after the grace.
+    (await pool.outgoingGet('00000004', 1000)).destroy();
+    await eventually(() => transport.pending.length === 4, 5000, 'four replacement dials');
+    expect(pool.stats.totals.rounds).toBe(1);
+  });
+
+  it('refillGrace 0 dials the replacement of a take in the next event-loop turn', async () => {
+    const transport = new ManualTransport();
+    pool = new ClientPool(transport, { minCap: 4, maxCap: 4, minIvl: 60_000, maxIvl: 60_000, refillGrace: 0 });
+    pool.start();
+    await eventually(() => transport.pending.length === 4, 5000, 'the first round dials four');
+    for (let i = 1; i <= 4; i++) transport.complete(`0000000${i}`);
+    await pool.waitForActive(4, 5000);
+    (await pool.outgoingGet('00000001', 1000)).destroy();
+    await turns(3);
+    expect(transport.pending).toHaveLength(1);
+  });
+
+  it('a stream that died is replaced without the grace (no hand-off to let go first)', async () => {
+    const transport = new ManualTransport();
+    pool = new ClientPool(transport, { minCap: 4, maxCap: 4, minIvl: 60_000, maxIvl: 60_000, refillGrace: 60_000 });
+    pool.start();
+    await eventually(() => transport.pending.length === 4, 5000, 'the first round dials four');
+    const streams = [1, 2, 3, 4].map((i) => transport.complete(`0000000${i}`));
+    await pool.waitForActive(4, 5000);
+    streams[0]!.destroy(new Error('reset'));
+    await eventually(() => pool!.active === 3 && transport.pending.length === 1, 5000, 'dropped, and a replacement dial');
+  });
+
   it('several takes at once never dial past the capacity (dials in flight count)', async () => {
     const { transport, pool } = await filled();
     (await pool.outgoingGet('00000001', 1000)).destroy();
