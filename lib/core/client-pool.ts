@@ -267,8 +267,11 @@ export class ClientPool extends PoolBase<ClientTransport> {
       // Found the pool empty: demand outruns the capacity. One more (up to maxCap), dialed at once on demand.
       this.grow();
       const left = deadline - performance.now();
-      // waitForActive rejects with the timeout, abort or close error this get owes its caller.
-      await this.waitForActive(1, { timeout: Number.isFinite(left) ? Math.max(0, left) : Infinity, signal: wait.signal });
+      this.assertOpen();
+      // Rejects with the timeout (naming this get's own timeout), abort or close error this get owes its caller.
+      await this.activeWaiters.wait(() => this.idle.size >= 1, { timeout: Number.isFinite(left) ? Math.max(0, left) : Infinity, signal: wait.signal }, () =>
+        `client pool ${this.options.name} had no idle stream to take within ${timeout} ms (capacity ${this.capacityNow}, ${this.dialing} dialing)`,
+      );
     }
   }
 

@@ -166,6 +166,16 @@ describe('client pool refill', () => {
     expect(pool.capacity).toBe(3);
   });
 
+  it('a takeAny that times out names its own timeout, whole, and what the pool was doing', async () => {
+    const transport = new ManualTransport();
+    pool = new ClientPool(transport, { minCap: 1, maxCap: 1, minIvl: 60_000, maxIvl: 60_000 });
+    pool.start();
+    // The server never answers: nothing becomes idle.
+    const error = await pool.takeAny(40).then(() => undefined, (caught: unknown) => caught as Error & { code?: string });
+    expect(error?.code).toBe('POOL_ERR_TIMEOUT');
+    expect(error?.message).toBe('client pool default had no idle stream to take within 40 ms (capacity 1, 1 dialing)');
+  });
+
   it("a round's dials start a few per event-loop turn, not as one burst ahead of the I/O waiting", async () => {
     const transport = new ManualTransport();
     pool = new ClientPool(transport, { minCap: 8, maxCap: 8, minIvl: 60_000, maxIvl: 60_000 });
