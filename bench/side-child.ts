@@ -9,7 +9,7 @@
  * the idle-streams measurement, whose memory figure needs a fresh one).
  */
 import { ADAPTERS, openPools, type AdapterName, type Pools, type RawLink } from './adapters.js';
-import { floorLatency, type HandOffEngine, type Latency, PooledHandOff, type PooledLatency, pooledLatency, PreopenedHandOff, RawDialHandOff, rawLatency } from './scenarios/handoff-engine.js';
+import { type HandOffEngine, type Latency, PooledHandOff, type PooledLatency, pooledLatency, PreopenedHandOff, RawDialHandOff, rawLatency } from './scenarios/handoff-engine.js';
 import { openLoop, RefillRecorder, type OpenLoopResult } from './scenarios/refilling-measure.js';
 import { measureRate, type RateResult } from './scenarios/rate-measure.js';
 import {
@@ -64,10 +64,9 @@ export interface SideCommands {
   'idle.prepare': [{ count: number; settleMs: number }, null];
   'idle.go': [Record<string, never>, IdleResult];
   /** After idle.go: hand-off latency on the idle pool (pooled) or dialing fresh connections (raw). */
-  'handoff.pooled': [{ count: number; batch: number }, PooledLatency];
+  /** With the floor interleaved: one floor hand-off beside each pooled one, in the same process. */
+  'handoff.pooled': [{ count: number; batch: number }, PooledLatency & { floor?: Latency }];
   'handoff.raw': [{ count: number }, Latency];
-  /** On the raw side: the floor, the pool's exchange on raw connections opened beforehand. */
-  'handoff.floor': [{ count: number; batch: number }, Latency & { loopDelay: { p50: number; p99: number } }];
   /** Hand-off while refilling: pooled side, a pool of `pool` refilling on demand; raw side, the floor engine. */
   'refilling.open': [{ pool: number }, { label: string }];
   /** Pooled: how many streams per second the pool dials back after all `pool` were taken at once. */
@@ -262,17 +261,20 @@ const handlers: Handlers = {
 
   async 'handoff.pooled'({ count, batch }) {
     control ??= await Control.open();
-    return pooledLatency(pools!, observed!, control, count, batch, idle!.count);
+    // The floor beside the pool, interleaved in this process: raw pairs of the kind and a control connection of their own.
+    const floorLink = await adapter.openRaw();
+    const floorControl = await Control.open();
+    try {
+      return await pooledLatency(pools!, observed!, control, count, batch, idle!.count, { link: floorLink, control: floorControl });
+    } finally {
+      await floorControl.close();
+      await floorLink.close();
+    }
   },
 
   async 'handoff.raw'({ count }) {
     control ??= await Control.open();
     return rawLatency(link!, control, count);
-  },
-
-  async 'handoff.floor'({ count, batch }) {
-    control ??= await Control.open();
-    return floorLatency(link!, control, count, batch);
   },
 
   async 'refilling.open'({ pool }) {

@@ -201,8 +201,19 @@ export interface PooledLatency extends Latency {
  * first ones after it. The event-loop delay is recorded over the measured
  * batches and reported beside the latency.
  */
-export async function pooledLatency(pools: Pools, observed: ObservedTransport, control: Control, count: number, batch: number, refillTo: number): Promise<PooledLatency> {
+export async function pooledLatency(
+  pools: Pools,
+  observed: ObservedTransport,
+  control: Control,
+  count: number,
+  batch: number,
+  refillTo: number,
+  beside?: { link: RawLink; control: Control },
+): Promise<PooledLatency & { floor?: Latency }> {
   const engine = new PooledHandOff(pools, control);
+  // The floor interleaved: one floor hand-off beside each pooled one (order alternating), in this process, at the same moment.
+  const floor = beside ? new PreopenedHandOff(beside.link, beside.control) : undefined;
+  const floorSamples: number[] = [];
   const gcs: Array<[number, number]> = [];
   const gcObserver = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) gcs.push([entry.startTime, entry.startTime + entry.duration]);
@@ -215,11 +226,15 @@ export async function pooledLatency(pools: Pools, observed: ObservedTransport, c
       await pools.full(refillTo, 120_000);
     }
     observed.pause();
+    if (floor && floor.size < batch) await floor.open(batch - floor.size);
   };
   try {
     // Warm-up, unmeasured: the hand-off path's code optimised before the clock starts.
     await refillIfLow();
-    for (let i = 0; i < Math.min(batch, count); i++) await within(engine.once(), 15_000, 'a warm-up hand-off');
+    for (let i = 0; i < Math.min(batch, count); i++) {
+      await within(engine.once(), 15_000, 'a warm-up hand-off');
+      if (floor) await within(floor.once(), 15_000, 'a warm-up floor hand-off');
+    }
     gcObserver.observe({ entryTypes: ['gc'] });
     for (let i = 0; i < count; i++) {
       if (i % batch === 0) {
@@ -227,10 +242,12 @@ export async function pooledLatency(pools: Pools, observed: ObservedTransport, c
         await refillIfLow();
         loop.enable();
       }
+      if (floor && i % 2 === 1) floorSamples.push(await within(floor.once(), 15_000, 'a floor hand-off'));
       const switches = process.resourceUsage().involuntaryContextSwitches;
       const start = now();
       const ms = await within(engine.once(), 15_000, 'a pooled hand-off');
       samples.push({ start, end: start + ms, preempted: process.resourceUsage().involuntaryContextSwitches > switches });
+      if (floor && i % 2 === 0) floorSamples.push(await within(floor.once(), 15_000, 'a floor hand-off'));
     }
     loop.disable();
     // GC entries arrive asynchronously: let them in before looking.
@@ -242,35 +259,9 @@ export async function pooledLatency(pools: Pools, observed: ObservedTransport, c
   }
   const { p50, p99, n } = percentiles(samples.map((s) => (s.end - s.start) * 1000));
   const loopDelay = loop.count > 0 ? { p50: loop.percentile(50) / 1000, p99: loop.percentile(99) / 1000 } : { p50: 0, p99: 0 };
-  return { p50, p99, n, tail: explainTail(samples, gcs), loopDelay };
-}
-
-/**
- * The floor (see `PreopenedHandOff`): `count` sequential hand-offs in
- * batches of `batch` raw pairs opened before each batch, after one
- * unmeasured warm-up batch; no forced GC; the event-loop delay recorded
- * over the measured batches, as for the pool.
- */
-export async function floorLatency(link: RawLink, control: Control, count: number, batch: number): Promise<Latency & { loopDelay: { p50: number; p99: number } }> {
-  const engine = new PreopenedHandOff(link, control);
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  const samples: number[] = [];
-  try {
-    await engine.open(Math.min(batch, count));
-    while (engine.size > 0) await within(engine.once(), 15_000, 'a warm-up floor hand-off');
-    for (let i = 0; i < count; i++) {
-      if (engine.size === 0) {
-        loop.disable();
-        await engine.open(Math.min(batch, count - i));
-        loop.enable();
-      }
-      samples.push(await within(engine.once(), 15_000, 'a floor hand-off'));
-    }
-  } finally {
-    loop.disable();
-  }
-  const { p50, p99, n } = percentiles(samples.map((ms) => ms * 1000));
-  return { p50, p99, n, loopDelay: loop.count > 0 ? { p50: loop.percentile(50) / 1000, p99: loop.percentile(99) / 1000 } : { p50: 0, p99: 0 } };
+  const result: PooledLatency & { floor?: Latency } = { p50, p99, n, tail: explainTail(samples, gcs), loopDelay };
+  if (floor) result.floor = percentiles(floorSamples.map((ms) => ms * 1000));
+  return result;
 }
 
 /** `count` sequential dial-on-demand round trips on `link` (the raw reference). */

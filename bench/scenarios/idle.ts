@@ -56,11 +56,13 @@ async function measure(context: ScenarioContext): Promise<IdleRuns> {
     const order = run % 2 === 0 ? (['raw', 'pooled'] as const) : (['pooled', 'raw'] as const);
     for (const side of order) {
       context.progress(`hand-off latency · ${label} · ${side}`);
-      if (side === 'raw') {
-        out.handoff.raw.push(await sides.raw.call('handoff.raw', { count: sizes.rawHandoffs }));
-        context.progress(`hand-off latency · ${label} · floor (raw, pre-opened)`);
-        out.handoff.floor.push(await sides.raw.call('handoff.floor', { count: sizes.handoffs, batch }));
-      } else out.handoff.pooled.push(await sides.pooled.call('handoff.pooled', { count: sizes.handoffs, batch }));
+      if (side === 'raw') out.handoff.raw.push(await sides.raw.call('handoff.raw', { count: sizes.rawHandoffs }));
+      else {
+        // The floor runs interleaved with the pooled hand-offs, in the pooled process: same moment, same process state.
+        const pooled = await sides.pooled.call('handoff.pooled', { count: sizes.handoffs, batch });
+        out.handoff.pooled.push(pooled);
+        out.handoff.floor.push({ ...pooled.floor!, loopDelay: pooled.loopDelay });
+      }
     }
   };
   if (sizes.isolateRuns) {
