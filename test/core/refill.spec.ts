@@ -29,6 +29,17 @@ async function filled(refill?: 'demand' | 'rounds'): Promise<{ transport: Manual
   return { transport, pool, streams };
 }
 
+/** A pool of four streams with a one-minute interval and the given refillGrace, filled by its first round. */
+async function filledFour(refillGrace: number): Promise<{ transport: ManualTransport; pool: ClientPool; streams: Duplex[] }> {
+  const transport = new ManualTransport();
+  pool = new ClientPool(transport, { minCap: 4, maxCap: 4, minIvl: 60_000, maxIvl: 60_000, refillGrace });
+  pool.start();
+  await eventually(() => transport.pending.length === 4, 5000, 'the first round dials four');
+  const streams = [1, 2, 3, 4].map((i) => transport.complete(`0000000${i}`));
+  await pool.waitForActive(4, 5000);
+  return { transport, pool, streams };
+}
+
 /** Lets the event loop run a few turns (I/O, immediates): time for anything scheduled on demand. */
 const turns = async (n = 5): Promise<void> => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -48,12 +59,7 @@ describe('client pool refill', () => {
   });
 
   it('while a quarter of the capacity is still idle, a take waits out refillGrace before its replacement dial; running low brings it forward', async () => {
-    const transport = new ManualTransport();
-    pool = new ClientPool(transport, { minCap: 4, maxCap: 4, minIvl: 60_000, maxIvl: 60_000, refillGrace: 60_000 });
-    pool.start();
-    await eventually(() => transport.pending.length === 4, 5000, 'the first round dials four');
-    for (let i = 1; i <= 4; i++) transport.complete(`0000000${i}`);
-    await pool.waitForActive(4, 5000);
+    const { transport, pool } = await filledFour(60_000);
     // Three takes leave 3, 2, then 1 of 4 idle: a quarter or more, so the dials wait (the hand-offs' own bytes go first).
     for (let i = 1; i <= 3; i++) (await pool.outgoingGet(`0000000${i}`, 1000)).destroy();
     await turns(20);
@@ -65,26 +71,16 @@ describe('client pool refill', () => {
   });
 
   it('refillGrace 0 dials the replacement of a take in the next event-loop turn', async () => {
-    const transport = new ManualTransport();
-    pool = new ClientPool(transport, { minCap: 4, maxCap: 4, minIvl: 60_000, maxIvl: 60_000, refillGrace: 0 });
-    pool.start();
-    await eventually(() => transport.pending.length === 4, 5000, 'the first round dials four');
-    for (let i = 1; i <= 4; i++) transport.complete(`0000000${i}`);
-    await pool.waitForActive(4, 5000);
+    const { transport, pool } = await filledFour(0);
     (await pool.outgoingGet('00000001', 1000)).destroy();
     await turns(3);
     expect(transport.pending).toHaveLength(1);
   });
 
   it('a stream that died is replaced without the grace (no hand-off to let go first)', async () => {
-    const transport = new ManualTransport();
-    pool = new ClientPool(transport, { minCap: 4, maxCap: 4, minIvl: 60_000, maxIvl: 60_000, refillGrace: 60_000 });
-    pool.start();
-    await eventually(() => transport.pending.length === 4, 5000, 'the first round dials four');
-    const streams = [1, 2, 3, 4].map((i) => transport.complete(`0000000${i}`));
-    await pool.waitForActive(4, 5000);
+    const { transport, pool, streams } = await filledFour(60_000);
     streams[0]!.destroy(new Error('reset'));
-    await eventually(() => pool!.active === 3 && transport.pending.length === 1, 5000, 'dropped, and a replacement dial');
+    await eventually(() => pool.active === 3 && transport.pending.length === 1, 5000, 'dropped, and a replacement dial');
   });
 
   it('several takes at once never dial past the capacity (dials in flight count)', async () => {
