@@ -63,9 +63,8 @@ export interface SideCommands {
   /** `settleMs`: how long to let things settle before a memory reading (shorter in --quick). */
   'idle.prepare': [{ count: number; settleMs: number }, null];
   'idle.go': [Record<string, never>, IdleResult];
-  /** After idle.go: hand-off latency on the idle pool (pooled) or dialing fresh connections (raw). */
-  /** With the floor interleaved: one floor hand-off beside each pooled one, in the same process. */
-  'handoff.pooled': [{ count: number; batch: number }, PooledLatency & { floor?: Latency }];
+  /** After idle.go: hand-off latency on the idle pool, with the floor interleaved (pooled), or dialing fresh connections (raw). */
+  'handoff.pooled': [{ count: number; batch: number }, PooledLatency & { floor: Latency }];
   'handoff.raw': [{ count: number }, Latency];
   /** Hand-off while refilling: pooled side, a pool of `pool` refilling on demand; raw side, the floor engine. */
   'refilling.open': [{ pool: number }, { label: string }];

@@ -208,11 +208,11 @@ export async function pooledLatency(
   count: number,
   batch: number,
   refillTo: number,
-  beside?: { link: RawLink; control: Control },
-): Promise<PooledLatency & { floor?: Latency }> {
+  beside: { link: RawLink; control: Control },
+): Promise<PooledLatency & { floor: Latency }> {
   const engine = new PooledHandOff(pools, control);
   // The floor interleaved: one floor hand-off beside each pooled one (order alternating), in this process, at the same moment.
-  const floor = beside ? new PreopenedHandOff(beside.link, beside.control) : undefined;
+  const floor = new PreopenedHandOff(beside.link, beside.control);
   const floorSamples: number[] = [];
   const gcs: Array<[number, number]> = [];
   const gcObserver = new PerformanceObserver((list) => {
@@ -226,14 +226,14 @@ export async function pooledLatency(
       await pools.full(refillTo, 120_000);
     }
     observed.pause();
-    if (floor && floor.size < batch) await floor.open(batch - floor.size);
+    if (floor.size < batch) await floor.open(batch - floor.size);
   };
   try {
     // Warm-up, unmeasured: the hand-off path's code optimised before the clock starts.
     await refillIfLow();
     for (let i = 0; i < Math.min(batch, count); i++) {
       await within(engine.once(), 15_000, 'a warm-up hand-off');
-      if (floor) await within(floor.once(), 15_000, 'a warm-up floor hand-off');
+      await within(floor.once(), 15_000, 'a warm-up floor hand-off');
     }
     gcObserver.observe({ entryTypes: ['gc'] });
     for (let i = 0; i < count; i++) {
@@ -242,12 +242,12 @@ export async function pooledLatency(
         await refillIfLow();
         loop.enable();
       }
-      if (floor && i % 2 === 1) floorSamples.push(await within(floor.once(), 15_000, 'a floor hand-off'));
+      if (i % 2 === 1) floorSamples.push(await within(floor.once(), 15_000, 'a floor hand-off'));
       const switches = process.resourceUsage().involuntaryContextSwitches;
       const start = now();
       const ms = await within(engine.once(), 15_000, 'a pooled hand-off');
       samples.push({ start, end: start + ms, preempted: process.resourceUsage().involuntaryContextSwitches > switches });
-      if (floor && i % 2 === 0) floorSamples.push(await within(floor.once(), 15_000, 'a floor hand-off'));
+      if (i % 2 === 0) floorSamples.push(await within(floor.once(), 15_000, 'a floor hand-off'));
     }
     loop.disable();
     // GC entries arrive asynchronously: let them in before looking.
@@ -259,9 +259,8 @@ export async function pooledLatency(
   }
   const { p50, p99, n } = percentiles(samples.map((s) => (s.end - s.start) * 1000));
   const loopDelay = loop.count > 0 ? { p50: loop.percentile(50) / 1000, p99: loop.percentile(99) / 1000 } : { p50: 0, p99: 0 };
-  const result: PooledLatency & { floor?: Latency } = { p50, p99, n, tail: explainTail(samples, gcs), loopDelay };
-  if (floor) result.floor = percentiles(floorSamples.map((ms) => ms * 1000));
-  return result;
+  const floorLatency = percentiles(floorSamples.map((ms) => ms * 1000));
+  return { p50, p99, n, tail: explainTail(samples, gcs), loopDelay, floor: { p50: floorLatency.p50, p99: floorLatency.p99, n: floorLatency.n } };
 }
 
 /** `count` sequential dial-on-demand round trips on `link` (the raw reference). */

@@ -61,7 +61,7 @@ async function measure(context: ScenarioContext): Promise<IdleRuns> {
         // The floor runs interleaved with the pooled hand-offs, in the pooled process: same moment, same process state.
         const pooled = await sides.pooled.call('handoff.pooled', { count: sizes.handoffs, batch });
         out.handoff.pooled.push(pooled);
-        out.handoff.floor.push({ ...pooled.floor!, loopDelay: pooled.loopDelay });
+        out.handoff.floor.push({ ...pooled.floor, loopDelay: pooled.loopDelay });
       }
     }
   };

@@ -176,8 +176,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
   private wake?: () => void;
   private readonly totals = { dials: 0, created: 0, rounds: 0 };
   private readonly failures: Record<string, number> = {};
-  /** The pending turn of on-demand refill, if one is scheduled. */
-  /** The next on-demand refill turn: an immediate (due now) or a timer (`refillGrace`, while plenty is idle). */
+  /** The pending turn of on-demand refill, if one is scheduled: an immediate (due now) or a timer (`refillGrace`, while plenty is idle). */
   private demandTurn?: { kind: 'now'; handle: NodeJS.Immediate } | { kind: 'grace'; handle: NodeJS.Timeout };
   /** An on-demand dial failed: no more until a round succeeds (the rounds and their back-off decide). */
   private demandPaused = false;
