@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 
@@ -120,8 +121,63 @@ export function destroyAll(...streams: Array<Duplex | undefined>): void {
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** `count` distinct ports on 127.0.0.1 that were free a moment ago (listen on 0, note the port, close): nothing listens on them now. */
+/**
+ * `count` distinct ports on 127.0.0.1 that nothing listens on now, for a spec
+ * that must name a port before something listens on it (a reverse route's
+ * public port, a forward route's listener, a CLI flag).
+ *
+ * A port from `listen(0)` comes from the kernel's ephemeral range, the range
+ * every outgoing connection of every parallel Jest worker also draws its local
+ * port from: between the spec's pick and its listen, another worker's connect
+ * could take it (EADDRINUSE, seen in CI). So the ports come from below the
+ * ephemeral range, in a block of its own for each Jest worker, taken in turn
+ * and each checked by a listen: no other worker and no outgoing connection
+ * draws from that block. Where the ephemeral range leaves no room below it,
+ * the kernel picks as before.
+ */
 export async function freePorts(count: number): Promise<number[]> {
+  const block = workerBlock();
+  if (block === undefined) return kernelPorts(count);
+  const ports: number[] = [];
+  for (let tried = 0; ports.length < count; tried += 1) {
+    if (tried >= block.size) throw new Error(`no free port left in ${block.first}..${block.first + block.size - 1} for this Jest worker`);
+    const port = block.first + (nextInBlock++ % block.size);
+    if (await canListen(port)) ports.push(port);
+  }
+  return ports;
+}
+
+const WORKER_BLOCKS = 16;
+let nextInBlock = 0;
+let cachedBlock: { first: number; size: number } | null | undefined;
+
+/** This worker's block of ports below the ephemeral range (from 10000), or undefined when there is no room. */
+function workerBlock(): { first: number; size: number } | undefined {
+  if (cachedBlock === undefined) {
+    let ephemeralLow = 0;
+    try {
+      ephemeralLow = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    } catch {
+      ephemeralLow = 0;
+    }
+    const room = ephemeralLow - 10_000;
+    const size = Math.floor(room / WORKER_BLOCKS);
+    const worker = (Number(process.env.JEST_WORKER_ID ?? '1') - 1) % WORKER_BLOCKS;
+    cachedBlock = Number.isInteger(ephemeralLow) && size >= 64 ? { first: 10_000 + worker * size, size } : null;
+    nextInBlock = (process.pid * 7) % Math.max(1, cachedBlock?.size ?? 1);
+  }
+  return cachedBlock ?? undefined;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const server = net.createServer();
+    server.once('error', () => resolvePromise(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolvePromise(true)));
+  });
+}
+
+async function kernelPorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: count }, () => new Promise<net.Server>((resolvePromise, reject) => {
       const server = net.createServer();
