@@ -268,7 +268,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
       const left = deadline - performance.now();
       this.assertOpen();
       // Rejects with the timeout (naming this get's own timeout), abort or close error this get owes its caller.
-      await this.activeWaiters.wait(() => this.idle.size >= 1, { timeout: Number.isFinite(left) ? Math.max(0, left) : Infinity, signal: wait.signal }, () =>
+      await this.whenIdle(1, Number.isFinite(left) ? Math.max(0, left) : Infinity, wait.signal, () =>
         `client pool ${this.options.name} had no idle stream to take within ${timeout} ms (capacity ${this.capacityNow}, ${this.dialing} dialing)`,
       );
     }
@@ -287,9 +287,14 @@ export class ClientPool extends PoolBase<ClientTransport> {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.activeWaiters.wait(() => this.idle.size >= count, { timeout, signal: wait.signal }, () =>
+    return this.whenIdle(count, timeout, wait.signal, () =>
       `client pool ${this.options.name} did not reach ${count} idle streams within ${timeout} ms (${this.idle.size} idle)`,
     );
+  }
+
+  /** Resolves once `count` streams are idle; rejects with the timeout (its `message`), abort or close error. */
+  private whenIdle(count: number, timeout: number, signal: AbortSignal | undefined, message: () => string): Promise<void> {
+    return this.activeWaiters.wait(() => this.idle.size >= count, { timeout, signal }, message);
   }
 
   get stats(): ClientPoolStats {
