@@ -35,6 +35,12 @@ export interface Adapter {
   server(core: ServerPoolOptions): ServerPoolConfig;
   client(port: number, core: ClientPoolOptions): ClientPoolConfig;
   openRaw(): Promise<RawLink>;
+  /**
+   * A raw link with no server of its own that dials `port` (the `port` of
+   * an `openRaw()` link in another process): its `dial()` opens a client end
+   * there, the server end arrives at that process's link.
+   */
+  dialRaw(port: number): Promise<RawLink>;
   /** Facts that matter for reading the figures (e.g. ws masking). */
   notes(): string[];
 }
@@ -62,6 +68,8 @@ function clientContext(): tls.SecureContext {
  */
 export abstract class RawLink {
   abstract readonly label: string;
+  /** The port its server listens on (the one dialed, for a link made by `dialRaw`). */
+  abstract readonly port: number;
   onServer: ((end: Duplex) => void) | undefined;
   protected readonly ends = new Set<Duplex>();
   private readonly queue: Duplex[] = [];
@@ -138,6 +146,7 @@ function listen(server: net.Server): Promise<number> {
 }
 
 function closeServer(server: net.Server): Promise<void> {
+  if (!server.listening) return Promise.resolve();
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
@@ -158,7 +167,7 @@ function waitFor(emitter: NodeJS.EventEmitter, event: string, what: string): Pro
 
 class RawTcp extends RawLink {
   readonly label = 'net';
-  private constructor(private readonly server: net.Server, private readonly port: number) {
+  constructor(private readonly server: net.Server | undefined, readonly port: number) {
     super();
   }
 
@@ -175,15 +184,15 @@ class RawTcp extends RawLink {
     return socket;
   }
 
-  protected shutdown(): Promise<void> {
-    return closeServer(this.server);
+  protected async shutdown(): Promise<void> {
+    if (this.server) await closeServer(this.server);
   }
 }
 
 class RawTls extends RawLink {
   readonly label = 'tls';
   private readonly context = clientContext();
-  private constructor(private readonly server: tls.Server, private readonly port: number) {
+  constructor(private readonly server: tls.Server | undefined, readonly port: number) {
     super();
   }
 
@@ -203,8 +212,8 @@ class RawTls extends RawLink {
     return socket;
   }
 
-  protected shutdown(): Promise<void> {
-    return closeServer(this.server);
+  protected async shutdown(): Promise<void> {
+    if (this.server) await closeServer(this.server);
   }
 }
 
@@ -235,9 +244,10 @@ function widen(session: http2.Http2Session): void {
 class RawHttp2 extends RawLink {
   readonly label = 'node:http2 stream';
   private constructor(
-    private readonly server: http2.Http2SecureServer,
+    private readonly server: http2.Http2SecureServer | undefined,
     private readonly serverSessions: Set<http2.ServerHttp2Session>,
     private readonly session: http2.ClientHttp2Session,
+    readonly port: number,
   ) {
     super();
   }
@@ -260,6 +270,16 @@ class RawHttp2 extends RawLink {
       link!.arrived(stream);
     });
     const port = await listen(server);
+    link = new RawHttp2(server, serverSessions, await RawHttp2.session(port), port);
+    return link;
+  }
+
+  /** A link that only dials `port` (its server is in another process). */
+  static async dialTo(port: number): Promise<RawHttp2> {
+    return new RawHttp2(undefined, new Set(), await RawHttp2.session(port), port);
+  }
+
+  private static async session(port: number): Promise<http2.ClientHttp2Session> {
     const context = clientContext();
     const session = http2.connect(`https://127.0.0.1:${port}`, {
       createConnection: () =>
@@ -270,8 +290,7 @@ class RawHttp2 extends RawLink {
     session.on('error', noop);
     widen(session);
     await waitFor(session, 'remoteSettings', 'raw http2 session');
-    link = new RawHttp2(server, serverSessions, session);
-    return link;
+    return session;
   }
 
   protected async connect(): Promise<Duplex> {
@@ -297,18 +316,18 @@ class RawHttp2 extends RawLink {
           }),
       ),
     );
-    await closeServer(this.server);
+    if (this.server) await closeServer(this.server);
   }
 }
 
 class RawWs extends RawLink {
   readonly label: string;
   private readonly context = clientContext();
-  private constructor(
+  constructor(
     private readonly secure: boolean,
-    private readonly server: http.Server | https.Server,
-    private readonly wss: WebSocketServer,
-    private readonly port: number,
+    private readonly server: http.Server | https.Server | undefined,
+    private readonly wss: WebSocketServer | undefined,
+    readonly port: number,
   ) {
     super();
     this.label = `ws duplex (${secure ? 'wss' : 'ws'}, masking: ${wsMasking()})`;
@@ -337,7 +356,8 @@ class RawWs extends RawLink {
   }
 
   protected async shutdown(): Promise<void> {
-    this.wss.close();
+    this.wss?.close();
+    if (!this.server) return;
     this.server.closeAllConnections?.();
     await closeServer(this.server);
   }
@@ -354,6 +374,7 @@ const tcpAdapter: Adapter = {
   server: (core) => ({ ...core, ...LOCAL, transport: 'tcp' }),
   client: (port, core) => ({ ...core, transport: 'tcp', address: `127.0.0.1:${port}` }),
   openRaw: () => RawTcp.open(),
+  dialRaw: async (port) => new RawTcp(undefined, port),
   notes: () => [],
 };
 
@@ -364,6 +385,7 @@ const tlsAdapter: Adapter = {
   server: (core) => ({ ...core, ...LOCAL, transport: 'tcp', tls: certs() }),
   client: (port, core) => ({ ...core, transport: 'tcp', address: `127.0.0.1:${port}`, tls: '1' }),
   openRaw: () => RawTls.open(),
+  dialRaw: async (port) => new RawTls(undefined, port),
   notes: () => [],
 };
 
@@ -374,6 +396,7 @@ const http2Adapter: Adapter = {
   server: (core) => ({ ...core, ...LOCAL, transport: 'http2', tls: certs() }),
   client: (port, core) => ({ ...core, transport: 'http2', address: `127.0.0.1:${port}`, tls: '1' }),
   openRaw: () => RawHttp2.open(),
+  dialRaw: (port) => RawHttp2.dialTo(port),
   notes: () => [],
 };
 
@@ -384,6 +407,7 @@ const wsAdapter: Adapter = {
   server: (core) => ({ ...core, ...LOCAL, transport: 'ws' }),
   client: (port, core) => ({ ...core, transport: 'ws', address: `127.0.0.1:${port}` }),
   openRaw: () => RawWs.open(false),
+  dialRaw: async (port) => new RawWs(false, undefined, undefined, port),
   notes: () => [`ws masking: ${wsMasking()}`],
 };
 
@@ -394,6 +418,7 @@ const wssAdapter: Adapter = {
   server: (core) => ({ ...core, ...LOCAL, transport: 'ws', tls: certs() }),
   client: (port, core) => ({ ...core, transport: 'ws', address: `127.0.0.1:${port}`, tls: '1' }),
   openRaw: () => RawWs.open(true),
+  dialRaw: async (port) => new RawWs(true, undefined, undefined, port),
   notes: () => [`ws masking: ${wsMasking()}`],
 };
 

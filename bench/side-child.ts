@@ -12,6 +12,7 @@ import { ADAPTERS, openPools, type AdapterName, type Pools, type RawLink } from 
 import { type HandOffEngine, type Latency, PooledHandOff, type PooledLatency, pooledLatency, PreopenedHandOff, RawDialHandOff, rawLatency } from './scenarios/handoff-engine.js';
 import { openLoop, RefillRecorder, type OpenLoopResult } from './scenarios/refilling-measure.js';
 import { measureRate, type RateResult } from './scenarios/rate-measure.js';
+import { type FarOpen, TunnelFar } from './scenarios/tunnel-far.js';
 import {
   Control,
   destroyHard,
@@ -74,6 +75,11 @@ export interface SideCommands {
   'refilling.go': [{ perSecond: number; count: number }, OpenLoopResult];
   /** After rate.open: open loop at `perSecond` (Poisson) on this side's rate engine (pooled: its pool full first; raw: a fresh dial per hand-off). */
   'openloop.go': [{ perSecond: number; count: number }, OpenLoopResult];
+  /** The far end of the tunnel scenario (`tunnel-far.ts`): tunnel client, targets, the raw tunnel's and the pooled stream's far ends. */
+  'tunnel.far.open': [FarOpen, { target: number; sink: number }];
+  'tunnel.far.prepare': [{ count: number }, null];
+  'tunnel.far.stamps': [Record<string, never>, number[]];
+  'tunnel.far.take': [{ id: string; bytes: number }, null];
   close: [Record<string, never>, null];
 }
 
@@ -93,6 +99,7 @@ let tpStreams = 0;
 let ratePool = 0;
 let idle: { count: number; settleMs: number; base: NodeJS.MemoryUsage } | undefined;
 let observed: ObservedTransport | undefined;
+let far: TunnelFar | undefined;
 
 async function openThroughputPools(streams: number): Promise<Pools> {
   const opened = await openPools(adapter, { client: { minCap: streams, maxCap: streams, minIvl: 20, maxIvl: 20 } });
@@ -317,7 +324,29 @@ const handlers: Handlers = {
     return openLoop(engine!, perSecond, count);
   },
 
+  async 'tunnel.far.open'(ports) {
+    far = new TunnelFar(adapter);
+    await far.start(ports);
+    return far.ports;
+  },
+
+  async 'tunnel.far.prepare'({ count }) {
+    await far!.prepare(count);
+    return null;
+  },
+
+  async 'tunnel.far.stamps'() {
+    return far!.takeStamps();
+  },
+
+  async 'tunnel.far.take'({ id, bytes }) {
+    await far!.takeStream(id, bytes);
+    return null;
+  },
+
   async close() {
+    await far?.close();
+    far = undefined;
     for (const { client, server } of pairs) {
       client.destroy();
       server.destroy();
