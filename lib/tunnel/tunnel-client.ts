@@ -86,6 +86,13 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private readonly outgoing = new Map<number, Forwarding>();
   /** The IDs of the streams this side took for its forward connections, from the take on: a reverse OPEN naming one is a collision. */
   private readonly ownIds = new Set<string>();
+  /**
+   * Streams of reverse connections whose target failed after their header
+   * went out: the server cuts its end on this side's FAIL (so its figures
+   * carry the FAIL's reason, not a reset that raced it); cut here once
+   * `openTimeout` passed without that, or on close.
+   */
+  private readonly failing = new Set<Duplex>();
   /** The server's SHUTs, matched with the ends of this side's pooled streams. */
   private readonly confirmations: EndConfirmations;
   /** Listeners of accepted forward routes. */
@@ -225,6 +232,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       for (const f of running) f.cut(new PoolClosedError('the tunnel client closed before this tunnelled connection finished'));
       await Promise.all(running.map((f) => f.done));
     }
+    for (const stream of this.failing) cutStream(stream, new PoolClosedError('the tunnel client closed'));
     await this.channel?.close();
     this.confirmations.close();
     this.detachLog?.();
@@ -305,20 +313,23 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     const accepted = this.answers.find((a) => a.name === message.route)?.accepted ?? false;
     let stream: Duplex | undefined;
     let release: (() => void) | undefined;
+    let claimed = false;
     try {
       if (!route || !accepted) throw new InvalidOptionsError('route', `no accepted reverse route ${JSON.stringify(message.route)} on this client`);
       if (this.state !== 'running') throw new PoolClosedError('the tunnel client is closing');
       stream = await this.pool.outgoingGet(message.id, this.options.openTimeout ?? 5000);
       release = this.limits.get(route.name)!.acquire();
+      // The header at once, before the target is connected: the server sends nothing into the stream before it
+      // read it, so the public side's first bytes cross the tunnel while the target connects, not after. A target
+      // that fails is then a FAIL (with its reason) for a connection the server holds, which it cuts.
+      stream.write(encodeStreamHeader({ direction: 'reverse', conn: message.conn }));
+      claimed = true;
       const target = await connectTarget({
         host: route.target.host,
         port: route.target.port,
         timeout: route.connectTimeout,
         ...(route.proxyProtocol === 'none' ? {} : { proxyProtocol: route.proxyProtocol === 'v1' ? 1 : 2, ...(message.peer ? { source: message.peer } : {}) }),
       });
-      // The header before any byte: the server sends nothing into the stream before it read it. Written once the
-      // target is connected, so that a target that fails is a FAIL (with its reason) instead of a stream that ends.
-      stream.write(encodeStreamHeader({ direction: 'reverse', conn: message.conn }));
       const forwarding = forward(target, stream, { endOf: this.endOf(message.conn, message.id) });
       this.open.set(message.conn, forwarding);
       this.tunnelStats.track({ route: route.name, id: message.id }, forwarding, undefined, 'b'); // the public side is across the tunnel
@@ -333,15 +344,31 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       const failure = error instanceof Error ? error : new Error(String(error));
       if (route) this.tunnelStats.failed({ route: route.name }, failure);
       // FAIL first, then the reset of the stream: the server cuts the public side either way, never a clean end.
-      await channel.fail(failOf(message.conn, message.id, failure)).catch(() => undefined);
+      const told = await channel.fail(failOf(message.conn, message.id, failure)).then(() => true, () => false);
       // Refused before its stream was taken (closing, no such route): take and cut the named stream too, so the
       // server cuts the public side at once even when the FAIL never reaches it (a control channel closing first).
       if (!stream && message.id && !this.ownIds.has(message.id)) {
         stream = await this.pool.outgoingGet(message.id, this.options.openTimeout ?? 5000).catch(() => undefined);
       }
-      if (stream) cutStream(stream, failure);
+      if (stream && claimed && told) this.cutUnlessServerDoes(stream, failure);
+      else if (stream) cutStream(stream, failure);
       this.emit('open-failed', { route: message.route, id: message.id, error: failure });
     }
+  }
+
+  /** A claimed stream whose connection failed and was told (FAIL): the server cuts it; here after `openTimeout` at the latest. */
+  private cutUnlessServerDoes(stream: Duplex, failure: Error): void {
+    if (stream.destroyed) return;
+    stream.on('error', () => undefined);
+    const timer = setTimeout(() => cutStream(stream, failure), this.options.openTimeout ?? 5000);
+    this.failing.add(stream);
+    stream.once('close', () => {
+      clearTimeout(timer);
+      this.failing.delete(stream);
+    });
+    // The public side's bytes that came meanwhile are dropped; reading them lets the server's end reach this one.
+    stream.once('end', () => stream.destroy());
+    stream.resume();
   }
 
   /** The end confirmation of a tunnelled connection: this side's SHUT to the server, and the server's awaited. */

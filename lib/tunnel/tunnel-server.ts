@@ -16,7 +16,7 @@ import { encodeStreamHeader, readStreamHeader } from './stream-header.js';
 import { connectTarget, ConnectionLimit } from './target.js';
 import { attachTunnelLog } from './tunnel-log.js';
 import { accountingOf, failOf, matchPreamble, resetSocket } from './tunnel-common.js';
-import { peerFailure, peerFailureReason, TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
+import { isPeerFailure, peerFailure, peerFailureReason, TunnelStats, type TunnelStatsSnapshot } from './tunnel-stats.js';
 
 export interface TunnelServerOptions {
   /** The server pool the tunnel clients dial (started by `start()` if it is not yet). The caller closes it, after `close()`. */
@@ -389,7 +389,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       const result = await forwarding.done;
       session.open.delete(conn);
       release();
-      this.ownEnd(session, route.name, accountingOf(conn, id, result));
+      // Cut by the client's FAIL (its target failed after it claimed the stream): no END comes for it, none is owed.
+      if (!isPeerFailure(result.error)) this.ownEnd(session, route.name, accountingOf(conn, id, result));
       this.emit('connection', { client: session.label, route: route.name, id, result });
     } catch (error) {
       release?.();
@@ -422,7 +423,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       try {
         const delivered = await this.router.toClient(session.label, { type: 'open', conn, id, route: route.name, ...peerOf(socket) });
         if (!delivered) throw new PoolClosedError(`client ${session.label} has no control channel`);
-        // The client writes it once its target is connected: its connect timeout is part of the wait.
+        // The client writes it as soon as it took the stream (an earlier version once its target was connected: its
+        // connect timeout stays part of the wait).
         const header = await readStreamHeader(stream, Math.min(this.openTimeout + (route.connectTimeout || 10_000), 2_147_483_647), giveUp.signal);
         if (header.direction === 'reverse') {
           if (header.conn === conn) return [conn, id, stream];

@@ -108,6 +108,39 @@ describe('tunnel over tcp with a key: reverse routes', () => {
     expect(client.stats.routes.dead?.failures).toEqual({ 'target-refused': 1 });
   });
 
+  it('the client claims its stream before it connects the target: the server holds the connection at once, and a target that refuses is that connection\'s failure, no END owed', async () => {
+    const [publicPort, deadPort] = await freePorts(2);
+    const server = await startTunnelServer(scope, [allowReverse('key:site-a', 'dead', publicPort!)], 'tcp', { accountingTimeout: 300 });
+    const client = startTunnelClient(scope, server, 'site-a', [{ name: 'dead', serverPort: publicPort, target: `127.0.0.1:${deadPort}` }]);
+    await client.start();
+    const events: string[] = [];
+    server.on('opened', () => events.push('opened'));
+    server.on('unaccounted', () => events.push('unaccounted'));
+    const ended = new Promise<void>((resolve) => {
+      server.once('connection', ({ result }) => {
+        events.push(`connection ${result.error ? 'failed' : 'ended'}`);
+        resolve();
+      });
+      server.once('open-failed', () => {
+        events.push('open-failed');
+        resolve();
+      });
+    });
+    const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort! }));
+    const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      let failure: NodeJS.ErrnoException | undefined;
+      socket.on('error', (e) => (failure = e));
+      socket.on('close', () => resolve(failure));
+      socket.write('GET / HTTP/1.1\r\n\r\n');
+    });
+    expect(error?.code).toBe('ECONNRESET');
+    await ended;
+    expect(server.stats.routes.dead).toMatchObject({ total: 1, open: 0, failures: { 'target-refused': 1 } });
+    // Three accounting timeouts later, still no 'unaccounted': the FAIL settled the connection.
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    expect(events).toEqual(['opened', 'connection failed']);
+  });
+
   it('a route the server does not allow is refused explicitly on both sides; no public listener for it', async () => {
     const [allowedPort, askedPort] = await freePorts(2);
     const server = await startTunnelServer(scope, [allowReverse('key:site-a', 'web', allowedPort!)]);
