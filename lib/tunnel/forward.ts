@@ -52,6 +52,8 @@ export interface ForwardOptions {
    *   other end did not write.
    */
   readonly endOf?: EndConfirmation;
+  /** Bytes of `a` already written into `b` before the forwarding started: counted in `aToB` (and in `sending`). */
+  readonly sent?: number;
 }
 
 /** See `ForwardOptions.endOf`. */
@@ -138,6 +140,7 @@ class Pump implements Forwarding {
     options: ForwardOptions,
   ) {
     this.ab = new Direction(a, b);
+    this.ab.bytes = options.sent ?? 0;
     this.ba = new Direction(b, a);
     this.endOf = options.endOf;
     this.done = new Promise((resolve) => (this.resolve = resolve));

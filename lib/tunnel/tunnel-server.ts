@@ -36,6 +36,16 @@ export interface TunnelServerOptions {
    * a clean end (ms, default 5000).
    */
   accountingTimeout?: number;
+  /**
+   * Send a reverse connection's first bytes into its pooled stream right
+   * after the OPEN, without waiting for the client's stream header, for a
+   * client that has no accepted forward route (one that never takes a stream
+   * for itself): one round trip less per open (default false). The price: a
+   * stream that turns out not to be the client's (another process holding
+   * streams with the same identity) can no longer be swapped for another
+   * once bytes went into it, and that public connection is reset.
+   */
+  earlyData?: boolean;
   /** Options of each control channel (hello deadline, pings, liveness). */
   control?: Omit<ControlChannelOptions, 'role'>;
   /** Where control messages for a client are routed (default: in this process). */
@@ -148,6 +158,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly allow: RouteAllowlist;
   private readonly host: string;
   private readonly openTimeout: number;
+  private readonly earlyData: boolean;
   private readonly closeTimeout: number;
   private readonly control: Omit<ControlChannelOptions, 'role'>;
   private readonly router: ControlRouter;
@@ -173,6 +184,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.allow = options.allow instanceof RouteAllowlist ? options.allow : new RouteAllowlist(options.allow);
     this.host = options.host ?? '127.0.0.1';
     this.openTimeout = options.openTimeout ?? 5000;
+    this.earlyData = options.earlyData ?? false;
     this.closeTimeout = options.closeTimeout ?? 5000;
     this.accountingTimeout = options.accountingTimeout ?? 5000;
     this.confirmations = new EndConfirmations(this.accountingTimeout);
@@ -380,8 +392,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       // No ready stream of this client: ask it for one now (WANT, a hint) rather than wait for its next refill.
       if (this.pool.readyFor(session.identity) === 0) void session.channel.want(1).catch(() => undefined);
       let conn: number;
-      [conn, id, stream] = await this.reverseStream(session, route, socket);
-      const forwarding = forward(socket, stream, { endOf: this.endOf(session, conn, id) });
+      let early: number;
+      [conn, id, stream, early] = await this.reverseStream(session, route, socket);
+      const forwarding = forward(socket, stream, { endOf: this.endOf(session, conn, id), sent: early });
       session.open.set(conn, forwarding);
       socket.resume();
       this.tunnelStats.track({ ...key, id }, forwarding, performance.now() - started);
@@ -409,7 +422,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
    * connections at the same moment (header `NTPF`) goes to that connection,
    * and another stream is picked, at most `MAX_PICKS` in all.
    */
-  private async reverseStream(session: Session, route: AnnouncedRoute, socket: net.Socket): Promise<[conn: number, id: string, stream: Duplex]> {
+  private async reverseStream(session: Session, route: AnnouncedRoute, socket: net.Socket): Promise<[conn: number, id: string, stream: Duplex, early: number]> {
     for (let pick = 1; ; pick++) {
       // Without authentication streams have no identity, and a filter would match none: the one anonymous client takes any.
       const [id, stream] = await this.pool.incomingGet({ ...(session.identity ? { client: session.identity } : {}), timeout: this.openTimeout });
@@ -420,16 +433,20 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       const giveUp = new AbortController();
       session.awaiting.set(conn, giveUp);
       let theirs = false;
+      let early: EarlyBytes | undefined;
       try {
         const delivered = await this.router.toClient(session.label, { type: 'open', conn, id, route: route.name, ...peerOf(socket) });
         if (!delivered) throw new PoolClosedError(`client ${session.label} has no control channel`);
+        // A client with no forward route never takes a stream for itself: the public side's bytes may go ahead of its header.
+        if (this.earlyData && session.forward.size === 0) early = sendEarly(socket, stream);
         // The client writes it as soon as it took the stream (an earlier version once its target was connected: its
         // connect timeout stays part of the wait).
         const header = await readStreamHeader(stream, Math.min(this.openTimeout + (route.connectTimeout || 10_000), 2_147_483_647), giveUp.signal);
         if (header.direction === 'reverse') {
-          if (header.conn === conn) return [conn, id, stream];
+          if (header.conn === conn) return [conn, id, stream, early?.stop() ?? 0];
           throw new ControlProtocolError('stream-header', `stream ${id} of client ${session.label} says reverse connection ${header.conn}, but this server named it for ${conn}`);
         }
+        if (early) throw new ControlProtocolError('stream-header', `client ${session.label}, which has no forward route, says it took stream ${id} for forward connection ${header.conn}`);
         // The client took this stream for its forward connection `header.conn`: it is that connection's (header put back).
         theirs = true;
         stream.unshift(encodeStreamHeader(header));
@@ -439,9 +456,12 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         if (!theirs) stream.destroy();
         // The client has no such stream (it died, or it is another client's with the same identity, one that
         // the server refuses as a duplicate): nothing was written into it; another stream may do.
-        if (peerFailureReason(error) === 'no-stream' && pick < MAX_PICKS) continue;
+        // (Unless bytes of the public side went into it already.)
+        const sentEarly = early?.stop() ?? 0;
+        if (peerFailureReason(error) === 'no-stream' && pick < MAX_PICKS && sentEarly === 0) continue;
         throw error;
       } finally {
+        early?.stop();
         session.awaiting.delete(conn);
         if (theirs) this.handOver(session, id, claim, stream);
         else if (session.claims.get(id) === claim) session.claims.delete(id);
@@ -573,4 +593,41 @@ function peerOf(socket: net.Socket): { peer?: { address: string; port: number } 
   const port = socket.remotePort;
   if (address === undefined || port === undefined) return {};
   return { peer: { address: address.startsWith('::ffff:') ? address.slice(7) : address, port } };
+}
+
+/** The public side's bytes written into a pooled stream before its header was read (see `earlyData`). */
+interface EarlyBytes {
+  /** Stops moving bytes (the socket is left paused) and returns how many went into the stream. */
+  stop(): number;
+}
+
+/** Moves `socket`'s bytes into `stream` until `stop()`, with back-pressure; an end of `socket` is left for `forward()` to pass on. */
+function sendEarly(socket: net.Socket, stream: Duplex): EarlyBytes {
+  let bytes = 0;
+  let stopped = false;
+  const onData = (chunk: Buffer): void => {
+    // A stream cut meanwhile: the header's read fails, and with it this connection; nothing more goes in.
+    if (stream.destroyed || stream.writableEnded) return void socket.pause();
+    bytes += chunk.length;
+    if (!stream.write(chunk)) {
+      socket.pause();
+      stream.once('drain', onDrain);
+    }
+  };
+  const onDrain = (): void => {
+    if (!stopped) socket.resume();
+  };
+  socket.on('data', onData);
+  socket.resume();
+  return {
+    stop: () => {
+      if (!stopped) {
+        stopped = true;
+        socket.off('data', onData);
+        stream.off('drain', onDrain);
+        socket.pause();
+      }
+      return bytes;
+    },
+  };
 }

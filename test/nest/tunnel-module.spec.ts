@@ -236,6 +236,7 @@ describe('TunnelModule', () => {
       ['a client route without a target', { client: { routes: [{ name: 'web' }] } }, 'client.routes[0].target'],
       ['an unknown key', { server: { allow: { rules: [] } }, sever: 1 }, 'sever'],
       ['an unknown server key', { server: { allow: { rules: [] }, closeTimeut: 5 } }, 'server.closeTimeut'],
+      ['earlyData that is not a boolean', { server: { allow: { rules: [] }, earlyData: 'yes' } }, 'server.earlyData'],
       ['a bad back-off', { client: { routes: [], reconnect: { minDelay: 500, maxDelay: 100 } } }, 'client.reconnect.maxDelay'],
     ];
     for (const [what, options, option] of cases) {

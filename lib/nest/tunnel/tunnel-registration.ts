@@ -20,7 +20,7 @@ export interface StaticTunnelOptions {
   async: boolean;
 }
 
-const SERVER_KEYS = ['allow', 'host', 'openTimeout', 'closeTimeout', 'accountingTimeout', 'control', 'router'] as const;
+const SERVER_KEYS = ['allow', 'host', 'openTimeout', 'closeTimeout', 'accountingTimeout', 'earlyData', 'control', 'router'] as const;
 const CLIENT_KEYS = ['routes', 'name', 'helloTimeout', 'openTimeout', 'closeTimeout', 'reconnect', 'control'] as const;
 
 /**
@@ -71,6 +71,7 @@ function serverOptions(value: unknown): TunnelModuleServerOptions & { allow: Rou
   const allow = allowValue instanceof RouteAllowlist ? allowValue : new RouteAllowlist(allowValue as never, read.name('allow'));
   read.string('host');
   for (const key of ['openTimeout', 'closeTimeout', 'accountingTimeout'] as const) read.ms(key, 1, 1);
+  read.bool('earlyData', false);
   objectOrUndefined(read, 'control');
   const router = objectOrUndefined(read, 'router');
   if (router && typeof (router as { attach?: unknown }).attach !== 'function') read.fail('router', 'a ControlRouter (attach, toClient, close...)');
