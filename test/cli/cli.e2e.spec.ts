@@ -54,6 +54,7 @@ describe('nestjs-tunnel-pool command line', () => {
     [['server', '--insecure', '--listen', '127.0.0.1:0', '--allow', 'bad name!'], {}, /^nestjs-tunnel-pool server: invalid option --allow: got "bad name!"/],
     [['server', '--insecure', '--listen', '127.0.0.1:0', '--public-host', 'bad host'], {}, /^nestjs-tunnel-pool server: invalid option --public-host: got "bad host"/],
     [['server', '--insecure', '--listen', '127.0.0.1:0'], { TUNNEL_TLS: '3' }, /^nestjs-tunnel-pool server: invalid option TUNNEL_TLS: got "3"/],
+    [['server', '--insecure', '--listen', '127.0.0.1:0'], { TUNNEL_EARLY_DATA: 'maybe' }, /^nestjs-tunnel-pool server: invalid option TUNNEL_EARLY_DATA: got "maybe", expected 1 or 0/],
     [['client', '--insecure', '--connect', '127.0.0.1:1', ROUTE, '--hostname', 'example.com'], {}, /^nestjs-tunnel-pool client: invalid option --hostname: .*--tls 2/],
     [['client', '--insecure', '--connect', '127.0.0.1:1', ROUTE, '--tls', '2', '--tls-ca', NOT_PEM], {}, /^nestjs-tunnel-pool client: invalid option --tls-ca: .*no PEM certificate/],
     [['client', '--insecure', '--connect', '127.0.0.1:1', ROUTE, '--name', 'x'.repeat(300)], {}, /^nestjs-tunnel-pool client: invalid option --name: /],

@@ -9,11 +9,10 @@
 import { expect, it, jest } from '@jest/globals';
 import net from 'node:net';
 import { createClientPool, type ClientPoolConfig } from '../../lib/pool-factory.js';
-import { LocalControlRouter, type RoutedMessage } from '../../lib/tunnel/router.js';
 import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
 import { eventually, freePorts } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
-import { KEYS, startTunnelServer } from './tunnel-harness.js';
+import { HoldingRouter, KEYS, startTunnelServer } from './tunnel-harness.js';
 
 jest.setTimeout(60_000);
 const scope = useTestScope();
@@ -39,27 +38,6 @@ function replyOf(socket: net.Socket): Promise<string> {
     socket.once('end', () => resolve(Buffer.concat(chunks).toString()));
     socket.once('error', (error: NodeJS.ErrnoException) => resolve(`error ${error.code ?? error.message}: ${Buffer.concat(chunks).toString()}`));
   });
-}
-
-/** The in-process router, but the server's OPENs wait until `release()`. */
-class HoldingRouter extends LocalControlRouter {
-  private gate: Promise<void> | undefined;
-  private open!: () => void;
-  readonly held: RoutedMessage[] = [];
-  hold(): void {
-    this.gate = new Promise((resolve) => (this.open = resolve));
-  }
-  release(): void {
-    this.gate = undefined;
-    this.open();
-  }
-  override async toClient(client: string, message: RoutedMessage): Promise<boolean> {
-    if (message.type === 'open' && this.gate) {
-      this.held.push(message);
-      await this.gate;
-    }
-    return super.toClient(client, message);
-  }
 }
 
 it('a stream both ends took at once goes to the forward connection; the reverse one gets another; no byte crosses', async () => {

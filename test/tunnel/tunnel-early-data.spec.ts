@@ -3,40 +3,19 @@
  * accepted forward route, the server sends a reverse connection's first
  * bytes into the pooled stream right after its OPEN, without waiting for the
  * client's stream header. Forced with a router that says an OPEN was
- * delivered but hands it to the client only on `release()`.
+ * delivered but hands it to the client only on `release()` (`HoldingRouter`,
+ * 'at once').
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { expect, it, jest } from '@jest/globals';
 import net from 'node:net';
-import { LocalControlRouter, type RoutedMessage } from '../../lib/tunnel/router.js';
 import type { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
 import { eventually, freePorts, readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
-import { startTunnelClient, startTunnelServer } from './tunnel-harness.js';
+import { HoldingRouter, startTunnelClient, startTunnelServer } from './tunnel-harness.js';
 
 jest.setTimeout(60_000);
 const scope = useTestScope();
-
-/** The in-process router, but while held an OPEN reaches the client only at `release()` (the server is told it went). */
-class LateRouter extends LocalControlRouter {
-  private gate: Promise<void> | undefined;
-  private open!: () => void;
-  readonly held: RoutedMessage[] = [];
-  hold(): void {
-    this.gate = new Promise((resolve) => (this.open = resolve));
-  }
-  release(): void {
-    this.gate = undefined;
-    this.open();
-  }
-  override async toClient(client: string, message: RoutedMessage): Promise<boolean> {
-    const gate = this.gate;
-    if (message.type !== 'open' || !gate) return super.toClient(client, message);
-    this.held.push(message);
-    void gate.then(() => super.toClient(client, message));
-    return true;
-  }
-}
 
 /** A target that answers, once the peer ended, with the SHA-256 of everything it got. */
 async function hashingTarget(): Promise<number> {
@@ -51,7 +30,7 @@ async function hashingTarget(): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-async function tunnel(earlyData: boolean, router: LateRouter): Promise<{ server: TunnelServer; publicPort: number; client: ReturnType<typeof startTunnelClient> }> {
+async function tunnel(earlyData: boolean, router: HoldingRouter): Promise<{ server: TunnelServer; publicPort: number; client: ReturnType<typeof startTunnelClient> }> {
   const [publicPort] = (await freePorts(1)) as [number];
   const target = await hashingTarget();
   const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'up', directions: ['reverse'], ports: [publicPort] }], 'tcp', { router, earlyData });
@@ -61,7 +40,7 @@ async function tunnel(earlyData: boolean, router: LateRouter): Promise<{ server:
 }
 
 it('with earlyData, the public side\'s bytes are in the pooled stream before the client even got the OPEN', async () => {
-  const router = new LateRouter();
+  const router = new HoldingRouter('at once');
   const { publicPort, client } = await tunnel(true, router);
   router.hold();
   const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort }));
@@ -77,7 +56,7 @@ it('with earlyData, the public side\'s bytes are in the pooled stream before the
 });
 
 it('with earlyData, bytes and a FIN sent before the client\'s header all arrive, in order, and are accounted', async () => {
-  const router = new LateRouter();
+  const router = new HoldingRouter('at once');
   const { server, publicPort } = await tunnel(true, router);
   const accounted = new Promise<{ complete: boolean }>((resolve) => server.once('accounted', (event: { complete: boolean }) => resolve(event)));
   router.hold();
@@ -97,7 +76,7 @@ it('with earlyData, bytes and a FIN sent before the client\'s header all arrive,
 });
 
 it('a client with an accepted forward route gets no early bytes: the server waits for its header as without earlyData', async () => {
-  const router = new LateRouter();
+  const router = new HoldingRouter('at once');
   const [publicPort, listenPort] = (await freePorts(2)) as [number, number];
   const target = await hashingTarget();
   const server = await startTunnelServer(

@@ -9,6 +9,7 @@ import net from 'node:net';
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import type { ServerPool } from '../../lib/core/server-pool.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
+import { LocalControlRouter, type RoutedMessage } from '../../lib/tunnel/router.js';
 import type { AllowRuleOptions, RouteOptions } from '../../lib/tunnel/routes.js';
 import { TunnelClient, type TunnelClientOptions } from '../../lib/tunnel/tunnel-client.js';
 import { TunnelServer, type TunnelServerOptions } from '../../lib/tunnel/tunnel-server.js';
@@ -85,3 +86,31 @@ export function get(port: number, path: string): Promise<{ status: number; body:
   });
 }
 
+/**
+ * The in-process control router, but while held (`hold()` … `release()`)
+ * the server's OPENs reach the client only at `release()`. `tell`: when the
+ * server learns its OPEN went: 'when delivered' (it waits too) or 'at once'
+ * (it goes on as if the client had it).
+ */
+export class HoldingRouter extends LocalControlRouter {
+  private gate: Promise<void> | undefined;
+  private open!: () => void;
+  readonly held: RoutedMessage[] = [];
+  constructor(private readonly tell: 'when delivered' | 'at once' = 'when delivered') {
+    super();
+  }
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.open = resolve));
+  }
+  release(): void {
+    this.gate = undefined;
+    this.open();
+  }
+  override async toClient(client: string, message: RoutedMessage): Promise<boolean> {
+    const gate = this.gate;
+    if (message.type !== 'open' || !gate) return super.toClient(client, message);
+    this.held.push(message);
+    const delivered = gate.then(() => super.toClient(client, message));
+    return this.tell === 'at once' ? true : delivered;
+  }
+}
