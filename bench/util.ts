@@ -43,6 +43,31 @@ export function quiet<T extends Duplex>(stream: T): T {
   return stream;
 }
 
+/** The streams one end of a measurement keeps open (each made `quiet`), destroyed together by `destroyAll()`. */
+export class OpenStreams {
+  private readonly open = new Set<Duplex>();
+
+  keep<T extends Duplex>(stream: T): T {
+    quiet(stream);
+    this.open.add(stream);
+    stream.once('close', () => this.open.delete(stream));
+    return stream;
+  }
+
+  destroyAll(): void {
+    for (const stream of [...this.open]) stream.destroy();
+    this.open.clear();
+  }
+}
+
+/** Joins two streams with `pipe()` both ways, as a raw-Node tunnel does; either one's close destroys the other. */
+export function join(a: Duplex, b: Duplex): void {
+  a.pipe(b);
+  b.pipe(a);
+  a.once('close', () => b.destroy());
+  b.once('close', () => a.destroy());
+}
+
 /**
  * Destroys a stream and, for an HTTP/2 stream, the socket under its session.
  * After a flow-control stall neither `stream.destroy()` nor

@@ -19,7 +19,7 @@ import type { ClientPool } from '../../lib/core/client-pool.js';
 import { createClientPool } from '../../lib/pool-factory.js';
 import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
 import type { Adapter, RawLink } from '../adapters.js';
-import { quiet } from '../util.js';
+import { join, OpenStreams } from '../util.js';
 
 export interface FarOpen {
   /** The tunnel server's pool port. */
@@ -27,6 +27,9 @@ export interface FarOpen {
   /** The reverse routes' public ports on the tunnel server: one to the latency target, one to the sink. */
   publicPort: number;
   bulkPort: number;
+  /** A second tunnel server, with `earlyData`, and its reverse route's public port (to the latency target). */
+  earlyTunnelPort: number;
+  earlyPublicPort: number;
   /** Bytes per throughput run: the sink answers once it has them all. */
   bulk: number;
   /** The bench's raw server (`openRaw()`), the raw tunnel's plain control listener, the throughput floor's server pool. */
@@ -39,7 +42,7 @@ export interface FarOpen {
 export type FarTarget = 't' | 's';
 
 export class TunnelFar {
-  private readonly open = new Set<Duplex>();
+  private readonly open = new OpenStreams();
   /** Arrival instants (ns, `process.hrtime.bigint()`) of each connection's first byte at the target. */
   private stamps: number[] = [];
   private readonly raw = new Map<string, Duplex>();
@@ -48,6 +51,8 @@ export class TunnelFar {
   private sink?: net.Server;
   private tunnelPool?: ClientPool;
   private client?: TunnelClient;
+  private earlyPool?: ClientPool;
+  private earlyClient?: TunnelClient;
   private streamPool?: ClientPool;
   private link?: RawLink;
   private control?: net.Socket;
@@ -74,6 +79,9 @@ export class TunnelFar {
       ],
     });
     await this.client.start();
+    this.earlyPool = createClientPool(this.adapter.client(ports.earlyTunnelPort, { minCap: 16, maxCap: 64, closeTimeout: 1000 } as ClientPoolOptions));
+    this.earlyClient = new TunnelClient({ pool: this.earlyPool, routes: [{ name: 'bench-early', serverPort: ports.earlyPublicPort, target }] });
+    await this.earlyClient.start();
     this.streamPool = createClientPool(this.adapter.client(ports.streamPort, { minCap: 2, maxCap: 4, closeTimeout: 1000 } as ClientPoolOptions));
     await this.streamPool.start();
     await this.streamPool.waitForActive(1, 15_000);
@@ -121,11 +129,7 @@ export class TunnelFar {
     if (!stream) return;
     this.raw.delete(token);
     const [host, port] = (which === 's' ? sink : target).split(':') as [string, string];
-    const socket = this.keep(net.connect({ host, port: Number(port), noDelay: true, allowHalfOpen: true }));
-    stream.pipe(socket);
-    socket.pipe(stream);
-    stream.once('close', () => socket.destroy());
-    socket.once('close', () => stream.destroy());
+    join(stream, this.keep(net.connect({ host, port: Number(port), noDelay: true, allowHalfOpen: true })));
   }
 
   private onLine(socket: net.Socket, handler: (line: string) => void): void {
@@ -147,18 +151,16 @@ export class TunnelFar {
   }
 
   private keep<T extends Duplex>(stream: T): T {
-    quiet(stream);
-    this.open.add(stream);
-    stream.once('close', () => this.open.delete(stream));
-    return stream;
+    return this.open.keep(stream);
   }
 
   async close(): Promise<void> {
     await this.client?.close();
     await this.tunnelPool?.close();
+    await this.earlyClient?.close();
+    await this.earlyPool?.close();
     await this.streamPool?.close();
-    for (const stream of [...this.open]) stream.destroy();
-    this.open.clear();
+    this.open.destroyAll();
     this.raw.clear();
     await this.link?.close();
     for (const server of [this.target, this.sink]) if (server) await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -9,7 +9,7 @@ import type { ScenarioContext } from '../context.js';
 import { judge, type Row } from '../report-types.js';
 import { Side } from '../side-process.js';
 import { pairedRatios, type Percentiles, percentiles, summarize } from '../stats.js';
-import { MiB, quiet, within } from '../util.js';
+import { join, MiB, OpenStreams, within } from '../util.js';
 import type { FarTarget } from './tunnel-far.js';
 
 /** A free port on 127.0.0.1 (listened on, then closed). */
@@ -79,7 +79,7 @@ async function pump(what: string, port: number, bytes: number): Promise<number> 
  */
 class RawTunnelNear {
   private readonly ready: Array<{ token: string; end: Duplex }> = [];
-  private readonly open = new Set<Duplex>();
+  private readonly open = new OpenStreams();
   private readonly servers: net.Server[] = [];
   private arrivals = 0;
   private waiting?: { count: number; resolve: () => void };
@@ -136,23 +136,16 @@ class RawTunnelNear {
     this.keep(socket);
     const next = this.ready.shift();
     if (!next) return void socket.destroy();
-    socket.pipe(next.end);
-    next.end.pipe(socket);
+    join(socket, next.end);
     this.control!.write(`${next.token} ${to}\n`);
-    socket.once('close', () => next.end.destroy());
-    next.end.once('close', () => socket.destroy());
   }
 
   private keep<T extends Duplex>(stream: T): T {
-    quiet(stream);
-    this.open.add(stream);
-    stream.once('close', () => this.open.delete(stream));
-    return stream;
+    return this.open.keep(stream);
   }
 
   async close(): Promise<void> {
-    for (const stream of [...this.open]) stream.destroy();
-    this.open.clear();
+    this.open.destroyAll();
     this.ready.length = 0;
     for (const server of [...this.servers, this.controlServer]) {
       if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -185,20 +178,26 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
   const batch = 200;
   const publicPort = await freePort();
   const bulkPort = await freePort();
+  const earlyPort = await freePort();
   const bulk = sizes.quick ? 16 * 1024 * 1024 : 256 * 1024 * 1024;
   const rate = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
   /** The raw-Node tunnel's throughput on the same path (pipe() instead of the library's forwarding, no pool), per run. */
   const rawTunnelRate: number[] = [];
   const serverPool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
   const server = new TunnelServer({ pool: serverPool, allow: { rules: [{ clients: 'anonymous', names: ['bench', 'bench-bulk'], directions: ['reverse'], ports: [publicPort, bulkPort] }] } });
+  // The same tunnel with `earlyData`: the public side's bytes follow the OPEN without waiting for the client's header.
+  const earlyPool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
+  const earlyServer = new TunnelServer({ pool: earlyPool, earlyData: true, allow: { rules: [{ clients: 'anonymous', names: 'bench-early', directions: ['reverse'], ports: [earlyPort] }] } });
   const streamPool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
   const p50 = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
   const p99 = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
+  const early = { p50: { raw: [] as number[], pooled: [] as number[], floor: [] as number[] }, p99: { raw: [] as number[], pooled: [] as number[], floor: [] as number[] } };
   let far: Side | undefined;
   let link: RawLink | undefined;
   let rawTunnel: RawTunnelNear | undefined;
   try {
     await server.start();
+    await earlyServer.start();
     await streamPool.start();
     link = await adapter.openRaw();
     rawTunnel = new RawTunnelNear(link);
@@ -210,6 +209,8 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       tunnelPort: serverPool.address()!.port,
       publicPort,
       bulkPort,
+      earlyTunnelPort: earlyPool.address()!.port,
+      earlyPublicPort: earlyPort,
       bulk,
       rawPort: link.port,
       controlPort,
@@ -226,7 +227,7 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     // One unmeasured warm-up batch of each: the three paths' code optimised before the clock starts.
     await rawTunnel.prepare(far, warmup);
     const warm: number[] = [];
-    for (let i = 0; i < warmup; i++) warm.push(await openOnce(ports.target), await openOnce(publicPort), await openOnce(floorPort));
+    for (let i = 0; i < warmup; i++) warm.push(await openOnce(ports.target), await openOnce(publicPort), await openOnce(earlyPort), await openOnce(floorPort));
     await latencies(warm);
     for (let run = 0; run < sizes.runs; run++) {
       context.progress(`tunnel open latency run ${run + 1}/${sizes.runs}`);
@@ -234,10 +235,15 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       for (let i = 0; i < samples; i++) {
         // The floor's raw connections are opened between samples, outside the clock, a batch at a time.
         if (rawTunnel.size === 0) await rawTunnel.prepare(far, Math.min(batch, samples - i));
-        starts.push(await openOnce(ports.target), await openOnce(publicPort), await openOnce(floorPort));
+        starts.push(await openOnce(ports.target), await openOnce(publicPort), await openOnce(earlyPort), await openOnce(floorPort));
       }
       const all = await latencies(starts);
-      const [d, t, f] = [0, 1, 2].map((k) => percentiles(all.filter((_, i) => i % 3 === k))) as [Percentiles, Percentiles, Percentiles];
+      const [d, t, e, f] = [0, 1, 2, 3].map((k) => percentiles(all.filter((_, i) => i % 4 === k))) as [Percentiles, Percentiles, Percentiles, Percentiles];
+      for (const [which, of] of [['p50', 'p50'], ['p99', 'p99']] as const) {
+        early[which].raw.push(d[of]);
+        early[which].pooled.push(e[of]);
+        early[which].floor.push(f[of]);
+      }
       p50.raw.push(d.p50);
       p50.pooled.push(t.p50);
       p50.floor.push(f.p50);
@@ -263,12 +269,14 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     await far?.close();
     await server.close();
     await serverPool.close();
+    await earlyServer.close();
+    await earlyPool.close();
     await streamPool.close();
     await rawTunnel?.close();
     await link?.close();
   }
   const note =
-    `${samples} opens per run after ${warmup} unmeasured, one at a time, rotating direct, tunnelled and floor; public client and tunnel server in the bench process, tunnel client and target in a side process ` +
+    `${samples} opens per run after ${warmup} unmeasured, one at a time, rotating direct, tunnelled, tunnelled with earlyData (a second tunnel server and client, the server's earlyData option on) and floor; public client and tunnel server in the bench process, tunnel client and target in a side process ` +
     `(public connect → first byte at the target on the monotonic clock both share); raw = a direct connection to the target (no tunnel); ` +
     `floor = the same path across the same two processes as a raw-Node tunnel without a pool: public listener → a ${adapter.name} connection/stream opened beforehand, named on a plain control connection → far side connects the target, legs joined with pipe()`;
   const row = (metric: string, values: { raw: number[]; pooled: number[]; floor: number[] }, goal?: Row['target']): Row =>
@@ -312,5 +320,13 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       `the same ${bulk / MiB} MiB per run; here raw = the raw-Node tunnel of the same path (the open-latency rows' floor: a ${adapter.name} connection/stream opened beforehand, ` +
       `legs joined with pipe(), no pool, no library), pooled = the tunnel: what the library's forwarding and control channel cost against Node's own plumbing on the same three legs`,
   };
-  return [throughputRow, versusRawTunnel, row('tunnel open latency p50', p50), row('tunnel open latency p99', p99, { label: '< 1 ms', value: 1, on: 'pooled', better: 'lower', inclusive: false })];
+  const goal: Row['target'] = { label: '< 1 ms', value: 1, on: 'pooled', better: 'lower', inclusive: false };
+  return [
+    throughputRow,
+    versusRawTunnel,
+    row('tunnel open latency p50', p50),
+    row('tunnel open latency p99', p99, goal),
+    row('tunnel open latency p50, earlyData', early.p50),
+    row('tunnel open latency p99, earlyData', early.p99, goal),
+  ];
 }
