@@ -352,3 +352,48 @@ export function dedupeWarnings(where: string): void {
     process.stderr.write(`${where}: warning (shown once): ${key}${origin ? ` [${origin}]` : ''}\n`);
   });
 }
+
+/**
+ * A TCP relay on 127.0.0.1 that holds every chunk (and the FIN) `delayMs`
+ * each way before passing it on: a link with that one-way delay, for a
+ * figure that depends on round trips (a tunnel's open) and that loopback,
+ * where a round trip costs about what a local connect does, cannot show.
+ * Timers of one duration fire in the order they were set, so the bytes of
+ * each direction stay in order. No back-pressure: for small exchanges.
+ */
+export class DelayLink {
+  private readonly open = new OpenStreams();
+  private server?: net.Server;
+
+  constructor(
+    private readonly to: number,
+    readonly delayMs: number,
+  ) {}
+
+  /** Listens; resolves with the port to dial instead of `to`. */
+  async listen(): Promise<number> {
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (near) => {
+      const far = net.connect({ host: '127.0.0.1', port: this.to, noDelay: true, allowHalfOpen: true });
+      this.open.keep(near);
+      this.open.keep(far);
+      this.relay(near, far);
+      this.relay(far, near);
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  private relay(from: net.Socket, to: net.Socket): void {
+    const later = (action: () => void): void => void setTimeout(action, this.delayMs);
+    from.on('data', (chunk: Buffer) => later(() => to.destroyed || to.write(chunk)));
+    from.once('end', () => later(() => to.end()));
+    from.once('close', () => later(() => to.destroy()));
+  }
+
+  async close(): Promise<void> {
+    this.open.destroyAll();
+    const server = this.server;
+    if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

@@ -17,9 +17,9 @@ import type { Duplex } from 'node:stream';
 import type { ClientPoolOptions } from '../../lib/core/client-pool.js';
 import type { ClientPool } from '../../lib/core/client-pool.js';
 import { createClientPool } from '../../lib/pool-factory.js';
-import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
+import { TunnelClient, type TunnelClientOptions } from '../../lib/tunnel/tunnel-client.js';
 import type { Adapter, RawLink } from '../adapters.js';
-import { join, OpenStreams } from '../util.js';
+import { DelayLink, join, OpenStreams } from '../util.js';
 
 export interface FarOpen {
   /** The tunnel server's pool port. */
@@ -30,6 +30,12 @@ export interface FarOpen {
   /** A second tunnel server, with `earlyData`, and its reverse route's public port (to the latency target). */
   earlyTunnelPort: number;
   earlyPublicPort: number;
+  /**
+   * Two more tunnel servers, without and with `earlyData`, reached through
+   * a `DelayLink` of `delayMs` each way (a WAN's round trip), each with a
+   * reverse route to the latency target.
+   */
+  delayed: { delayMs: number; tunnelPort: number; publicPort: number; earlyTunnelPort: number; earlyPublicPort: number };
   /** Bytes per throughput run: the sink answers once it has them all. */
   bulk: number;
   /** The bench's raw server (`openRaw()`), the raw tunnel's plain control listener, the throughput floor's server pool. */
@@ -49,10 +55,9 @@ export class TunnelFar {
   private sequence = 0;
   private target?: net.Server;
   private sink?: net.Server;
-  private tunnelPool?: ClientPool;
-  private client?: TunnelClient;
-  private earlyPool?: ClientPool;
-  private earlyClient?: TunnelClient;
+  /** The tunnel clients, each with its pool, closed in reverse order. */
+  private readonly clients: Array<{ client: TunnelClient; pool: ClientPool }> = [];
+  private readonly links: DelayLink[] = [];
   private streamPool?: ClientPool;
   private link?: RawLink;
   private control?: net.Socket;
@@ -70,18 +75,14 @@ export class TunnelFar {
     this.sink = await this.listen((socket) => this.sinkOf(socket, ports.bulk));
     const target = `127.0.0.1:${(this.target.address() as net.AddressInfo).port}`;
     const sink = `127.0.0.1:${(this.sink.address() as net.AddressInfo).port}`;
-    this.tunnelPool = createClientPool(this.adapter.client(ports.tunnelPort, { minCap: 16, maxCap: 64, closeTimeout: 1000 } as ClientPoolOptions));
-    this.client = new TunnelClient({
-      pool: this.tunnelPool,
-      routes: [
-        { name: 'bench', serverPort: ports.publicPort, target },
-        { name: 'bench-bulk', serverPort: ports.bulkPort, target: sink },
-      ],
-    });
-    await this.client.start();
-    this.earlyPool = createClientPool(this.adapter.client(ports.earlyTunnelPort, { minCap: 16, maxCap: 64, closeTimeout: 1000 } as ClientPoolOptions));
-    this.earlyClient = new TunnelClient({ pool: this.earlyPool, routes: [{ name: 'bench-early', serverPort: ports.earlyPublicPort, target }] });
-    await this.earlyClient.start();
+    await this.tunnelClient(ports.tunnelPort, [
+      { name: 'bench', serverPort: ports.publicPort, target },
+      { name: 'bench-bulk', serverPort: ports.bulkPort, target: sink },
+    ]);
+    await this.tunnelClient(ports.earlyTunnelPort, [{ name: 'bench-early', serverPort: ports.earlyPublicPort, target }]);
+    const { delayed } = ports;
+    await this.tunnelClient(await this.delayLink(delayed.tunnelPort, delayed.delayMs), [{ name: 'bench-far', serverPort: delayed.publicPort, target }]);
+    await this.tunnelClient(await this.delayLink(delayed.earlyTunnelPort, delayed.delayMs), [{ name: 'bench-far-early', serverPort: delayed.earlyPublicPort, target }]);
     this.streamPool = createClientPool(this.adapter.client(ports.streamPort, { minCap: 2, maxCap: 4, closeTimeout: 1000 } as ClientPoolOptions));
     await this.streamPool.start();
     await this.streamPool.waitForActive(1, 15_000);
@@ -90,6 +91,21 @@ export class TunnelFar {
     this.control = this.keep(control);
     await new Promise<void>((resolve, reject) => control.once('connect', resolve).once('error', reject));
     this.onLine(control, (line) => this.rawOpen(line, target, sink));
+  }
+
+  /** A tunnel client (anonymous, the kind's pool) of the server whose pool listens on `port`, started with `routes`. */
+  private async tunnelClient(port: number, routes: TunnelClientOptions['routes']): Promise<void> {
+    const pool = createClientPool(this.adapter.client(port, { minCap: 16, maxCap: 64, closeTimeout: 1000 } as ClientPoolOptions));
+    const client = new TunnelClient({ pool, routes });
+    this.clients.push({ client, pool });
+    await client.start();
+  }
+
+  /** A `DelayLink` to `port`: the port to dial instead. */
+  private delayLink(port: number, delayMs: number): Promise<number> {
+    const link = new DelayLink(port, delayMs);
+    this.links.push(link);
+    return link.listen();
   }
 
   get ports(): { target: number; sink: number } {
@@ -155,10 +171,11 @@ export class TunnelFar {
   }
 
   async close(): Promise<void> {
-    await this.client?.close();
-    await this.tunnelPool?.close();
-    await this.earlyClient?.close();
-    await this.earlyPool?.close();
+    for (const { client, pool } of this.clients.reverse()) {
+      await client.close();
+      await pool.close();
+    }
+    for (const link of this.links) await link.close();
     await this.streamPool?.close();
     this.open.destroyAll();
     this.raw.clear();

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { ServerPoolOptions } from '../../lib/core/server-pool.js';
+import type { ServerPool, ServerPoolOptions } from '../../lib/core/server-pool.js';
 import { createServerPool } from '../../lib/pool-factory.js';
 import { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
 import type { RawLink } from '../adapters.js';
@@ -11,6 +11,9 @@ import { Side } from '../side-process.js';
 import { pairedRatios, type Percentiles, percentiles, summarize } from '../stats.js';
 import { join, MiB, OpenStreams, within } from '../util.js';
 import type { FarTarget } from './tunnel-far.js';
+
+/** The one-way delay of the link in the rows `tunnel open latency … over a link`. */
+const DELAY_MS = 5;
 
 /** A free port on 127.0.0.1 (listened on, then closed). */
 async function freePort(): Promise<number> {
@@ -183,11 +186,24 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
   const rate = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
   /** The raw-Node tunnel's throughput on the same path (pipe() instead of the library's forwarding, no pool), per run. */
   const rawTunnelRate: number[] = [];
-  const serverPool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
-  const server = new TunnelServer({ pool: serverPool, allow: { rules: [{ clients: 'anonymous', names: ['bench', 'bench-bulk'], directions: ['reverse'], ports: [publicPort, bulkPort] }] } });
+  const farPort = await freePort();
+  const farEarlyPort = await freePort();
+  /** A tunnel server of the kind (anonymous clients, reverse routes `names` on `ports`), with or without `earlyData`. */
+  const tunnels: Array<{ server: TunnelServer; pool: ServerPool }> = [];
+  const reverseServer = (names: string[], ports: number[], earlyData = false): { server: TunnelServer; pool: ServerPool } => {
+    const pool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
+    const server = new TunnelServer({ pool, earlyData, allow: { rules: [{ clients: 'anonymous', names, directions: ['reverse'], ports }] } });
+    tunnels.push({ server, pool });
+    return { server, pool };
+  };
+  const { pool: serverPool } = reverseServer(['bench', 'bench-bulk'], [publicPort, bulkPort]);
   // The same tunnel with `earlyData`: the public side's bytes follow the OPEN without waiting for the client's header.
-  const earlyPool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
-  const earlyServer = new TunnelServer({ pool: earlyPool, earlyData: true, allow: { rules: [{ clients: 'anonymous', names: 'bench-early', directions: ['reverse'], ports: [earlyPort] }] } });
+  const { pool: earlyPool } = reverseServer(['bench-early'], [earlyPort], true);
+  // Both again, their clients behind a link of DELAY_MS each way: what a round trip less is worth on a WAN.
+  const { pool: farPool } = reverseServer(['bench-far'], [farPort]);
+  const { pool: farEarlyPool } = reverseServer(['bench-far-early'], [farEarlyPort], true);
+  const delayedSamples = sizes.quick ? 20 : 200;
+  const delayed = { p50: { raw: [] as number[], pooled: [] as number[] }, p99: { raw: [] as number[], pooled: [] as number[] } };
   const streamPool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
   const p50 = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
   const p99 = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
@@ -196,8 +212,7 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
   let link: RawLink | undefined;
   let rawTunnel: RawTunnelNear | undefined;
   try {
-    await server.start();
-    await earlyServer.start();
+    for (const { server } of tunnels) await server.start();
     await streamPool.start();
     link = await adapter.openRaw();
     rawTunnel = new RawTunnelNear(link);
@@ -211,6 +226,7 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       bulkPort,
       earlyTunnelPort: earlyPool.address()!.port,
       earlyPublicPort: earlyPort,
+      delayed: { delayMs: DELAY_MS, tunnelPort: farPool.address()!.port, publicPort: farPort, earlyTunnelPort: farEarlyPool.address()!.port, earlyPublicPort: farEarlyPort },
       bulk,
       rawPort: link.port,
       controlPort,
@@ -228,6 +244,7 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     await rawTunnel.prepare(far, warmup);
     const warm: number[] = [];
     for (let i = 0; i < warmup; i++) warm.push(await openOnce(ports.target), await openOnce(publicPort), await openOnce(earlyPort), await openOnce(floorPort));
+    for (let i = 0; i < 5; i++) warm.push(await openOnce(farPort), await openOnce(farEarlyPort));
     await latencies(warm);
     for (let run = 0; run < sizes.runs; run++) {
       context.progress(`tunnel open latency run ${run + 1}/${sizes.runs}`);
@@ -250,6 +267,15 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       p99.raw.push(d.p99);
       p99.pooled.push(t.p99);
       p99.floor.push(f.p99);
+      context.progress(`tunnel open latency over a ${DELAY_MS} ms link, run ${run + 1}/${sizes.runs}`);
+      const slow: number[] = [];
+      for (let i = 0; i < delayedSamples; i++) slow.push(await openOnce(farPort), await openOnce(farEarlyPort));
+      const slowAll = await latencies(slow);
+      const [plain, withEarly] = [0, 1].map((k) => percentiles(slowAll.filter((_, i) => i % 2 === k))) as [Percentiles, Percentiles];
+      for (const which of ['p50', 'p99'] as const) {
+        delayed[which].raw.push(plain[which]);
+        delayed[which].pooled.push(withEarly[which]);
+      }
       context.progress(`tunnel throughput run ${run + 1}/${sizes.runs}`);
       rate.raw.push(await pump('a direct connection', ports.sink, bulk));
       // One pooled stream across the two processes: taken here, named to the far side, which sinks it (outside the clock).
@@ -267,10 +293,10 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     }
   } finally {
     await far?.close();
-    await server.close();
-    await serverPool.close();
-    await earlyServer.close();
-    await earlyPool.close();
+    for (const { server, pool } of tunnels) {
+      await server.close();
+      await pool.close();
+    }
     await streamPool.close();
     await rawTunnel?.close();
     await link?.close();
@@ -328,5 +354,17 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     row('tunnel open latency p99', p99, goal),
     row('tunnel open latency p50, earlyData', early.p50),
     row('tunnel open latency p99, earlyData', early.p99, goal),
+    ...(['p50', 'p99'] as const).map((which): Row => ({
+      transport: adapter.name,
+      scenario: 'tunnel',
+      metric: `tunnel open latency ${which} over a ${DELAY_MS} ms link, earlyData`,
+      unit: 'ms',
+      raw: summarize(delayed[which].raw),
+      pooled: summarize(delayed[which].pooled),
+      ratio: summarize(pairedRatios(delayed[which].pooled, delayed[which].raw)),
+      note:
+        `${delayedSamples} opens of each per run, one at a time, alternating; the tunnel client's connections (its pool's streams and its control channel) pass a relay in its process that holds every chunk ${DELAY_MS} ms each way (a WAN's ${2 * DELAY_MS} ms round trip); ` +
+        `raw = the tunnel as by default, pooled = the same with the server's earlyData option (the public side's first bytes follow the OPEN instead of waiting for the client's stream header, a round trip later); the target is local to the tunnel client`,
+    })),
   ];
 }

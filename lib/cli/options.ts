@@ -40,7 +40,7 @@ export const SERVER_FLAGS: Record<string, FlagSpec> = {
   'allow-target': { type: 'string', env: 'TUNNEL_ALLOW_TARGETS', multiple: true, help: 'targets forward routes may reach: host:port, host:from-to, host:* (repeat; default none)' },
   'tls-cert': { type: 'string', env: 'TUNNEL_TLS_CERT', help: 'PEM certificate file (tls 2; tls 1 makes one at start-up when absent)' },
   'tls-key': { type: 'string', env: 'TUNNEL_TLS_KEY', help: 'PEM private key file of --tls-cert' },
-  'early-data': { type: 'boolean', env: 'TUNNEL_EARLY_DATA', help: 'send a reverse connection\'s first bytes without waiting for the client\'s stream header, to clients with no forward route (one round trip less per open; see docs/TUNNEL.md)' },
+  'early-data': { type: 'boolean', env: 'TUNNEL_EARLY_DATA', help: 'send a reverse connection\'s first bytes without waiting for the client\'s stream header, to clients with no forward route: one round trip less per open (default on; --no-early-data or TUNNEL_EARLY_DATA=0 waits for the header; see docs/TUNNEL.md)' },
   ...COMMON,
 };
 
@@ -84,10 +84,12 @@ export class Values {
     return raw === undefined ? [] : raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
   }
 
-  bool(name: string): boolean {
-    if (this.flags[name] === true) return true;
+  /** A flag (`--name`, or `--no-name` for false) wins over its variable; neither given, `fallback`. */
+  bool(name: string, fallback = false): boolean {
+    const flag = this.flags[name];
+    if (typeof flag === 'boolean') return flag;
     const raw = this.specs[name]!.env ? this.env[this.specs[name]!.env!] : undefined;
-    if (raw === undefined || raw === '') return false;
+    if (raw === undefined || raw === '') return fallback;
     if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
     if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
     throw new InvalidOptionsError(this.from(name), `got ${JSON.stringify(raw)}, expected 1 or 0`);
@@ -117,7 +119,7 @@ export function parseFlags(specs: Record<string, FlagSpec>, args: string[], env:
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
   for (const [name, spec] of Object.entries(specs)) options[name] = { type: spec.type, ...(spec.multiple ? { multiple: true } : {}) };
   try {
-    const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
+    const { values } = parseArgs({ args, options, strict: true, allowPositionals: false, allowNegative: true });
     return new Values(specs, values as Record<string, string | boolean | (string | boolean)[] | undefined>, env);
   } catch (error) {
     const message = (error as Error).message;

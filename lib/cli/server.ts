@@ -62,7 +62,7 @@ export async function runServer(args: string[], env: Env, output: CliOutput): Pr
   let server: TunnelServer;
   try {
     pool = createServerPool(config);
-    server = new TunnelServer({ pool, allow: { rules: [rule] }, host: publicHost, earlyData: values.bool('early-data') });
+    server = new TunnelServer({ pool, allow: { rules: [rule] }, host: publicHost, earlyData: values.bool('early-data', true) });
   } catch (error) {
     throw rename(error, values.from.bind(values));
   }

@@ -16,12 +16,12 @@ const NOT_PEM = path.resolve('package.json');
 
 describe('nestjs-tunnel-pool command line', () => {
   it.each([
-    ['tcp', ['--transport', 'tcp']],
-    ['ws', ['--transport', 'ws']],
-    ['http2 (tls 1, certificate made at start-up)', ['--transport', 'http2', '--tls', '1']],
-  ])('%s: tunnels an HTTP request through a reverse route and a forward route; SIGTERM exits 0 and closes every port', async (_kind, wire) => {
+    ['tcp', ['--transport', 'tcp'], []],
+    ['ws (server with --no-early-data)', ['--transport', 'ws'], ['--no-early-data']],
+    ['http2 (tls 1, certificate made at start-up)', ['--transport', 'http2', '--tls', '1'], []],
+  ])('%s: tunnels an HTTP request through a reverse route and a forward route; SIGTERM exits 0 and closes every port', async (_kind, wire, serverOnly) => {
     const targetPort = await httpTarget();
-    const server = run(['server', ...(wire as string[]), '--listen', '127.0.0.1:0', '--key', KEY, '--ports', '20000-40000', '--allow-target', `127.0.0.1:${targetPort}`]);
+    const server = run(['server', ...(wire as string[]), ...(serverOnly as string[]), '--listen', '127.0.0.1:0', '--key', KEY, '--ports', '20000-40000', '--allow-target', `127.0.0.1:${targetPort}`]);
     const tunnelPort = Number(await waitFor(server, /listening for tunnel clients on 127\.0\.0\.1:(\d+)/));
     const [listenPort] = await freePorts(1);
     const client = run(['client', ...(wire as string[]), '--connect', `127.0.0.1:${tunnelPort}`, '--key', KEY, '--route', `web=reverse:0:127.0.0.1:${targetPort}`, '--route', `back=forward:${listenPort}:127.0.0.1:${targetPort}`]);

@@ -1,5 +1,5 @@
 /**
- * `earlyData` (TunnelServer option, off by default): for a client with no
+ * `earlyData` (TunnelServer option, on by default): for a client with no
  * accepted forward route, the server sends a reverse connection's first
  * bytes into the pooled stream right after its OPEN, without waiting for the
  * client's stream header. Forced with a router that says an OPEN was
@@ -30,18 +30,21 @@ async function hashingTarget(): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-async function tunnel(earlyData: boolean, router: HoldingRouter): Promise<{ server: TunnelServer; publicPort: number; client: ReturnType<typeof startTunnelClient> }> {
+async function tunnel(earlyData: boolean | undefined, router: HoldingRouter): Promise<{ server: TunnelServer; publicPort: number; client: ReturnType<typeof startTunnelClient> }> {
   const [publicPort] = (await freePorts(1)) as [number];
   const target = await hashingTarget();
-  const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'up', directions: ['reverse'], ports: [publicPort] }], 'tcp', { router, earlyData });
+  const server = await startTunnelServer(scope, [{ clients: 'key:site-a', names: 'up', directions: ['reverse'], ports: [publicPort] }], 'tcp', { router, ...(earlyData === undefined ? {} : { earlyData }) });
   const client = startTunnelClient(scope, server, 'site-a', [{ name: 'up', serverPort: publicPort, target: `127.0.0.1:${target}` }]);
   await client.start();
   return { server, publicPort, client };
 }
 
-it('with earlyData, the public side\'s bytes are in the pooled stream before the client even got the OPEN', async () => {
+it.each([
+  ['by default', undefined],
+  ['with earlyData: true', true],
+])('%s, the public side\'s bytes are in the pooled stream before the client even got the OPEN', async (_, earlyData) => {
   const router = new HoldingRouter('at once');
-  const { publicPort, client } = await tunnel(true, router);
+  const { publicPort, client } = await tunnel(earlyData, router);
   router.hold();
   const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort }));
   socket.on('error', () => undefined);
@@ -101,6 +104,21 @@ it('a client with an accepted forward route gets no early bytes: the server wait
   const { id } = router.held[0] as { id: string };
   const stream = scope.track(await client.pool.outgoingGet(id, 5000));
   // The same read that finds the bytes at once with earlyData (above) finds nothing here.
+  await expect(readBytes(stream, 1, 1000)).rejects.toThrow();
+  stream.destroy();
+  router.release();
+});
+
+it('with earlyData: false, the server writes nothing into the stream before the client\'s header', async () => {
+  const router = new HoldingRouter('at once');
+  const { publicPort, client } = await tunnel(false, router);
+  router.hold();
+  const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort, allowHalfOpen: true }));
+  socket.on('error', () => undefined);
+  socket.write('first bytes');
+  await eventually(() => router.held.length === 1, 10_000, 'the OPEN is held');
+  const { id } = router.held[0] as { id: string };
+  const stream = scope.track(await client.pool.outgoingGet(id, 5000));
   await expect(readBytes(stream, 1, 1000)).rejects.toThrow();
   stream.destroy();
   router.release();

@@ -71,7 +71,7 @@ function serverOptions(value: unknown): TunnelModuleServerOptions & { allow: Rou
   const allow = allowValue instanceof RouteAllowlist ? allowValue : new RouteAllowlist(allowValue as never, read.name('allow'));
   read.string('host');
   for (const key of ['openTimeout', 'closeTimeout', 'accountingTimeout'] as const) read.ms(key, 1, 1);
-  read.bool('earlyData', false);
+  read.bool('earlyData', true);
   objectOrUndefined(read, 'control');
   const router = objectOrUndefined(read, 'router');
   if (router && typeof (router as { attach?: unknown }).attach !== 'function') read.fail('router', 'a ControlRouter (attach, toClient, close...)');
