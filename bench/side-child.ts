@@ -80,6 +80,8 @@ export interface SideCommands {
   'tunnel.far.prepare': [{ count: number }, null];
   'tunnel.far.stamps': [Record<string, never>, number[]];
   'tunnel.far.take': [{ id: string; bytes: number }, null];
+  /** The far side's tunnel client pools' figures, for a failure's report. */
+  'tunnel.far.debug': [Record<string, never>, string];
   close: [Record<string, never>, null];
 }
 
@@ -328,6 +330,10 @@ const handlers: Handlers = {
     far = new TunnelFar(adapter);
     await far.start(ports);
     return far.ports;
+  },
+
+  async 'tunnel.far.debug'() {
+    return far?.poolStats() ?? '';
   },
 
   async 'tunnel.far.prepare'({ count }) {

@@ -27,15 +27,15 @@ export interface FarOpen {
   /** The reverse routes' public ports on the tunnel server: one to the latency target, one to the sink. */
   publicPort: number;
   bulkPort: number;
-  /** A second tunnel server, with `earlyData`, and its reverse route's public port (to the latency target). */
-  earlyTunnelPort: number;
-  earlyPublicPort: number;
+  /** A second tunnel server, with `earlyData: false`, and its reverse route's public port (to the latency target). */
+  headerTunnelPort: number;
+  headerPublicPort: number;
   /**
-   * Two more tunnel servers, without and with `earlyData`, reached through
+   * Two more tunnel servers, with `earlyData` (default) and without, reached through
    * a `DelayLink` of `delayMs` each way (a WAN's round trip), each with a
    * reverse route to the latency target.
    */
-  delayed: { delayMs: number; tunnelPort: number; publicPort: number; earlyTunnelPort: number; earlyPublicPort: number };
+  delayed: { delayMs: number; tunnelPort: number; publicPort: number; headerTunnelPort: number; headerPublicPort: number };
   /** Bytes per throughput run: the sink answers once it has them all. */
   bulk: number;
   /** The bench's raw server (`openRaw()`), the raw tunnel's plain control listener, the throughput floor's server pool. */
@@ -65,12 +65,15 @@ export class TunnelFar {
   constructor(private readonly adapter: Adapter) {}
 
   async start(ports: FarOpen): Promise<void> {
-    this.target = await this.listen((socket) =>
+    // Answers the first byte with one byte, and a FIN with its own (its connection ends on every leg instead
+    // of staying half-open: each open would otherwise hold its sockets in both processes until the end).
+    this.target = await this.listen((socket) => {
       socket.once('data', () => {
         this.stamps.push(Number(process.hrtime.bigint()));
         socket.write('y');
-      }),
-    );
+      });
+      socket.once('end', () => socket.end());
+    });
     // Counts `bulk` bytes, then answers with one byte: the sender's clock stops on it.
     this.sink = await this.listen((socket) => this.sinkOf(socket, ports.bulk));
     const target = `127.0.0.1:${(this.target.address() as net.AddressInfo).port}`;
@@ -79,10 +82,10 @@ export class TunnelFar {
       { name: 'bench', serverPort: ports.publicPort, target },
       { name: 'bench-bulk', serverPort: ports.bulkPort, target: sink },
     ]);
-    await this.tunnelClient(ports.earlyTunnelPort, [{ name: 'bench-early', serverPort: ports.earlyPublicPort, target }]);
+    await this.tunnelClient(ports.headerTunnelPort, [{ name: 'bench-header', serverPort: ports.headerPublicPort, target }]);
     const { delayed } = ports;
     await this.tunnelClient(await this.delayLink(delayed.tunnelPort, delayed.delayMs), [{ name: 'bench-far', serverPort: delayed.publicPort, target }]);
-    await this.tunnelClient(await this.delayLink(delayed.earlyTunnelPort, delayed.delayMs), [{ name: 'bench-far-early', serverPort: delayed.earlyPublicPort, target }]);
+    await this.tunnelClient(await this.delayLink(delayed.headerTunnelPort, delayed.delayMs), [{ name: 'bench-far-header', serverPort: delayed.headerPublicPort, target }]);
     this.streamPool = createClientPool(this.adapter.client(ports.streamPort, { minCap: 2, maxCap: 4, closeTimeout: 1000 } as ClientPoolOptions));
     await this.streamPool.start();
     await this.streamPool.waitForActive(1, 15_000);
@@ -99,6 +102,16 @@ export class TunnelFar {
     const client = new TunnelClient({ pool, routes });
     this.clients.push({ client, pool });
     await client.start();
+  }
+
+  /** Each tunnel client's pool figures, for a failure's report. */
+  poolStats(): string {
+    return this.clients
+      .map(({ pool }, i) => {
+        const { idle, capacity, dialing, failedRounds, nextRoundInMs, failures, totals } = pool.stats as unknown as Record<string, unknown>;
+        return `client ${i}: ${JSON.stringify({ idle, capacity, dialing, failedRounds, nextRoundInMs, failures, totals })}`;
+      })
+      .join('; ');
   }
 
   /** A `DelayLink` to `port`: the port to dial instead. */
@@ -136,6 +149,7 @@ export class TunnelFar {
       left -= chunk.length;
       if (left <= 0 && left + chunk.length > 0) stream.write('k');
     });
+    stream.once('end', () => stream.end());
   }
 
   /** A token on the raw tunnel's control line (`<token> <t|s>`): its stream joined to a fresh connection to the target, with pipe(). */

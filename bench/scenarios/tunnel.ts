@@ -33,7 +33,7 @@ function openOnce(port: number): Promise<number> {
       resolve(started);
       socket.destroy();
     });
-    socket.on('error', reject);
+    socket.on('error', (error) => reject(new Error(`the connection to ${port}: ${error.message}`)));
     socket.once('close', () => reject(new Error(`the connection to ${port} closed before the target answered`)));
   });
 }
@@ -181,33 +181,40 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
   const batch = 200;
   const publicPort = await freePort();
   const bulkPort = await freePort();
-  const earlyPort = await freePort();
+  const headerPort = await freePort();
   const bulk = sizes.quick ? 16 * 1024 * 1024 : 256 * 1024 * 1024;
   const rate = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
   /** The raw-Node tunnel's throughput on the same path (pipe() instead of the library's forwarding, no pool), per run. */
   const rawTunnelRate: number[] = [];
   const farPort = await freePort();
-  const farEarlyPort = await freePort();
-  /** A tunnel server of the kind (anonymous clients, reverse routes `names` on `ports`), with or without `earlyData`. */
+  const farHeaderPort = await freePort();
+  /** Why opens failed on the tunnel servers (a failed open would otherwise be only a reset in the bench's error). */
+  const failures: string[] = [];
+  /** A tunnel server of the kind (anonymous clients, reverse routes `names` on `ports`), `earlyData` as given or by default (on). */
   const tunnels: Array<{ server: TunnelServer; pool: ServerPool }> = [];
-  const reverseServer = (names: string[], ports: number[], earlyData = false): { server: TunnelServer; pool: ServerPool } => {
+  const reverseServer = (names: string[], ports: number[], earlyData?: boolean): { server: TunnelServer; pool: ServerPool } => {
     const pool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
-    const server = new TunnelServer({ pool, earlyData, allow: { rules: [{ clients: 'anonymous', names, directions: ['reverse'], ports }] } });
+    const server = new TunnelServer({ pool, ...(earlyData === undefined ? {} : { earlyData }), allow: { rules: [{ clients: 'anonymous', names, directions: ['reverse'], ports }] } });
     tunnels.push({ server, pool });
+    // A failed open resets its public connection: the bench's error then says why, from the server's side.
+    server.on('open-failed', ({ route, error }) => failures.push(`route ${route}: ${error.message}`));
+    server.on('connection', ({ route, result }) => {
+      if (result.error) failures.push(`route ${route}, cut: ${result.error.message}`);
+    });
     return { server, pool };
   };
   const { pool: serverPool } = reverseServer(['bench', 'bench-bulk'], [publicPort, bulkPort]);
-  // The same tunnel with `earlyData`: the public side's bytes follow the OPEN without waiting for the client's header.
-  const { pool: earlyPool } = reverseServer(['bench-early'], [earlyPort], true);
+  // The same tunnel with `earlyData: false`: the public side's bytes wait for the client's stream header.
+  const { pool: headerPool } = reverseServer(['bench-header'], [headerPort], false);
   // Both again, their clients behind a link of DELAY_MS each way: what a round trip less is worth on a WAN.
   const { pool: farPool } = reverseServer(['bench-far'], [farPort]);
-  const { pool: farEarlyPool } = reverseServer(['bench-far-early'], [farEarlyPort], true);
+  const { pool: farHeaderPool } = reverseServer(['bench-far-header'], [farHeaderPort], false);
   const delayedSamples = sizes.quick ? 20 : 200;
   const delayed = { p50: { raw: [] as number[], pooled: [] as number[] }, p99: { raw: [] as number[], pooled: [] as number[] } };
   const streamPool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
   const p50 = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
   const p99 = { raw: [] as number[], pooled: [] as number[], floor: [] as number[] };
-  const early = { p50: { raw: [] as number[], pooled: [] as number[], floor: [] as number[] }, p99: { raw: [] as number[], pooled: [] as number[], floor: [] as number[] } };
+  const header = { p50: { raw: [] as number[], pooled: [] as number[], floor: [] as number[] }, p99: { raw: [] as number[], pooled: [] as number[], floor: [] as number[] } };
   let far: Side | undefined;
   let link: RawLink | undefined;
   let rawTunnel: RawTunnelNear | undefined;
@@ -224,9 +231,9 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       tunnelPort: serverPool.address()!.port,
       publicPort,
       bulkPort,
-      earlyTunnelPort: earlyPool.address()!.port,
-      earlyPublicPort: earlyPort,
-      delayed: { delayMs: DELAY_MS, tunnelPort: farPool.address()!.port, publicPort: farPort, earlyTunnelPort: farEarlyPool.address()!.port, earlyPublicPort: farEarlyPort },
+      headerTunnelPort: headerPool.address()!.port,
+      headerPublicPort: headerPort,
+      delayed: { delayMs: DELAY_MS, tunnelPort: farPool.address()!.port, publicPort: farPort, headerTunnelPort: farHeaderPool.address()!.port, headerPublicPort: farHeaderPort },
       bulk,
       rawPort: link.port,
       controlPort,
@@ -243,8 +250,8 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     // One unmeasured warm-up batch of each: the three paths' code optimised before the clock starts.
     await rawTunnel.prepare(far, warmup);
     const warm: number[] = [];
-    for (let i = 0; i < warmup; i++) warm.push(await openOnce(ports.target), await openOnce(publicPort), await openOnce(earlyPort), await openOnce(floorPort));
-    for (let i = 0; i < 5; i++) warm.push(await openOnce(farPort), await openOnce(farEarlyPort));
+    for (let i = 0; i < warmup; i++) warm.push(await openOnce(ports.target), await openOnce(publicPort), await openOnce(headerPort), await openOnce(floorPort));
+    for (let i = 0; i < 5; i++) warm.push(await openOnce(farPort), await openOnce(farHeaderPort));
     await latencies(warm);
     for (let run = 0; run < sizes.runs; run++) {
       context.progress(`tunnel open latency run ${run + 1}/${sizes.runs}`);
@@ -252,14 +259,14 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       for (let i = 0; i < samples; i++) {
         // The floor's raw connections are opened between samples, outside the clock, a batch at a time.
         if (rawTunnel.size === 0) await rawTunnel.prepare(far, Math.min(batch, samples - i));
-        starts.push(await openOnce(ports.target), await openOnce(publicPort), await openOnce(earlyPort), await openOnce(floorPort));
+        starts.push(await openOnce(ports.target), await openOnce(publicPort), await openOnce(headerPort), await openOnce(floorPort));
       }
       const all = await latencies(starts);
       const [d, t, e, f] = [0, 1, 2, 3].map((k) => percentiles(all.filter((_, i) => i % 4 === k))) as [Percentiles, Percentiles, Percentiles, Percentiles];
       for (const [which, of] of [['p50', 'p50'], ['p99', 'p99']] as const) {
-        early[which].raw.push(d[of]);
-        early[which].pooled.push(e[of]);
-        early[which].floor.push(f[of]);
+        header[which].raw.push(d[of]);
+        header[which].pooled.push(e[of]);
+        header[which].floor.push(f[of]);
       }
       p50.raw.push(d.p50);
       p50.pooled.push(t.p50);
@@ -269,9 +276,9 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       p99.floor.push(f.p99);
       context.progress(`tunnel open latency over a ${DELAY_MS} ms link, run ${run + 1}/${sizes.runs}`);
       const slow: number[] = [];
-      for (let i = 0; i < delayedSamples; i++) slow.push(await openOnce(farPort), await openOnce(farEarlyPort));
+      for (let i = 0; i < delayedSamples; i++) slow.push(await openOnce(farPort), await openOnce(farHeaderPort));
       const slowAll = await latencies(slow);
-      const [plain, withEarly] = [0, 1].map((k) => percentiles(slowAll.filter((_, i) => i % 2 === k))) as [Percentiles, Percentiles];
+      const [withEarly, plain] = [0, 1].map((k) => percentiles(slowAll.filter((_, i) => i % 2 === k))) as [Percentiles, Percentiles];
       for (const which of ['p50', 'p99'] as const) {
         delayed[which].raw.push(plain[which]);
         delayed[which].pooled.push(withEarly[which]);
@@ -291,6 +298,10 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
       await rawTunnel.prepare(far, 1);
       rawTunnelRate.push(await pump('the raw-Node tunnel', rawBulkPort, bulk));
     }
+  } catch (error) {
+    if (failures.length > 0 && error instanceof Error) error.message += ` (the tunnel servers' failed opens: ${failures.slice(0, 3).join('; ')})`;
+    if (error instanceof Error && far) error.message += ` [far side: ${await far.call('tunnel.far.debug', {}).catch(() => '?')}; server pools idle: ${tunnels.map(({ pool }) => pool.active).join(', ')}]`;
+    throw error;
   } finally {
     await far?.close();
     for (const { server, pool } of tunnels) {
@@ -302,7 +313,7 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     await link?.close();
   }
   const note =
-    `${samples} opens per run after ${warmup} unmeasured, one at a time, rotating direct, tunnelled, tunnelled with earlyData (a second tunnel server and client, the server's earlyData option on) and floor; public client and tunnel server in the bench process, tunnel client and target in a side process ` +
+    `${samples} opens per run after ${warmup} unmeasured, one at a time, rotating direct, tunnelled (the server's earlyData on, its default), tunnelled with earlyData off (a second tunnel server and client) and floor; public client and tunnel server in the bench process, tunnel client and target in a side process ` +
     `(public connect → first byte at the target on the monotonic clock both share); raw = a direct connection to the target (no tunnel); ` +
     `floor = the same path across the same two processes as a raw-Node tunnel without a pool: public listener → a ${adapter.name} connection/stream opened beforehand, named on a plain control connection → far side connects the target, legs joined with pipe()`;
   const row = (metric: string, values: { raw: number[]; pooled: number[]; floor: number[] }, goal?: Row['target']): Row =>
@@ -352,19 +363,19 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
     versusRawTunnel,
     row('tunnel open latency p50', p50),
     row('tunnel open latency p99', p99, goal),
-    row('tunnel open latency p50, earlyData', early.p50),
-    row('tunnel open latency p99, earlyData', early.p99, goal),
+    row('tunnel open latency p50, earlyData off', header.p50),
+    row('tunnel open latency p99, earlyData off', header.p99, goal),
     ...(['p50', 'p99'] as const).map((which): Row => ({
       transport: adapter.name,
       scenario: 'tunnel',
-      metric: `tunnel open latency ${which} over a ${DELAY_MS} ms link, earlyData`,
+      metric: `tunnel open latency ${which} over a ${DELAY_MS} ms link, earlyData on/off`,
       unit: 'ms',
       raw: summarize(delayed[which].raw),
       pooled: summarize(delayed[which].pooled),
       ratio: summarize(pairedRatios(delayed[which].pooled, delayed[which].raw)),
       note:
         `${delayedSamples} opens of each per run, one at a time, alternating; the tunnel client's connections (its pool's streams and its control channel) pass a relay in its process that holds every chunk ${DELAY_MS} ms each way (a WAN's ${2 * DELAY_MS} ms round trip); ` +
-        `raw = the tunnel as by default, pooled = the same with the server's earlyData option (the public side's first bytes follow the OPEN instead of waiting for the client's stream header, a round trip later); the target is local to the tunnel client`,
+        `raw = the tunnel with the server's earlyData off (the public side's first bytes wait for the client's stream header, a round trip after the OPEN), pooled = as by default, earlyData on (they follow the OPEN at once); the target is local to the tunnel client`,
     })),
   ];
 }
