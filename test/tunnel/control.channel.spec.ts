@@ -304,13 +304,21 @@ describe('ControlChannel over real TCP sockets', () => {
       else await send;
     }
     expect(waiting).toBeDefined();
+    // More messages while the stream is full all wait for the same drain: one listener each for drain and close.
+    const drainListeners = ss.listenerCount('drain');
+    const closeListeners = ss.listenerCount('close');
+    const more = Array.from({ length: 20 }, (_, i) => s.fail({ conn: 5000 + i, id: '00000001', reason: 'other', text: 'queued' }));
+    expect(ss.listenerCount('drain')).toBe(drainListeners);
+    expect(ss.listenerCount('close')).toBe(closeListeners);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(settled).toBe(false); // still waiting for the peer
     let received = 0;
     cs.on('data', (chunk: Buffer) => (received += chunk.length));
     cs.resume();
     await waiting;
+    await Promise.all(more);
     expect(settled).toBe(true);
+    expect(ss.listenerCount('drain')).toBe(drainListeners - 1);
     expect(sent).toBeGreaterThan(1);
     const closed = once(s, 'close');
     cs.end(); // the peer ends cleanly: the channel ends its side too

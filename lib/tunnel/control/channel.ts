@@ -154,6 +154,8 @@ export class ControlChannel extends EventEmitter<ControlChannelEvents> {
   private readonly disposers = new Disposers();
   private state: State = 'hello';
   private preambleSent = false;
+  /** While the stream is full: the one wait for its drain that every message written meanwhile shares. */
+  private drained?: Promise<void>;
   private helloStarted = false;
   private helloWaiter: { resolve(message: ControlMessage): void; reject(error: Error): void } | undefined;
   private readonly pings = new Map<number, PendingPing>();
@@ -490,18 +492,22 @@ export class ControlChannel extends EventEmitter<ControlChannelEvents> {
     if (this.state === 'closing' || this.state === 'closed' || this.stream.writableEnded || this.stream.destroyed) return Promise.reject(this.notOpen());
     const ok = this.stream.write(this.frameWithPreamble(frame));
     if (ok) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
+    // Every message written while the stream is full waits for the same 'drain' (one pair of listeners, however many).
+    this.drained ??= new Promise<void>((resolve, reject) => {
       const stop = listen(this.stream, {
         drain: () => {
           stop();
+          this.drained = undefined;
           resolve();
         },
         close: () => {
           stop();
+          this.drained = undefined;
           reject(this.closeError ?? this.notOpen());
         },
       });
     });
+    return this.drained;
   }
 
   private frameWithPreamble(frame: Buffer): Buffer {
