@@ -21,6 +21,13 @@ import { TunnelClient, type TunnelClientOptions } from '../../lib/tunnel/tunnel-
 import type { Adapter, RawLink } from '../adapters.js';
 import { DelayLink, join, OpenStreams } from '../util.js';
 
+/**
+ * The tunnels' shared key: authenticated, as the command line runs them
+ * unless told `--insecure` (and `earlyData` only serves a client whose
+ * streams proved a key).
+ */
+export const BENCH_KEY = 'bench-tunnel-key-0123456789abcdef';
+
 export interface FarOpen {
   /** The tunnel server's pool port. */
   tunnelPort: number;
@@ -96,9 +103,9 @@ export class TunnelFar {
     this.onLine(control, (line) => this.rawOpen(line, target, sink));
   }
 
-  /** A tunnel client (anonymous, the kind's pool) of the server whose pool listens on `port`, started with `routes`. */
+  /** A tunnel client (the bench's key, the kind's pool) of the server whose pool listens on `port`, started with `routes`. */
   private async tunnelClient(port: number, routes: TunnelClientOptions['routes']): Promise<void> {
-    const pool = createClientPool(this.adapter.client(port, { minCap: 16, maxCap: 64, closeTimeout: 1000 } as ClientPoolOptions));
+    const pool = createClientPool(this.adapter.client(port, { minCap: 16, maxCap: 64, closeTimeout: 1000, auth: { key: BENCH_KEY } } as ClientPoolOptions));
     const client = new TunnelClient({ pool, routes });
     this.clients.push({ client, pool });
     await client.start();

@@ -10,7 +10,7 @@ import { judge, type Row } from '../report-types.js';
 import { Side } from '../side-process.js';
 import { pairedRatios, type Percentiles, percentiles, summarize } from '../stats.js';
 import { join, MiB, OpenStreams, within } from '../util.js';
-import type { FarTarget } from './tunnel-far.js';
+import { BENCH_KEY, type FarTarget } from './tunnel-far.js';
 
 /** The one-way delay of the link in the rows `tunnel open latency … over a link`. */
 const DELAY_MS = 5;
@@ -162,7 +162,7 @@ function listenLocal(server: net.Server): Promise<number> {
 
 /**
  * `tunnel open latency`: a public connect to first byte at the target, one
- * at a time, through a reverse route with a warm pool (anonymous client,
+ * at a time, through a reverse route with a warm pool (a client with the bench's key,
  * the kind's pool), against a direct connection to the target (raw) and
  * the same path as a raw-Node tunnel without a pool (floor, `RawTunnelNear`
  * and its far half), all three in the same run (p50 and p99 of each run).
@@ -190,11 +190,11 @@ export async function tunnel(context: ScenarioContext): Promise<Row[]> {
   const farHeaderPort = await freePort();
   /** Why opens failed on the tunnel servers (a failed open would otherwise be only a reset in the bench's error). */
   const failures: string[] = [];
-  /** A tunnel server of the kind (anonymous clients, reverse routes `names` on `ports`), `earlyData` as given or by default (on). */
+  /** A tunnel server of the kind (clients with the bench's key, reverse routes `names` on `ports`), `earlyData` as given or by default (on). */
   const tunnels: Array<{ server: TunnelServer; pool: ServerPool }> = [];
   const reverseServer = (names: string[], ports: number[], earlyData?: boolean): { server: TunnelServer; pool: ServerPool } => {
-    const pool = createServerPool(adapter.server({ closeTimeout: 1000 } as ServerPoolOptions));
-    const server = new TunnelServer({ pool, ...(earlyData === undefined ? {} : { earlyData }), allow: { rules: [{ clients: 'anonymous', names, directions: ['reverse'], ports }] } });
+    const pool = createServerPool(adapter.server({ closeTimeout: 1000, auth: { key: [{ id: 'bench', key: BENCH_KEY }] } } as ServerPoolOptions));
+    const server = new TunnelServer({ pool, ...(earlyData === undefined ? {} : { earlyData }), allow: { rules: [{ clients: 'key:bench', names, directions: ['reverse'], ports }] } });
     tunnels.push({ server, pool });
     // A failed open resets its public connection: the bench's error then says why, from the server's side.
     server.on('open-failed', ({ route, error }) => failures.push(`route ${route}: ${error.message}`));

@@ -94,9 +94,16 @@ export function deriveKeyId(secret: Buffer): string {
   return `k-${createHash('sha256').update('nestjs-tunnel-pool key id\0').update(secret).digest('hex').slice(0, 12)}`;
 }
 
-/** A fresh random key, 32 bytes as base64url (43 characters): what the sample prints for two-process runs. */
+/**
+ * A fresh random key, 32 bytes as base64url (43 characters): what the
+ * sample prints for two-process runs and `keygen` prints. Never one that
+ * starts with `-` (one in 64 would): `--key <that>` reads as a flag.
+ */
 export function generateAuthKey(): string {
-  return randomBytes(32).toString('base64url');
+  for (;;) {
+    const key = randomBytes(32).toString('base64url');
+    if (!key.startsWith('-')) return key;
+  }
 }
 
 /** Shannon entropy of the bytes' own distribution times their count: a rough upper estimate, enough to catch "aaaa…" and placeholders. */

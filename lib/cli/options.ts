@@ -40,7 +40,7 @@ export const SERVER_FLAGS: Record<string, FlagSpec> = {
   'allow-target': { type: 'string', env: 'TUNNEL_ALLOW_TARGETS', multiple: true, help: 'targets forward routes may reach: host:port, host:from-to, host:* (repeat; default none)' },
   'tls-cert': { type: 'string', env: 'TUNNEL_TLS_CERT', help: 'PEM certificate file (tls 2; tls 1 makes one at start-up when absent)' },
   'tls-key': { type: 'string', env: 'TUNNEL_TLS_KEY', help: 'PEM private key file of --tls-cert' },
-  'early-data': { type: 'boolean', env: 'TUNNEL_EARLY_DATA', help: 'send a reverse connection\'s first bytes without waiting for the client\'s stream header, to clients with no forward route: one round trip less per open (default on; --no-early-data or TUNNEL_EARLY_DATA=0 waits for the header; see docs/TUNNEL.md)' },
+  'early-data': { type: 'boolean', env: 'TUNNEL_EARLY_DATA', help: 'send a reverse connection\'s first bytes without waiting for the client\'s stream header, to clients with a key and no forward route: one round trip less per open (default on, never with --insecure; --no-early-data or TUNNEL_EARLY_DATA=0 waits for the header; see docs/TUNNEL.md)' },
   ...COMMON,
 };
 

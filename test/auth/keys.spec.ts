@@ -143,6 +143,13 @@ describe('key material', () => {
     expect(resolveClientAuth({ key: Buffer.from(a, 'base64url') })).toBeDefined(); // 16+ random bytes pass the entropy check
   });
 
+  it('generateAuthKey never starts with "-", which a command line would read as a flag (`--key $(... keygen)`)', () => {
+    // One base64url key in 64 would: 2000 of them hold one with odds of 1 - (63/64)^2000, all but certain.
+    const keys = Array.from({ length: 2000 }, () => generateAuthKey());
+    expect(keys.filter((key) => key.startsWith('-'))).toEqual([]);
+    expect(new Set(keys.map((key) => key[0])).size).toBeGreaterThan(32); // still spread over the alphabet
+  });
+
   it('entropy estimate: none for one repeated byte, about 8 bits a byte for a spread', () => {
     expect(estimateEntropyBits(Buffer.alloc(64, 0x61))).toBe(0);
     expect(estimateEntropyBits(Buffer.from(Array.from({ length: 256 }, (_, i) => i)))).toBeCloseTo(2048);

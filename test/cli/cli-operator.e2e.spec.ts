@@ -92,7 +92,8 @@ describe('nestjs-tunnel-pool command line, as an operator runs it', () => {
       await servedBefore(10);
       const second = run(['client', '--connect', `127.0.0.1:${tunnelPort}`, '--key', key, '--route', `other=reverse:0:${target}`]);
       const beforeSecond = served;
-      expect(await exitOf(second)).toBe(3);
+      // With its stderr, so that a wrong exit says why.
+      expect({ code: await exitOf(second), err: second.err() }).toMatchObject({ code: 3 });
       expect(served).toBeGreaterThan(beforeSecond); // requests went through while the second client ran
       expect(second.err().trimEnd().split('\n')).toHaveLength(1);
       expect(second.err()).toMatch(/^nestjs-tunnel-pool client: not serving: the server already has a client with this key .*; exiting with code 3/);

@@ -8,8 +8,9 @@
  */
 import { expect, it, jest } from '@jest/globals';
 import net from 'node:net';
-import { createClientPool, type ClientPoolConfig } from '../../lib/pool-factory.js';
+import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
 import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
+import { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
 import { eventually, freePorts } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
 import { HoldingRouter, KEYS, startTunnelServer } from './tunnel-harness.js';
@@ -134,4 +135,40 @@ it.each([
   // bytes went into the stranger's stream too (no OPEN named it there: its holder drops them), and were
   // sent again into the stream the client took.
   expect(Buffer.concat(strangerBytes).toString()).toBe(earlyData === false ? '' : 'bytes of the public connection');
+});
+
+it('without authentication, a stranger\'s pooled stream gets no byte of a public connection, even with earlyData: true', async () => {
+  const reverseTarget = await answering('reverse target got: ');
+  const [publicPort] = await freePorts(1);
+  const serverPool = createServerPool({ transport: 'tcp', host: '127.0.0.1', port: 0, closeTimeout: 2000 } as ServerPoolConfig);
+  scope.defer(() => serverPool.close());
+  const server = new TunnelServer({ pool: serverPool, earlyData: true, openTimeout: 300, allow: { rules: [{ clients: 'anonymous', names: 'rev', directions: ['reverse'], ports: [publicPort!] }] } });
+  scope.defer(() => server.close());
+  await server.start();
+  const address = `127.0.0.1:${serverPool.address()!.port}`;
+  // Anyone who reaches a pool without auth gets pooled streams: the stranger's one is the oldest ready one.
+  const stranger = createClientPool({ address, minCap: 1, maxCap: 1, closeTimeout: 2000 } as ClientPoolConfig);
+  scope.defer(() => stranger.close());
+  stranger.start();
+  await eventually(() => serverPool.active === 1, 10_000, 'the stranger stream is ready');
+  const strangerBytes: Buffer[] = [];
+  void stranger.takeAny({ timeout: 10_000 }).then(([, stream]) => {
+    stream.on('data', (chunk: Buffer) => strangerBytes.push(chunk));
+    stream.on('error', () => undefined);
+  }, () => undefined);
+  const pool = createClientPool({ address, minCap: 2, maxCap: 2, closeTimeout: 2000 } as ClientPoolConfig);
+  scope.defer(() => pool.close());
+  const client = new TunnelClient({ pool, routes: [{ name: 'rev', serverPort: publicPort, target: `127.0.0.1:${reverseTarget}` }], openTimeout: 300, closeTimeout: 2000 });
+  scope.defer(() => client.close());
+  await client.start();
+  await eventually(() => serverPool.active >= 2, 10_000, 'the client\'s streams are ready too');
+  const failures: string[] = [];
+  client.on('open-failed', (event: { error: Error }) => failures.push(event.error.message));
+  const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort!, allowHalfOpen: true }));
+  const reply = replyOf(socket);
+  socket.end('bytes of the public connection');
+  expect(await reply).toBe('reverse target got: bytes of the public connection');
+  // The stranger's stream was picked first (the client said no-stream), and got nothing.
+  await eventually(() => failures.length === 1, 10_000, 'the client reported the stream it could not take');
+  expect(Buffer.concat(strangerBytes).toString()).toBe('');
 });
