@@ -8,6 +8,7 @@
  */
 import { expect, it, jest } from '@jest/globals';
 import net from 'node:net';
+import type { ClientPool } from '../../lib/core/client-pool.js';
 import { createClientPool, createServerPool, type ClientPoolConfig, type ServerPoolConfig } from '../../lib/pool-factory.js';
 import { TunnelClient } from '../../lib/tunnel/tunnel-client.js';
 import { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
@@ -39,6 +40,27 @@ function replyOf(socket: net.Socket): Promise<string> {
     socket.once('end', () => resolve(Buffer.concat(chunks).toString()));
     socket.once('error', (error: NodeJS.ErrnoException) => resolve(`error ${error.code ?? error.message}: ${Buffer.concat(chunks).toString()}`));
   });
+}
+
+/** Records what reaches the stranger's one stream, taken on its side as soon as it is there: its ID and every byte. */
+function watchStranger(stranger: ClientPool): { ids: string[]; bytes: Buffer[] } {
+  const seen = { ids: [] as string[], bytes: [] as Buffer[] };
+  void stranger.takeAny({ timeout: 10_000 }).then(([id, stream]) => {
+    seen.ids.push(id);
+    stream.on('data', (chunk: Buffer) => seen.bytes.push(chunk));
+    stream.on('error', () => undefined);
+  }, () => undefined);
+  return seen;
+}
+
+/** A tunnel client serving the reverse route 'rev' to `target`, with a short openTimeout (a stream it lacks is said at once); its open failures. */
+async function reverseClient(pool: ClientPool, publicPort: number, target: number): Promise<{ client: TunnelClient; failures: string[] }> {
+  const client = new TunnelClient({ pool, routes: [{ name: 'rev', serverPort: publicPort, target: `127.0.0.1:${target}` }], openTimeout: 300, closeTimeout: 2000 });
+  scope.defer(() => client.close());
+  const failures: string[] = [];
+  client.on('open-failed', (event: { error: Error }) => failures.push(event.error.message));
+  await client.start();
+  return { client, failures };
 }
 
 it('a stream both ends took at once goes to the forward connection; the reverse one gets another; no byte crosses', async () => {
@@ -105,24 +127,14 @@ it.each([
   scope.defer(() => stranger.close());
   stranger.start();
   await eventually(() => server.pool.readyFor('key:site-a') === 1, 10_000, 'the stranger stream is ready');
-  const strangerStreams: string[] = [];
-  const strangerBytes: Buffer[] = [];
   const pool = createClientPool({ address: `127.0.0.1:${server.pool.address()!.port}`, auth: { key: KEYS['site-a'] }, minCap: 2, maxCap: 2, closeTimeout: 2000 } as ClientPoolConfig);
   scope.defer(() => pool.close());
-  const client = new TunnelClient({ pool, routes: [{ name: 'rev', serverPort: publicPort, target: `127.0.0.1:${reverseTarget}` }], openTimeout: 300, closeTimeout: 2000 });
-  scope.defer(() => client.close());
-  await client.start();
+  const { failures } = await reverseClient(pool, publicPort!, reverseTarget);
   await eventually(() => server.pool.readyFor('key:site-a') === 3, 10_000, 'the client\'s streams are ready too');
-  // Whatever reaches the stranger's stream is recorded: nothing may.
-  void stranger.takeAny({ timeout: 10_000 }).then(([id, stream]) => {
-    strangerStreams.push(id);
-    stream.on('data', (chunk: Buffer) => strangerBytes.push(chunk));
-    stream.on('error', () => undefined);
-  }, () => undefined);
-  const failures: string[] = [];
+  // Whatever reaches the stranger's stream is recorded.
+  const strangerSaw = watchStranger(stranger);
   const opened: string[] = [];
   server.on('opened', (event: { id: string }) => opened.push(event.id));
-  client.on('open-failed', (event: { error: Error }) => failures.push(event.error.message));
   const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort!, allowHalfOpen: true }));
   const reply = replyOf(socket);
   socket.end('bytes of the public connection');
@@ -130,11 +142,11 @@ it.each([
   // The client was asked for the stranger's stream first and could not take it; the server's second pick was its own.
   await eventually(() => failures.length === 1, 10_000, 'the client reported the stream it could not take');
   expect(opened).toHaveLength(1);
-  expect(opened).not.toContain(strangerStreams[0]);
+  expect(opened).not.toContain(strangerSaw.ids[0]);
   // Without earlyData nothing is written into a stream before its header confirmed it. With it, the first
   // bytes went into the stranger's stream too (no OPEN named it there: its holder drops them), and were
   // sent again into the stream the client took.
-  expect(Buffer.concat(strangerBytes).toString()).toBe(earlyData === false ? '' : 'bytes of the public connection');
+  expect(Buffer.concat(strangerSaw.bytes).toString()).toBe(earlyData === false ? '' : 'bytes of the public connection');
 });
 
 it('without authentication, a stranger\'s pooled stream gets no byte of a public connection, even with earlyData: true', async () => {
@@ -151,24 +163,16 @@ it('without authentication, a stranger\'s pooled stream gets no byte of a public
   scope.defer(() => stranger.close());
   stranger.start();
   await eventually(() => serverPool.active === 1, 10_000, 'the stranger stream is ready');
-  const strangerBytes: Buffer[] = [];
-  void stranger.takeAny({ timeout: 10_000 }).then(([, stream]) => {
-    stream.on('data', (chunk: Buffer) => strangerBytes.push(chunk));
-    stream.on('error', () => undefined);
-  }, () => undefined);
+  const strangerSaw = watchStranger(stranger);
   const pool = createClientPool({ address, minCap: 2, maxCap: 2, closeTimeout: 2000 } as ClientPoolConfig);
   scope.defer(() => pool.close());
-  const client = new TunnelClient({ pool, routes: [{ name: 'rev', serverPort: publicPort, target: `127.0.0.1:${reverseTarget}` }], openTimeout: 300, closeTimeout: 2000 });
-  scope.defer(() => client.close());
-  await client.start();
+  const { failures } = await reverseClient(pool, publicPort!, reverseTarget);
   await eventually(() => serverPool.active >= 2, 10_000, 'the client\'s streams are ready too');
-  const failures: string[] = [];
-  client.on('open-failed', (event: { error: Error }) => failures.push(event.error.message));
   const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort!, allowHalfOpen: true }));
   const reply = replyOf(socket);
   socket.end('bytes of the public connection');
   expect(await reply).toBe('reverse target got: bytes of the public connection');
   // The stranger's stream was picked first (the client said no-stream), and got nothing.
   await eventually(() => failures.length === 1, 10_000, 'the client reported the stream it could not take');
-  expect(Buffer.concat(strangerBytes).toString()).toBe('');
+  expect(Buffer.concat(strangerSaw.bytes).toString()).toBe('');
 });

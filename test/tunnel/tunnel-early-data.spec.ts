@@ -9,6 +9,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { expect, it, jest } from '@jest/globals';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ClientPool } from '../../lib/core/client-pool.js';
 import type { TunnelServer } from '../../lib/tunnel/tunnel-server.js';
 import { eventually, freePorts, readBytes } from '../support/net.js';
 import { useTestScope } from '../support/scope.js';
@@ -39,20 +41,28 @@ async function tunnel(earlyData: boolean | undefined, router: HoldingRouter): Pr
   return { server, publicPort, client };
 }
 
+/**
+ * Holds the OPEN of a public connection that wrote 'first bytes', then takes
+ * the stream it names from the client's pool here (the client was not told):
+ * what the server wrote into it before any header.
+ */
+async function streamOfHeldOpen(router: HoldingRouter, publicPort: number, pool: ClientPool): Promise<Duplex> {
+  router.hold();
+  const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort, allowHalfOpen: true }));
+  socket.on('error', () => undefined);
+  socket.write('first bytes');
+  await eventually(() => router.held.length === 1, 10_000, 'the OPEN is held');
+  const { id } = router.held[0] as { id: string };
+  return scope.track(await pool.outgoingGet(id, 5000));
+}
+
 it.each([
   ['by default', undefined],
   ['with earlyData: true', true],
 ])('%s, the public side\'s bytes are in the pooled stream before the client even got the OPEN', async (_, earlyData) => {
   const router = new HoldingRouter('at once');
   const { publicPort, client } = await tunnel(earlyData, router);
-  router.hold();
-  const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort }));
-  socket.on('error', () => undefined);
-  socket.write('first bytes');
-  await eventually(() => router.held.length === 1, 10_000, 'the OPEN is held');
-  const { id } = router.held[0] as { id: string };
-  // The client was not told: take the named stream here and read what came.
-  const stream = scope.track(await client.pool.outgoingGet(id, 5000));
+  const stream = await streamOfHeldOpen(router, publicPort, client.pool);
   expect((await readBytes(stream, 11, 5000)).toString()).toBe('first bytes');
   stream.destroy();
   router.release();
@@ -96,13 +106,7 @@ it('a client with an accepted forward route gets no early bytes: the server wait
     { name: 'out', direction: 'forward', listen: `127.0.0.1:${listenPort}`, target: `127.0.0.1:${target}` },
   ]);
   await client.start();
-  router.hold();
-  const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort, allowHalfOpen: true }));
-  socket.on('error', () => undefined);
-  socket.write('first bytes');
-  await eventually(() => router.held.length === 1, 10_000, 'the OPEN is held');
-  const { id } = router.held[0] as { id: string };
-  const stream = scope.track(await client.pool.outgoingGet(id, 5000));
+  const stream = await streamOfHeldOpen(router, publicPort, client.pool);
   // The same read that finds the bytes at once with earlyData (above) finds nothing here.
   await expect(readBytes(stream, 1, 1000)).rejects.toThrow();
   stream.destroy();
@@ -112,13 +116,7 @@ it('a client with an accepted forward route gets no early bytes: the server wait
 it('with earlyData: false, the server writes nothing into the stream before the client\'s header', async () => {
   const router = new HoldingRouter('at once');
   const { publicPort, client } = await tunnel(false, router);
-  router.hold();
-  const socket = scope.track(net.connect({ host: '127.0.0.1', port: publicPort, allowHalfOpen: true }));
-  socket.on('error', () => undefined);
-  socket.write('first bytes');
-  await eventually(() => router.held.length === 1, 10_000, 'the OPEN is held');
-  const { id } = router.held[0] as { id: string };
-  const stream = scope.track(await client.pool.outgoingGet(id, 5000));
+  const stream = await streamOfHeldOpen(router, publicPort, client.pool);
   await expect(readBytes(stream, 1, 1000)).rejects.toThrow();
   stream.destroy();
   router.release();
