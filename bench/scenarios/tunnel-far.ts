@@ -115,8 +115,8 @@ export class TunnelFar {
   poolStats(): string {
     return this.clients
       .map(({ pool }, i) => {
-        const { idle, capacity, dialing, failedRounds, nextRoundInMs, failures, totals } = pool.stats as unknown as Record<string, unknown>;
-        return `client ${i}: ${JSON.stringify({ idle, capacity, dialing, failedRounds, nextRoundInMs, failures, totals })}`;
+        const { active, capacity, dialing, failedRounds, nextRoundInMs, failures, totals } = pool.stats;
+        return `client ${i}: ${JSON.stringify({ idle: active, capacity, dialing, failedRounds, nextRoundInMs, failures, totals })}`;
       })
       .join('; ');
   }
