@@ -50,6 +50,7 @@ const USAGE = `Usage: npm run bench [-- options]   (or: node dist/bench/run.js [
   --runs <n>              runs per measurement (default 3)
   --size <MiB>            bytes per single-stream throughput run, in MiB (default 1024, quick 32)
   --out <name>            result files bench/results/<name>.{json,md,svg} (default: latest, quick with --quick)
+  --json <file>           also write the results as JSON to <file> (any path; the test suite's smoke run reads it)
   --no-write              print the table only
   -h, --help`;
 
@@ -60,6 +61,7 @@ interface Options {
   adapters: AdapterName[];
   scenarios: ScenarioName[];
   out: string | null;
+  json: string | null;
 }
 
 function list<T extends string>(value: string | undefined, allowed: readonly T[], what: string): T[] {
@@ -88,6 +90,7 @@ function parse(argv: string[]): Options | null {
       runs: { type: 'string' },
       size: { type: 'string' },
       out: { type: 'string' },
+      json: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -107,6 +110,7 @@ function parse(argv: string[]): Options | null {
     adapters: list(values.transport ?? values.transports, ADAPTER_NAMES, 'transport'),
     scenarios: list(values.scenario ?? values.scenarios, SCENARIO_NAMES, 'scenario'),
     out: values['no-write'] ? null : (values.out ?? (values.quick ? 'quick' : 'latest')),
+    json: values.json ?? null,
   };
 }
 
@@ -227,6 +231,7 @@ async function main(): Promise<number> {
     writeFileSync(`${dir}${options.out}.md`, markdown(results, `${options.out}.svg`));
     process.stderr.write(`bench: wrote bench/results/${options.out}.{json,md,svg}\n`);
   }
+  if (options.json) writeFileSync(options.json, json(results));
   process.stderr.write(`bench: seconds per measurement: ${timings.map((t) => `${t.transport}/${t.scenario} ${t.seconds}`).join(', ')}\n`);
   if (failures.length > 0) process.stderr.write(`bench: ${failures.length} measurement(s) failed to run (see above): exit 1\n`);
   return failures.length > 0 ? 1 : 0;
