@@ -74,7 +74,8 @@ export interface ClientPoolOptions {
    * When a stream that left the pool is replaced (default 'demand'):
    * 'demand' dials its replacement at once, a few dials per event-loop turn
    * after the I/O already waiting (so a hand-off in progress goes first),
-   * within `capacity` and `maxConcurrentDials`; the interval then paces only
+   * within `capacity` and `maxConcurrentDials` (more replacements due than
+   * dial slots free: each dial that ends starts the next); the interval then paces only
    * the background rounds (adaptive capacity and interval, `maxIdle`
    * sweeps). Dropped streams are replaced so at most `capacity` times
    * between rounds. Not while the pool backs off after failed rounds, and an
@@ -167,6 +168,15 @@ export class ClientPool extends PoolBase<ClientTransport> {
   /** Aborted on close: every dial in flight listens for it. */
   private readonly lifecycle = new AbortController();
   private dialing = 0;
+  /**
+   * Streams on their way into the pool: dialing, or dialed and not yet
+   * admitted (a few microtasks later). What the capacity checks count, so
+   * the rounds and on-demand refill never dial past the capacity between
+   * them.
+   */
+  private coming = 0;
+  /** On-demand refill found every dial slot taken (`maxConcurrentDials`): the next dial that ends schedules a turn. */
+  private slotWanted = false;
   /** Consecutive rounds in which dials were made and most of them failed. */
   private failedRounds = 0;
   /** The most dials the next round may make (see nextDialWindow); Infinity while dials succeed. */
@@ -358,7 +368,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
    */
   want(count: number): void {
     if (this.state !== 'running' || !(count > 0) || this.failedRounds > 0) return;
-    const target = Math.min(this.options.maxCap, this.idle.size + this.dialing + Math.floor(count));
+    const target = Math.min(this.options.maxCap, this.idle.size + this.coming + Math.floor(count));
     if (target > this.capacityNow) this.capacityNow = target;
     this.demand();
   }
@@ -398,17 +408,28 @@ export class ClientPool extends PoolBase<ClientTransport> {
     else if (turn) clearTimeout(turn.handle);
   }
 
-  /** Starts up to DEMAND_STEP dials towards `capacity` (idle and in flight together), and another turn if more are due. */
+  /**
+   * Starts up to DEMAND_STEP dials towards `capacity` (idle and in flight
+   * together), and another turn if more are due; with `maxConcurrentDials`
+   * in flight, each dial that ends schedules the next turn (`createOne`).
+   */
   private refillTurn(): void {
     this.demandTurn = undefined;
     if (this.state !== 'running' || this.demandPaused || this.failedRounds > 0) return;
-    const due = Math.min(this.capacityNow - this.idle.size - this.dialing, this.options.maxConcurrentDials - this.dialing);
+    const missing = this.capacityNow - this.idle.size - this.coming;
+    const slots = this.options.maxConcurrentDials - this.coming;
+    const due = Math.min(missing, slots);
+    // More due than dial slots free: the next dial that ends brings another turn.
+    this.slotWanted = missing > slots;
     const now = Math.min(due, DEMAND_STEP);
     for (let i = 0; i < now; i++) {
       const dial: Promise<unknown> = this.createOne().then((outcome) => {
         this.demandDials.delete(dial);
+        if (outcome === 'failed' || outcome === 'refused') {
+          this.demandPaused = true;
+          return;
+        }
         if (outcome === 'created') this.demandCreated++;
-        else if (outcome === 'failed' || outcome === 'refused') this.demandPaused = true;
       });
       this.demandDials.add(dial);
     }
@@ -426,7 +447,7 @@ export class ClientPool extends PoolBase<ClientTransport> {
       // server would not give more: create later, not sooner.
       this.intervalNow = this.failedRounds > 0 ? slowDownInterval(this.intervalNow, intervals) : adjustInterval(this.intervalNow, this.idle.size, this.capacityNow, intervals);
       // On-demand dials in flight count as streams to come.
-      const need = Math.min(this.capacityNow - this.idle.size - this.dialing, this.dialWindow);
+      const need = Math.min(this.capacityNow - this.idle.size - this.coming, this.dialWindow);
       const round: RoundOutcome = { dialed: 0, created: 0, failed: 0, refused: 0 };
       if (this.failedRounds > 0 && need > 1) {
         // Most dials failed last round: one probe before a burst.
@@ -470,7 +491,8 @@ export class ClientPool extends PoolBase<ClientTransport> {
     if (need <= 0) return;
     let started = 0;
     const worker = async (): Promise<void> => {
-      while (started < need && this.state === 'running') {
+      // Each dial checks the capacity and the dial slots again: on-demand dials may have taken them while the round ran.
+      while (started < need && this.state === 'running' && this.idle.size + this.coming < this.capacityNow && this.coming < this.options.maxConcurrentDials) {
         started++;
         round.dialed++;
         const outcome = await this.createOne();
@@ -493,13 +515,22 @@ export class ClientPool extends PoolBase<ClientTransport> {
 
   private async createOne(): Promise<'created' | 'dropped' | 'refused' | 'failed'> {
     let result: DialResult;
+    this.coming++;
     try {
       result = await this.dial();
     } catch (error) {
+      this.coming--;
       if (this.state === 'running') this.failed(error);
       return error instanceof PoolRefusedError ? 'refused' : 'failed';
     }
-    return this.admit(result) ? 'created' : 'dropped';
+    this.coming--;
+    if (!this.admit(result)) return 'dropped'; // a duplicate ID or a late stream: no dial loop on a peer that repeats itself
+    // A dial slot is free (a round's or an on-demand one): replacements that found every slot taken start now, not at the next round.
+    if (this.slotWanted && !this.demandTurn) {
+      this.slotWanted = false;
+      this.demand();
+    }
+    return 'created';
   }
 
   private async dial(): Promise<DialResult> {

@@ -97,6 +97,51 @@ describe('client pool refill', () => {
     await eventually(() => transport.pending.length === 2, 5000, 'that one replaced too');
   });
 
+  it('more replacements due than maxConcurrentDials: each dial that ends starts the next, not the next round', async () => {
+    const transport = new ManualTransport();
+    pool = new ClientPool(transport, { minCap: 6, maxCap: 6, minIvl: 60_000, maxIvl: 60_000, maxConcurrentDials: 2 });
+    pool.start();
+    const ids = ['00000001', '00000002', '00000003', '00000004', '00000005', '00000006'];
+    // The first round: six dials, two at a time.
+    for (const id of ids) {
+      await eventually(() => transport.pending.length > 0, 5000, `the first round's dial for ${id}`);
+      transport.complete(id);
+    }
+    await pool.waitForActive(6, 5000);
+    for (const id of ids) (await pool.outgoingGet(id, 1000)).destroy();
+    // Six replacements due, two in flight at most: as each completes, the next starts.
+    for (let i = 0; i < 6; i++) {
+      await eventually(() => transport.pending.length > 0, 5000, `replacement dial ${i + 1} of 6 (${pool!.stats.totals.dials - 6} dialed so far)`);
+      expect(transport.pending.length).toBeLessThanOrEqual(2);
+      transport.complete(`0000001${i}`);
+    }
+    await pool.waitForActive(6, 5000);
+    expect(pool.stats.totals.rounds).toBe(1);
+  });
+
+  it("a take while the round's dials hold every dial slot: the replacement starts when one of them ends, and the two never dial past the capacity", async () => {
+    const transport = new ManualTransport();
+    pool = new ClientPool(transport, { minCap: 4, maxCap: 4, minIvl: 60_000, maxIvl: 60_000, maxConcurrentDials: 2, refillGrace: 0 });
+    pool.start();
+    // The first round: four dials, two slots.
+    await eventually(() => transport.pending.length === 2, 5000, "the round's first two dials");
+    transport.complete('00000001');
+    await eventually(() => transport.pending.length === 2, 5000, "the round's third dial");
+    // Taken while both slots are the round's: its replacement cannot start yet.
+    (await pool.outgoingGet('00000001', 1000)).destroy();
+    await turns(10);
+    expect(transport.pending).toHaveLength(2);
+    transport.complete('00000002');
+    transport.complete('00000003');
+    // The round's fourth dial and the replacement: four streams in all, not the next round's business.
+    await eventually(() => transport.pending.length === 2, 5000, "the round's last dial and the replacement");
+    transport.complete('00000004');
+    transport.complete('00000005');
+    await pool.waitForActive(4, 5000);
+    await turns(10);
+    expect({ pending: transport.pending.length, active: pool.active, dials: pool.stats.totals.dials }).toEqual({ pending: 0, active: 4, dials: 5 });
+  });
+
   it('an idle stream that dies is replaced at once', async () => {
     const { transport, pool, streams } = await filled();
     // The idle stream under 00000002 is reset under the pool (the server went away from it).
