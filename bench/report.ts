@@ -162,7 +162,7 @@ export function textTable(results: Results): string {
   }
   out.push('');
   for (const [note, n] of notes) out.push(`[${n}] ${note}`);
-  out.push('Ratios are per run (pooled / raw of the same run: side by side in two processes for throughput, warm-up, memory and rate; one after the other, order alternating, for hand-off latency), then min / median / max. Targets are reported, not asserted.');
+  out.push('Ratios are per run (pooled / raw of the same run: side by side in two processes for throughput, warm-up, memory and rate; one after the other, order alternating, for hand-off latency and the open-loop rows of the refilling and open-loop scenarios), then min / median / max. Targets are reported, not asserted.');
   return out.join('\n');
 }
 
@@ -180,7 +180,7 @@ export function markdown(results: Results, svgName?: string): string {
   out.push('');
   for (const [note, n] of notes) out.push(`${n}. ${note}`);
   out.push('');
-  out.push('Ratios are per run (pooled / raw of the same run: measured side by side in two processes for throughput, warm-up, memory and rate; one after the other, order alternating, for hand-off latency), then min / median / max over the runs; a target is judged on the median. Targets are reported, not asserted. Produced by `npm run bench` (see `bench/README.md`).');
+  out.push('Ratios are per run (pooled / raw of the same run: measured side by side in two processes for throughput, warm-up, memory and rate; one after the other, order alternating, for hand-off latency and the open-loop rows of the refilling and open-loop scenarios), then min / median / max over the runs; a target is judged on the median. Targets are reported, not asserted. Produced by `npm run bench` (see `bench/README.md`).');
   return `${out.join('\n')}\n`;
 }
 

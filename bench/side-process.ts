@@ -204,3 +204,28 @@ export async function both<K extends keyof SideCommands>(
   if (pooled.status === 'rejected') throw pooled.reason;
   return { raw: raw.value, pooled: pooled.value };
 }
+
+/**
+ * The same command to one side, then the other (order alternating per
+ * run), each measuring alone with both cores to itself and the other
+ * process idle, as the hand-off latency is measured. For open-loop
+ * latency: its driver spins (setImmediate) between close arrivals, and
+ * two processes spinning side by side keep both cores busy, so each
+ * one's network work in the kernel (loopback delivery, softirqs) waits
+ * for a core; the side doing more of it per hand-off (the pool's refill:
+ * connect, accept, the ID) paid several times its own cost (scratch runs,
+ * tcp at 1000/s: pooled p50 0.2–0.3 ms alone, 1.9–7 ms beside a spinning
+ * raw side).
+ */
+export async function inTurn<K extends keyof SideCommands>(
+  sides: { raw: Side; pooled: Side },
+  run: number,
+  cmd: K,
+  args: SideCommands[K][0],
+  timeout?: number,
+): Promise<{ raw: SideCommands[K][1]; pooled: SideCommands[K][1] }> {
+  const order = run % 2 === 0 ? (['raw', 'pooled'] as const) : (['pooled', 'raw'] as const);
+  const replies = {} as { raw: SideCommands[K][1]; pooled: SideCommands[K][1] };
+  for (const side of order) replies[side] = await sides[side].call(cmd, args, timeout);
+  return replies;
+}

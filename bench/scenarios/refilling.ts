@@ -1,6 +1,6 @@
 import type { ScenarioContext } from '../context.js';
 import { judge, type Row, type Target } from '../report-types.js';
-import { both, withSides } from '../side-process.js';
+import { both, inTurn, withSides } from '../side-process.js';
 import { pairedRatios, summarize } from '../stats.js';
 import type { OpenLoopResult } from './refilling-measure.js';
 
@@ -27,6 +27,7 @@ export async function refilling(context: ScenarioContext): Promise<Row[]> {
   const { adapter, sizes } = context;
   const pool = sizes.ratePool;
   const count = sizes.quick ? 30 : 1000;
+  const warmUp = sizes.quick ? 20 : 100;
   const results = new Map<number, { pooled: OpenLoopResult[]; floor: OpenLoopResult[] }>(SHARES.map((share) => [share, { pooled: [], floor: [] }]));
   const refillRates: number[] = [];
   await withSides(adapter.name, async (sides) => {
@@ -36,11 +37,14 @@ export async function refilling(context: ScenarioContext): Promise<Row[]> {
       context.progress(`hand-off while refilling · run ${run + 1}/${sizes.runs} · the pool's refill rate`);
       const { perSecond } = await sides.pooled.call('refilling.rate', {}, 180_000);
       refillRates.push(perSecond);
+      // One unmeasured batch on both sides first (the floor's process has done no hand-off yet, the pool's only takes).
+      context.progress(`hand-off while refilling · run ${run + 1}/${sizes.runs} · warm-up`);
+      await inTurn(sides, run, 'refilling.go', { perSecond: SHARES[0] * perSecond, count: warmUp }, 60_000 + (warmUp / (SHARES[0] * perSecond)) * 2000);
       for (const share of SHARES) {
         context.progress(`hand-off while refilling · run ${run + 1}/${sizes.runs} · ${share * 100} % of ${Math.round(perSecond)}/s`);
         const offered = share * perSecond;
         const timeout = 60_000 + (count / offered) * 2000;
-        const result = await both(sides, run, 'refilling.go', { perSecond: offered, count }, timeout);
+        const result = await inTurn(sides, run, 'refilling.go', { perSecond: offered, count }, timeout);
         results.get(share)!.pooled.push(result.pooled);
         results.get(share)!.floor.push(result.raw);
       }
@@ -49,7 +53,7 @@ export async function refilling(context: ScenarioContext): Promise<Row[]> {
   const rate = summarize(refillRates);
   const note =
     `${count} hand-offs per rate and run, open loop (Poisson arrivals) at a share of the pool's own refill rate measured in the same run ` +
-    `(${Math.round(rate.min)}–${Math.round(rate.max)} streams/s: all ${pool} taken at once, time until full again); pool of ${pool}, refill on demand; ` +
+    `(${Math.round(rate.min)}–${Math.round(rate.max)} streams/s: all ${pool} taken at once, time until full again), after ${warmUp} unmeasured at 25 % on both sides; pool of ${pool}, refill on demand; ` +
     `floor: the same exchange at the same rate on raw connections opened beforehand; latency from the scheduled arrival to the echo`;
   const rows: Row[] = [];
   for (const share of SHARES) {
