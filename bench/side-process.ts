@@ -192,7 +192,7 @@ export async function both<K extends keyof SideCommands>(
   args: SideCommands[K][0] | ((side: 'raw' | 'pooled') => SideCommands[K][0]),
   timeout?: number,
 ): Promise<{ raw: SideCommands[K][1]; pooled: SideCommands[K][1] }> {
-  const order = run % 2 === 0 ? (['raw', 'pooled'] as const) : (['pooled', 'raw'] as const);
+  const order = orderOf(run);
   const calls = {} as Record<'raw' | 'pooled', Promise<SideCommands[K][1]>>;
   // Measuring commands ("go") run with the processes swapping cores.
   const stopSwapping = cmd.endsWith('.go') ? swapCores(sides, run) : () => undefined;
@@ -224,8 +224,13 @@ export async function inTurn<K extends keyof SideCommands>(
   args: SideCommands[K][0],
   timeout?: number,
 ): Promise<{ raw: SideCommands[K][1]; pooled: SideCommands[K][1] }> {
-  const order = run % 2 === 0 ? (['raw', 'pooled'] as const) : (['pooled', 'raw'] as const);
+  const order = orderOf(run);
   const replies = {} as { raw: SideCommands[K][1]; pooled: SideCommands[K][1] };
   for (const side of order) replies[side] = await sides[side].call(cmd, args, timeout);
   return replies;
+}
+
+/** Which side goes first in run `run`: raw in even runs, pooled in odd ones. */
+export function orderOf(run: number): readonly ['raw', 'pooled'] | readonly ['pooled', 'raw'] {
+  return run % 2 === 0 ? (['raw', 'pooled'] as const) : (['pooled', 'raw'] as const);
 }

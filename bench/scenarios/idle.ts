@@ -1,5 +1,5 @@
 import type { ScenarioContext } from '../context.js';
-import { both, type Side, withSides } from '../side-process.js';
+import { both, orderOf, type Side, withSides } from '../side-process.js';
 import type { IdleResult } from '../side-child.js';
 import type { Latency, PooledLatency } from './handoff-engine.js';
 
@@ -53,7 +53,7 @@ async function measure(context: ScenarioContext): Promise<IdleRuns> {
     out.raw.push(result.raw);
     out.pooled.push(result.pooled);
     if (!out.handoff) return;
-    const order = run % 2 === 0 ? (['raw', 'pooled'] as const) : (['pooled', 'raw'] as const);
+    const order = orderOf(run);
     for (const side of order) {
       context.progress(`hand-off latency · ${label} · ${side}`);
       if (side === 'raw') out.handoff.raw.push(await sides.raw.call('handoff.raw', { count: sizes.rawHandoffs }));

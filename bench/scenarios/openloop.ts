@@ -17,7 +17,7 @@ const TARGETS: Record<'p50' | 'p99', Target> = {
  * Open loop against dialing: first the rate at which dialing a fresh raw
  * connection per hand-off saturates (the `rate` scenario's raw side, closed
  * loop at c=`rateConcurrency`), then hand-offs arriving open loop (Poisson)
- * at 25 %, 50 % and 90 % of it, on both sides at once: raw dials per
+ * at 25 %, 50 % and 90 % of it, on each side in turn: raw dials per
  * hand-off, pooled takes from a pool of `ratePool` refilling on demand.
  * Latency from the scheduled arrival to the echo; rows p50, p99, p99.9.
  */
@@ -52,7 +52,7 @@ export async function openloop(context: ScenarioContext): Promise<Row[]> {
   const note =
     `${count} hand-offs per rate and run, open loop (Poisson) at a share of dialing's saturation rate measured in the same run ` +
     `(${Math.round(rate.min)}–${Math.round(rate.max)}/s closed loop at c=${sizes.rateConcurrency}), after ${warmUp} unmeasured at 25 % on both sides; raw: a fresh ${label} dialed per hand-off; ` +
-    `pooled: a pool of ${sizes.ratePool} refilling on demand; side by side, each in its own process; latency from the scheduled arrival to the echo`;
+    `pooled: a pool of ${sizes.ratePool} refilling on demand; each in its own process, in turn (order alternating per run, the other idle); latency from the scheduled arrival to the echo`;
   const rows: Row[] = [];
   for (const share of SHARES) {
     const { raw, pooled } = results.get(share)!;

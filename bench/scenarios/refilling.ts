@@ -21,7 +21,8 @@ const P99_TARGETS: Partial<Record<(typeof SHARES)[number], Target>> = {
  * `ratePool` refilling on demand. The floor beside it: the same exchange,
  * at the same offered rate, on raw connections of the same kind opened
  * beforehand (no pool, no refill), in the raw side's process. Both sides
- * run at the same time, each in its own process holding both ends.
+ * measure in turn (order alternating per run, the other process idle;
+ * see `inTurn`), each in its own process holding both ends.
  */
 export async function refilling(context: ScenarioContext): Promise<Row[]> {
   const { adapter, sizes } = context;
