@@ -425,11 +425,8 @@ export class ClientPool extends PoolBase<ClientTransport> {
     for (let i = 0; i < now; i++) {
       const dial: Promise<unknown> = this.createOne().then((outcome) => {
         this.demandDials.delete(dial);
-        if (outcome === 'failed' || outcome === 'refused') {
-          this.demandPaused = true;
-          return;
-        }
         if (outcome === 'created') this.demandCreated++;
+        else if (outcome === 'failed' || outcome === 'refused') this.demandPaused = true;
       });
       this.demandDials.add(dial);
     }
