@@ -2,7 +2,7 @@ import type { ScenarioContext } from '../context.js';
 import { judge, type Row, type Target } from '../report-types.js';
 import { both, inTurn, withSides } from '../side-process.js';
 import { pairedRatios, summarize } from '../stats.js';
-import type { OpenLoopResult } from './refilling-measure.js';
+import { openLoopCounts, openLoopTimeout, type OpenLoopResult } from './refilling-measure.js';
 
 /** Offered load, as a share of dialing's saturation rate measured in the same run. */
 const SHARES = [0.25, 0.5, 0.9] as const;
@@ -23,8 +23,7 @@ const TARGETS: Record<'p50' | 'p99', Target> = {
  */
 export async function openloop(context: ScenarioContext): Promise<Row[]> {
   const { adapter, sizes } = context;
-  const count = sizes.quick ? 30 : 1000;
-  const warmUp = sizes.quick ? 20 : 100;
+  const { count, warmUp } = openLoopCounts(sizes.quick);
   const results = new Map<number, { raw: OpenLoopResult[]; pooled: OpenLoopResult[] }>(SHARES.map((share) => [share, { raw: [], pooled: [] }]));
   const saturation: number[] = [];
   let label = '';
@@ -38,11 +37,11 @@ export async function openloop(context: ScenarioContext): Promise<Row[]> {
       // One unmeasured batch on both sides first: the pooled process sat idle while the raw one measured
       // its saturation, and its first hand-offs (cold code, a process asleep in epoll) were the slowest.
       context.progress(`open loop against dialing · run ${run + 1}/${sizes.runs} · warm-up`);
-      await inTurn(sides, run, 'openloop.go', { perSecond: SHARES[0] * rate, count: warmUp }, 60_000 + (warmUp / (SHARES[0] * rate)) * 2000);
+      await inTurn(sides, run, 'openloop.go', { perSecond: SHARES[0] * rate, count: warmUp }, openLoopTimeout(warmUp, SHARES[0] * rate));
       for (const share of SHARES) {
         context.progress(`open loop against dialing · run ${run + 1}/${sizes.runs} · ${share * 100} % of ${Math.round(rate)}/s`);
         const offered = share * rate;
-        const result = await inTurn(sides, run, 'openloop.go', { perSecond: offered, count }, 60_000 + (count / offered) * 2000);
+        const result = await inTurn(sides, run, 'openloop.go', { perSecond: offered, count }, openLoopTimeout(count, offered));
         results.get(share)!.raw.push(result.raw);
         results.get(share)!.pooled.push(result.pooled);
       }

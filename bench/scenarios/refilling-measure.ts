@@ -16,6 +16,16 @@ export interface OpenLoopResult {
   attribution?: Attribution;
 }
 
+/** Arrivals per offered rate and run in the open-loop scenarios, and the unmeasured batch on each side before a run's rates. */
+export function openLoopCounts(quick: boolean): { count: number; warmUp: number } {
+  return quick ? { count: 30, warmUp: 20 } : { count: 1000, warmUp: 100 };
+}
+
+/** The bound on one side's open-loop batch (its IPC call): a minute, plus twice the time its arrivals take. */
+export function openLoopTimeout(count: number, perSecond: number): number {
+  return 60_000 + (count / perSecond) * 2000;
+}
+
 /**
  * Open loop: `count` hand-offs whose starts follow a Poisson process of
  * `perSecond` (exponential gaps), each started on time whether or not the

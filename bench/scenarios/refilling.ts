@@ -2,7 +2,7 @@ import type { ScenarioContext } from '../context.js';
 import { judge, type Row, type Target } from '../report-types.js';
 import { both, inTurn, withSides } from '../side-process.js';
 import { pairedRatios, summarize } from '../stats.js';
-import type { OpenLoopResult } from './refilling-measure.js';
+import { openLoopCounts, openLoopTimeout, type OpenLoopResult } from './refilling-measure.js';
 
 /** Offered load, as a share of the pool's own refill rate measured in the same run. */
 const SHARES = [0.25, 0.5, 0.9] as const;
@@ -27,8 +27,7 @@ const P99_TARGETS: Partial<Record<(typeof SHARES)[number], Target>> = {
 export async function refilling(context: ScenarioContext): Promise<Row[]> {
   const { adapter, sizes } = context;
   const pool = sizes.ratePool;
-  const count = sizes.quick ? 30 : 1000;
-  const warmUp = sizes.quick ? 20 : 100;
+  const { count, warmUp } = openLoopCounts(sizes.quick);
   const results = new Map<number, { pooled: OpenLoopResult[]; floor: OpenLoopResult[] }>(SHARES.map((share) => [share, { pooled: [], floor: [] }]));
   const refillRates: number[] = [];
   await withSides(adapter.name, async (sides) => {
@@ -40,12 +39,11 @@ export async function refilling(context: ScenarioContext): Promise<Row[]> {
       refillRates.push(perSecond);
       // One unmeasured batch on both sides first (the floor's process has done no hand-off yet, the pool's only takes).
       context.progress(`hand-off while refilling · run ${run + 1}/${sizes.runs} · warm-up`);
-      await inTurn(sides, run, 'refilling.go', { perSecond: SHARES[0] * perSecond, count: warmUp }, 60_000 + (warmUp / (SHARES[0] * perSecond)) * 2000);
+      await inTurn(sides, run, 'refilling.go', { perSecond: SHARES[0] * perSecond, count: warmUp }, openLoopTimeout(warmUp, SHARES[0] * perSecond));
       for (const share of SHARES) {
         context.progress(`hand-off while refilling · run ${run + 1}/${sizes.runs} · ${share * 100} % of ${Math.round(perSecond)}/s`);
         const offered = share * perSecond;
-        const timeout = 60_000 + (count / offered) * 2000;
-        const result = await inTurn(sides, run, 'refilling.go', { perSecond: offered, count }, timeout);
+        const result = await inTurn(sides, run, 'refilling.go', { perSecond: offered, count }, openLoopTimeout(count, offered));
         results.get(share)!.pooled.push(result.pooled);
         results.get(share)!.floor.push(result.raw);
       }
